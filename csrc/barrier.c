@@ -1,0 +1,375 @@
+/* barrier.c -- Barrier, with the stdlib's state machine.
+ *
+ * States (as threading.Barrier): 0 filling, 1 draining, -1 resetting, -2 broken. count is the
+ * number of callers inside wait(). An internal pyconc Lock (lock) plays the stdlib's Condition
+ * lock: it is held while the state changes and while the action runs, and released while a
+ * caller is parked on waiters. Threads may only enter once the previous cycle has drained.
+ *
+ * Every field is read and written with the GIL and the internal lock held.
+ */
+#include "pyconc.h"
+
+enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;           /* internal pyconc Lock (strong) */
+    PyObject *action;         /* callable or None (strong) */
+    PyObject *timeout;        /* default timeout object or None (strong) */
+    Py_ssize_t parties;
+    Py_ssize_t count;         /* callers inside wait() */
+    int state;                /* FILLING, DRAINING, RESETTING or BROKEN */
+    pc_waitlist waiters;      /* callers parked inside wait() */
+    PyObject *weakreflist;
+} BarrierObject;
+
+static int
+barrier_traverse(BarrierObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->lock);
+    Py_VISIT(self->action);
+    Py_VISIT(self->timeout);
+    return 0;
+}
+
+static int
+barrier_clear(BarrierObject *self)
+{
+    Py_CLEAR(self->lock);
+    Py_CLEAR(self->action);
+    Py_CLEAR(self->timeout);
+    return 0;
+}
+
+static void
+barrier_dealloc(BarrierObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    barrier_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int
+barrier_init(BarrierObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"parties", "action", "timeout", NULL};
+    Py_ssize_t parties;
+    PyObject *action = Py_None, *timeout = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|OO:Barrier", kwlist, &parties, &action,
+                                     &timeout)) {
+        return -1;
+    }
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    PyObject *lock = PyObject_CallNoArgs((PyObject *)st->Lock_Type);
+    if (lock == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->lock, lock);
+    Py_XSETREF(self->action, Py_NewRef(action));
+    Py_XSETREF(self->timeout, Py_NewRef(timeout));
+    self->parties = parties;
+    self->count = 0;
+    self->state = FILLING;
+    pc_waitlist_init(&self->waiters);
+    return 0;
+}
+
+static int
+barrier_ready(BarrierObject *self)
+{
+    if (self->lock == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Barrier.__init__() not called");
+        return -1;
+    }
+    if (self->waiters.gen != pc_fork_generation) {
+        /* The callers inside wait() did not survive a fork: start afresh. */
+        pc_waitlist_init(&self->waiters);
+        self->count = 0;
+        self->state = FILLING;
+    }
+    return 0;
+}
+
+/* Takes the internal lock. It is never held across a wait, so this is short. 0 or -1. */
+static int
+barrier_lock(BarrierObject *self)
+{
+    int r;
+    do {
+        r = pc_lock_acquire(self->lock, -1);
+    } while (r == 0);
+    return r < 0 ? -1 : 0;
+}
+
+static void
+barrier_unlock(BarrierObject *self)
+{
+    (void)pc_lock_release(self->lock);  /* cannot fail: we hold it */
+}
+
+/* The Condition.wait of the stdlib's version, on the internal lock. Returns as pc_waiter_park();
+ * the internal lock is held again on return, whatever happened. */
+static int
+barrier_cond_wait(BarrierObject *self, pc_time_t deadline)
+{
+    pc_waiter w;
+    pc_waiter_init(&w);
+    pc_waitlist_link(&self->waiters, &w, 0);
+    barrier_unlock(self);
+    int r = pc_waiter_park(&w, deadline);
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    while (barrier_lock(self) < 0) {
+        /* A second signal while taking the lock back: keep the first exception, if any. */
+        if (et == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+            r = PC_WAIT_ERROR;
+        }
+        else {
+            PyErr_Clear();
+        }
+    }
+    PyErr_Restore(et, ev, etb);
+    return r;
+}
+
+static void
+barrier_notify_all(BarrierObject *self)
+{
+    pc_waitlist_wake_n(&self->waiters, -1);
+}
+
+static void
+barrier_break(BarrierObject *self)
+{
+    self->state = BROKEN;
+    barrier_notify_all(self);
+}
+
+static void
+barrier_exit(BarrierObject *self)
+{
+    if (self->count == 0 && (self->state == RESETTING || self->state == DRAINING)) {
+        self->state = FILLING;
+        barrier_notify_all(self);
+    }
+}
+
+static PyObject *
+raise_broken(BarrierObject *self)
+{
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st != NULL) {
+        PyErr_SetNone(st->BrokenBarrierError);
+    }
+    return NULL;
+}
+
+static const char *const wait_names[] = {"timeout"};
+
+static PyObject *
+barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *timeout;
+    if (pc_parse_args("wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
+        return NULL;
+    }
+    if (barrier_ready(self) < 0) {
+        return NULL;
+    }
+    if (timeout == NULL || timeout == Py_None) {
+        timeout = self->timeout;
+    }
+    pc_time_t rel_ns;
+    if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
+        return NULL;
+    }
+    if (barrier_lock(self) < 0) {
+        return NULL;
+    }
+    /* _enter: block while the previous cycle drains or resets */
+    while (self->state == RESETTING || self->state == DRAINING) {
+        if (barrier_cond_wait(self, PC_FOREVER) == PC_WAIT_ERROR) {
+            goto fail_locked;
+        }
+    }
+    if (self->state < 0) {
+        raise_broken(self);
+        goto fail_locked;
+    }
+    Py_ssize_t index = self->count++;
+    if (index + 1 == self->parties) {
+        /* _release: the last one in runs the action and lets everybody go */
+        if (self->action != Py_None) {
+            PyObject *r = PyObject_CallNoArgs(self->action);
+            if (r == NULL) {
+                barrier_break(self);
+                goto fail_counted;
+            }
+            Py_DECREF(r);
+        }
+        self->state = DRAINING;
+        barrier_notify_all(self);
+    }
+    else {
+        /* _wait: until released, reset or broken, or the timeout breaks the barrier */
+        pc_time_t deadline = pc_deadline_after(rel_ns);
+        while (self->state == FILLING) {
+            int r = barrier_cond_wait(self, rel_ns == 0 ? pc_monotonic_ns() : deadline);
+            if (r == PC_WAIT_ERROR) {
+                goto fail_counted;
+            }
+            if (r == PC_WAIT_TIMEOUT) {
+                break;
+            }
+        }
+        if (self->state == FILLING) {
+            barrier_break(self);
+            raise_broken(self);
+            goto fail_counted;
+        }
+        if (self->state < 0) {
+            raise_broken(self);
+            goto fail_counted;
+        }
+    }
+    self->count--;
+    barrier_exit(self);
+    barrier_unlock(self);
+    return PyLong_FromSsize_t(index);
+
+fail_counted:
+    self->count--;
+    barrier_exit(self);
+fail_locked:
+    barrier_unlock(self);
+    return NULL;
+}
+
+static PyObject *
+barrier_reset(BarrierObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (barrier_ready(self) < 0 || barrier_lock(self) < 0) {
+        return NULL;
+    }
+    if (self->count > 0) {
+        if (self->state == FILLING || self->state == BROKEN) {
+            self->state = RESETTING;
+        }
+    }
+    else {
+        self->state = FILLING;
+    }
+    barrier_notify_all(self);
+    barrier_unlock(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+barrier_abort(BarrierObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (barrier_ready(self) < 0 || barrier_lock(self) < 0) {
+        return NULL;
+    }
+    barrier_break(self);
+    barrier_unlock(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+barrier_get_parties(BarrierObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->parties);
+}
+
+static PyObject *
+barrier_get_n_waiting(BarrierObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->state == FILLING ? self->count : 0);
+}
+
+static PyObject *
+barrier_get_broken(BarrierObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->state == BROKEN);
+}
+
+static PyObject *
+barrier_repr(BarrierObject *self)
+{
+    PyObject *name = pc_type_fullname(Py_TYPE(self));
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *r;
+    if (self->state == BROKEN) {
+        r = PyUnicode_FromFormat("<%U at %p: broken>", name, self);
+    }
+    else {
+        r = PyUnicode_FromFormat("<%U at %p: waiters=%zd/%zd>", name, self,
+                                 self->state == FILLING ? self->count : 0, self->parties);
+    }
+    Py_DECREF(name);
+    return r;
+}
+
+static PyMethodDef barrier_methods[] = {
+    {"wait", (PyCFunction)(void (*)(void))barrier_wait, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("wait(timeout=None) -> int\n\nWait until `parties` callers are waiting; "
+               "return this caller's index.")},
+    {"reset", (PyCFunction)barrier_reset, METH_NOARGS,
+     PyDoc_STR("Reset to the initial state; current waiters get BrokenBarrierError.")},
+    {"abort", (PyCFunction)barrier_abort, METH_NOARGS,
+     PyDoc_STR("Break the barrier: every waiter, now and later, gets BrokenBarrierError.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef barrier_getset[] = {
+    {"parties", (getter)barrier_get_parties, NULL, NULL, NULL},
+    {"n_waiting", (getter)barrier_get_n_waiting, NULL, NULL, NULL},
+    {"broken", (getter)barrier_get_broken, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef barrier_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(BarrierObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot barrier_slots[] = {
+    {Py_tp_dealloc, barrier_dealloc},
+    {Py_tp_traverse, barrier_traverse},
+    {Py_tp_clear, barrier_clear},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, barrier_init},
+    {Py_tp_repr, barrier_repr},
+    {Py_tp_methods, barrier_methods},
+    {Py_tp_getset, barrier_getset},
+    {Py_tp_members, barrier_members},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "Barrier(parties, action=None, timeout=None)\n\nA drop-in for threading.Barrier.")},
+    {0, NULL},
+};
+
+static PyType_Spec barrier_spec = {
+    .name = "pyconc.Barrier",
+    .basicsize = sizeof(BarrierObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = barrier_slots,
+};
+
+int
+pc_barrier_init_types(PyObject *module, pc_state *st)
+{
+    return pc_add_type(module, &barrier_spec, NULL, &st->Barrier_Type);
+}

@@ -1,0 +1,161 @@
+/* event.c -- Event.
+ *
+ * flag: 0/1. set() raises the flag and wakes every waiter; clear() lowers it; wait() returns at
+ * once if the flag is up, otherwise parks until a set() (True) or the timeout (the flag).
+ * All fields are protected by the GIL. set() on an Event nobody waits on is two stores.
+ */
+#include "pyconc.h"
+
+typedef struct {
+    PyObject_HEAD
+    char flag;                /* 1 when set */
+    pc_waitlist waiters;      /* callers blocked in wait() */
+    PyObject *weakreflist;
+} EventObject;
+
+static void
+event_dealloc(EventObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+event_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (type->tp_init == PyBaseObject_Type.tp_init &&
+            (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0))) {
+        PyErr_SetString(PyExc_TypeError, "Event() takes no arguments");
+        return NULL;
+    }
+    EventObject *self = (EventObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    pc_waitlist_init(&self->waiters);
+    return (PyObject *)self;
+}
+
+static PyObject *
+event_is_set(EventObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->flag);
+}
+
+static PyObject *
+event_isSet(EventObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pc_deprecated("isSet() is deprecated, use is_set() instead") < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(self->flag);
+}
+
+static PyObject *
+event_set(EventObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->flag = 1;
+    if (self->waiters.head != NULL) {
+        pc_waitlist_wake_n(&self->waiters, -1);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+event_clear(EventObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->flag = 0;
+    Py_RETURN_NONE;
+}
+
+static const char *const wait_names[] = {"timeout"};
+
+static PyObject *
+event_wait(EventObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (self->flag) {
+        Py_RETURN_TRUE;
+    }
+    PyObject *timeout = NULL;
+    if ((nargs != 0 || kwnames != NULL) &&
+            pc_parse_args("wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
+        return NULL;
+    }
+    pc_time_t rel_ns;
+    if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
+        return NULL;
+    }
+    if (rel_ns == 0) {
+        Py_RETURN_FALSE;
+    }
+    pc_waiter w;
+    int r = pc_wait_on(&self->waiters, &w, pc_deadline_after(rel_ns), 0);
+    if (r == PC_WAIT_ERROR) {
+        return NULL;
+    }
+    /* Woken by set(): True even if someone cleared the flag since, like the stdlib. */
+    return PyBool_FromLong(r == PC_WAIT_WOKEN || self->flag);
+}
+
+static PyObject *
+event_at_fork_reinit(EventObject *self, PyObject *Py_UNUSED(ignored))
+{
+    pc_waitlist_init(&self->waiters);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+event_repr(EventObject *self)
+{
+    PyObject *mod = pc_type_fullname(Py_TYPE(self));
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyUnicode_FromFormat("<%U at %p: %s>", mod,
+                                       self, self->flag ? "set" : "unset");
+    Py_DECREF(mod);
+    return r;
+}
+
+static PyMethodDef event_methods[] = {
+    {"is_set", (PyCFunction)event_is_set, METH_NOARGS, PyDoc_STR("True if the flag is set.")},
+    {"isSet", (PyCFunction)event_isSet, METH_NOARGS, NULL},
+    {"set", (PyCFunction)event_set, METH_NOARGS, PyDoc_STR("Set the flag, wake every waiter.")},
+    {"clear", (PyCFunction)event_clear, METH_NOARGS, PyDoc_STR("Reset the flag.")},
+    {"wait", (PyCFunction)(void (*)(void))event_wait, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("wait(timeout=None) -> bool\n\nBlock until the flag is set or timed out.")},
+    {"_at_fork_reinit", (PyCFunction)event_at_fork_reinit, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef event_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(EventObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot event_slots[] = {
+    {Py_tp_dealloc, event_dealloc},
+    {Py_tp_new, event_new},
+    {Py_tp_repr, event_repr},
+    {Py_tp_methods, event_methods},
+    {Py_tp_members, event_members},
+    {Py_tp_doc, (void *)PyDoc_STR("Event()\n\nA flag to wait on, a drop-in for threading.Event.")},
+    {0, NULL},
+};
+
+static PyType_Spec event_spec = {
+    .name = "pyconc.Event",
+    .basicsize = sizeof(EventObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = event_slots,
+};
+
+int
+pc_event_init_types(PyObject *module, pc_state *st)
+{
+    return pc_add_type(module, &event_spec, NULL, &st->Event_Type);
+}

@@ -1,0 +1,184 @@
+/* module.c -- pyconc._core: module definition, state, and small helpers shared by every type.
+ *
+ * Multi-phase init: the exec slot creates every heap type (each concept file's
+ * pc_<concept>_init_types) and stores it in the module state. The state also keeps the stdlib
+ * exception objects pyconc re-uses, so that `except threading.BrokenBarrierError` catches ours.
+ */
+#include "pyconc.h"
+
+/* -- shared helpers -------------------------------------------------------------------------- */
+
+int
+pc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObject **out)
+{
+    PyObject *tp = PyType_FromModuleAndSpec(module, spec, base);
+    if (tp == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(module, (PyTypeObject *)tp) < 0) {
+        Py_DECREF(tp);
+        return -1;
+    }
+    *out = (PyTypeObject *)tp;  /* the state's strong reference */
+    return 0;
+}
+
+PyObject *
+pc_type_fullname(PyTypeObject *tp)
+{
+    PyObject *mod = PyObject_GetAttrString((PyObject *)tp, "__module__");
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *qual = PyType_GetQualName(tp);
+    PyObject *r = qual ? PyUnicode_FromFormat("%S.%S", mod, qual) : NULL;
+    Py_DECREF(mod);
+    Py_XDECREF(qual);
+    return r;
+}
+
+int
+pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *const *names, Py_ssize_t n, PyObject **out)
+{
+    if (nargs > n) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", fname, n,
+                     n == 1 ? "" : "s", nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = i < nargs ? args[i] : NULL;
+    }
+    if (kwnames == NULL) {
+        return 0;
+    }
+    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t i = 0;
+        for (; i < n; i++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+                break;
+            }
+        }
+        if (i == n) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname,
+                         key);
+            return -1;
+        }
+        if (out[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "argument for %s() given by name ('%s') and position "
+                         "(%zd)", fname, names[i], i + 1);
+            return -1;
+        }
+        out[i] = args[nargs + k];
+    }
+    return 0;
+}
+
+/* -- module ---------------------------------------------------------------------------------- */
+
+static PyMethodDef module_methods[] = {
+    {"current_thread", pc_thread_current, METH_NOARGS,
+     PyDoc_STR("current_thread()\n\nThe Thread object of the caller: a pyconc Thread, or the "
+               "stdlib's object for threads pyconc did not start.")},
+    {"_own_threads", pc_thread_enumerate_own, METH_NOARGS,
+     PyDoc_STR("The live threads started by pyconc, as a list.")},
+    {"_after_fork_child", pc_thread_after_fork_child, METH_NOARGS,
+     PyDoc_STR("Called in a forked child: forget the threads that did not survive the fork.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+module_exec(PyObject *module)
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    if (pc_wait_init() < 0) {
+        return -1;
+    }
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
+        return -1;
+    }
+    st->BrokenBarrierError = PyObject_GetAttrString(threading, "BrokenBarrierError");
+    Py_DECREF(threading);
+    if (st->BrokenBarrierError == NULL) {
+        return -1;
+    }
+    if (pc_lock_init_types(module, st) < 0 ||
+            pc_condition_init_types(module, st) < 0 ||
+            pc_semaphore_init_types(module, st) < 0 ||
+            pc_event_init_types(module, st) < 0 ||
+            pc_barrier_init_types(module, st) < 0 ||
+            pc_thread_init_types(module, st) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "TIMEOUT_MAX",
+                           PyFloat_FromDouble(PC_TIMEOUT_MAX_SECONDS)) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    Py_VISIT(st->Lock_Type);
+    Py_VISIT(st->RLock_Type);
+    Py_VISIT(st->Condition_Type);
+    Py_VISIT(st->Semaphore_Type);
+    Py_VISIT(st->BoundedSemaphore_Type);
+    Py_VISIT(st->Event_Type);
+    Py_VISIT(st->Barrier_Type);
+    Py_VISIT(st->Thread_Type);
+    Py_VISIT(st->BrokenBarrierError);
+    Py_VISIT(st->active);
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    Py_CLEAR(st->Lock_Type);
+    Py_CLEAR(st->RLock_Type);
+    Py_CLEAR(st->Condition_Type);
+    Py_CLEAR(st->Semaphore_Type);
+    Py_CLEAR(st->BoundedSemaphore_Type);
+    Py_CLEAR(st->Event_Type);
+    Py_CLEAR(st->Barrier_Type);
+    Py_CLEAR(st->Thread_Type);
+    Py_CLEAR(st->BrokenBarrierError);
+    Py_CLEAR(st->active);
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+struct PyModuleDef pc_module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "pyconc._core",
+    .m_doc = "pyconc's C core: the one wait mechanism and the primitives built on it.",
+    .m_size = sizeof(pc_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&pc_module_def);
+}

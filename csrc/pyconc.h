@@ -1,0 +1,97 @@
+/* pyconc.h -- module state of pyconc._core and the entry points each concept file exports.
+ *
+ * One extension module, pyconc._core, multi-phase init, heap types only. Every type is created in
+ * module.c's exec slot by the concept file's pc_<concept>_init_types(). Types that need module
+ * state reach it with pc_state_of_type(), which works for Python subclasses as well.
+ *
+ * All state here is protected by the GIL.
+ */
+#ifndef PYCONC_H
+#define PYCONC_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include "wait.h"
+
+typedef struct {
+    /* threading primitives */
+    PyTypeObject *Lock_Type;
+    PyTypeObject *RLock_Type;
+    PyTypeObject *Condition_Type;
+    PyTypeObject *Semaphore_Type;
+    PyTypeObject *BoundedSemaphore_Type;
+    PyTypeObject *Event_Type;
+    PyTypeObject *Barrier_Type;
+    PyTypeObject *Thread_Type;
+    /* the stdlib's own exception objects, so existing except clauses keep working */
+    PyObject *BrokenBarrierError;   /* threading.BrokenBarrierError */
+    /* threads */
+    PyObject *active;               /* dict: ident -> live pyconc Thread (strong refs) */
+    unsigned long name_counter;     /* for "Thread-N" default names */
+} pc_state;
+
+extern struct PyModuleDef pc_module_def;
+
+/* Module state for an object of type tp (or of a subclass of one of our types). Returns a
+ * borrowed pointer, or NULL with an exception set. */
+static inline pc_state *
+pc_state_of_type(PyTypeObject *tp)
+{
+    PyObject *mod = PyType_GetModuleByDef(tp, &pc_module_def);
+    if (mod == NULL) {
+        return NULL;
+    }
+    return (pc_state *)PyModule_GetState(mod);
+}
+
+/* Creates a heap type from spec in module, stores it in *out and adds it to the module under its
+ * short name. Returns 0, or -1 with an exception set. */
+int pc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObject **out);
+
+/* Parses vectorcall (FASTCALL|KEYWORDS) arguments that are all positional-or-keyword, like
+ * `acquire(blocking=True, timeout=-1)`: names has n entries; out[i] receives a borrowed reference
+ * or NULL when argument i was not given. Returns 0, or -1 with TypeError set. */
+int pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                  const char *const *names, Py_ssize_t n, PyObject **out);
+
+/* "module.qualname" of a type, as the stdlib's reprs print it. New reference or NULL. */
+PyObject *pc_type_fullname(PyTypeObject *tp);
+
+/* Each concept file's type creation (0 or -1) and its share of m_traverse / m_clear. */
+int pc_lock_init_types(PyObject *module, pc_state *st);
+int pc_condition_init_types(PyObject *module, pc_state *st);
+int pc_semaphore_init_types(PyObject *module, pc_state *st);
+int pc_event_init_types(PyObject *module, pc_state *st);
+int pc_barrier_init_types(PyObject *module, pc_state *st);
+int pc_thread_init_types(PyObject *module, pc_state *st);
+
+/* Module-level functions implemented in thread.c. */
+PyObject *pc_thread_current(PyObject *module, PyObject *unused);
+PyObject *pc_thread_enumerate_own(PyObject *module, PyObject *unused);
+PyObject *pc_thread_after_fork_child(PyObject *module, PyObject *unused);
+
+/* -- Lock internals shared with Condition and Barrier (lock.c) ----------------------------- */
+
+/* Acquires a pyconc Lock or RLock object (exact or subclass instance) through the C path.
+ * rel_ns: -1 forever, 0 try once, else relative timeout. Returns 1 acquired, 0 not acquired,
+ * -1 with an exception set. */
+int pc_lock_acquire(PyObject *lock, pc_time_t rel_ns);
+/* Releases a pyconc Lock (any owner). Returns 0, or -1 with RuntimeError if it was unlocked. */
+int pc_lock_release(PyObject *lock);
+int pc_lock_is_locked(PyObject *lock);
+
+/* RLock save/restore for Condition.wait: release completely, remembering (count, owner). */
+int pc_rlock_is_owned(PyObject *rlock);
+int pc_rlock_release_save(PyObject *rlock, unsigned long *count, unsigned long *owner);
+int pc_rlock_acquire_restore(PyObject *rlock, unsigned long count, unsigned long owner);
+
+/* Helper for DeprecationWarning-emitting aliases (isSet, notifyAll, ...). 0 or -1. */
+static inline int
+pc_deprecated(const char *msg)
+{
+    return PyErr_WarnEx(PyExc_DeprecationWarning, msg, 1);
+}
+
+#endif /* PYCONC_H */

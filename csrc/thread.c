@@ -1,0 +1,729 @@
+/* thread.c -- Thread: OS threads started from C, and the module functions around them.
+ *
+ * States: INITIAL (constructed) -> STARTED (start() returned; the OS thread exists or is about to
+ * run) -> STOPPED (run() returned and joiners were woken). ident is known when start() returns
+ * (PyThread_start_new_thread returns it); native_id once the new thread has run its first line,
+ * and reading it before then waits for it.
+ *
+ * The bootstrap owns one strong reference to the Thread from start() until the thread ends. While
+ * the thread is alive the module's `active` dict also maps ident -> Thread; enumerate() reads it.
+ * pc_current is a C thread-local pointer to the running pyconc Thread (borrowed: the bootstrap's
+ * reference keeps it alive), so current_thread() is one TLS read.
+ *
+ * Threads that pyconc did not start (the main thread, threads of the stdlib or of C libraries)
+ * are represented by the stdlib's own objects: current_thread(), main_thread() and enumerate()
+ * ask the stdlib for them, so one program sees one consistent set of thread objects.
+ *
+ * All fields are protected by the GIL. Joiners and native_id readers block through wait.h only.
+ */
+#include "pyconc.h"
+
+#include <pythread.h>
+
+enum { T_INITIAL = 0, T_STARTED = 1, T_STOPPED = 2 };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *target;          /* _target: callable or None; NULL once run() is done */
+    PyObject *args;            /* _args; NULL once run() is done */
+    PyObject *kwargs;          /* _kwargs; NULL once run() is done */
+    PyObject *name;            /* str */
+    PyObject *stderr_obj;      /* sys.stderr when constructed: the excepthook's fallback */
+    PyObject *active;          /* the module's active dict, set by start() (strong) */
+    PyInterpreterState *interp;/* interpreter of the thread that called start() */
+    unsigned long ident;       /* valid from start() */
+    unsigned long native_id;   /* valid once native_known */
+    int native_known;
+    int daemon;
+    int initialized;           /* __init__ ran */
+    int state;                 /* T_INITIAL, T_STARTED or T_STOPPED */
+    pc_waitlist start_waiters; /* readers of native_id before the thread ran */
+    pc_waitlist join_waiters;  /* callers blocked in join() */
+    PyObject *dict;
+    PyObject *weakreflist;
+} ThreadObject;
+
+static _Thread_local ThreadObject *pc_current = NULL;
+
+/* -- helpers --------------------------------------------------------------------------------- */
+
+/* Calls threading.<name>(*). New reference or NULL. */
+static PyObject *
+call_stdlib_threading(const char *func)
+{
+    PyObject *mod = PyImport_ImportModule("threading");
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(mod, func, NULL);
+    Py_DECREF(mod);
+    return r;
+}
+
+/* current_thread(): the running pyconc Thread, else the stdlib's object for this thread. */
+static PyObject *
+current_thread(void)
+{
+    if (pc_current != NULL) {
+        return Py_NewRef((PyObject *)pc_current);
+    }
+    return call_stdlib_threading("current_thread");
+}
+
+/* -- GC -------------------------------------------------------------------------------------- */
+
+static int
+thread_traverse(ThreadObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->target);
+    Py_VISIT(self->args);
+    Py_VISIT(self->kwargs);
+    Py_VISIT(self->name);
+    Py_VISIT(self->stderr_obj);
+    Py_VISIT(self->active);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+thread_clear(ThreadObject *self)
+{
+    Py_CLEAR(self->target);
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->kwargs);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->stderr_obj);
+    Py_CLEAR(self->active);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+thread_dealloc(ThreadObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    thread_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+thread_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ThreadObject *self = (ThreadObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    pc_waitlist_init(&self->start_waiters);
+    pc_waitlist_init(&self->join_waiters);
+    return (PyObject *)self;
+}
+
+/* -- __init__ -------------------------------------------------------------------------------- */
+
+/* The default for daemon: the creating thread's. 0/1, or -1 on error. */
+static int
+inherited_daemon(void)
+{
+    if (pc_current != NULL) {
+        return pc_current->daemon;
+    }
+    PyObject *cur = call_stdlib_threading("current_thread");
+    if (cur == NULL) {
+        return -1;
+    }
+    PyObject *d = PyObject_GetAttrString(cur, "daemon");
+    Py_DECREF(cur);
+    if (d == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(d);
+    Py_DECREF(d);
+    return r;
+}
+
+static PyObject *
+default_name(ThreadObject *self, PyObject *target)
+{
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    unsigned long n = ++st->name_counter;
+    if (target != Py_None) {
+        PyObject *tname = PyObject_GetAttrString(target, "__name__");
+        if (tname != NULL) {
+            PyObject *r = PyUnicode_FromFormat("Thread-%lu (%S)", n, tname);
+            Py_DECREF(tname);
+            return r;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    return PyUnicode_FromFormat("Thread-%lu", n);
+}
+
+static int
+thread_init(ThreadObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"group", "target", "name", "args", "kwargs", "daemon", NULL};
+    PyObject *group = Py_None, *target = Py_None, *name = Py_None, *targs = NULL;
+    PyObject *tkwargs = Py_None, *daemon = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOO$O:Thread", kwlist, &group, &target,
+                                     &name, &targs, &tkwargs, &daemon)) {
+        return -1;
+    }
+    if (group != Py_None) {
+        PyErr_SetString(PyExc_AssertionError, "group argument must be None for now");
+        return -1;
+    }
+    if (self->state != T_INITIAL) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialize a started thread");
+        return -1;
+    }
+    int named = PyObject_IsTrue(name);
+    if (named < 0) {
+        return -1;
+    }
+    PyObject *sname = named ? PyObject_Str(name) : default_name(self, target);
+    if (sname == NULL) {
+        return -1;
+    }
+    int d = daemon == Py_None ? inherited_daemon() : PyObject_IsTrue(daemon);
+    if (d < 0) {
+        Py_DECREF(sname);
+        return -1;
+    }
+    PyObject *kw = tkwargs == Py_None ? PyDict_New() : Py_NewRef(tkwargs);
+    if (kw == NULL) {
+        Py_DECREF(sname);
+        return -1;
+    }
+    PyObject *err = PySys_GetObject("stderr");  /* borrowed */
+    Py_XSETREF(self->target, Py_NewRef(target));
+    Py_XSETREF(self->args, targs ? Py_NewRef(targs) : PyTuple_New(0));
+    Py_XSETREF(self->kwargs, kw);
+    Py_XSETREF(self->name, sname);
+    Py_XSETREF(self->stderr_obj, Py_NewRef(err ? err : Py_None));
+    self->daemon = d;
+    self->initialized = 1;
+    return self->args == NULL ? -1 : 0;
+}
+
+/* -- the new thread -------------------------------------------------------------------------- */
+
+/* Installs threading.settrace()/setprofile() hooks in the new thread, as the stdlib's threads
+ * do, so that coverage and profilers see pyconc threads too. */
+static void
+install_stdlib_hooks(void)
+{
+    static const char *const pairs[2][2] = {{"_trace_hook", "settrace"},
+                                            {"_profile_hook", "setprofile"}};
+    PyObject *name = PyUnicode_FromString("threading");
+    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+    if (mod == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        PyObject *hook = PyObject_GetAttrString(mod, pairs[i][0]);
+        if (hook != NULL && hook != Py_None) {
+            PyObject *setter = PySys_GetObject(pairs[i][1]);  /* borrowed */
+            PyObject *r = setter ? PyObject_CallOneArg(setter, hook) : NULL;
+            if (r == NULL && PyErr_Occurred()) {
+                PyErr_WriteUnraisable(hook);
+            }
+            Py_XDECREF(r);
+        }
+        Py_XDECREF(hook);
+        PyErr_Clear();
+    }
+    Py_DECREF(mod);
+}
+
+static void
+invoke_excepthook(ThreadObject *self)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL && ev != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    PyObject *face = PyImport_ImportModule("pyconc.threading");
+    PyObject *r = NULL;
+    if (face != NULL) {
+        r = PyObject_CallMethod(face, "_invoke_excepthook", "OOOO", (PyObject *)self,
+                                et ? et : Py_None, ev ? ev : Py_None, etb ? etb : Py_None);
+        Py_DECREF(face);
+    }
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(et);
+    Py_XDECREF(ev);
+    Py_XDECREF(etb);
+}
+
+static void
+thread_bootstrap(void *arg)
+{
+    ThreadObject *self = (ThreadObject *)arg;  /* strong reference from start() */
+    PyThreadState *tstate = PyThreadState_New(self->interp);
+    if (tstate == NULL) {
+        return;  /* out of memory: nothing can be reported without a thread state */
+    }
+    PyEval_AcquireThread(tstate);  /* exits this thread if the interpreter is finalizing */
+    pc_current = self;
+    self->native_id = PyThread_get_thread_native_id();
+    self->native_known = 1;
+    pc_waitlist_wake_n(&self->start_waiters, -1);
+    install_stdlib_hooks();
+
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "run", NULL);
+    if (r == NULL) {
+        invoke_excepthook(self);
+    }
+    Py_XDECREF(r);
+
+    /* Leave the registry, then let joiners go. */
+    if (self->active != NULL) {
+        PyObject *key = PyLong_FromUnsignedLong(self->ident);
+        if (key != NULL) {
+            PyObject *cur = PyDict_GetItemWithError(self->active, key);
+            if (cur == (PyObject *)self && PyDict_DelItem(self->active, key) < 0) {
+                PyErr_WriteUnraisable((PyObject *)self);
+            }
+            Py_DECREF(key);
+        }
+        PyErr_Clear();
+    }
+    self->state = T_STOPPED;
+    pc_waitlist_wake_n(&self->join_waiters, -1);
+    pc_current = NULL;
+    Py_DECREF(self);  /* partner: Py_INCREF in thread_start() */
+    PyThreadState_Clear(tstate);
+    PyThreadState_DeleteCurrent();
+}
+
+/* -- methods --------------------------------------------------------------------------------- */
+
+static int
+check_initialized(ThreadObject *self, const char *msg)
+{
+    if (!self->initialized) {
+        PyErr_SetString(PyExc_RuntimeError, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+thread_start(ThreadObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_initialized(self, "thread.__init__() not called") < 0) {
+        return NULL;
+    }
+    if (self->state != T_INITIAL) {
+        PyErr_SetString(PyExc_RuntimeError, "threads can only be started once");
+        return NULL;
+    }
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->active, Py_NewRef(st->active));
+    self->interp = PyInterpreterState_Get();
+    self->state = T_STARTED;
+    Py_INCREF(self);  /* partner: Py_DECREF at the end of thread_bootstrap() */
+    /* The new thread blocks on the GIL until we return, so ident and the registry entry are in
+     * place before it runs. */
+    unsigned long ident = PyThread_start_new_thread(thread_bootstrap, self);
+    if (ident == PYTHREAD_INVALID_THREAD_ID) {
+        self->state = T_INITIAL;
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_RuntimeError, "can't start new thread");
+        return NULL;
+    }
+    self->ident = ident;
+    PyObject *key = PyLong_FromUnsignedLong(ident);
+    if (key == NULL || PyDict_SetItem(st->active, key, (PyObject *)self) < 0) {
+        Py_XDECREF(key);
+        return NULL;
+    }
+    Py_DECREF(key);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+thread_run(ThreadObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *r = Py_None;
+    Py_INCREF(r);
+    if (self->target != NULL && self->target != Py_None) {
+        PyObject *args = PySequence_Tuple(self->args ? self->args : Py_None);
+        if (args == NULL) {
+            r = NULL;
+        }
+        else {
+            PyObject *kw = self->kwargs;
+            if (kw != NULL && !PyDict_Check(kw)) {
+                kw = PyDict_New();
+                if (kw != NULL && PyDict_Update(kw, self->kwargs) < 0) {
+                    Py_CLEAR(kw);
+                }
+            }
+            else {
+                Py_XINCREF(kw);
+            }
+            Py_DECREF(r);
+            r = (kw != NULL || self->kwargs == NULL) ? PyObject_Call(self->target, args, kw) : NULL;
+            Py_XDECREF(kw);
+            Py_DECREF(args);
+        }
+    }
+    /* Like the stdlib: drop the references so that cycles through the target can be freed. */
+    Py_CLEAR(self->target);
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->kwargs);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+/* A thread of the parent that did not survive a fork is stopped in the child. */
+static int
+thread_alive(ThreadObject *self)
+{
+    return self->state == T_STARTED;
+}
+
+static const char *const join_names[] = {"timeout"};
+
+static PyObject *
+thread_join(ThreadObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *timeout = NULL;
+    if ((nargs != 0 || kwnames != NULL) &&
+            pc_parse_args("join", args, nargs, kwnames, join_names, 1, &timeout) < 0) {
+        return NULL;
+    }
+    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+        return NULL;
+    }
+    if (self->state == T_INITIAL) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot join thread before it is started");
+        return NULL;
+    }
+    if (self == pc_current) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot join current thread");
+        return NULL;
+    }
+    if (!thread_alive(self)) {
+        Py_RETURN_NONE;
+    }
+    pc_time_t rel_ns;
+    if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
+        return NULL;
+    }
+    if (rel_ns == 0) {
+        Py_RETURN_NONE;
+    }
+    pc_time_t deadline = pc_deadline_after(rel_ns);
+    while (thread_alive(self)) {
+        pc_waiter w;
+        int r = pc_wait_on(&self->join_waiters, &w, deadline, 0);
+        if (r == PC_WAIT_ERROR) {
+            return NULL;
+        }
+        if (r == PC_WAIT_TIMEOUT) {
+            break;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+thread_is_alive(ThreadObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(thread_alive(self));
+}
+
+static PyObject *
+thread_get_name(ThreadObject *self, void *Py_UNUSED(closure))
+{
+    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self->name);
+}
+
+static int
+thread_set_name(ThreadObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+        return -1;
+    }
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "can't delete attribute 'name'");
+        return -1;
+    }
+    PyObject *s = PyObject_Str(value);
+    if (s == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->name, s);
+    return 0;
+}
+
+static PyObject *
+thread_get_daemon(ThreadObject *self, void *Py_UNUSED(closure))
+{
+    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(self->daemon);
+}
+
+static int
+thread_set_daemon(ThreadObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+        return -1;
+    }
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "can't delete attribute 'daemon'");
+        return -1;
+    }
+    if (self->state != T_INITIAL) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot set daemon status of active thread");
+        return -1;
+    }
+    int d = PyObject_IsTrue(value);
+    if (d < 0) {
+        return -1;
+    }
+    self->daemon = d;
+    return 0;
+}
+
+static PyObject *
+thread_get_ident(ThreadObject *self, void *Py_UNUSED(closure))
+{
+    if (self->state == T_INITIAL) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->ident);
+}
+
+static PyObject *
+thread_get_native_id(ThreadObject *self, void *Py_UNUSED(closure))
+{
+    if (self->state == T_INITIAL) {
+        Py_RETURN_NONE;
+    }
+    while (!self->native_known && self->state == T_STARTED) {
+        pc_waiter w;
+        if (pc_wait_on(&self->start_waiters, &w, PC_FOREVER, 0) == PC_WAIT_ERROR) {
+            return NULL;
+        }
+    }
+    if (!self->native_known) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->native_id);
+}
+
+static PyObject *
+thread_isDaemon(ThreadObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pc_deprecated("isDaemon() is deprecated, get the daemon attribute instead") < 0) {
+        return NULL;
+    }
+    return thread_get_daemon(self, NULL);
+}
+
+static PyObject *
+thread_setDaemon(ThreadObject *self, PyObject *value)
+{
+    if (pc_deprecated("setDaemon() is deprecated, set the daemon attribute instead") < 0 ||
+            thread_set_daemon(self, value, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+thread_getName(ThreadObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pc_deprecated("getName() is deprecated, get the name attribute instead") < 0) {
+        return NULL;
+    }
+    return thread_get_name(self, NULL);
+}
+
+static PyObject *
+thread_setName(ThreadObject *self, PyObject *value)
+{
+    if (pc_deprecated("setName() is deprecated, set the name attribute instead") < 0 ||
+            thread_set_name(self, value, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+thread_repr(ThreadObject *self)
+{
+    PyObject *cls = PyType_GetName(Py_TYPE(self));
+    if (cls == NULL) {
+        return NULL;
+    }
+    if (!self->initialized) {
+        PyObject *r = PyUnicode_FromFormat("<%U(uninitialized)>", cls);
+        Py_DECREF(cls);
+        return r;
+    }
+    const char *status = self->state == T_INITIAL ? "initial"
+                         : self->state == T_STARTED ? "started" : "stopped";
+    PyObject *r;
+    if (self->state == T_INITIAL) {
+        r = PyUnicode_FromFormat("<%U(%U, %s%s)>", cls, self->name, status,
+                                 self->daemon ? " daemon" : "");
+    }
+    else {
+        r = PyUnicode_FromFormat("<%U(%U, %s%s %lu)>", cls, self->name, status,
+                                 self->daemon ? " daemon" : "", self->ident);
+    }
+    Py_DECREF(cls);
+    return r;
+}
+
+static PyMethodDef thread_methods[] = {
+    {"start", (PyCFunction)thread_start, METH_NOARGS,
+     PyDoc_STR("Start the thread's activity: run() in a new OS thread. Once only.")},
+    {"run", (PyCFunction)thread_run, METH_NOARGS,
+     PyDoc_STR("The thread's activity: calls target(*args, **kwargs). Override in subclasses.")},
+    {"join", (PyCFunction)(void (*)(void))thread_join, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("join(timeout=None)\n\nWait until the thread ends or the timeout passes.")},
+    {"is_alive", (PyCFunction)thread_is_alive, METH_NOARGS,
+     PyDoc_STR("True from start() until run() returns.")},
+    {"isDaemon", (PyCFunction)thread_isDaemon, METH_NOARGS, NULL},
+    {"setDaemon", (PyCFunction)thread_setDaemon, METH_O, NULL},
+    {"getName", (PyCFunction)thread_getName, METH_NOARGS, NULL},
+    {"setName", (PyCFunction)thread_setName, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef thread_getset[] = {
+    {"name", (getter)thread_get_name, (setter)thread_set_name, NULL, NULL},
+    {"daemon", (getter)thread_get_daemon, (setter)thread_set_daemon, NULL, NULL},
+    {"ident", (getter)thread_get_ident, NULL, NULL, NULL},
+    {"native_id", (getter)thread_get_native_id, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef thread_members[] = {
+    {"_target", T_OBJECT_EX, offsetof(ThreadObject, target), 0, NULL},
+    {"_args", T_OBJECT_EX, offsetof(ThreadObject, args), 0, NULL},
+    {"_kwargs", T_OBJECT_EX, offsetof(ThreadObject, kwargs), 0, NULL},
+    {"_stderr", T_OBJECT, offsetof(ThreadObject, stderr_obj), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(ThreadObject, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(ThreadObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot thread_slots[] = {
+    {Py_tp_dealloc, thread_dealloc},
+    {Py_tp_traverse, thread_traverse},
+    {Py_tp_clear, thread_clear},
+    {Py_tp_new, thread_new},
+    {Py_tp_init, thread_init},
+    {Py_tp_repr, thread_repr},
+    {Py_tp_methods, thread_methods},
+    {Py_tp_getset, thread_getset},
+    {Py_tp_members, thread_members},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "Thread(group=None, target=None, name=None, args=(), kwargs=None, *, daemon=None)\n\n"
+        "An OS thread, a drop-in for threading.Thread.")},
+    {0, NULL},
+};
+
+static PyType_Spec thread_spec = {
+    .name = "pyconc.Thread",
+    .basicsize = sizeof(ThreadObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = thread_slots,
+};
+
+/* -- module functions ------------------------------------------------------------------------ */
+
+PyObject *
+pc_thread_current(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return current_thread();
+}
+
+/* The live pyconc threads, as a new list. */
+PyObject *
+pc_thread_enumerate_own(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    return PyDict_Values(st->active);
+}
+
+/* After fork, in the child: only the calling thread survives. */
+PyObject *
+pc_thread_after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    PyObject *values = PyDict_Values(st->active);
+    if (values == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        ThreadObject *t = (ThreadObject *)PyList_GET_ITEM(values, i);
+        if (t != pc_current) {
+            t->state = T_STOPPED;
+            pc_waitlist_init(&t->join_waiters);
+            pc_waitlist_init(&t->start_waiters);
+        }
+    }
+    Py_DECREF(values);
+    PyDict_Clear(st->active);
+    if (pc_current != NULL) {
+        pc_current->ident = PyThread_get_thread_ident();
+        PyObject *key = PyLong_FromUnsignedLong(pc_current->ident);
+        if (key == NULL || PyDict_SetItem(st->active, key, (PyObject *)pc_current) < 0) {
+            Py_XDECREF(key);
+            return NULL;
+        }
+        Py_DECREF(key);
+    }
+    Py_RETURN_NONE;
+}
+
+int
+pc_thread_init_types(PyObject *module, pc_state *st)
+{
+    st->active = PyDict_New();
+    if (st->active == NULL) {
+        return -1;
+    }
+    return pc_add_type(module, &thread_spec, NULL, &st->Thread_Type);
+}

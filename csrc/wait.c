@@ -1,0 +1,352 @@
+/* wait.c -- the waiter, wait lists, futex parking, deadlines and timeout parsing.
+ * See wait.h for the contract and the locking rules. */
+#include "wait.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+const pc_hub_ops *pc_hub = NULL;
+uint64_t pc_fork_generation = 1;
+
+static void
+after_fork_child(void)
+{
+    /* Runs in the child right after fork(), before any Python code. Wait lists stamped with an
+     * older generation are emptied lazily by pc_waitlist_check(). */
+    pc_fork_generation++;
+}
+
+int
+pc_wait_init(void)
+{
+    static int done = 0;
+    if (done) {
+        return 0;
+    }
+    int err = pthread_atfork(NULL, NULL, after_fork_child);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    done = 1;
+    return 0;
+}
+
+/* -- time ---------------------------------------------------------------------------------- */
+
+pc_time_t
+pc_monotonic_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        abort();  /* CLOCK_MONOTONIC cannot fail on Linux */
+    }
+    return (pc_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+pc_time_t
+pc_deadline_after(pc_time_t rel_ns)
+{
+    if (rel_ns < 0) {
+        return PC_FOREVER;
+    }
+    pc_time_t now = pc_monotonic_ns();
+    if (rel_ns > INT64_MAX - now) {
+        return INT64_MAX;
+    }
+    return now + rel_ns;
+}
+
+/* Converts a timeout object to a double like the stdlib does: floats as they are, anything else
+ * through __index__. Returns 0, or -1 with TypeError set. */
+static int
+timeout_as_double(PyObject *obj, double *out)
+{
+    if (PyFloat_Check(obj)) {
+        *out = PyFloat_AS_DOUBLE(obj);
+        return 0;
+    }
+    PyObject *idx = PyNumber_Index(obj);
+    if (idx == NULL) {
+        return -1;
+    }
+    double d = PyLong_AsDouble(idx);
+    Py_DECREF(idx);
+    if (d == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int
+set_overflow(void)
+{
+    PyErr_SetString(PyExc_OverflowError, "timestamp out of range for platform time_t");
+    return -1;
+}
+
+static pc_time_t
+seconds_to_ns(double t)
+{
+    /* Round up, as the stdlib's _PyTime_ROUND_TIMEOUT does: never wake before the timeout. */
+    double ns = ceil(t * 1e9);
+    if (ns >= 9.2e18) {
+        return INT64_MAX;
+    }
+    return (pc_time_t)ns;
+}
+
+int
+pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns)
+{
+    double t = -1.0;
+    if (timeout_obj != NULL) {
+        if (timeout_as_double(timeout_obj, &t) < 0) {
+            return -1;
+        }
+        if (isnan(t)) {
+            PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+            return -1;
+        }
+    }
+    if (!blocking && t != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+        return -1;
+    }
+    if (t < 0 && t != -1.0) {
+        PyErr_SetString(PyExc_ValueError, "timeout value must be positive");
+        return -1;
+    }
+    if (!blocking) {
+        *rel_ns = 0;
+    }
+    else if (t == -1.0) {
+        *rel_ns = -1;
+    }
+    else {
+        if (t > PC_TIMEOUT_MAX_SECONDS) {
+            return set_overflow();
+        }
+        *rel_ns = seconds_to_ns(t);
+    }
+    return 0;
+}
+
+int
+pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
+{
+    if (timeout_obj == NULL || timeout_obj == Py_None) {
+        *rel_ns = -1;
+        return 0;
+    }
+    double t;
+    if (timeout_as_double(timeout_obj, &t) < 0) {
+        return -1;
+    }
+    if (!(t > 0)) {  /* zero, negative and NaN: do not block, as the stdlib's Condition.wait */
+        *rel_ns = 0;
+        return 0;
+    }
+    if (t > PC_TIMEOUT_MAX_SECONDS) {
+        return set_overflow();
+    }
+    *rel_ns = seconds_to_ns(t);
+    return 0;
+}
+
+/* -- wait lists ----------------------------------------------------------------------------- */
+
+void
+pc_waitlist_link(pc_waitlist *wl, pc_waiter *w, int front)
+{
+    assert(w->list == NULL);
+    w->list = wl;
+    if (front) {
+        w->prev = NULL;
+        w->next = wl->head;
+        if (wl->head) {
+            wl->head->prev = w;
+        }
+        else {
+            wl->tail = w;
+        }
+        wl->head = w;
+    }
+    else {
+        w->next = NULL;
+        w->prev = wl->tail;
+        if (wl->tail) {
+            wl->tail->next = w;
+        }
+        else {
+            wl->head = w;
+        }
+        wl->tail = w;
+    }
+    wl->count++;
+}
+
+void
+pc_waitlist_unlink(pc_waiter *w)
+{
+    pc_waitlist *wl = w->list;
+    if (wl == NULL) {
+        return;
+    }
+    if (w->prev) {
+        w->prev->next = w->next;
+    }
+    else {
+        wl->head = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
+    }
+    else {
+        wl->tail = w->prev;
+    }
+    w->prev = w->next = NULL;
+    w->list = NULL;
+    wl->count--;
+}
+
+void
+pc_waiter_wake(pc_waiter *w)
+{
+    pc_waitlist_unlink(w);
+    w->woken = 1;
+    if (w->coro != NULL) {
+        pc_hub->wake(w);
+        return;
+    }
+    __atomic_store_n(&w->word, 1, __ATOMIC_RELEASE);
+    /* Still holding the GIL: the parked thread cannot return (and drop its frame) until we let
+     * go, so the address stays valid for the syscall. */
+    syscall(SYS_futex, &w->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int
+pc_waitlist_wake_one(pc_waitlist *wl)
+{
+    pc_waitlist_check(wl);
+    if (wl->head == NULL) {
+        return 0;
+    }
+    pc_waiter_wake(wl->head);
+    return 1;
+}
+
+Py_ssize_t
+pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
+{
+    pc_waitlist_check(wl);
+    Py_ssize_t woken = 0;
+    while (wl->head != NULL && (n < 0 || woken < n)) {
+        pc_waiter_wake(wl->head);
+        woken++;
+    }
+    return woken;
+}
+
+/* -- parking an OS thread ------------------------------------------------------------------ */
+
+int
+pc_waiter_park(pc_waiter *w, pc_time_t deadline)
+{
+    if (pc_hub != NULL && pc_hub->can_yield()) {
+        return pc_hub->park(w, deadline);
+    }
+    struct timespec ts;
+    struct timespec *tsp = NULL;
+    if (deadline != PC_FOREVER) {
+        ts.tv_sec = (time_t)(deadline / 1000000000);
+        ts.tv_nsec = (long)(deadline % 1000000000);
+        tsp = &ts;
+    }
+    for (;;) {
+        int err = 0;
+        Py_BEGIN_ALLOW_THREADS
+        while (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE) == 0) {
+            /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a restarted wait
+             * needs no recomputation. */
+            long r = syscall(SYS_futex, &w->word, FUTEX_WAIT_BITSET_PRIVATE, 0, tsp, NULL,
+                             FUTEX_BITSET_MATCH_ANY);
+            if (r == 0 || errno == EAGAIN) {
+                continue;  /* woken, possibly spuriously: the loop re-reads the word */
+            }
+            err = errno;
+            break;
+        }
+        Py_END_ALLOW_THREADS
+        if (w->woken) {
+            return PC_WAIT_WOKEN;  /* a wake wins over a timeout or signal that raced it */
+        }
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                /* A handler raised. It ran Python code, so a waker may have chosen us
+                 * meanwhile: w->woken tells the caller whether to pass the wake on. */
+                pc_waitlist_unlink(w);
+                return PC_WAIT_ERROR;
+            }
+            continue;  /* handled: wait again until the same deadline */
+        }
+        pc_waitlist_unlink(w);
+        if (err == ETIMEDOUT) {
+            return PC_WAIT_TIMEOUT;
+        }
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return PC_WAIT_ERROR;
+    }
+}
+
+/* -- the shared acquire loop ---------------------------------------------------------------- */
+
+int
+pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void *obj,
+                pc_time_t rel_ns)
+{
+    if (try_take(obj)) {
+        return 1;
+    }
+    if (rel_ns == 0) {
+        return 0;
+    }
+    pc_time_t deadline = pc_deadline_after(rel_ns);
+    int front = 0;
+    for (;;) {
+        pc_waiter w;
+        int r = pc_wait_on(wl, &w, deadline, front);
+        if (w.woken && pending != NULL) {
+            *pending = 0;  /* the wake in flight has landed */
+        }
+        if (r == PC_WAIT_WOKEN) {
+            if (try_take(obj)) {
+                return 1;
+            }
+            front = 1;  /* a barging thread got there first: keep our place */
+            continue;
+        }
+        if (r == PC_WAIT_TIMEOUT) {
+            return try_take(obj);
+        }
+        /* PC_WAIT_ERROR: leave with the exception, but do not swallow a wake meant for us. */
+        if (w.woken) {
+            if (pending != NULL) {
+                pc_wait_release_one(wl, pending);
+            }
+            else {
+                pc_waitlist_wake_one(wl);
+            }
+        }
+        return -1;
+    }
+}

@@ -1,0 +1,182 @@
+/* wait.h -- the one way anything in pyconc blocks.
+ *
+ * A *waiter* is a small record that lives on the waiting caller's C stack (no allocation). A
+ * primitive keeps a FIFO *wait list* of them. To block, a primitive links a waiter on its list and
+ * calls pc_waiter_park(); to wake, it calls pc_waiter_wake() on waiters it chooses (the head for
+ * a Lock, all of them for an Event, n of them for a Condition), which unlinks them first.
+ *
+ * Two ways to park, chosen per call by pc_waiter_park():
+ *   - coroutine side: when a hub is installed (pc_hub != NULL) and pc_hub->can_yield() says the
+ *     caller is a coroutine that may yield, the hub parks the current greenlet and switches away.
+ *     The hub module plugs in through pc_hub_ops; the primitives never change for it.
+ *   - thread side: otherwise the OS thread parks on the waiter's futex word with the GIL released,
+ *     until woken or its monotonic deadline passes. EINTR runs the Python signal handlers
+ *     (PyErr_CheckSignals); if one raised (KeyboardInterrupt) the wait is abandoned, otherwise it
+ *     waits again for the time left.
+ *
+ * Locking rules. Every wait list and every waiter field is read and written only with the GIL
+ * held (CPython 3.11-3.13 default builds). The one exception is the futex word, which the parked
+ * thread reads without the GIL; it is written with an atomic release store. A waker holds the GIL
+ * from the moment it unlinks a waiter until after the futex wake syscall, and a parked thread must
+ * retake the GIL before it returns, so a waiter's stack frame never disappears under a waker.
+ *
+ * Fork. pthread_atfork bumps pc_fork_generation in the child. A wait list stamped with an older
+ * generation holds waiters of threads that do not exist in the child; pc_waitlist_check() empties
+ * it. Primitives call it before they look at the list.
+ */
+#ifndef PYCONC_WAIT_H
+#define PYCONC_WAIT_H
+
+#include <Python.h>
+#include <stdint.h>
+
+/* Monotonic time in nanoseconds. PC_FOREVER as a deadline means no deadline. */
+typedef int64_t pc_time_t;
+#define PC_FOREVER ((pc_time_t)-1)
+
+/* Results of pc_waiter_park(). */
+#define PC_WAIT_ERROR   (-1)   /* an exception is set (signal handler raised) */
+#define PC_WAIT_TIMEOUT 0      /* the deadline passed; the waiter is unlinked */
+#define PC_WAIT_WOKEN   1      /* a waker chose this waiter; the waiter is unlinked */
+
+typedef struct pc_waiter pc_waiter;
+
+struct pc_waiter {
+    pc_waiter *prev;          /* wait-list links; both NULL when unlinked */
+    pc_waiter *next;
+    struct pc_waitlist *list; /* the list this waiter is on, or NULL */
+    uint32_t word;            /* futex word: 0 parked, 1 woken. Written atomically by the waker. */
+    int woken;                /* 1 once a waker chose this waiter (GIL-protected copy of word) */
+    void *coro;               /* coroutine side: the parked greenlet, NULL for an OS thread */
+    void *hub;                /* coroutine side: the hub owning coro */
+};
+
+typedef struct pc_waitlist {
+    pc_waiter *head;          /* oldest waiter: first to be woken */
+    pc_waiter *tail;          /* newest waiter */
+    Py_ssize_t count;         /* number of linked waiters */
+    uint64_t gen;             /* pc_fork_generation when the list was last used */
+} pc_waitlist;
+
+/* The coroutine side's hooks. Installed by the hub (a later module); NULL until then. */
+typedef struct pc_hub_ops {
+    /* Nonzero if the current caller is a coroutine that may park by yielding to its hub. */
+    int (*can_yield)(void);
+    /* Park the current coroutine on w (already linked) until woken or deadline.
+     * Same contract and results as pc_waiter_park(). Sets w->coro and w->hub. */
+    int (*park)(pc_waiter *w, pc_time_t deadline);
+    /* Make the coroutine parked on w runnable. Called with the GIL, from any thread. */
+    void (*wake)(pc_waiter *w);
+} pc_hub_ops;
+
+extern const pc_hub_ops *pc_hub;
+extern uint64_t pc_fork_generation;
+
+/* Installs the fork handler. Returns 0, or -1 with an exception set. Idempotent. */
+int pc_wait_init(void);
+
+/* -- time ---------------------------------------------------------------------------------- */
+
+pc_time_t pc_monotonic_ns(void);
+
+/* Deadline for a relative timeout in nanoseconds: PC_FOREVER if rel < 0, saturating. */
+pc_time_t pc_deadline_after(pc_time_t rel_ns);
+
+/* Largest timeout accepted, in seconds: threading.TIMEOUT_MAX. */
+#define PC_TIMEOUT_MAX_SECONDS ((double)(PY_TIMEOUT_MAX / 1000000))
+
+/* Parses a Lock.acquire-style (blocking, timeout) pair with the stdlib's rules and messages.
+ * timeout_obj may be NULL (not given, i.e. -1). On success stores in *rel_ns: -1 (wait forever),
+ * 0 (do not block) or the relative timeout, and returns 0. Returns -1 with an exception set. */
+int pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns);
+
+/* Parses a Condition.wait-style timeout: NULL or None waits forever, a value <= 0 (or NaN) does
+ * not block, a value above TIMEOUT_MAX is an OverflowError. Same results as above. */
+int pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
+
+/* -- wait lists ----------------------------------------------------------------------------- */
+
+static inline void
+pc_waitlist_init(pc_waitlist *wl)
+{
+    wl->head = wl->tail = NULL;
+    wl->count = 0;
+    wl->gen = pc_fork_generation;
+}
+
+/* Empties a list whose waiters belong to threads lost in a fork. Cheap when nothing forked. */
+static inline void
+pc_waitlist_check(pc_waitlist *wl)
+{
+    if (wl->gen != pc_fork_generation) {
+        pc_waitlist_init(wl);
+    }
+}
+
+static inline void
+pc_waiter_init(pc_waiter *w)
+{
+    w->prev = w->next = NULL;
+    w->list = NULL;
+    w->word = 0;
+    w->woken = 0;
+    w->coro = NULL;
+    w->hub = NULL;
+}
+
+/* Links w at the tail (FIFO), or at the head when front is nonzero (a waiter that was woken but
+ * lost the race keeps its place). */
+void pc_waitlist_link(pc_waitlist *wl, pc_waiter *w, int front);
+
+/* Unlinks w if it is linked. */
+void pc_waitlist_unlink(pc_waiter *w);
+
+/* Unlinks w and wakes it: the thread side stores 1 in its futex word and wakes the futex, the
+ * coroutine side asks the hub to resume the coroutine. Call with the GIL held. */
+void pc_waiter_wake(pc_waiter *w);
+
+/* Wakes the head waiter. Returns 1 if there was one, else 0. */
+int pc_waitlist_wake_one(pc_waitlist *wl);
+
+/* Wakes up to n waiters from the head (n < 0: all). Returns how many were woken. */
+Py_ssize_t pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n);
+
+/* Parks the caller on w, which the caller has linked on a wait list, until a waker chooses it or
+ * the monotonic deadline passes (PC_FOREVER: no deadline). Releases the GIL while parked.
+ * Returns PC_WAIT_WOKEN, PC_WAIT_TIMEOUT or PC_WAIT_ERROR (exception set). On TIMEOUT and ERROR
+ * the waiter is unlinked; after ERROR, w->woken tells whether a wake was consumed anyway, so that
+ * the primitive can pass it on. */
+int pc_waiter_park(pc_waiter *w, pc_time_t deadline);
+
+/* Link w on wl, park, and return as pc_waiter_park(). The common case. */
+static inline int
+pc_wait_on(pc_waitlist *wl, pc_waiter *w, pc_time_t deadline, int front)
+{
+    pc_waiter_init(w);
+    pc_waitlist_check(wl);
+    pc_waitlist_link(wl, w, front);
+    return pc_waiter_park(w, deadline);
+}
+
+/* The acquire loop shared by every counting primitive (Lock, RLock, Semaphore, ...):
+ *   try_take(obj) under the GIL; if that fails and rel_ns != 0, park on wl until woken or the
+ *   deadline, then try again. A waiter that was woken but lost the race to a barging thread goes
+ *   back to the head of the list. rel_ns: -1 forever, 0 try once, else relative nanoseconds.
+ * pending, if not NULL, is the primitive's "one wake in flight" flag: the releaser sets it when it
+ * wakes the head and skips further wakes while it is set; the woken waiter clears it here. A
+ * woken waiter that leaves with an exception passes its wake on to the next waiter.
+ * Returns 1 taken, 0 not taken (timeout or would block), -1 with an exception set. */
+int pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void *obj,
+                    pc_time_t rel_ns);
+
+/* The releaser's half of the pending protocol: wake the head unless a wake is in flight. */
+static inline void
+pc_wait_release_one(pc_waitlist *wl, int *pending)
+{
+    if (!*pending && wl->head != NULL) {
+        *pending = 1;
+        pc_waiter_wake(wl->head);
+    }
+}
+
+#endif /* PYCONC_WAIT_H */

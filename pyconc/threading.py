@@ -1,0 +1,140 @@
+"""pyconc.threading -- a drop-in for the stdlib's ``threading``, with its core in C.
+
+Every blocking call here goes through pyconc's one wait mechanism (csrc/wait.c): FIFO wait lists,
+futex parking with the GIL released, Ctrl-C interrupts any wait. Names, signatures, defaults,
+exception types and messages follow CPython 3.11's ``threading``.
+
+Threads that pyconc did not start (the main thread, threads started by the stdlib) are represented
+by the stdlib's own objects, so ``current_thread()``, ``main_thread()`` and ``enumerate()`` give one
+consistent view of every thread in the process.
+"""
+import os as _os
+import sys as _sys
+import threading as _std
+import _thread
+
+from . import _core
+from ._core import (Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Thread,
+                    TIMEOUT_MAX, current_thread)
+
+__all__ = ['get_ident', 'active_count', 'Condition', 'current_thread', 'enumerate', 'main_thread',
+           'TIMEOUT_MAX', 'Event', 'Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Thread',
+           'Barrier', 'BrokenBarrierError', 'Timer', 'ThreadError', 'ExceptHookArgs',
+           'setprofile', 'settrace', 'local', 'stack_size', 'excepthook', 'get_native_id',
+           'getprofile', 'gettrace']
+
+# The stdlib's own objects: existing `except` clauses and isinstance checks keep working.
+BrokenBarrierError = _std.BrokenBarrierError
+ThreadError = _std.ThreadError
+ExceptHookArgs = _std.ExceptHookArgs
+excepthook = _std.excepthook
+__excepthook__ = _std.__excepthook__
+# Thread-local data: the stdlib's C implementation, keyed by the OS thread's interpreter state,
+# which pyconc threads have like any other thread.
+local = _thread._local
+get_ident = _thread.get_ident
+get_native_id = _thread.get_native_id
+stack_size = _thread.stack_size
+# pyconc threads honour the stdlib's trace and profile hooks, so these are the stdlib's.
+settrace = _std.settrace
+setprofile = _std.setprofile
+gettrace = getattr(_std, "gettrace", None)
+getprofile = getattr(_std, "getprofile", None)
+if gettrace is None:  # Python < 3.10 has neither
+    del gettrace, getprofile
+    __all__.remove('gettrace')
+    __all__.remove('getprofile')
+
+
+def main_thread():
+    """Return the main Thread object (the stdlib's: pyconc does not start the main thread)."""
+    return _std.main_thread()
+
+
+def enumerate():
+    """Return a list of all live threads: the stdlib's and the ones pyconc started."""
+    return _std.enumerate() + _core._own_threads()
+
+
+def active_count():
+    """Return the number of live threads, len(enumerate())."""
+    return _std.active_count() + len(_core._own_threads())
+
+
+def currentThread():
+    """Deprecated alias of current_thread()."""
+    import warnings
+    warnings.warn('currentThread() is deprecated, use current_thread() instead',
+                  DeprecationWarning, stacklevel=2)
+    return current_thread()
+
+
+def activeCount():
+    """Deprecated alias of active_count()."""
+    import warnings
+    warnings.warn('activeCount() is deprecated, use active_count() instead',
+                  DeprecationWarning, stacklevel=2)
+    return active_count()
+
+
+class Timer(Thread):
+    """Call a function after a specified number of seconds::
+
+        t = Timer(30.0, f, args=None, kwargs=None)
+        t.start()
+        t.cancel()     # stop the timer's action if it's still waiting
+    """
+
+    def __init__(self, interval, function, args=None, kwargs=None):
+        Thread.__init__(self)
+        self.interval = interval
+        self.function = function
+        self.args = args if args is not None else []
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.finished = Event()
+
+    def cancel(self):
+        """Stop the timer if it hasn't finished yet."""
+        self.finished.set()
+
+    def run(self):
+        self.finished.wait(self.interval)
+        if not self.finished.is_set():
+            self.function(*self.args, **self.kwargs)
+        self.finished.set()
+
+
+def _invoke_excepthook(thread, exc_type, exc_value, exc_tb):
+    """Called by the C bootstrap when run() raised: the stdlib's invoke_excepthook logic."""
+    try:
+        hook = excepthook
+        if hook is None:
+            hook = __excepthook__
+        hook(ExceptHookArgs([exc_type, exc_value, exc_tb, thread]))
+    except Exception as exc:
+        exc.__suppress_context__ = True
+        del exc
+        stderr = _sys.stderr if _sys.stderr is not None else thread._stderr
+        print("Exception in threading.excepthook:", file=stderr, flush=True)
+        _sys.excepthook(*_sys.exc_info())
+    finally:
+        exc_type = exc_value = exc_tb = None
+
+
+def _join_non_daemon_threads():
+    """Run by threading._shutdown at interpreter exit: wait for every non-daemon pyconc thread,
+    including ones started while we wait."""
+    me = current_thread()
+    while True:
+        pending = [t for t in _core._own_threads() if not t.daemon and t is not me]
+        if not pending:
+            return
+        for t in pending:
+            t.join()
+
+
+# At exit the interpreter waits for non-daemon pyconc threads, like for the stdlib's: the stdlib
+# calls these hooks from threading._shutdown(), before it joins its own threads.
+_std._register_atexit(_join_non_daemon_threads)
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_core._after_fork_child)
