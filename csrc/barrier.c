@@ -180,7 +180,7 @@ static PyObject *
 barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *timeout;
-    if (pc_parse_args("wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
+    if (pc_parse_args("Barrier.wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
         return NULL;
     }
     if (barrier_ready(self) < 0) {

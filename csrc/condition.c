@@ -297,7 +297,7 @@ static PyObject *
 cond_wait(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *timeout;
-    if (pc_parse_args("wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
+    if (pc_parse_args("Condition.wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
         return NULL;
     }
     int owned = cond_is_owned(self);
@@ -325,12 +325,12 @@ static PyObject *
 cond_wait_for(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *argv[2];
-    if (pc_parse_args("wait_for", args, nargs, kwnames, wait_for_names, 2, argv) < 0) {
+    if (pc_parse_args("Condition.wait_for", args, nargs, kwnames, wait_for_names, 2, argv) < 0) {
         return NULL;
     }
     if (argv[0] == NULL) {
         PyErr_SetString(PyExc_TypeError,
-                        "wait_for() missing 1 required positional argument: 'predicate'");
+                        "Condition.wait_for() missing 1 required positional argument: 'predicate'");
         return NULL;
     }
     PyObject *predicate = argv[0];
@@ -395,7 +395,7 @@ static PyObject *
 cond_notify(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *nobj;
-    if (pc_parse_args("notify", args, nargs, kwnames, notify_names, 1, &nobj) < 0) {
+    if (pc_parse_args("Condition.notify", args, nargs, kwnames, notify_names, 1, &nobj) < 0) {
         return NULL;
     }
     Py_ssize_t n = 1;

@@ -27,10 +27,21 @@ event_dealloc(EventObject *self)
 static PyObject *
 event_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    if (type->tp_init == PyBaseObject_Type.tp_init &&
-            (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0))) {
-        PyErr_SetString(PyExc_TypeError, "Event() takes no arguments");
-        return NULL;
+    if (type->tp_init == PyBaseObject_Type.tp_init) {
+        /* The stdlib's Event.__init__(self) is Python: same messages. */
+        if (PyTuple_GET_SIZE(args) != 0) {
+            PyErr_Format(PyExc_TypeError, "Event.__init__() takes 1 positional argument but %zd "
+                         "were given", PyTuple_GET_SIZE(args) + 1);
+            return NULL;
+        }
+        if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+            Py_ssize_t pos = 0;
+            PyObject *key, *value;
+            PyDict_Next(kwds, &pos, &key, &value);
+            PyErr_Format(PyExc_TypeError, "Event.__init__() got an unexpected keyword argument "
+                         "'%U'", key);
+            return NULL;
+        }
     }
     EventObject *self = (EventObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
@@ -82,7 +93,7 @@ event_wait(EventObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     }
     PyObject *timeout = NULL;
     if ((nargs != 0 || kwnames != NULL) &&
-            pc_parse_args("wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
+            pc_parse_args("Event.wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
         return NULL;
     }
     pc_time_t rel_ns;

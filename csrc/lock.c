@@ -108,7 +108,8 @@ lock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     if ((type->tp_init == NULL || type->tp_init == PyBaseObject_Type.tp_init) &&
             (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0))) {
-        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments (%zd given)", type->tp_name,
+                     PyTuple_GET_SIZE(args) + (kwds ? PyDict_GET_SIZE(kwds) : 0));
         return NULL;
     }
     LockObject *self = (LockObject *)type->tp_alloc(type, 0);

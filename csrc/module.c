@@ -6,6 +6,8 @@
  */
 #include "pyconc.h"
 
+#include <string.h>
+
 /* -- shared helpers -------------------------------------------------------------------------- */
 
 int
@@ -41,9 +43,18 @@ int
 pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
               const char *const *names, Py_ssize_t n, PyObject **out)
 {
+    /* Messages follow the stdlib's: a qualified name ("Event.wait") is a method the stdlib
+     * writes in Python, a bare name ("acquire") one it writes in C. */
+    int pystyle = strchr(fname, '.') != NULL;
     if (nargs > n) {
-        PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", fname, n,
-                     n == 1 ? "" : "s", nargs);
+        if (pystyle) {
+            PyErr_Format(PyExc_TypeError, "%s() takes from 1 to %zd positional arguments but "
+                         "%zd were given", fname, n + 1, nargs + 1);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", fname,
+                         n, n == 1 ? "" : "s", nargs);
+        }
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -62,13 +73,25 @@ pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
             }
         }
         if (i == n) {
-            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname,
-                         key);
+            if (pystyle) {
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'",
+                             fname, key);
+            }
+            else {
+                PyErr_Format(PyExc_TypeError, "'%U' is an invalid keyword argument for %s()", key,
+                             fname);
+            }
             return -1;
         }
         if (out[i] != NULL) {
-            PyErr_Format(PyExc_TypeError, "argument for %s() given by name ('%s') and position "
-                         "(%zd)", fname, names[i], i + 1);
+            if (pystyle) {
+                PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
+                             names[i]);
+            }
+            else {
+                PyErr_Format(PyExc_TypeError, "argument for %s() given by name ('%s') and "
+                             "position (%zd)", fname, names[i], i + 1);
+            }
             return -1;
         }
         out[i] = args[nargs + k];

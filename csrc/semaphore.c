@@ -69,7 +69,7 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
         Py_RETURN_TRUE;
     }
     PyObject *argv[2];
-    if (pc_parse_args("acquire", args, nargs, kwnames, acquire_names, 2, argv) < 0) {
+    if (pc_parse_args("Semaphore.acquire", args, nargs, kwnames, acquire_names, 2, argv) < 0) {
         return NULL;
     }
     int blocking = 1;
@@ -130,7 +130,7 @@ sem_release(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
     Py_ssize_t n = 1;
     if (nargs != 0 || kwnames != NULL) {
         PyObject *nobj;
-        if (pc_parse_args("release", args, nargs, kwnames, release_names, 1, &nobj) < 0) {
+        if (pc_parse_args("Semaphore.release", args, nargs, kwnames, release_names, 1, &nobj) < 0) {
             return NULL;
         }
         if (nobj != NULL) {

@@ -416,7 +416,7 @@ thread_join(ThreadObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
 {
     PyObject *timeout = NULL;
     if ((nargs != 0 || kwnames != NULL) &&
-            pc_parse_args("join", args, nargs, kwnames, join_names, 1, &timeout) < 0) {
+            pc_parse_args("Thread.join", args, nargs, kwnames, join_names, 1, &timeout) < 0) {
         return NULL;
     }
     if (check_initialized(self, "Thread.__init__() not called") < 0) {

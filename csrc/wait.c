@@ -148,6 +148,17 @@ pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
         return 0;
     }
     double t;
+    if (!PyFloat_Check(timeout_obj) && !PyLong_Check(timeout_obj)) {
+        /* The stdlib's Python-level waits start with `if timeout > 0`: same test, same error
+         * for a non-number. */
+        PyObject *zero = PyLong_FromLong(0);
+        int positive = zero ? PyObject_RichCompareBool(timeout_obj, zero, Py_GT) : -1;
+        Py_XDECREF(zero);
+        if (positive <= 0) {
+            *rel_ns = 0;
+            return positive;
+        }
+    }
     if (timeout_as_double(timeout_obj, &t) < 0) {
         return -1;
     }

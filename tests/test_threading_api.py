@@ -1,0 +1,730 @@
+"""pyconc.threading against the stdlib's threading as the oracle: names, signatures, defaults,
+results, exception types and messages."""
+import re
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+
+from pyconc import threading as pth
+
+from .support import MODULE_IDS, MODULES, assert_same, run_python
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_all_names_of_the_stdlib_exist():
+    missing = [n for n in threading.__all__ if not hasattr(pth, n)]
+    assert missing == []
+    for name in ("currentThread", "activeCount", "ExceptHookArgs", "excepthook"):
+        assert hasattr(pth, name)
+
+
+def test_shared_exception_objects_are_the_stdlibs():
+    assert pth.BrokenBarrierError is threading.BrokenBarrierError
+    assert pth.ThreadError is threading.ThreadError
+    assert pth.TIMEOUT_MAX == threading.TIMEOUT_MAX
+
+
+def test_types_are_pyconcs_own():
+    for name in ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
+                 "Barrier", "Thread"):
+        assert getattr(pth, name).__module__ == "pyconc"
+    assert issubclass(pth.BoundedSemaphore, pth.Semaphore)
+    assert issubclass(pth.Timer, pth.Thread)
+
+
+# -- Lock and RLock ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+@pytest.mark.parametrize("kwargs", [
+    dict(blocking=False, timeout=1), dict(timeout=-2), dict(timeout=-1), dict(timeout=1e10),
+    dict(timeout=1e300), dict(timeout=float("nan")), dict(timeout="1"), dict(timeout=None),
+    dict(blocking=False), dict(timeout=0), dict(timeout=True), dict(timeout=9223372036.0),
+    dict(bogus=1),
+])
+def test_acquire_arguments(kind, kwargs):
+    def f(mod):
+        lock = getattr(mod, kind)()
+        r1 = lock.acquire(**kwargs)
+        return r1
+    assert_same(f)
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_acquire_positional_and_too_many(kind):
+    assert_same(lambda mod: getattr(mod, kind)().acquire(True, 0.01))
+    assert_same(lambda mod: getattr(mod, kind)().acquire(False))
+    assert_same(lambda mod: getattr(mod, kind)().acquire(1, 2, 3))
+
+
+def test_lock_release_unlocked():
+    assert_same(lambda mod: mod.Lock().release())
+
+
+def test_rlock_release_unacquired():
+    assert_same(lambda mod: mod.RLock().release())
+    assert_same(lambda mod: mod.RLock()._release_save())
+
+
+def test_lock_contended_timeouts():
+    def f(mod):
+        lock = mod.Lock()
+        lock.acquire()
+        t0 = time.monotonic()
+        got = lock.acquire(timeout=0.05)
+        waited = time.monotonic() - t0
+        return got, waited >= 0.045, lock.acquire(False), lock.locked()
+    assert assert_same(f) == ("ok", (False, True, False, True))
+
+
+def test_lock_released_by_other_thread():
+    def f(mod):
+        lock = mod.Lock()
+        lock.acquire()
+        t = mod.Thread(target=lock.release)
+        t.start()
+        t.join()
+        return lock.locked(), lock.acquire(timeout=1)
+    assert_same(f)
+
+
+def test_rlock_other_thread_cannot_release():
+    def f(mod):
+        lock = mod.RLock()
+        lock.acquire()
+        errors = []
+
+        def other():
+            try:
+                lock.release()
+            except RuntimeError as e:
+                errors.append(str(e))
+        t = mod.Thread(target=other)
+        t.start()
+        t.join()
+        return errors, lock._is_owned()
+    assert_same(f)
+
+
+def test_rlock_recursion_and_helpers():
+    def f(mod):
+        r = mod.RLock()
+        out = [r._is_owned(), r._recursion_count()]
+        r.acquire()
+        r.acquire()
+        out += [r._is_owned(), r._recursion_count()]
+        state = r._release_save()
+        out += [state[0], r._is_owned(), r._recursion_count()]
+        r._acquire_restore(state)
+        out += [r._recursion_count()]
+        r.release()
+        r.release()
+        out += [r._recursion_count()]
+        return out
+    assert_same(f)
+
+
+def test_lock_reprs():
+    lock = pth.Lock()
+    assert re.fullmatch(r"<unlocked pyconc\.Lock object at 0x[0-9a-f]+>", repr(lock))
+    lock.acquire()
+    assert re.fullmatch(r"<locked pyconc\.Lock object at 0x[0-9a-f]+>", repr(lock))
+    r = pth.RLock()
+    r.acquire()
+    assert re.fullmatch(r"<locked pyconc\.RLock object owner=\d+ count=1 at 0x[0-9a-f]+>",
+                        repr(r))
+
+
+def test_lock_not_picklable_and_weakrefable():
+    import pickle
+    import weakref
+    for mod in MODULES:
+        with pytest.raises(TypeError):
+            pickle.dumps(mod.Lock())
+    lock = pth.Lock()
+    assert weakref.ref(lock)() is lock
+
+
+def test_lock_context_manager():
+    def f(mod):
+        lock = mod.Lock()
+        with lock as entered:
+            inside = lock.locked()
+        return entered, inside, lock.locked()
+    assert_same(f)
+
+
+# -- Semaphores ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_semaphore_errors(kind):
+    assert_same(lambda mod: getattr(mod, kind)(-1))
+    assert_same(lambda mod: getattr(mod, kind)(1).acquire(False, 1))
+    assert_same(lambda mod: getattr(mod, kind)(1).release(0))
+    assert_same(lambda mod: getattr(mod, kind)(0).acquire(timeout=-1))
+    assert_same(lambda mod: getattr(mod, kind)(0).acquire(False))
+    assert_same(lambda mod: getattr(mod, kind)(0).acquire(timeout=1e10))
+    assert_same(lambda mod: getattr(mod, kind)(1).acquire(timeout=1e10))
+    assert_same(lambda mod: getattr(mod, kind)(value=3)._value)
+
+
+def test_bounded_semaphore_over_release():
+    assert_same(lambda mod: mod.BoundedSemaphore(2).release())
+    def f(mod):
+        s = mod.BoundedSemaphore(2)
+        s.acquire()
+        s.acquire()
+        s.release(2)
+        return s._value
+    assert_same(f)
+    def g(mod):
+        s = mod.BoundedSemaphore(2)
+        s.acquire()
+        s.release(2)
+    assert_same(g)
+
+
+def test_semaphore_release_n_wakes_n():
+    def f(mod):
+        s = mod.Semaphore(0)
+        got = []
+        threads = [mod.Thread(target=lambda: got.append(s.acquire(timeout=5))) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        s.release(3)
+        for t in threads:
+            t.join()
+        return got, s._value
+    assert_same(f)
+
+
+def test_semaphore_reprs():
+    assert re.fullmatch(r"<pyconc\.Semaphore at 0x[0-9a-f]+: value=3>", repr(pth.Semaphore(3)))
+    assert re.fullmatch(r"<pyconc\.BoundedSemaphore at 0x[0-9a-f]+: value=3/3>",
+                        repr(pth.BoundedSemaphore(3)))
+
+
+# -- Event --------------------------------------------------------------------------------------
+
+def test_event_basics():
+    def f(mod):
+        e = mod.Event()
+        out = [e.is_set(), e.wait(0), e.wait(-1), e.wait(0.01)]
+        e.set()
+        out += [e.is_set(), e.wait(), e.wait(1e300)]
+        e.clear()
+        out += [e.is_set()]
+        return out
+    assert_same(f)
+    assert_same(lambda mod: mod.Event().wait(1e10))
+    assert_same(lambda mod: mod.Event().wait("x"))
+    assert_same(lambda mod: mod.Event(1))
+
+
+def test_event_isSet_deprecated():
+    for mod in MODULES:
+        with pytest.warns(DeprecationWarning, match=r"isSet\(\) is deprecated"):
+            assert mod.Event().isSet() is False
+
+
+def test_event_wakes_all_waiters():
+    def f(mod):
+        e = mod.Event()
+        results = []
+        threads = [mod.Thread(target=lambda: results.append(e.wait(5))) for _ in range(5)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        e.set()
+        for t in threads:
+            t.join()
+        return results
+    assert assert_same(f) == ("ok", [True] * 5)
+
+
+# -- Condition ----------------------------------------------------------------------------------
+
+def test_condition_unacquired():
+    assert_same(lambda mod: mod.Condition().wait())
+    assert_same(lambda mod: mod.Condition().notify())
+    assert_same(lambda mod: mod.Condition().notify_all())
+    assert_same(lambda mod: mod.Condition(mod.Lock()).wait(0))
+
+
+def test_condition_wait_timeout_and_notify_n():
+    def f(mod):
+        c = mod.Condition()
+        with c:
+            timed_out = c.wait(0.01)
+        woke = []
+
+        def waiter():
+            with c:
+                woke.append(c.wait(5))
+        threads = [mod.Thread(target=waiter) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        with c:
+            c.notify(2)
+        time.sleep(0.05)
+        first = len(woke)
+        with c:
+            c.notify_all()
+        for t in threads:
+            t.join()
+        return timed_out, first, woke
+    assert_same(f)
+
+
+def test_condition_wait_for():
+    def f(mod):
+        c = mod.Condition()
+        state = []
+
+        def producer():
+            for i in range(3):
+                time.sleep(0.01)
+                with c:
+                    state.append(i)
+                    c.notify()
+        t = mod.Thread(target=producer)
+        t.start()
+        with c:
+            r = c.wait_for(lambda: len(state) == 3, timeout=5)
+            r2 = c.wait_for(lambda: len(state) == 99, timeout=0.02)
+        t.join()
+        return r, r2
+    assert_same(f)
+
+
+@pytest.mark.parametrize("lockfactory", ["pyconc.Lock", "pyconc.RLock", "stdlib.Lock",
+                                         "stdlib.RLock", "custom"])
+def test_condition_over_any_lock(lockfactory):
+    class Custom:  # only acquire/release, like a user's own lock
+        def __init__(self):
+            self._l = threading.Lock()
+
+        def acquire(self, *a, **k):
+            return self._l.acquire(*a, **k)
+
+        def release(self):
+            self._l.release()
+
+        __enter__ = acquire
+
+        def __exit__(self, *exc):
+            self.release()
+    src, _, name = lockfactory.partition(".")
+    lock = Custom() if src == "custom" else getattr(pth if src == "pyconc" else threading, name)()
+    c = pth.Condition(lock)
+    assert c.acquire is not None
+    got = []
+
+    def waiter():
+        with c:
+            got.append(c.wait(5))
+    t = pth.Thread(target=waiter)
+    t.start()
+    for _ in range(500):
+        time.sleep(0.002)
+        with c:
+            if c._is_owned() and len(got) == 0:
+                c.notify()
+                break
+    t.join(5)
+    assert got == [True]
+
+
+def test_condition_repr_and_notifyAll():
+    c = pth.Condition(pth.Lock())
+    assert re.fullmatch(r"<Condition\(<unlocked pyconc\.Lock object at 0x[0-9a-f]+>, 0\)>",
+                        repr(c))
+    with c, pytest.warns(DeprecationWarning, match=r"notifyAll\(\) is deprecated"):
+        c.notifyAll()
+
+
+# -- Barrier ------------------------------------------------------------------------------------
+
+def test_barrier_abort_reset_broken():
+    def f(mod):
+        b = mod.Barrier(2)
+        out = [b.parties, b.n_waiting, b.broken]
+        b.abort()
+        out.append(b.broken)
+        try:
+            b.wait()
+        except mod.BrokenBarrierError as e:
+            out.append(("broken", type(e).__name__))
+        b.reset()
+        out.append(b.broken)
+        return out
+    assert_same(f)
+
+
+def test_barrier_timeout_breaks():
+    def f(mod):
+        b = mod.Barrier(2, timeout=0.02)
+        try:
+            b.wait()
+        except mod.BrokenBarrierError:
+            return "broken", b.broken
+    assert assert_same(f) == ("ok", ("broken", True))
+    assert_same(lambda mod: mod.Barrier(2).wait(-1))
+
+
+def test_barrier_action_and_indices():
+    def f(mod):
+        calls = []
+        b = mod.Barrier(3, action=lambda: calls.append(1))
+        idx = []
+        threads = [mod.Thread(target=lambda: idx.append(b.wait(5))) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(idx), calls
+    assert assert_same(f) == ("ok", ([0, 1, 2], [1]))
+
+
+def test_barrier_action_raising_breaks():
+    def f(mod):
+        b = mod.Barrier(1, action=lambda: 1 / 0)
+        try:
+            b.wait()
+        except ZeroDivisionError:
+            pass
+        return b.broken
+    assert assert_same(f) == ("ok", True)
+
+
+def test_barrier_reset_wakes_waiters_with_broken():
+    def f(mod):
+        b = mod.Barrier(3)
+        errs = []
+
+        def w():
+            try:
+                b.wait(5)
+            except mod.BrokenBarrierError:
+                errs.append(1)
+        ts = [mod.Thread(target=w) for _ in range(2)]
+        for t in ts:
+            t.start()
+        while b.n_waiting < 2:
+            time.sleep(0.001)
+        b.reset()
+        for t in ts:
+            t.join()
+        return errs, b.broken, b.n_waiting
+    assert_same(f)
+
+
+def test_barrier_repr():
+    b = pth.Barrier(3)
+    assert re.fullmatch(r"<pyconc\.Barrier at 0x[0-9a-f]+: waiters=0/3>", repr(b))
+    b.abort()
+    assert re.fullmatch(r"<pyconc\.Barrier at 0x[0-9a-f]+: broken>", repr(b))
+
+
+# -- Thread -------------------------------------------------------------------------------------
+
+def test_thread_lifecycle_errors():
+    assert_same(lambda mod: mod.Thread().join())
+    def twice(mod):
+        t = mod.Thread()
+        t.start()
+        t.join()
+        t.start()
+    assert_same(twice)
+    def set_daemon_after_start(mod):
+        t = mod.Thread()
+        t.start()
+        t.join()
+        t.daemon = True
+    assert_same(set_daemon_after_start)
+    assert_same(lambda mod: mod.Thread(group=1))
+    def join_self(mod):
+        err = []
+        def body():
+            try:
+                mod.current_thread().join()
+            except RuntimeError as e:
+                err.append(str(e))
+        t = mod.Thread(target=body)
+        t.start()
+        t.join()
+        return err
+    assert_same(join_self)
+
+
+def test_thread_init_not_called():
+    for mod in MODULES:
+        class NoInit(mod.Thread):
+            def __init__(self):
+                pass
+        t = NoInit()
+        with pytest.raises(RuntimeError, match=r"thread.__init__\(\) not called"):
+            t.start()
+        with pytest.raises(RuntimeError, match=r"Thread.__init__\(\) not called"):
+            t.daemon = True
+
+
+def test_thread_names_and_attributes():
+    def f(mod):
+        def work():
+            pass
+        t = mod.Thread(target=work, name=0)
+        named = mod.Thread(name=42, daemon=True)
+        before = (t.ident, t.native_id, t.is_alive(), t.daemon, named.name, named.daemon)
+        t.start()
+        t.join()
+        after = (isinstance(t.ident, int), isinstance(t.native_id, int), t.is_alive())
+        return before, after, bool(re.fullmatch(r"Thread-\d+ \(work\)", t.name))
+    assert_same(f)
+    def unnamed(mod):
+        class Callable:
+            def __call__(self):
+                pass
+        return (bool(re.fullmatch(r"Thread-\d+", mod.Thread().name)),
+                bool(re.fullmatch(r"Thread-\d+", mod.Thread(target=Callable()).name)))
+    assert_same(unnamed)
+
+
+def test_thread_args_kwargs_and_subclass():
+    def f(mod):
+        out = []
+        t = mod.Thread(target=lambda *a, **k: out.append((a, k)), args=[1, 2], kwargs={"x": 3})
+        t.start()
+        t.join()
+
+        class My(mod.Thread):
+            def __init__(self, n):
+                super().__init__()
+                self.n = n
+
+            def run(self):
+                out.append(("run", self.n, self.name == mod.current_thread().name))
+        m = My(7)
+        m.start()
+        m.join()
+        return out, hasattr(t, "_target")
+    assert_same(f)
+
+
+def test_thread_target_reference_dropped_after_run():
+    def f(mod):
+        t = mod.Thread(target=len, args=("ab",))
+        attrs = (t._target, t._args, t._kwargs)
+        t.start()
+        t.join()
+        return attrs, hasattr(t, "_target"), hasattr(t, "_args")
+    assert_same(f)
+
+
+def test_thread_deprecated_accessors():
+    for mod in MODULES:
+        t = mod.Thread(name="a")
+        for meth, args, pattern in [("getName", (), "getName"), ("setName", ("b",), "setName"),
+                                    ("isDaemon", (), "isDaemon"),
+                                    ("setDaemon", (True,), "setDaemon")]:
+            with pytest.warns(DeprecationWarning, match=pattern):
+                getattr(t, meth)(*args)
+        assert t.name == "b" and t.daemon is True
+    for mod in MODULES:
+        with pytest.warns(DeprecationWarning, match="currentThread"):
+            mod.currentThread()
+        with pytest.warns(DeprecationWarning, match="activeCount"):
+            mod.activeCount()
+
+
+def test_thread_repr():
+    t = pth.Thread(target=time.sleep, args=(0.2,), name="x", daemon=True)
+    assert repr(t) == "<Thread(x, initial daemon)>"
+    t.start()
+    assert re.fullmatch(r"<Thread\(x, started daemon \d+\)>", repr(t))
+    t.join()
+    assert re.fullmatch(r"<Thread\(x, stopped daemon \d+\)>", repr(t))
+
+    class Sub(pth.Thread):
+        pass
+    assert repr(Sub(name="y")) == "<Sub(y, initial)>"
+
+
+def test_join_timeout_and_alive():
+    def f(mod):
+        e = mod.Event()
+        t = mod.Thread(target=e.wait)
+        t.start()
+        t0 = time.monotonic()
+        t.join(0.05)
+        waited = time.monotonic() - t0
+        alive = t.is_alive()
+        t.join(-1)
+        e.set()
+        t.join()
+        return alive, waited >= 0.045, t.is_alive()
+    assert assert_same(f) == ("ok", (True, True, False))
+
+
+def test_current_main_enumerate_active_count():
+    assert pth.current_thread() is threading.current_thread()
+    assert pth.main_thread() is threading.main_thread()
+    seen = {}
+    go = pth.Event()
+
+    def body():
+        seen["cur"] = pth.current_thread()
+        seen["ident"] = pth.get_ident()
+        seen["native"] = pth.get_native_id()
+        go.wait(5)
+    t = pth.Thread(target=body)
+    before = pth.active_count()
+    t.start()
+    while "cur" not in seen:
+        time.sleep(0.001)
+    assert seen["cur"] is t
+    assert seen["ident"] == t.ident
+    assert seen["native"] == t.native_id
+    assert t in pth.enumerate()
+    assert threading.main_thread() in pth.enumerate()
+    assert pth.active_count() == before + 1 == len(pth.enumerate())
+    go.set()
+    t.join()
+    assert t not in pth.enumerate()
+    assert pth.active_count() == before
+
+
+def test_daemon_inherited_from_creating_thread():
+    out = {}
+
+    def body():
+        out["child"] = pth.Thread().daemon
+    t = pth.Thread(target=body, daemon=True)
+    t.start()
+    t.join()
+    assert out["child"] is True
+    assert pth.Thread().daemon is False
+
+
+def test_timer_runs_and_cancels():
+    hits = []
+    t = pth.Timer(0.02, hits.append, args=[1])
+    t.start()
+    t.join(5)
+    c = pth.Timer(5, hits.append, args=[2])
+    c.start()
+    c.cancel()
+    c.join(5)
+    assert hits == [1] and not c.is_alive()
+
+
+def test_local_is_per_thread():
+    data = pth.local()
+    data.x = "main"
+    out = []
+
+    def body():
+        out.append(hasattr(data, "x"))
+        data.x = "thread"
+        out.append(data.x)
+    t = pth.Thread(target=body)
+    t.start()
+    t.join()
+    assert out == [False, "thread"] and data.x == "main"
+
+
+def test_settrace_hook_reaches_pyconc_threads():
+    calls = []
+
+    def tracer(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "traced_body":
+            calls.append(event)
+        return None
+
+    def traced_body():
+        return 1
+    threading.settrace(tracer)
+    try:
+        t = pth.Thread(target=traced_body)
+        t.start()
+        t.join()
+    finally:
+        threading.settrace(None)
+    assert calls == ["call"]
+
+
+EXCEPTHOOK_SCRIPT = """
+import sys
+from {mod} import Thread
+def boom():
+    raise ValueError("bad thing")
+t = Thread(target=boom, name="worker")
+t.start()
+t.join()
+def bye():
+    raise SystemExit(3)
+t = Thread(target=bye, name="quiet")
+t.start()
+t.join()
+print("main continues", flush=True)
+"""
+
+
+def test_excepthook_output_matches_stdlib():
+    outs = []
+    for mod in ("threading", "pyconc.threading"):
+        r = run_python(EXCEPTHOOK_SCRIPT.format(mod=mod))
+        assert r.returncode == 0, r.stderr
+        # The stdlib's traceback also shows its own frames in threading.py (_bootstrap_inner,
+        # run); pyconc's run() is C and adds none. Compare the frames of the user's code.
+        err = re.sub(r'  File ".*threading\.py", line \d+, in \w+\n    .*\n', "", r.stderr)
+        outs.append((r.stdout, re.sub(r'File ".*", line', "File X, line", err)))
+    assert outs[0] == outs[1]
+    assert "Exception in thread worker:" in outs[1][1]
+    assert "ValueError: bad thing" in outs[1][1]
+    assert "quiet" not in outs[1][1]
+
+
+def test_custom_excepthook_receives_args():
+    seen = []
+    old = pth.excepthook
+    pth.excepthook = lambda args: seen.append((args.exc_type, str(args.exc_value), args.thread))
+    try:
+        t = pth.Thread(target=lambda: 1 / 0)
+        t.start()
+        t.join()
+    finally:
+        pth.excepthook = old
+    assert seen == [(ZeroDivisionError, "division by zero", t)]
+
+
+def test_failing_excepthook_falls_back_to_sys_excepthook():
+    r = run_python("""
+        from pyconc import threading
+        def hook(args):
+            raise RuntimeError("hook broke")
+        threading.excepthook = hook
+        t = threading.Thread(target=lambda: 1 / 0)
+        t.start(); t.join()
+        print("ok")
+    """)
+    assert r.returncode == 0
+    assert "Exception in threading.excepthook:" in r.stderr
+    assert "RuntimeError: hook broke" in r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+def test_many_threads_start_and_join():
+    results = []
+    threads = [pth.Thread(target=results.append, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(200))
+    assert all(not t.is_alive() for t in threads)
