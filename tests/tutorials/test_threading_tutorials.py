@@ -1,0 +1,102 @@
+"""The seeds' threading programs (pyconc/tour/programs/), imports changed to pyconc only, each
+asserting what the lecture notes say it shows. They run as separate interpreters, as a reader
+runs them."""
+import re
+
+import pytest
+
+from pyconc.tour import PROGRAMS, run_program
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(name, **kw):
+    r = run_program(PROGRAMS / name, **kw)
+    assert r.returncode == 0 or r.stopped, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def test_two_threads_run_concurrently():
+    r = run("t01_two_threads.py")
+    assert sorted(re.findall(r"t[12]", r.stdout)) == ["t1", "t2"]
+    assert r.stdout.count("talk") == 2
+    # both sleep 0.2 s at the same time: together well under the 0.4 s of running them in turn
+    assert r.wall < 0.4 + 0.35
+
+
+def test_mythread_subclass_runs_its_run():
+    r = run("t02_mythread_subclass.py")
+    assert sorted(re.findall(r"t[12]", r.stdout)) == ["t1", "t2"]
+
+
+def test_fifty_threads_timing():
+    r = run("t03_fifty_threads_timing.py")
+    # print() writes its parts separately, so 50 threads interleave them: count the parts
+    assert r.stdout.count("talk") == 50
+    assert r.stdout.count("is done") == 50  # non-daemon: all finish
+    m = re.search(r"running time is : ([0-9.]+)", r.stdout)
+    assert m and 0.19 <= float(m.group(1)) < 2.0  # 50 sleeps of 0.2 s overlap
+    assert "The mian process....." in r.stdout
+
+
+def test_mutex_two_threads_million_increments():
+    r = run("t04_mutex_increments.py")
+    finals = re.findall(r"g_num=(\d+)", r.stdout)
+    assert len(finals) == 3
+    assert "in main g_num=2000000" in r.stdout  # the lock makes every increment count
+    assert max(int(x) for x in finals[:2]) == 2000000
+
+
+def test_deadlock_demo_deadlocks():
+    r = run("t05_deadlock.py", limit=1.5)
+    assert r.stopped, "the two threads should still be deadlocked"
+    assert "----do1---up----" in r.stdout and "----do2---up----" in r.stdout
+    assert "down" not in r.stdout
+
+
+def test_semaphore_room_of_five():
+    r = run("t06_semaphore_room.py")
+    events = re.findall(r"第(\d+)个客人(进入|离开)屋子", r.stdout)
+    assert len(events) == 40
+    inside, most = set(), 0
+    for guest, what in events:
+        if what == "进入":
+            inside.add(guest)
+            most = max(most, len(inside))
+        else:
+            inside.remove(guest)
+    # printed after acquire, before release: never more than five in the room
+    assert most <= 5
+    assert inside == set()
+
+
+def test_traffic_light_event():
+    r = run("t07_traffic_light.py", limit=2.5)
+    out = r.stdout
+    assert "light red" in out and "light green" in out
+    first_red = out.index("light red")
+    wait = out.find("[哈士奇] is wait", first_red)
+    assert wait != -1, "the car waits at the red light"
+    assert out.find("[哈士奇] is run", wait) != -1, "and drives on when it turns green"
+
+
+def test_conn_mysql_event_wait_half_second():
+    r = run("t08_conn_mysql.py")
+    tries = re.findall(r"第(\d)个人正在尝试第(\d)次连接!", r.stdout)
+    ok = re.findall(r"第(\d)个人连接成功", r.stdout)
+    timeouts = r.stdout.count("连接超时")
+    assert len(ok) + timeouts == 10  # every user ends one way or the other
+    assert all(1 <= int(n) <= 3 for _, n in tries)
+    # maintenance lasts 1 or 2 s; users give up after three 0.5 s waits
+    assert (len(ok) == 10 and timeouts == 0) or (len(ok) == 0 and timeouts == 10)
+
+
+def test_enumerate_until_only_main_left():
+    r = run("t09_enumerate.py")
+    lists = [line for line in r.stdout.splitlines() if line.startswith("[")]
+    assert "Thread-1 (test1)" in lists[0] and "Thread-2 (test2)" in lists[0]
+    assert "MainThread" in lists[0]
+    assert any("test1" not in line and "test2" in line for line in lists), \
+        "test1 ends first, test2 is still listed"
+    assert r.stdout.count("***test2***") == 10
