@@ -7,6 +7,7 @@
 #include <linux/futex.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,10 +239,14 @@ pc_waiter_wake(pc_waiter *w)
         pc_hub->wake(w);
         return;
     }
-    __atomic_store_n(&w->word, 1, __ATOMIC_RELEASE);
-    /* Still holding the GIL: the parked thread cannot return (and drop its frame) until we let
+    /* Dekker pair with pc_waiter_park: store word, then load sleeping (both seq_cst). A waiter
+     * still spinning sees the word without a syscall; one that may be asleep gets the wake.
+     * Still holding the GIL: the parked thread cannot return (and drop its frame) until we let
      * go, so the address stays valid for the syscall. */
-    syscall(SYS_futex, &w->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    __atomic_store_n(&w->word, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST)) {
+        syscall(SYS_futex, &w->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
 }
 
 int
@@ -269,9 +274,70 @@ pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
 
 /* -- parking an OS thread ------------------------------------------------------------------ */
 
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* How long a parked thread spins before it sleeps (PYCONC_SPIN_NS, default 30 us), and how many
+ * threads may spin at once: one less than the CPUs, so that the thread holding the GIL (the one
+ * that will wake us) always has a CPU. On a single CPU nobody spins. Read once. */
+static pc_time_t spin_ns = -1;
+static int max_spinners = 0;
+static int spinners = 0;      /* threads spinning now (atomic) */
+
+static void
+init_spin(void)
+{
+    const char *env = getenv("PYCONC_SPIN_NS");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    max_spinners = ncpu > 1 ? (int)(ncpu - 1) : 0;
+    spin_ns = 30000;
+    if (env != NULL && *env != '\0') {
+        spin_ns = strtoll(env, NULL, 10);
+        if (spin_ns < 0) {
+            spin_ns = 0;
+        }
+    }
+}
+
+/* Spins (GIL released) until w is woken, spin_ns passes or the deadline, when a spinning slot
+ * is free. A hand-off between two running threads (a ping-pong) usually comes back within
+ * microseconds; sleeping in the kernel would add the scheduler's wake-up latency (tens of
+ * microseconds on a VM) to every hand-off. Bounded: at worst a core is busy for spin_ns. */
+static void
+spin_for_wake(pc_waiter *w, pc_time_t deadline)
+{
+    if (spin_ns <= 0) {
+        return;
+    }
+    if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
+        pc_time_t until = pc_monotonic_ns() + spin_ns;
+        if (deadline != PC_FOREVER && deadline < until) {
+            until = deadline;
+        }
+        unsigned n = 0;
+        while (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE) == 0) {
+            cpu_relax();
+            if ((++n & 63) == 0 && pc_monotonic_ns() >= until) {
+                break;
+            }
+        }
+    }
+    __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
+}
+
 int
 pc_waiter_park(pc_waiter *w, pc_time_t deadline)
 {
+    if (spin_ns < 0) {
+        init_spin();
+    }
     if (pc_hub != NULL && pc_hub->can_yield()) {
         return pc_hub->park(w, deadline);
     }
@@ -285,7 +351,9 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
     for (;;) {
         int err = 0;
         Py_BEGIN_ALLOW_THREADS
-        while (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE) == 0) {
+        spin_for_wake(w, deadline);
+        __atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0) {
             /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a restarted wait
              * needs no recomputation. */
             long r = syscall(SYS_futex, &w->word, FUTEX_WAIT_BITSET_PRIVATE, 0, tsp, NULL,

@@ -46,6 +46,7 @@ struct pc_waiter {
     pc_waiter *next;
     struct pc_waitlist *list; /* the list this waiter is on, or NULL */
     uint32_t word;            /* futex word: 0 parked, 1 woken. Written atomically by the waker. */
+    uint32_t sleeping;        /* 1 once the parked thread may be inside futex_wait (atomic) */
     int woken;                /* 1 once a waker chose this waiter (GIL-protected copy of word) */
     void *coro;               /* coroutine side: the parked greenlet, NULL for an OS thread */
     void *hub;                /* coroutine side: the hub owning coro */
@@ -119,6 +120,7 @@ pc_waiter_init(pc_waiter *w)
     w->prev = w->next = NULL;
     w->list = NULL;
     w->word = 0;
+    w->sleeping = 0;
     w->woken = 0;
     w->coro = NULL;
     w->hub = NULL;

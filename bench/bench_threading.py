@@ -1,0 +1,228 @@
+"""pyconc.threading against the stdlib's threading, in one run.
+
+    python bench/bench_threading.py [--repeat N] [--quick] [--json bench/results/threading.json]
+
+Every case runs the same workload on both implementations; the table shows ns per operation and
+speedup = stdlib time / pyconc time. Each workload returns something checked afterwards, so the
+work really ran. Timings never go into pytest; the targets are checked here (--check)."""
+import argparse
+import os
+import sys
+import threading as std
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import run_suite, save  # noqa: E402
+
+from pyconc import threading as pc  # noqa: E402
+
+MODS = {"stdlib": std, "pyconc": pc}
+
+# case -> minimum speedup the issue asks for
+TARGETS = {
+    "Lock acquire+release": 1.2,
+    "Lock with-block": 1.2,
+    "RLock acquire+release": 1.2,
+    "Semaphore acquire+release": 5.0,
+    "BoundedSemaphore acquire+release": 5.0,
+    "Event set+clear": 5.0,
+    "Condition notify/wait ping-pong (2 threads)": 2.0,
+    "Thread start+join": 1.0,
+}
+
+
+def uncontended(kind, n):
+    def make(mod):
+        lock = getattr(mod, kind)()
+        acq, rel = lock.acquire, lock.release
+
+        def work():
+            for _ in range(n):
+                acq()
+                rel()
+            return repr(lock).startswith("<unlocked")
+        return work
+    return make
+
+
+def with_block(n):
+    def make(mod):
+        lock = mod.Lock()
+
+        def work():
+            for _ in range(n):
+                with lock:
+                    pass
+            return lock.locked()
+        return work
+    return make
+
+
+def semaphore(kind, n):
+    def make(mod):
+        sem = getattr(mod, kind)(1)
+        acq, rel = sem.acquire, sem.release
+
+        def work():
+            for _ in range(n):
+                acq()
+                rel()
+            return sem._value
+        return work
+    return make
+
+
+def event_set_clear(n):
+    def make(mod):
+        ev = mod.Event()
+        s, c = ev.set, ev.clear
+
+        def work():
+            for _ in range(n):
+                s()
+                c()
+            return ev.is_set()
+        return work
+    return make
+
+
+def event_wait_set(n):
+    def make(mod):
+        ev = mod.Event()
+        ev.set()
+        w = ev.wait
+
+        def work():
+            r = True
+            for _ in range(n):
+                r = w() and r
+            return r
+        return work
+    return make
+
+
+def condition_pingpong(n):
+    def make(mod):
+        def work():
+            cond = mod.Condition()
+            state = [0]
+
+            def player(me):
+                with cond:
+                    for _ in range(n):
+                        while state[0] != me:
+                            cond.wait()
+                        state[0] = 1 - me
+                        cond.notify()
+            t = mod.Thread(target=player, args=(1,))
+            t.start()
+            player(0)
+            t.join()
+            return state[0]
+        return work
+    return make
+
+
+def lock_handoff(n):
+    """Two threads alternately taking a contended Lock: a wait and a wake per operation."""
+    def make(mod):
+        def work():
+            a, b = mod.Lock(), mod.Lock()
+            a.acquire()
+            b.acquire()
+            count = [0]
+
+            def other():
+                for _ in range(n):
+                    a.acquire()
+                    count[0] += 1
+                    b.release()
+            t = mod.Thread(target=other)
+            t.start()
+            for _ in range(n):
+                a.release()
+                b.acquire()
+            t.join()
+            return count[0]
+        return work
+    return make
+
+
+def thread_start_join(n):
+    def make(mod):
+        def noop():
+            pass
+
+        def work():
+            for _ in range(n):
+                t = mod.Thread(target=noop)
+                t.start()
+                t.join()
+            return t.is_alive()
+        return work
+    return make
+
+
+def contended_counter(nthreads, n):
+    def make(mod):
+        def work():
+            lock = mod.Lock()
+            box = [0]
+
+            def inc():
+                for _ in range(n):
+                    with lock:
+                        box[0] += 1
+            ts = [mod.Thread(target=inc) for _ in range(nthreads)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            return box[0]
+        return work
+    return make
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller workloads (smoke run)")
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
+                                                   "threading.json"))
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if a speedup target of the issue is missed")
+    args = ap.parse_args()
+    k = 10 if args.quick else 1
+    N = 200_000 // k
+
+    specs = [
+        ("Lock acquire+release", N, uncontended("Lock", N)),
+        ("Lock with-block", N, with_block(N)),
+        ("RLock acquire+release", N, uncontended("RLock", N)),
+        ("Semaphore acquire+release", N, semaphore("Semaphore", N)),
+        ("BoundedSemaphore acquire+release", N, semaphore("BoundedSemaphore", N)),
+        ("Event set+clear", N, event_set_clear(N)),
+        ("Event.wait (already set)", N, event_wait_set(N)),
+        ("Condition notify/wait ping-pong (2 threads)", 10_000 // k, condition_pingpong(10_000 // k)),
+        ("Lock hand-off between 2 threads", 10_000 // k, lock_handoff(10_000 // k)),
+        ("Thread start+join", 2_000 // k, thread_start_join(2_000 // k)),
+        ("4 threads x Lock-protected counter", 4 * 50_000 // k, contended_counter(4, 50_000 // k)),
+    ]
+    cases = [(name, ops, {impl: (lambda f=f, m=m: f(m)) for impl, m in MODS.items()})
+             for name, ops, f in specs]
+
+    def check(case, outputs):
+        assert outputs["stdlib"] == outputs["pyconc"], (case, outputs)
+
+    data = run_suite("threading", cases, ["stdlib", "pyconc"], args.repeat, check)
+    data["targets"] = TARGETS
+    save(data, args.json)
+    missed = [(r["case"], round(r["speedup"], 2), TARGETS[r["case"]]) for r in data["results"]
+              if r["case"] in TARGETS and r["speedup"] < TARGETS[r["case"]]]
+    if missed:
+        print("targets missed:", missed)
+    if args.check and missed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
