@@ -23,7 +23,8 @@ else:
 
 sanitize = os.environ.get("PYCONC_SANITIZE", "").strip()
 if sanitize:
-    cflags += ["-fsanitize=" + sanitize, "-fno-omit-frame-pointer", "-g", "-UNDEBUG"]
+    cflags += ["-fsanitize=" + sanitize, "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
+               "-g", "-UNDEBUG"]
     ldflags += ["-fsanitize=" + sanitize]
     macros.append(("PYCONC_SANITIZE", "1"))
 
