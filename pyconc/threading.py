@@ -135,6 +135,10 @@ def _join_non_daemon_threads():
 
 # At exit the interpreter waits for non-daemon pyconc threads, like for the stdlib's: the stdlib
 # calls these hooks from threading._shutdown(), before it joins its own threads.
-_std._register_atexit(_join_non_daemon_threads)
+try:
+    _std._register_atexit(_join_non_daemon_threads)
+except RuntimeError:  # imported while the interpreter is already shutting down
+    import atexit as _atexit
+    _atexit.register(_join_non_daemon_threads)
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_core._after_fork_child)
