@@ -133,7 +133,8 @@ module_exec(PyObject *module)
             pc_semaphore_init_types(module, st) < 0 ||
             pc_event_init_types(module, st) < 0 ||
             pc_barrier_init_types(module, st) < 0 ||
-            pc_thread_init_types(module, st) < 0) {
+            pc_thread_init_types(module, st) < 0 ||
+            pc_queue_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",
@@ -157,6 +158,13 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->Thread_Type);
     Py_VISIT(st->BrokenBarrierError);
     Py_VISIT(st->active);
+    Py_VISIT(st->Queue_Type);
+    Py_VISIT(st->LifoQueue_Type);
+    Py_VISIT(st->PriorityQueue_Type);
+    Py_VISIT(st->SimpleQueue_Type);
+    Py_VISIT(st->Empty);
+    Py_VISIT(st->Full);
+    Py_VISIT(st->ShutDown);
     return 0;
 }
 
@@ -174,6 +182,13 @@ module_clear(PyObject *module)
     Py_CLEAR(st->Thread_Type);
     Py_CLEAR(st->BrokenBarrierError);
     Py_CLEAR(st->active);
+    Py_CLEAR(st->Queue_Type);
+    Py_CLEAR(st->LifoQueue_Type);
+    Py_CLEAR(st->PriorityQueue_Type);
+    Py_CLEAR(st->SimpleQueue_Type);
+    Py_CLEAR(st->Empty);
+    Py_CLEAR(st->Full);
+    Py_CLEAR(st->ShutDown);
     return 0;
 }
 

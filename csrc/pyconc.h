@@ -25,6 +25,14 @@ typedef struct {
     PyTypeObject *Event_Type;
     PyTypeObject *Barrier_Type;
     PyTypeObject *Thread_Type;
+    /* queues */
+    PyTypeObject *Queue_Type;
+    PyTypeObject *LifoQueue_Type;
+    PyTypeObject *PriorityQueue_Type;
+    PyTypeObject *SimpleQueue_Type;
+    PyObject *Empty;                /* queue.Empty */
+    PyObject *Full;                 /* queue.Full */
+    PyObject *ShutDown;             /* queue.ShutDown (3.13+) or pyconc's own */
     /* the stdlib's own exception objects, so existing except clauses keep working */
     PyObject *BrokenBarrierError;   /* threading.BrokenBarrierError */
     /* threads */
@@ -66,6 +74,7 @@ int pc_semaphore_init_types(PyObject *module, pc_state *st);
 int pc_event_init_types(PyObject *module, pc_state *st);
 int pc_barrier_init_types(PyObject *module, pc_state *st);
 int pc_thread_init_types(PyObject *module, pc_state *st);
+int pc_queue_init_types(PyObject *module, pc_state *st);
 
 /* Module-level functions implemented in thread.c. */
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);

@@ -174,6 +174,45 @@ pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
     return 0;
 }
 
+int
+pc_parse_queue_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
+{
+    if (timeout_obj == NULL || timeout_obj == Py_None) {
+        *rel_ns = -1;
+        return 0;
+    }
+    double t;
+    if (!PyFloat_Check(timeout_obj) && !PyLong_Check(timeout_obj)) {
+        /* The stdlib tests `timeout < 0` first: same test, same error for a non-number. */
+        PyObject *zero = PyLong_FromLong(0);
+        int negative = zero ? PyObject_RichCompareBool(timeout_obj, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (negative < 0) {
+            return -1;
+        }
+        t = negative ? -1.0 : 0.0;
+        if (!negative && timeout_as_double(timeout_obj, &t) < 0) {
+            return -1;
+        }
+    }
+    else if (timeout_as_double(timeout_obj, &t) < 0) {
+        return -1;
+    }
+    if (t < 0) {
+        PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
+        return -1;
+    }
+    if (t > PC_TIMEOUT_MAX_SECONDS) {
+        return set_overflow();
+    }
+    if (isnan(t)) {
+        *rel_ns = -1;  /* the stdlib never times out on NaN (it busy-waits); we just wait */
+        return 0;
+    }
+    *rel_ns = t > 0 ? seconds_to_ns(t) : 0;
+    return 0;
+}
+
 /* -- wait lists ----------------------------------------------------------------------------- */
 
 void

@@ -95,6 +95,10 @@ int pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel
  * not block, a value above TIMEOUT_MAX is an OverflowError. Same results as above. */
 int pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
 
+/* Parses a queue.Queue-style timeout (put/get with block=True): None waits forever; a negative
+ * value is ValueError("'timeout' must be a non-negative number"); 0 does not block. */
+int pc_parse_queue_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
+
 /* -- wait lists ----------------------------------------------------------------------------- */
 
 static inline void

@@ -1,0 +1,1075 @@
+/* queue.c -- Queue, LifoQueue, PriorityQueue and SimpleQueue, in C.
+ *
+ * Storage (store_t): one growable array of entries {item, seq}. FIFO and LIFO use it as a ring
+ * (head + count, capacity a power of two); the priority queue uses it as a binary min-heap whose
+ * order is (item, seq): items that compare equal leave in insertion order. Heap operations first
+ * find where things go, comparing only, and move nothing until every comparison has succeeded, so
+ * a comparison that raises leaves the queue exactly as it was. version counts changes, so that a
+ * comparison that re-entered the queue (an __lt__ calling get()) is detected.
+ *
+ * Waiting: three wait lists, as the stdlib's three Conditions: not_empty (getters), not_full
+ * (putters on a bounded queue) and all_tasks_done (join). Every block goes through wait.h. A put
+ * wakes one getter, a get wakes one putter; a woken caller re-checks and, if another thread got
+ * there first, waits again at the head of the list. A woken caller that leaves with an exception
+ * passes its wake on, so no wake-up is lost.
+ *
+ * Subclasses: a Python subclass that overrides _qsize, _put or _get has them called (hooks), and
+ * one that overrides _init has it called by __init__, exactly where the stdlib calls them. The
+ * plain types never look at their methods: they use the C storage directly.
+ *
+ * Shut-down follows Python 3.13: shutdown(immediate=False) makes put() raise ShutDown, and get()
+ * raise it once the queue is empty; immediate=True also drops the items and releases join().
+ *
+ * All fields are protected by the GIL.
+ */
+#include "pyconc.h"
+
+enum { Q_FIFO = 0, Q_LIFO = 1, Q_PRIO = 2, Q_SIMPLE = 3 };
+enum { HOOK_QSIZE = 1, HOOK_PUT = 2, HOOK_GET = 4 };
+
+typedef struct {
+    PyObject *item;           /* strong reference */
+    uint64_t seq;             /* insertion number: the priority queue's tie-breaker */
+} entry_t;
+
+typedef struct {
+    entry_t *buf;             /* cap entries (PyMem, so tracemalloc sees them) */
+    Py_ssize_t cap;           /* 0 or a power of two */
+    Py_ssize_t head;          /* ring: index of the oldest entry; heap: always 0 */
+    Py_ssize_t count;         /* entries stored */
+    uint64_t next_seq;        /* seq of the next entry put */
+    uint64_t version;         /* bumped by every change */
+} store_t;
+
+typedef struct {
+    PyObject_HEAD
+    store_t store;
+    int kind;                 /* Q_FIFO, Q_LIFO, Q_PRIO or Q_SIMPLE */
+    int hooks;                /* HOOK_* overridden by a Python subclass */
+    int is_shutdown;          /* 1 after shutdown() */
+    Py_ssize_t maxsize;       /* <= 0: unbounded */
+    Py_ssize_t unfinished_tasks;
+    pc_waitlist not_empty;    /* callers blocked in get() */
+    pc_waitlist not_full;     /* callers blocked in put() */
+    pc_waitlist all_tasks_done; /* callers blocked in join() */
+    PyObject *dict;
+    PyObject *weakreflist;
+} QueueObject;
+
+#define MIN_CAP 8
+
+/* -- storage ----------------------------------------------------------------------------------- */
+
+/* Moves the entries into a buffer of newcap slots, oldest first. 0, or -1 with MemoryError. */
+static int
+store_resize(store_t *s, Py_ssize_t newcap)
+{
+    entry_t *nb = PyMem_New(entry_t, newcap);
+    if (nb == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t mask = s->cap - 1;
+    for (Py_ssize_t i = 0; i < s->count; i++) {
+        nb[i] = s->buf[(s->head + i) & mask];
+    }
+    PyMem_Free(s->buf);
+    s->buf = nb;
+    s->cap = newcap;
+    s->head = 0;
+    return 0;
+}
+
+static inline int
+store_reserve_one(store_t *s)
+{
+    if (s->count < s->cap) {
+        return 0;
+    }
+    return store_resize(s, s->cap ? s->cap * 2 : MIN_CAP);
+}
+
+static inline void
+store_maybe_shrink(store_t *s)
+{
+    if (s->cap > 64 && s->count < s->cap / 4) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        if (store_resize(s, s->cap / 2) < 0) {
+            PyErr_Clear();  /* keeping the larger buffer is fine */
+        }
+        PyErr_Restore(et, ev, etb);
+    }
+}
+
+/* Appends item (steals the reference). The caller reserved room. */
+static inline void
+ring_push(store_t *s, PyObject *item)
+{
+    entry_t *e = &s->buf[(s->head + s->count) & (s->cap - 1)];
+    e->item = item;
+    e->seq = s->next_seq++;
+    s->count++;
+    s->version++;
+}
+
+/* Removes the oldest (fifo) or newest (lifo) entry; returns its reference. count > 0. */
+static inline PyObject *
+ring_pop(store_t *s, int lifo)
+{
+    PyObject *item;
+    if (lifo) {
+        item = s->buf[(s->head + s->count - 1) & (s->cap - 1)].item;
+    }
+    else {
+        item = s->buf[s->head].item;
+        s->head = (s->head + 1) & (s->cap - 1);
+    }
+    s->count--;
+    s->version++;
+    store_maybe_shrink(s);
+    return item;
+}
+
+/* 1 if a goes before b in the heap, 0 if not, -1 on error. References are held by the caller. */
+static int
+entry_before(PyObject *a, uint64_t aseq, PyObject *b, uint64_t bseq)
+{
+    int r = PyObject_RichCompareBool(a, b, Py_LT);
+    if (r != 0) {
+        return r;
+    }
+    r = PyObject_RichCompareBool(b, a, Py_LT);
+    if (r != 0) {
+        return r < 0 ? -1 : 0;
+    }
+    return aseq < bseq;  /* equal: first in, first out */
+}
+
+/* Compares a candidate with the entry at index i, guarding against re-entrant changes. */
+static int
+heap_before_slot(store_t *s, PyObject *a, uint64_t aseq, Py_ssize_t i, uint64_t version, int flip)
+{
+    PyObject *b = s->buf[i].item;
+    uint64_t bseq = s->buf[i].seq;
+    Py_INCREF(a);
+    Py_INCREF(b);
+    int r = flip ? entry_before(b, bseq, a, aseq) : entry_before(a, aseq, b, bseq);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    if (r >= 0 && s->version != version) {
+        PyErr_SetString(PyExc_RuntimeError, "PriorityQueue changed during an item comparison");
+        return -1;
+    }
+    return r;
+}
+
+/* Pushes item (a new reference is taken only on success). 0, or -1 with the heap unchanged. */
+static int
+heap_push(store_t *s, PyObject *item)
+{
+    if (store_reserve_one(s) < 0) {
+        return -1;
+    }
+    uint64_t version = s->version, seq = s->next_seq;
+    Py_ssize_t pos = s->count;
+    while (pos > 0) {  /* find the place: compare only */
+        Py_ssize_t parent = (pos - 1) / 2;
+        int r = heap_before_slot(s, item, seq, parent, version, 0);
+        if (r < 0) {
+            return -1;
+        }
+        if (!r) {
+            break;
+        }
+        pos = parent;
+    }
+    for (Py_ssize_t i = s->count; i > pos;) {  /* commit: move the ancestors down */
+        Py_ssize_t parent = (i - 1) / 2;
+        s->buf[i] = s->buf[parent];
+        i = parent;
+    }
+    s->buf[pos].item = Py_NewRef(item);
+    s->buf[pos].seq = seq;
+    s->next_seq++;
+    s->count++;
+    s->version++;
+    return 0;
+}
+
+/* Pops the first entry: a new reference, or NULL with the heap unchanged. count > 0. */
+static PyObject *
+heap_pop(store_t *s)
+{
+    Py_ssize_t n = s->count - 1;          /* size after the pop */
+    PyObject *root = s->buf[0].item;
+    if (n > 0) {
+        PyObject *last = s->buf[n].item;
+        uint64_t lseq = s->buf[n].seq, version = s->version;
+        Py_ssize_t path[64];
+        int depth = 0;
+        Py_ssize_t pos = 0;
+        for (;;) {  /* find where `last` goes: compare only */
+            Py_ssize_t child = 2 * pos + 1;
+            if (child >= n) {
+                break;
+            }
+            if (child + 1 < n) {
+                PyObject *right = s->buf[child + 1].item;
+                int r = heap_before_slot(s, right, s->buf[child + 1].seq, child, version, 0);
+                if (r < 0) {
+                    return NULL;
+                }
+                child += r;
+            }
+            int r = heap_before_slot(s, last, lseq, child, version, 1);  /* child before last? */
+            if (r < 0) {
+                return NULL;
+            }
+            if (!r) {
+                break;
+            }
+            path[depth++] = child;
+            pos = child;
+        }
+        Py_ssize_t i = 0;  /* commit: move the chosen children up, put `last` at the end */
+        for (int d = 0; d < depth; d++) {
+            s->buf[i] = s->buf[path[d]];
+            i = path[d];
+        }
+        s->buf[i].item = last;
+        s->buf[i].seq = lseq;
+    }
+    s->count = n;
+    s->version++;
+    store_maybe_shrink(s);
+    return root;
+}
+
+/* Drops every item. Detaches first: the DECREFs may run code that uses the queue again. */
+static void
+store_clear(store_t *s)
+{
+    entry_t *buf = s->buf;
+    Py_ssize_t cap = s->cap, head = s->head, count = s->count;
+    s->buf = NULL;
+    s->cap = s->head = s->count = 0;
+    s->version++;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_DECREF(buf[(head + i) & (cap - 1)].item);
+    }
+    PyMem_Free(buf);
+}
+
+/* -- GC -------------------------------------------------------------------------------------- */
+
+static int
+queue_traverse(QueueObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->dict);
+    store_t *s = &self->store;
+    for (Py_ssize_t i = 0; i < s->count; i++) {
+        Py_VISIT(s->buf[(s->head + i) & (s->cap - 1)].item);
+    }
+    return 0;
+}
+
+static int
+queue_clear(QueueObject *self)
+{
+    Py_CLEAR(self->dict);
+    store_clear(&self->store);
+    return 0;
+}
+
+static void
+queue_dealloc(QueueObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    queue_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+queue_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    QueueObject *self = (QueueObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    pc_state *st = pc_state_of_type(type);
+    if (st == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (PyType_IsSubtype(type, st->SimpleQueue_Type)) {
+        self->kind = Q_SIMPLE;
+    }
+    else if (PyType_IsSubtype(type, st->PriorityQueue_Type)) {
+        self->kind = Q_PRIO;
+    }
+    else if (PyType_IsSubtype(type, st->LifoQueue_Type)) {
+        self->kind = Q_LIFO;
+    }
+    else {
+        self->kind = Q_FIFO;
+    }
+    pc_waitlist_init(&self->not_empty);
+    pc_waitlist_init(&self->not_full);
+    pc_waitlist_init(&self->all_tasks_done);
+    return (PyObject *)self;
+}
+
+/* -- the storage operations, through the hooks when a subclass overrides them ---------------- */
+
+static Py_ssize_t
+q_size(QueueObject *q)
+{
+    if (!(q->hooks & HOOK_QSIZE)) {
+        return q->store.count;
+    }
+    PyObject *r = PyObject_CallMethod((PyObject *)q, "_qsize", NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(r, PyExc_OverflowError);
+    Py_DECREF(r);
+    return n;
+}
+
+/* The base _put: 0 or -1. Does not steal item. */
+static int
+q_store_put(QueueObject *q, PyObject *item)
+{
+    if (q->kind == Q_PRIO) {
+        return heap_push(&q->store, item);
+    }
+    if (store_reserve_one(&q->store) < 0) {
+        return -1;
+    }
+    ring_push(&q->store, Py_NewRef(item));
+    return 0;
+}
+
+/* The base _get: a new reference, or NULL (IndexError when empty, as deque.pop). */
+static PyObject *
+q_store_get(QueueObject *q)
+{
+    if (q->store.count == 0) {
+        PyErr_SetString(PyExc_IndexError, "pop from an empty queue");
+        return NULL;
+    }
+    if (q->kind == Q_PRIO) {
+        return heap_pop(&q->store);
+    }
+    return ring_pop(&q->store, q->kind == Q_LIFO);
+}
+
+static int
+q_put(QueueObject *q, PyObject *item)
+{
+    if (!(q->hooks & HOOK_PUT)) {
+        return q_store_put(q, item);
+    }
+    PyObject *r = PyObject_CallMethod((PyObject *)q, "_put", "O", item);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+static PyObject *
+q_get(QueueObject *q)
+{
+    if (!(q->hooks & HOOK_GET)) {
+        return q_store_get(q);
+    }
+    return PyObject_CallMethod((PyObject *)q, "_get", NULL);
+}
+
+static PyObject *
+raise_exc(QueueObject *q, int which)
+{
+    pc_state *st = pc_state_of_type(Py_TYPE(q));
+    if (st != NULL) {
+        PyErr_SetNone(which == 0 ? st->Empty : which == 1 ? st->Full : st->ShutDown);
+    }
+    return NULL;
+}
+#define RAISE_EMPTY(q) raise_exc((q), 0)
+#define RAISE_FULL(q) raise_exc((q), 1)
+#define RAISE_SHUTDOWN(q) raise_exc((q), 2)
+
+/* A caller that was woken on wl but leaves without using the wake hands it to the next one. */
+static inline void
+pass_on(pc_waiter *w, pc_waitlist *wl)
+{
+    if (w->woken) {
+        pc_waitlist_wake_one(wl);
+    }
+}
+
+/* -- __init__ and the hooks' base versions --------------------------------------------------- */
+
+/* Which of _qsize/_put/_get/_init the instance's type overrides in Python. */
+static int
+find_hooks(QueueObject *self, int *call_init)
+{
+    static const char *const names[] = {"_qsize", "_put", "_get", "_init"};
+    static const int bits[] = {HOOK_QSIZE, HOOK_PUT, HOOK_GET, 0};
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    PyTypeObject *base = self->kind == Q_PRIO ? st->PriorityQueue_Type
+                         : self->kind == Q_LIFO ? st->LifoQueue_Type : st->Queue_Type;
+    self->hooks = 0;
+    *call_init = 0;
+    if (Py_IS_TYPE(self, base)) {
+        return 0;  /* a plain instance pays nothing */
+    }
+    for (int i = 0; i < 4; i++) {
+        PyObject *mine = PyObject_GetAttrString((PyObject *)Py_TYPE(self), names[i]);
+        PyObject *theirs = mine ? PyObject_GetAttrString((PyObject *)base, names[i]) : NULL;
+        if (theirs == NULL) {
+            Py_XDECREF(mine);
+            return -1;
+        }
+        if (mine != theirs) {
+            if (bits[i]) {
+                self->hooks |= bits[i];
+            }
+            else {
+                *call_init = 1;
+            }
+        }
+        Py_DECREF(mine);
+        Py_DECREF(theirs);
+    }
+    return 0;
+}
+
+static int
+queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"maxsize", NULL};
+    Py_ssize_t maxsize = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize)) {
+        return -1;
+    }
+    int call_init;
+    if (find_hooks(self, &call_init) < 0) {
+        return -1;
+    }
+    self->maxsize = maxsize;
+    store_clear(&self->store);
+    self->unfinished_tasks = 0;
+    self->is_shutdown = 0;
+    if (call_init) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "_init", "n", maxsize);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+static PyObject *
+queue_base_init(QueueObject *self, PyObject *maxsize)
+{
+    store_clear(&self->store);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+queue_base_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->store.count);
+}
+
+static PyObject *
+queue_base_put(QueueObject *self, PyObject *item)
+{
+    if (q_store_put(self, item) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+queue_base_get(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return q_store_get(self);
+}
+
+/* -- put and get ------------------------------------------------------------------------------ */
+
+static const char *const put_names[] = {"item", "block", "timeout"};
+static const char *const get_names[] = {"block", "timeout"};
+
+static PyObject *
+queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
+{
+    if (self->is_shutdown) {
+        return RAISE_SHUTDOWN(self);
+    }
+    pc_waiter w;
+    pc_waiter_init(&w);
+    if (self->maxsize > 0) {
+        Py_ssize_t n = q_size(self);
+        if (n < 0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (!block) {
+            if (n >= self->maxsize) {
+                return RAISE_FULL(self);
+            }
+        }
+        else {
+            pc_time_t rel_ns;
+            if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
+                return NULL;
+            }
+            pc_time_t deadline = pc_deadline_after(rel_ns);
+            int front = 0;
+            while (n >= self->maxsize) {
+                if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+                    return RAISE_FULL(self);
+                }
+                int r = pc_wait_on(&self->not_full, &w, deadline, front);
+                if (r == PC_WAIT_ERROR) {
+                    pass_on(&w, &self->not_full);
+                    return NULL;
+                }
+                if (self->is_shutdown) {
+                    return RAISE_SHUTDOWN(self);
+                }
+                front = r == PC_WAIT_WOKEN;
+                n = q_size(self);
+                if (n < 0 && PyErr_Occurred()) {
+                    return NULL;
+                }
+            }
+        }
+    }
+    if (q_put(self, item) < 0) {
+        pass_on(&w, &self->not_full);
+        return NULL;
+    }
+    self->unfinished_tasks++;
+    if (self->not_empty.head != NULL) {
+        pc_waitlist_wake_one(&self->not_empty);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 1 && kwnames == NULL && !self->hooks && !self->is_shutdown &&
+            self->kind != Q_PRIO &&
+            (self->maxsize <= 0 || self->store.count < self->maxsize) &&
+            self->store.count < self->store.cap) {  /* the fast path: no parsing, no growth */
+        ring_push(&self->store, Py_NewRef(args[0]));
+        self->unfinished_tasks++;
+        if (self->not_empty.head != NULL) {
+            pc_waitlist_wake_one(&self->not_empty);
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *argv[3];
+    if (pc_parse_args("Queue.put", args, nargs, kwnames, put_names, 3, argv) < 0) {
+        return NULL;
+    }
+    if (argv[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Queue.put() missing 1 required positional argument: 'item'");
+        return NULL;
+    }
+    int block = 1;
+    if (argv[1] != NULL && (block = PyObject_IsTrue(argv[1])) < 0) {
+        return NULL;
+    }
+    return queue_put_impl(self, argv[0], block, argv[2]);
+}
+
+static PyObject *
+queue_put_nowait(QueueObject *self, PyObject *item)
+{
+    return queue_put_impl(self, item, 0, NULL);
+}
+
+static PyObject *
+queue_get_impl(QueueObject *self, int block, PyObject *timeout)
+{
+    Py_ssize_t n = q_size(self);
+    if (n < 0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->is_shutdown && n == 0) {
+        return RAISE_SHUTDOWN(self);
+    }
+    pc_waiter w;
+    pc_waiter_init(&w);
+    if (!block) {
+        if (n == 0) {
+            return RAISE_EMPTY(self);
+        }
+    }
+    else {
+        pc_time_t rel_ns;
+        if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
+            return NULL;
+        }
+        pc_time_t deadline = pc_deadline_after(rel_ns);
+        int front = 0;
+        while (n == 0) {
+            if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+                return RAISE_EMPTY(self);
+            }
+            int r = pc_wait_on(&self->not_empty, &w, deadline, front);
+            if (r == PC_WAIT_ERROR) {
+                pass_on(&w, &self->not_empty);
+                return NULL;
+            }
+            front = r == PC_WAIT_WOKEN;
+            n = q_size(self);
+            if (n < 0 && PyErr_Occurred()) {
+                return NULL;
+            }
+            if (self->is_shutdown && n == 0) {
+                return RAISE_SHUTDOWN(self);
+            }
+        }
+    }
+    PyObject *item = q_get(self);
+    if (item == NULL) {
+        pass_on(&w, &self->not_empty);
+        return NULL;
+    }
+    if (self->not_full.head != NULL) {
+        pc_waitlist_wake_one(&self->not_full);
+    }
+    return item;
+}
+
+static PyObject *
+queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 0 && kwnames == NULL && !self->hooks && self->store.count > 0 &&
+            self->kind != Q_PRIO) {  /* the fast path */
+        PyObject *item = ring_pop(&self->store, self->kind == Q_LIFO);
+        if (self->not_full.head != NULL) {
+            pc_waitlist_wake_one(&self->not_full);
+        }
+        return item;
+    }
+    PyObject *argv[2];
+    if (pc_parse_args("Queue.get", args, nargs, kwnames, get_names, 2, argv) < 0) {
+        return NULL;
+    }
+    int block = 1;
+    if (argv[0] != NULL && (block = PyObject_IsTrue(argv[0])) < 0) {
+        return NULL;
+    }
+    return queue_get_impl(self, block, argv[1]);
+}
+
+static PyObject *
+queue_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return queue_get_impl(self, 0, NULL);
+}
+
+/* -- sizes, tasks, shutdown ---------------------------------------------------------------------- */
+
+static PyObject *
+queue_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t n = q_size(self);
+    if (n < 0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t n = q_size(self);
+    if (n < 0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyBool_FromLong(n == 0);
+}
+
+static PyObject *
+queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t n = q_size(self);
+    if (n < 0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyBool_FromLong(self->maxsize > 0 && self->maxsize <= n);
+}
+
+static PyObject *
+queue_task_done(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t unfinished = self->unfinished_tasks - 1;
+    if (unfinished <= 0) {
+        if (unfinished < 0) {
+            PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
+            return NULL;
+        }
+        pc_waitlist_wake_n(&self->all_tasks_done, -1);
+    }
+    self->unfinished_tasks = unfinished;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+queue_join(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    while (self->unfinished_tasks) {
+        pc_waiter w;
+        if (pc_wait_on(&self->all_tasks_done, &w, PC_FOREVER, 0) == PC_WAIT_ERROR) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static const char *const shutdown_names[] = {"immediate"};
+
+static PyObject *
+queue_shutdown(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *imm;
+    if (pc_parse_args("Queue.shutdown", args, nargs, kwnames, shutdown_names, 1, &imm) < 0) {
+        return NULL;
+    }
+    int immediate = 0;
+    if (imm != NULL && (immediate = PyObject_IsTrue(imm)) < 0) {
+        return NULL;
+    }
+    self->is_shutdown = 1;
+    if (immediate) {
+        for (;;) {
+            Py_ssize_t n = q_size(self);
+            if (n < 0 && PyErr_Occurred()) {
+                return NULL;
+            }
+            if (n == 0) {
+                break;
+            }
+            PyObject *item = q_get(self);
+            if (item == NULL) {
+                return NULL;
+            }
+            Py_DECREF(item);
+            if (self->unfinished_tasks > 0) {
+                self->unfinished_tasks--;
+            }
+        }
+        pc_waitlist_wake_n(&self->all_tasks_done, -1);
+    }
+    pc_waitlist_wake_n(&self->not_empty, -1);
+    pc_waitlist_wake_n(&self->not_full, -1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+queue_reduce(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", Py_TYPE(self)->tp_name);
+    return NULL;
+}
+
+static PyObject *
+queue_reduce_ex(QueueObject *self, PyObject *Py_UNUSED(protocol))
+{
+    return queue_reduce(self, NULL);
+}
+
+static PyMethodDef queue_methods[] = {
+    {"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("put(item, block=True, timeout=None)\n\nPut an item into the queue; block while "
+               "it is full. Full after the timeout; ShutDown once shut down.")},
+    {"put_nowait", (PyCFunction)queue_put_nowait, METH_O,
+     PyDoc_STR("put_nowait(item): put(item, block=False).")},
+    {"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("get(block=True, timeout=None)\n\nRemove and return an item; block while the "
+               "queue is empty. Empty after the timeout; ShutDown once shut down and empty.")},
+    {"get_nowait", (PyCFunction)queue_get_nowait, METH_NOARGS,
+     PyDoc_STR("get_nowait(): get(block=False).")},
+    {"qsize", (PyCFunction)queue_qsize, METH_NOARGS, PyDoc_STR("Number of items queued.")},
+    {"empty", (PyCFunction)queue_empty, METH_NOARGS, PyDoc_STR("True if no item is queued.")},
+    {"full", (PyCFunction)queue_full, METH_NOARGS, PyDoc_STR("True if maxsize items are queued.")},
+    {"task_done", (PyCFunction)queue_task_done, METH_NOARGS,
+     PyDoc_STR("Mark one fetched item as processed; ValueError if called too many times.")},
+    {"join", (PyCFunction)queue_join, METH_NOARGS,
+     PyDoc_STR("Block until every item put has been marked with task_done().")},
+    {"shutdown", (PyCFunction)(void (*)(void))queue_shutdown, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("shutdown(immediate=False)\n\nShut the queue down (Python 3.13 semantics).")},
+    {"_init", (PyCFunction)queue_base_init, METH_O, NULL},
+    {"_qsize", (PyCFunction)queue_base_qsize, METH_NOARGS, NULL},
+    {"_put", (PyCFunction)queue_base_put, METH_O, NULL},
+    {"_get", (PyCFunction)queue_base_get, METH_NOARGS, NULL},
+    {"__reduce__", (PyCFunction)queue_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)queue_reduce_ex, METH_O, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
+     PyDoc_STR("See PEP 585")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef queue_members[] = {
+    {"maxsize", T_PYSSIZET, offsetof(QueueObject, maxsize), 0, NULL},
+    {"unfinished_tasks", T_PYSSIZET, offsetof(QueueObject, unfinished_tasks), 0, NULL},
+    {"is_shutdown", T_BOOL, offsetof(QueueObject, is_shutdown), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(QueueObject, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(QueueObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot queue_slots[] = {
+    {Py_tp_dealloc, queue_dealloc},
+    {Py_tp_traverse, queue_traverse},
+    {Py_tp_clear, queue_clear},
+    {Py_tp_new, queue_new},
+    {Py_tp_init, queue_init},
+    {Py_tp_methods, queue_methods},
+    {Py_tp_members, queue_members},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "Queue(maxsize=0)\n\nA FIFO queue, a drop-in for queue.Queue. maxsize <= 0 is "
+        "unbounded.")},
+    {0, NULL},
+};
+
+#define QUEUE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | \
+                     Py_TPFLAGS_IMMUTABLETYPE)
+
+static PyType_Spec queue_spec = {
+    .name = "pyconc.Queue",
+    .basicsize = sizeof(QueueObject),
+    .flags = QUEUE_FLAGS,
+    .slots = queue_slots,
+};
+
+static PyType_Slot lifo_slots[] = {
+    {Py_tp_traverse, queue_traverse},
+    {Py_tp_clear, queue_clear},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "LifoQueue(maxsize=0)\n\nA LIFO queue (a stack), a drop-in for queue.LifoQueue.")},
+    {0, NULL},
+};
+
+static PyType_Spec lifo_spec = {
+    .name = "pyconc.LifoQueue",
+    .basicsize = sizeof(QueueObject),
+    .flags = QUEUE_FLAGS,
+    .slots = lifo_slots,
+};
+
+static PyType_Slot prio_slots[] = {
+    {Py_tp_traverse, queue_traverse},
+    {Py_tp_clear, queue_clear},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "PriorityQueue(maxsize=0)\n\nA priority queue, a drop-in for queue.PriorityQueue: the "
+        "lowest item leaves first, and items that compare equal leave in the order they came.")},
+    {0, NULL},
+};
+
+static PyType_Spec prio_spec = {
+    .name = "pyconc.PriorityQueue",
+    .basicsize = sizeof(QueueObject),
+    .flags = QUEUE_FLAGS,
+    .slots = prio_slots,
+};
+
+/* -- SimpleQueue ------------------------------------------------------------------------------ */
+
+static int
+simple_init(QueueObject *self, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no arguments");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+simple_put_item(QueueObject *self, PyObject *item)
+{
+    if (store_reserve_one(&self->store) < 0) {
+        return NULL;
+    }
+    ring_push(&self->store, Py_NewRef(item));
+    if (self->not_empty.head != NULL) {
+        pc_waitlist_wake_one(&self->not_empty);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+simple_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 1 && kwnames == NULL) {
+        return simple_put_item(self, args[0]);
+    }
+    PyObject *argv[3];
+    if (pc_parse_args("put", args, nargs, kwnames, put_names, 3, argv) < 0) {
+        return NULL;
+    }
+    if (argv[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "put() missing required argument 'item' (pos 1)");
+        return NULL;
+    }
+    return simple_put_item(self, argv[0]);  /* block and timeout: accepted, never needed */
+}
+
+static PyObject *
+simple_get_impl(QueueObject *self, int block, PyObject *timeout)
+{
+    pc_time_t rel_ns = 0;  /* like the C SimpleQueue: the timeout is checked before the queue */
+    if (block) {
+        if (timeout != NULL && timeout != Py_None && !PyFloat_Check(timeout)) {
+            PyObject *idx = PyNumber_Index(timeout);  /* the C SimpleQueue's TypeError */
+            if (idx == NULL) {
+                return NULL;
+            }
+            Py_DECREF(idx);
+        }
+        if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
+            return NULL;
+        }
+    }
+    pc_time_t deadline = pc_deadline_after(rel_ns);
+    pc_waiter w;
+    pc_waiter_init(&w);
+    int front = 0;
+    while (self->store.count == 0) {
+        if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+            return RAISE_EMPTY(self);
+        }
+        int r = pc_wait_on(&self->not_empty, &w, deadline, front);
+        if (r == PC_WAIT_ERROR) {
+            pass_on(&w, &self->not_empty);
+            return NULL;
+        }
+        front = r == PC_WAIT_WOKEN;
+    }
+    return ring_pop(&self->store, 0);
+}
+
+static PyObject *
+simple_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 0 && kwnames == NULL && self->store.count > 0) {
+        return ring_pop(&self->store, 0);
+    }
+    PyObject *argv[2];
+    if (pc_parse_args("get", args, nargs, kwnames, get_names, 2, argv) < 0) {
+        return NULL;
+    }
+    int block = 1;
+    if (argv[0] != NULL && (block = PyObject_IsTrue(argv[0])) < 0) {
+        return NULL;
+    }
+    return simple_get_impl(self, block, argv[1]);
+}
+
+static PyObject *
+simple_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return simple_get_impl(self, 0, NULL);
+}
+
+static PyObject *
+simple_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->store.count == 0);
+}
+
+static PyMethodDef simple_methods[] = {
+    {"put", (PyCFunction)(void (*)(void))simple_put, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("put(item, block=True, timeout=None)\n\nPut an item; never blocks.")},
+    {"put_nowait", (PyCFunction)simple_put_item, METH_O,
+     PyDoc_STR("put_nowait(item): put(item, block=False).")},
+    {"get", (PyCFunction)(void (*)(void))simple_get, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("get(block=True, timeout=None)\n\nRemove and return an item.")},
+    {"get_nowait", (PyCFunction)simple_get_nowait, METH_NOARGS,
+     PyDoc_STR("get_nowait(): get(block=False).")},
+    {"qsize", (PyCFunction)queue_base_qsize, METH_NOARGS, PyDoc_STR("Number of items queued.")},
+    {"empty", (PyCFunction)simple_empty, METH_NOARGS, PyDoc_STR("True if no item is queued.")},
+    {"__reduce__", (PyCFunction)queue_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)queue_reduce_ex, METH_O, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, PyDoc_STR("See PEP 585")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef simple_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(QueueObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot simple_slots[] = {
+    {Py_tp_dealloc, queue_dealloc},
+    {Py_tp_traverse, queue_traverse},
+    {Py_tp_clear, queue_clear},
+    {Py_tp_new, queue_new},
+    {Py_tp_init, simple_init},
+    {Py_tp_methods, simple_methods},
+    {Py_tp_members, simple_members},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "SimpleQueue()\n\nAn unbounded FIFO queue, a drop-in for queue.SimpleQueue.")},
+    {0, NULL},
+};
+
+static PyType_Spec simple_spec = {
+    .name = "pyconc.SimpleQueue",
+    .basicsize = sizeof(QueueObject),
+    .flags = QUEUE_FLAGS,
+    .slots = simple_slots,
+};
+
+int
+pc_queue_init_types(PyObject *module, pc_state *st)
+{
+    PyObject *queue = PyImport_ImportModule("queue");
+    if (queue == NULL) {
+        return -1;
+    }
+    st->Empty = PyObject_GetAttrString(queue, "Empty");
+    st->Full = st->Empty ? PyObject_GetAttrString(queue, "Full") : NULL;
+    if (st->Full != NULL) {
+        /* queue.ShutDown exists from Python 3.13; before that pyconc defines it. */
+        st->ShutDown = PyObject_GetAttrString(queue, "ShutDown");
+        if (st->ShutDown == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            st->ShutDown = PyErr_NewExceptionWithDoc(
+                "pyconc.queue.ShutDown", "Raised when put/get with shut-down queue.",
+                PyExc_Exception, NULL);
+        }
+    }
+    Py_DECREF(queue);
+    if (st->ShutDown == NULL || PyModule_AddObjectRef(module, "Empty", st->Empty) < 0 ||
+            PyModule_AddObjectRef(module, "Full", st->Full) < 0 ||
+            PyModule_AddObjectRef(module, "ShutDown", st->ShutDown) < 0) {
+        return -1;
+    }
+    if (pc_add_type(module, &queue_spec, NULL, &st->Queue_Type) < 0 ||
+            pc_add_type(module, &lifo_spec, (PyObject *)st->Queue_Type, &st->LifoQueue_Type) < 0 ||
+            pc_add_type(module, &prio_spec, (PyObject *)st->Queue_Type,
+                        &st->PriorityQueue_Type) < 0 ||
+            pc_add_type(module, &simple_spec, NULL, &st->SimpleQueue_Type) < 0) {
+        return -1;
+    }
+    return 0;
+}
