@@ -897,8 +897,12 @@ static PyType_Spec prio_spec = {
 static int
 simple_init(QueueObject *self, PyObject *args, PyObject *kwds)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no arguments");
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no positional arguments");
+        return -1;
+    }
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no keyword arguments");
         return -1;
     }
     return 0;

@@ -46,6 +46,14 @@ CASES = {
     "Barrier.wait": ("b = threading.Barrier(2)", "b.wait()"),
     "Thread.join": ("ev = threading.Event()\n"
                     "t = threading.Thread(target=ev.wait, daemon=True); t.start()", "t.join()"),
+    "Queue.get": ("from pyconc import queue; q = queue.Queue()", "q.get()"),
+    "Queue.get(timeout)": ("from pyconc import queue; q = queue.Queue()", "q.get(timeout=1000)"),
+    "Queue.put(full)": ("from pyconc import queue; q = queue.Queue(1); q.put(0)", "q.put(1)"),
+    "PriorityQueue.get": ("from pyconc import queue; q = queue.PriorityQueue()", "q.get()"),
+    "LifoQueue.put(full)": ("from pyconc import queue; q = queue.LifoQueue(1); q.put(0)",
+                            "q.put(1)"),
+    "Queue.join": ("from pyconc import queue; q = queue.Queue(); q.put(0)", "q.join()"),
+    "SimpleQueue.get": ("from pyconc import queue; q = queue.SimpleQueue()", "q.get()"),
     "Thread.join(timeout)": ("ev = threading.Event()\n"
                              "t = threading.Thread(target=ev.wait, daemon=True); t.start()",
                              "t.join(1000)"),

@@ -100,3 +100,27 @@ def test_enumerate_until_only_main_left():
     assert any("test1" not in line and "test2" in line for line in lists), \
         "test1 ends first, test2 is still listed"
     assert r.stdout.count("***test2***") == 10
+
+
+# -- queue ------------------------------------------------------------------------------------
+
+def test_baozi_producer_two_consumers():
+    r = run("t10_baozi_producer_consumer.py", limit=1.5)
+    made = re.findall(r"一枝花生产第(\d+)包子", r.stdout)
+    eaten = r.stdout.count("作死的吃")
+    assert len(made) >= 5
+    assert [int(x) for x in made] == list(range(1, len(made) + 1))
+    assert "北门吹雪" in r.stdout and "西门吹风" in r.stdout  # both consumers eat
+    # each baozi is eaten once: never more eaten than made
+    assert len(made) - 1 <= eaten <= len(made)
+
+
+def test_queue_kinds():
+    r = run("t11_queue_kinds.py")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Queue qsize 3 full True"
+    assert lines[1] == "Queue [0, 1, 2]"
+    assert lines[2] == "LifoQueue [2, 1, 0]"
+    assert lines[3] == "PriorityQueue [(1, 'a'), (2, 'b'), (3, 'c')]"
+    assert lines[4] == "get_nowait: queue.Empty"
+    assert lines[5] == "get(timeout=1): queue.Empty after 1.0 s"
