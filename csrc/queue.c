@@ -131,30 +131,101 @@ ring_pop(store_t *s, int lifo)
     return item;
 }
 
-/* 1 if a goes before b in the heap, 0 if not, -1 on error. References are held by the caller. */
+/* a == b and a < b with the same results as the rich comparisons, computed natively for exact
+ * ints that fit a long, exact floats and exact strs, and element by element for exact tuples
+ * (the (priority, data) items of a priority queue), as list.sort's specialised compares do.
+ * Anything else goes through PyObject_RichCompareBool. 1, 0 or -1 with an exception set. */
+static int fast_lt(PyObject *a, PyObject *b);
+
 static int
-entry_before(PyObject *a, uint64_t aseq, PyObject *b, uint64_t bseq)
+fast_eq(PyObject *a, PyObject *b)
 {
-    int r = PyObject_RichCompareBool(a, b, Py_LT);
-    if (r != 0) {
-        return r;
+    if (a == b) {
+        return 1;  /* the identity shortcut of PyObject_RichCompareBool */
     }
-    r = PyObject_RichCompareBool(b, a, Py_LT);
-    if (r != 0) {
-        return r < 0 ? -1 : 0;
+    if (Py_TYPE(a) == Py_TYPE(b)) {
+        if (PyLong_CheckExact(a)) {
+            int oa, ob;
+            long x = PyLong_AsLongAndOverflow(a, &oa), y = PyLong_AsLongAndOverflow(b, &ob);
+            if (!oa && !ob) {
+                return x == y;
+            }
+        }
+        else if (PyFloat_CheckExact(a)) {
+            return PyFloat_AS_DOUBLE(a) == PyFloat_AS_DOUBLE(b);
+        }
+        else if (PyUnicode_CheckExact(a)) {
+            return PyUnicode_Compare(a, b) == 0;
+        }
     }
-    return aseq < bseq;  /* equal: first in, first out */
+    return PyObject_RichCompareBool(a, b, Py_EQ);
 }
 
-/* Compares a candidate with the entry at index i, guarding against re-entrant changes. */
 static int
-heap_before_slot(store_t *s, PyObject *a, uint64_t aseq, Py_ssize_t i, uint64_t version, int flip)
+fast_lt(PyObject *a, PyObject *b)
 {
-    PyObject *b = s->buf[i].item;
-    uint64_t bseq = s->buf[i].seq;
+    if (Py_TYPE(a) == Py_TYPE(b)) {
+        if (PyLong_CheckExact(a)) {
+            int oa, ob;
+            long x = PyLong_AsLongAndOverflow(a, &oa), y = PyLong_AsLongAndOverflow(b, &ob);
+            if (!oa && !ob) {
+                return x < y;
+            }
+        }
+        else if (PyFloat_CheckExact(a)) {
+            return PyFloat_AS_DOUBLE(a) < PyFloat_AS_DOUBLE(b);
+        }
+        else if (PyUnicode_CheckExact(a)) {
+            return PyUnicode_Compare(a, b) < 0;
+        }
+        else if (PyTuple_CheckExact(a)) {
+            /* tuple.__lt__: the first differing position decides, else the shorter one */
+            Py_ssize_t na = PyTuple_GET_SIZE(a), nb = PyTuple_GET_SIZE(b);
+            Py_ssize_t n = na < nb ? na : nb, i = 0;
+            for (; i < n; i++) {
+                int eq = fast_eq(PyTuple_GET_ITEM(a, i), PyTuple_GET_ITEM(b, i));
+                if (eq < 0) {
+                    return -1;
+                }
+                if (!eq) {
+                    break;
+                }
+            }
+            if (i >= n) {
+                return na < nb;
+            }
+            return fast_lt(PyTuple_GET_ITEM(a, i), PyTuple_GET_ITEM(b, i));
+        }
+    }
+    return PyObject_RichCompareBool(a, b, Py_LT);
+}
+
+/* 1 if a goes before b in the heap order (item, seq), 0 if not, -1 on error. Sequence numbers
+ * are distinct, so one `<` decides: with seq a < seq b, a goes first unless b < a; otherwise a
+ * goes first only if a < b. References are held by the caller. */
+static inline int
+entry_before(PyObject *a, uint64_t aseq, PyObject *b, uint64_t bseq)
+{
+    if (aseq < bseq) {
+        int r = fast_lt(b, a);
+        return r < 0 ? -1 : !r;
+    }
+    return fast_lt(a, b);
+}
+
+/* entry_before for two stored entries, or a candidate (a, aseq) and the entry at index j when
+ * i < 0, guarding against comparisons that change the queue (they run Python code). */
+static int
+heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, Py_ssize_t j, uint64_t version)
+{
+    if (i >= 0) {
+        a = s->buf[i].item;
+        aseq = s->buf[i].seq;
+    }
+    PyObject *b = s->buf[j].item;
     Py_INCREF(a);
     Py_INCREF(b);
-    int r = flip ? entry_before(b, bseq, a, aseq) : entry_before(a, aseq, b, bseq);
+    int r = entry_before(a, aseq, b, s->buf[j].seq);
     Py_DECREF(a);
     Py_DECREF(b);
     if (r >= 0 && s->version != version) {
@@ -175,7 +246,7 @@ heap_push(store_t *s, PyObject *item)
     Py_ssize_t pos = s->count;
     while (pos > 0) {  /* find the place: compare only */
         Py_ssize_t parent = (pos - 1) / 2;
-        int r = heap_before_slot(s, item, seq, parent, version, 0);
+        int r = heap_before(s, -1, item, seq, parent, version);
         if (r < 0) {
             return -1;
         }
@@ -197,48 +268,52 @@ heap_push(store_t *s, PyObject *item)
     return 0;
 }
 
-/* Pops the first entry: a new reference, or NULL with the heap unchanged. count > 0. */
+/* Pops the first entry: a new reference, or NULL with the heap unchanged. count > 0.
+ * Bottom-up, as heapq: follow the smaller child from the root to a leaf (one comparison a level),
+ * then find from the bottom where the last entry fits on that path (usually near the bottom,
+ * since it came from there). Only then move anything. */
 static PyObject *
 heap_pop(store_t *s)
 {
     Py_ssize_t n = s->count - 1;          /* size after the pop */
     PyObject *root = s->buf[0].item;
     if (n > 0) {
-        PyObject *last = s->buf[n].item;
-        uint64_t lseq = s->buf[n].seq, version = s->version;
-        Py_ssize_t path[64];
+        uint64_t version = s->version;
+        Py_ssize_t path[64];              /* path[1..depth]: the chosen children; path[0] = 0 */
         int depth = 0;
-        Py_ssize_t pos = 0;
-        for (;;) {  /* find where `last` goes: compare only */
+        path[0] = 0;
+        for (Py_ssize_t pos = 0;;) {
             Py_ssize_t child = 2 * pos + 1;
             if (child >= n) {
                 break;
             }
             if (child + 1 < n) {
-                PyObject *right = s->buf[child + 1].item;
-                int r = heap_before_slot(s, right, s->buf[child + 1].seq, child, version, 0);
+                int r = heap_before(s, child + 1, NULL, 0, child, version);
                 if (r < 0) {
                     return NULL;
                 }
                 child += r;
             }
-            int r = heap_before_slot(s, last, lseq, child, version, 1);  /* child before last? */
+            path[++depth] = pos = child;
+        }
+        PyObject *last = s->buf[n].item;
+        uint64_t lseq = s->buf[n].seq;
+        int k = depth;                    /* entries path[1..k] move up; last goes to path[k] */
+        while (k > 0) {
+            int r = heap_before(s, path[k], NULL, 0, n, version);
             if (r < 0) {
                 return NULL;
             }
-            if (!r) {
+            if (r) {
                 break;
             }
-            path[depth++] = child;
-            pos = child;
+            k--;
         }
-        Py_ssize_t i = 0;  /* commit: move the chosen children up, put `last` at the end */
-        for (int d = 0; d < depth; d++) {
-            s->buf[i] = s->buf[path[d]];
-            i = path[d];
+        for (int d = 1; d <= k; d++) {    /* commit */
+            s->buf[path[d - 1]] = s->buf[path[d]];
         }
-        s->buf[i].item = last;
-        s->buf[i].seq = lseq;
+        s->buf[path[k]].item = last;
+        s->buf[path[k]].seq = lseq;
     }
     s->count = n;
     s->version++;

@@ -423,3 +423,32 @@ def test_interrupted_getter_passes_its_wake_on():
     for t in ts:
         t.join(5)
     assert sorted(results) == [0, 1, 2]
+
+
+# -- PriorityQueue order against sorted(): covers the native comparison fast paths ------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_numbers = st.one_of(st.integers(), st.integers(min_value=-2**70, max_value=2**70),
+                     st.floats(allow_nan=False), st.booleans())
+_scalars = st.one_of(_numbers, st.text(max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.lists(_numbers, max_size=60),
+    st.lists(st.text(max_size=4), max_size=60),
+    st.lists(st.tuples(_numbers, st.text(max_size=2)), max_size=60),
+    st.lists(st.lists(st.integers(-3, 3), max_size=3).map(tuple), max_size=60),
+    st.lists(st.tuples(st.integers(0, 3), st.tuples(_numbers, st.integers(0, 2))), max_size=60),
+))
+def test_priority_order_is_stable_sort(items):
+    q = pc_queue.PriorityQueue()
+    for it in items:
+        q.put(it)
+    out = [q.get() for _ in items]
+    expected = sorted(items)  # sorted() is stable, as the queue promises to be
+    assert [(type(x), x) for x in out] == [(type(x), x) for x in expected]
+    # identical objects, not just equal ones, in the stable order
+    assert [id(x) for x in out] == [id(x) for x in sorted(items)]

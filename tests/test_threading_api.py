@@ -323,19 +323,19 @@ def test_condition_over_any_lock(lockfactory):
     lock = Custom() if src == "custom" else getattr(pth if src == "pyconc" else threading, name)()
     c = pth.Condition(lock)
     assert c.acquire is not None
-    got = []
+    got, waiting = [], []
 
     def waiter():
         with c:
+            waiting.append(1)   # set while holding the lock: wait() releases it
             got.append(c.wait(5))
     t = pth.Thread(target=waiter)
     t.start()
-    for _ in range(500):
-        time.sleep(0.002)
-        with c:
-            if c._is_owned() and len(got) == 0:
-                c.notify()
-                break
+    while not waiting:
+        time.sleep(0.001)
+    with c:                     # only possible once the waiter is inside wait()
+        assert c._is_owned()
+        c.notify()
     t.join(5)
     assert got == [True]
 

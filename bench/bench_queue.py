@@ -1,0 +1,141 @@
+"""pyconc.queue against the stdlib's queue, in one run.
+
+    python bench/bench_queue.py [--repeat N] [--quick] [--json bench/results/queue.json]
+
+speedup = stdlib time / pyconc time. Each workload returns a checksum compared across the two
+implementations, so the work really ran."""
+import argparse
+import os
+import queue as std
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import run_suite, save  # noqa: E402
+
+import pyconc.queue as pc  # noqa: E402
+from pyconc import threading as pc_threading  # noqa: E402
+
+MODS = {"stdlib": (std, threading), "pyconc": (pc, pc_threading)}
+
+TARGETS = {
+    "Queue put+get (1 thread)": 10.0,
+    "LifoQueue put+get (1 thread)": 10.0,
+    "PriorityQueue put+get (1 thread)": 8.0,
+    "SimpleQueue put+get (1 thread)": 1.0,
+    "Queue ping-pong (2 threads)": 2.0,
+    "Queue 1 producer / 2 consumers": 3.0,
+}
+
+
+def put_get(kind, n, batch=100):
+    def make(mods):
+        qmod, _ = mods
+        q = getattr(qmod, kind)()
+        put, get = q.put, q.get
+        items = [(i % 7, i) for i in range(batch)] if kind == "PriorityQueue" else range(batch)
+
+        def work():
+            total = 0
+            for _ in range(n // batch):
+                for x in items:
+                    put(x)
+                for _ in items:
+                    v = get()
+                    total += v[1] if kind == "PriorityQueue" else v
+            return total
+        return work
+    return make
+
+
+def ping_pong(n):
+    def make(mods):
+        qmod, thr = mods
+
+        def work():
+            a, b = qmod.Queue(), qmod.Queue()
+
+            def echo():
+                for _ in range(n):
+                    b.put(a.get())
+            t = thr.Thread(target=echo)
+            t.start()
+            total = 0
+            for i in range(n):
+                a.put(i)
+                total += b.get()
+            t.join()
+            return total
+        return work
+    return make
+
+
+def producer_consumers(n, consumers=2, maxsize=1000):
+    def make(mods):
+        qmod, thr = mods
+
+        def work():
+            q = qmod.Queue(maxsize)
+            sums = [0] * consumers
+
+            def consume(c):
+                s = 0
+                get = q.get
+                while True:
+                    x = get()
+                    if x is None:
+                        sums[c] = s
+                        return
+                    s += x
+            ts = [thr.Thread(target=consume, args=(c,)) for c in range(consumers)]
+            for t in ts:
+                t.start()
+            put = q.put
+            for i in range(n):
+                put(i)
+            for _ in ts:
+                put(None)
+            for t in ts:
+                t.join()
+            return sum(sums)
+        return work
+    return make
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
+                                                   "queue.json"))
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    k = 10 if args.quick else 1
+    N = 200_000 // k
+    specs = [
+        ("Queue put+get (1 thread)", N, put_get("Queue", N)),
+        ("LifoQueue put+get (1 thread)", N, put_get("LifoQueue", N)),
+        ("PriorityQueue put+get (1 thread)", N, put_get("PriorityQueue", N)),
+        ("SimpleQueue put+get (1 thread)", N, put_get("SimpleQueue", N)),
+        ("Queue ping-pong (2 threads)", 20_000 // k, ping_pong(20_000 // k)),
+        ("Queue 1 producer / 2 consumers", 200_000 // k, producer_consumers(200_000 // k)),
+    ]
+    cases = [(name, ops, {impl: (lambda f=f, m=m: f(m)) for impl, m in MODS.items()})
+             for name, ops, f in specs]
+
+    def check(case, outputs):
+        assert outputs["stdlib"] == outputs["pyconc"], (case, outputs)
+
+    data = run_suite("queue", cases, ["stdlib", "pyconc"], args.repeat, check)
+    data["targets"] = TARGETS
+    save(data, args.json)
+    missed = [(r["case"], round(r["speedup"], 2), TARGETS[r["case"]]) for r in data["results"]
+              if r["case"] in TARGETS and r["speedup"] < TARGETS[r["case"]]]
+    if missed:
+        print("targets missed:", missed)
+    if args.check and missed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
