@@ -443,7 +443,7 @@ thread_join(ThreadObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
     pc_time_t deadline = pc_deadline_after(rel_ns);
     while (thread_alive(self)) {
         pc_waiter w;
-        int r = pc_wait_on(&self->join_waiters, &w, deadline, 0);
+        int r = pc_wait_on_long(&self->join_waiters, &w, deadline);
         if (r == PC_WAIT_ERROR) {
             return NULL;
         }

@@ -352,7 +352,7 @@ init_spin(void)
 static void
 spin_for_wake(pc_waiter *w, pc_time_t deadline)
 {
-    if (spin_ns <= 0) {
+    if (spin_ns <= 0 || w->nospin) {
         return;
     }
     if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {

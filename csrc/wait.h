@@ -48,6 +48,7 @@ struct pc_waiter {
     uint32_t word;            /* futex word: 0 parked, 1 woken. Written atomically by the waker. */
     uint32_t sleeping;        /* 1 once the parked thread may be inside futex_wait (atomic) */
     int woken;                /* 1 once a waker chose this waiter (GIL-protected copy of word) */
+    int nospin;               /* 1: sleep at once (long waits such as Thread.join) */
     void *coro;               /* coroutine side: the parked greenlet, NULL for an OS thread */
     void *hub;                /* coroutine side: the hub owning coro */
 };
@@ -126,6 +127,7 @@ pc_waiter_init(pc_waiter *w)
     w->word = 0;
     w->sleeping = 0;
     w->woken = 0;
+    w->nospin = 0;
     w->coro = NULL;
     w->hub = NULL;
 }
@@ -161,6 +163,17 @@ pc_wait_on(pc_waitlist *wl, pc_waiter *w, pc_time_t deadline, int front)
     pc_waiter_init(w);
     pc_waitlist_check(wl);
     pc_waitlist_link(wl, w, front);
+    return pc_waiter_park(w, deadline);
+}
+
+/* pc_wait_on for a wait expected to be long: no spinning before the sleep. */
+static inline int
+pc_wait_on_long(pc_waitlist *wl, pc_waiter *w, pc_time_t deadline)
+{
+    pc_waiter_init(w);
+    w->nospin = 1;
+    pc_waitlist_check(wl);
+    pc_waitlist_link(wl, w, 0);
     return pc_waiter_park(w, deadline);
 }
 

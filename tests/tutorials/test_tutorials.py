@@ -1,4 +1,4 @@
-"""The seeds' threading programs (pyconc/tour/programs/), imports changed to pyconc only, each
+"""The seeds' threading and queue programs (pyconc/tour/programs/), imports changed to pyconc only, each
 asserting what the lecture notes say it shows. They run as separate interpreters, as a reader
 runs them."""
 import re
