@@ -4,14 +4,13 @@
 
 speedup = stdlib time / pyconc time. Each workload returns a checksum compared across the two
 implementations, so the work really ran."""
-import argparse
 import os
 import queue as std
 import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import run_suite, save  # noqa: E402
+from common import bench_main  # noqa: E402
 
 import pyconc.queue as pc  # noqa: E402
 from pyconc import threading as pc_threading  # noqa: E402
@@ -102,17 +101,9 @@ def producer_consumers(n, consumers=2, maxsize=1000):
     return make
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
-                                                   "queue.json"))
-    ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
-    k = 10 if args.quick else 1
+def specs(k):
     N = 200_000 // k
-    specs = [
+    return [
         ("Queue put+get (1 thread)", N, put_get("Queue", N)),
         ("LifoQueue put+get (1 thread)", N, put_get("LifoQueue", N)),
         ("PriorityQueue put+get (1 thread)", N, put_get("PriorityQueue", N)),
@@ -120,21 +111,11 @@ def main():
         ("Queue ping-pong (2 threads)", 20_000 // k, ping_pong(20_000 // k)),
         ("Queue 1 producer / 2 consumers", 200_000 // k, producer_consumers(200_000 // k)),
     ]
-    cases = [(name, ops, {impl: (lambda f=f, m=m: f(m)) for impl, m in MODS.items()})
-             for name, ops, f in specs]
 
-    def check(case, outputs):
-        assert outputs["stdlib"] == outputs["pyconc"], (case, outputs)
 
-    data = run_suite("queue", cases, ["stdlib", "pyconc"], args.repeat, check)
-    data["targets"] = TARGETS
-    save(data, args.json)
-    missed = [(r["case"], round(r["speedup"], 2), TARGETS[r["case"]]) for r in data["results"]
-              if r["case"] in TARGETS and r["speedup"] < TARGETS[r["case"]]]
-    if missed:
-        print("targets missed:", missed)
-    if args.check and missed:
-        sys.exit(1)
+def main():
+    bench_main("queue", specs, MODS, TARGETS,
+               os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "queue.json"))
 
 
 if __name__ == "__main__":

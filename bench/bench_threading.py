@@ -5,13 +5,12 @@
 Every case runs the same workload on both implementations; the table shows ns per operation and
 speedup = stdlib time / pyconc time. Each workload returns something checked afterwards, so the
 work really ran. Timings never go into pytest; the targets are checked here (--check)."""
-import argparse
 import os
 import sys
 import threading as std
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import run_suite, save  # noqa: E402
+from common import bench_main  # noqa: E402
 
 from pyconc import threading as pc  # noqa: E402
 
@@ -182,19 +181,9 @@ def contended_counter(nthreads, n):
     return make
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="smaller workloads (smoke run)")
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
-                                                   "threading.json"))
-    ap.add_argument("--check", action="store_true",
-                    help="exit 1 if a speedup target of the issue is missed")
-    args = ap.parse_args()
-    k = 10 if args.quick else 1
+def specs(k):
     N = 200_000 // k
-
-    specs = [
+    return [
         ("Lock acquire+release", N, uncontended("Lock", N)),
         ("Lock with-block", N, with_block(N)),
         ("RLock acquire+release", N, uncontended("RLock", N)),
@@ -207,21 +196,11 @@ def main():
         ("Thread start+join", 2_000 // k, thread_start_join(2_000 // k)),
         ("4 threads x Lock-protected counter", 4 * 50_000 // k, contended_counter(4, 50_000 // k)),
     ]
-    cases = [(name, ops, {impl: (lambda f=f, m=m: f(m)) for impl, m in MODS.items()})
-             for name, ops, f in specs]
 
-    def check(case, outputs):
-        assert outputs["stdlib"] == outputs["pyconc"], (case, outputs)
 
-    data = run_suite("threading", cases, ["stdlib", "pyconc"], args.repeat, check)
-    data["targets"] = TARGETS
-    save(data, args.json)
-    missed = [(r["case"], round(r["speedup"], 2), TARGETS[r["case"]]) for r in data["results"]
-              if r["case"] in TARGETS and r["speedup"] < TARGETS[r["case"]]]
-    if missed:
-        print("targets missed:", missed)
-    if args.check and missed:
-        sys.exit(1)
+def main():
+    bench_main("threading", specs, MODS, TARGETS,
+               os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "threading.json"))
 
 
 if __name__ == "__main__":

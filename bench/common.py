@@ -75,3 +75,35 @@ def save(data, path):
     with open(path, "w") as f:
         json.dump(data, f, indent=2)
     print(f"wrote {path}")
+
+
+def bench_main(suite, specs, impls, targets, default_json, argv=None):
+    """The command line shared by the bench_*.py scripts. specs(k) returns the cases as
+    (name, ops, make) with make(impl_object) -> workload, k being the size divisor (10 for
+    --quick). impls maps implementation names to the objects passed to make. Each workload's
+    result is compared across implementations; --check exits 1 when a target is missed."""
+    import argparse
+    ap = argparse.ArgumentParser(description=f"{suite}: pyconc against the stdlib, one run")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller workloads (smoke run)")
+    ap.add_argument("--json", default=default_json)
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if a speedup target of the issue is missed")
+    args = ap.parse_args(argv)
+    cases = [(name, ops, {impl: (lambda f=make, m=obj: f(m)) for impl, obj in impls.items()})
+             for name, ops, make in specs(10 if args.quick else 1)]
+    names = list(impls)
+
+    def check(case, outputs):
+        first = outputs[names[0]]
+        assert all(outputs[n] == first for n in names), (case, outputs)
+
+    data = run_suite(suite, cases, names, args.repeat, check)
+    data["targets"] = targets
+    save(data, args.json)
+    missed = [(r["case"], round(r["speedup"], 2), targets[r["case"]]) for r in data["results"]
+              if r["case"] in targets and r["speedup"] < targets[r["case"]]]
+    if missed:
+        print("targets missed:", missed)
+    if args.check and missed:
+        sys.exit(1)

@@ -1013,38 +1013,19 @@ simple_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     return simple_put_item(self, argv[0]);  /* block and timeout: accepted, never needed */
 }
 
+/* SimpleQueue's get is Queue's (hooks, bounds and shut-down never apply to it), except that the C
+ * SimpleQueue rejects a non-number timeout through __index__, with that message. */
 static PyObject *
 simple_get_impl(QueueObject *self, int block, PyObject *timeout)
 {
-    pc_time_t rel_ns = 0;  /* like the C SimpleQueue: the timeout is checked before the queue */
-    if (block) {
-        if (timeout != NULL && timeout != Py_None && !PyFloat_Check(timeout)) {
-            PyObject *idx = PyNumber_Index(timeout);  /* the C SimpleQueue's TypeError */
-            if (idx == NULL) {
-                return NULL;
-            }
-            Py_DECREF(idx);
-        }
-        if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
+    if (block && timeout != NULL && timeout != Py_None && !PyFloat_Check(timeout)) {
+        PyObject *idx = PyNumber_Index(timeout);
+        if (idx == NULL) {
             return NULL;
         }
+        Py_DECREF(idx);
     }
-    pc_time_t deadline = pc_deadline_after(rel_ns);
-    pc_waiter w;
-    pc_waiter_init(&w);
-    int front = 0;
-    while (self->store.count == 0) {
-        if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
-            return RAISE_EMPTY(self);
-        }
-        int r = pc_wait_on(&self->not_empty, &w, deadline, front);
-        if (r == PC_WAIT_ERROR) {
-            pass_on(&w, &self->not_empty);
-            return NULL;
-        }
-        front = r == PC_WAIT_WOKEN;
-    }
-    return ring_pop(&self->store, 0);
+    return queue_get_impl(self, block, timeout);
 }
 
 static PyObject *

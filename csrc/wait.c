@@ -105,6 +105,16 @@ seconds_to_ns(double t)
     return (pc_time_t)ns;
 }
 
+/* `obj <op> 0` as Python evaluates it: 1, 0, or -1 with the comparison's exception. */
+static int
+compare_with_zero(PyObject *obj, int op)
+{
+    PyObject *zero = PyLong_FromLong(0);
+    int r = zero ? PyObject_RichCompareBool(obj, zero, op) : -1;
+    Py_XDECREF(zero);
+    return r;
+}
+
 int
 pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns)
 {
@@ -152,9 +162,7 @@ pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
     if (!PyFloat_Check(timeout_obj) && !PyLong_Check(timeout_obj)) {
         /* The stdlib's Python-level waits start with `if timeout > 0`: same test, same error
          * for a non-number. */
-        PyObject *zero = PyLong_FromLong(0);
-        int positive = zero ? PyObject_RichCompareBool(timeout_obj, zero, Py_GT) : -1;
-        Py_XDECREF(zero);
+        int positive = compare_with_zero(timeout_obj, Py_GT);
         if (positive <= 0) {
             *rel_ns = 0;
             return positive;
@@ -184,9 +192,7 @@ pc_parse_queue_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
     double t;
     if (!PyFloat_Check(timeout_obj) && !PyLong_Check(timeout_obj)) {
         /* The stdlib tests `timeout < 0` first: same test, same error for a non-number. */
-        PyObject *zero = PyLong_FromLong(0);
-        int negative = zero ? PyObject_RichCompareBool(timeout_obj, zero, Py_LT) : -1;
-        Py_XDECREF(zero);
+        int negative = compare_with_zero(timeout_obj, Py_LT);
         if (negative < 0) {
             return -1;
         }
