@@ -224,7 +224,7 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
         /* _wait: until released, reset or broken, or the timeout breaks the barrier */
         pc_time_t deadline = pc_deadline_after(rel_ns);
         while (self->state == FILLING) {
-            int r = barrier_cond_wait(self, rel_ns == 0 ? pc_monotonic_ns() : deadline);
+            int r = barrier_cond_wait(self, deadline);
             if (r == PC_WAIT_ERROR) {
                 goto fail_counted;
             }

@@ -192,6 +192,9 @@ lock_exit(LockObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 lock_locked(LockObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->locked) {
+        lock_fork_check(self);  /* a holder lost in a fork does not hold it */
+    }
     return PyBool_FromLong(self->locked);
 }
 
@@ -390,6 +393,9 @@ rlock_exit(RLockObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 rlock_locked(RLockObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->count > 0) {
+        rlock_fork_check(self);
+    }
     return PyBool_FromLong(self->count > 0);
 }
 

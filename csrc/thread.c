@@ -402,7 +402,8 @@ thread_run(ThreadObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* A thread of the parent that did not survive a fork is stopped in the child. */
+/* Alive from start() until run() returns. (In a forked child, pc_thread_after_fork_child()
+ * has marked the threads that did not survive the fork as stopped.) */
 static int
 thread_alive(ThreadObject *self)
 {

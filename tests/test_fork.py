@@ -87,3 +87,23 @@ def test_fork_from_a_pyconc_thread():
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0"
+
+
+def test_locked_reports_released_in_child():
+    r = run_python("""
+        import os
+        from pyconc import threading
+        lock, rlock = threading.Lock(), threading.RLock()
+        held = threading.Event(); stop = threading.Event()
+        def holder():
+            lock.acquire(); rlock.acquire(); held.set(); stop.wait()
+        t = threading.Thread(target=holder); t.start(); held.wait()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if (not lock.locked() and not rlock.locked()) else 1)
+        _, status = os.waitpid(pid, 0)
+        stop.set(); t.join()
+        print(lock.locked(), os.waitstatus_to_exitcode(status))
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "0"]
