@@ -109,6 +109,14 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("The live threads started by pyconc, as a list.")},
     {"_after_fork_child", pc_thread_after_fork_child, METH_NOARGS,
      PyDoc_STR("Called in a forked child: forget the threads that did not survive the fork.")},
+    {"getcurrent", pc_greenlet_getcurrent, METH_NOARGS,
+     PyDoc_STR("getcurrent()\n\nThe greenlet running in this thread (its main greenlet if none "
+               "was switched to).")},
+    {"settrace", pc_greenlet_settrace, METH_O,
+     PyDoc_STR("settrace(callback)\n\nSet this thread's greenlet switch trace function, "
+               "callback(event, (origin, target)); returns the previous one.")},
+    {"gettrace", pc_greenlet_gettrace, METH_NOARGS,
+     PyDoc_STR("gettrace()\n\nThis thread's greenlet switch trace function, or None.")},
     {NULL, NULL, 0, NULL},
 };
 
@@ -134,7 +142,8 @@ module_exec(PyObject *module)
             pc_event_init_types(module, st) < 0 ||
             pc_barrier_init_types(module, st) < 0 ||
             pc_thread_init_types(module, st) < 0 ||
-            pc_queue_init_types(module, st) < 0) {
+            pc_queue_init_types(module, st) < 0 ||
+            pc_greenlet_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",
@@ -165,6 +174,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->Empty);
     Py_VISIT(st->Full);
     Py_VISIT(st->ShutDown);
+    Py_VISIT(st->Greenlet_Type);
+    Py_VISIT(st->GreenletExit);
+    Py_VISIT(st->GreenletError);
     return 0;
 }
 
@@ -189,6 +201,9 @@ module_clear(PyObject *module)
     Py_CLEAR(st->Empty);
     Py_CLEAR(st->Full);
     Py_CLEAR(st->ShutDown);
+    Py_CLEAR(st->Greenlet_Type);
+    Py_CLEAR(st->GreenletExit);
+    Py_CLEAR(st->GreenletError);
     return 0;
 }
 

@@ -33,6 +33,10 @@ typedef struct {
     PyObject *Empty;                /* queue.Empty */
     PyObject *Full;                 /* queue.Full */
     PyObject *ShutDown;             /* queue.ShutDown (3.13+) or pyconc's own */
+    /* greenlets */
+    PyTypeObject *Greenlet_Type;
+    PyObject *GreenletExit;         /* pyconc.greenlet.GreenletExit (a BaseException) */
+    PyObject *GreenletError;        /* pyconc.greenlet.error */
     /* the stdlib's own exception objects, so existing except clauses keep working */
     PyObject *BrokenBarrierError;   /* threading.BrokenBarrierError */
     /* threads */
@@ -75,11 +79,15 @@ int pc_event_init_types(PyObject *module, pc_state *st);
 int pc_barrier_init_types(PyObject *module, pc_state *st);
 int pc_thread_init_types(PyObject *module, pc_state *st);
 int pc_queue_init_types(PyObject *module, pc_state *st);
+int pc_greenlet_init_types(PyObject *module, pc_state *st);
 
 /* Module-level functions implemented in thread.c. */
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);
 PyObject *pc_thread_enumerate_own(PyObject *module, PyObject *unused);
 PyObject *pc_thread_after_fork_child(PyObject *module, PyObject *unused);
+PyObject *pc_greenlet_getcurrent(PyObject *module, PyObject *unused);
+PyObject *pc_greenlet_settrace(PyObject *module, PyObject *callback);
+PyObject *pc_greenlet_gettrace(PyObject *module, PyObject *unused);
 
 /* -- Lock internals shared with Condition and Barrier (lock.c) ----------------------------- */
 

@@ -1,0 +1,967 @@
+/* greenlet.c -- greenlets: coroutines with real C-stack switching, by stack copying.
+ *
+ * Every greenlet of a thread runs on that thread's own C stack. A greenlet owns the stack region
+ * [stack_start, stack_stop): stack_start is its stack pointer while suspended, stack_stop the
+ * address below which it started (a local of the g_switch() that started it; the main greenlet
+ * owns the whole stack). When a greenlet is switched to, the parts of other greenlets' regions
+ * that overlap its region are copied to the heap (lazily, only as far as needed: save_hook), the
+ * stack pointer moves to its stack_start, and its own saved bytes are copied back (restore_hook).
+ * Code always runs on the thread's real stack, and a suspended greenlet costs only the bytes of
+ * stack it really used.
+ *
+ * States (stack_start / stack_stop):
+ *   not started   NULL / NULL
+ *   running or suspended ("active")   != NULL / != NULL   (the running one has stack_start 1)
+ *   dead          NULL / != NULL
+ *   main          active from creation, stack_stop = (char *)-1
+ *
+ * The rule that shapes this file: once pc_stack_switch() has returned, the C locals of the
+ * function that called it belong to whichever greenlet resumed. Everything a switch passes (the
+ * greenlet switched from and to, the arguments or exception) therefore goes through the
+ * thread-local switch state G, never through locals.
+ *
+ * Interpreter state (frames, data stack, exceptions, context, ...) is saved and restored by
+ * pystate.c, the only file that touches CPython-private fields.
+ *
+ * All greenlet state is per OS thread (G is thread-local); greenlet objects are protected by the
+ * GIL. A greenlet can only be switched to from its own thread.
+ */
+#include "pyconc.h"
+#include "pystate.h"
+#include "switch.h"
+
+#include <pthread.h>
+#include <pythread.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define PC_NOINLINE __attribute__((noinline))
+#else
+#define PC_NOINLINE
+#endif
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PC_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define PC_ASAN 1
+#endif
+#ifdef PC_ASAN
+/* Copying stacks reads frames' red zones; the copy must not be instrumented (nor turned into a
+ * memcpy call that the sanitizer intercepts). */
+#define PC_NO_ASAN __attribute__((no_sanitize_address, noinline))
+#else
+#define PC_NO_ASAN
+#endif
+
+typedef struct GreenletObject {
+    PyObject_HEAD
+    char *stack_start;                 /* see the states above */
+    char *stack_stop;
+    char *stack_copy;                  /* heap copy of [stack_start, stack_start + stack_saved) */
+    Py_ssize_t stack_saved;
+    struct GreenletObject *stack_prev; /* the greenlet owning the stack just above ours */
+    PyObject *run;                     /* the callable until started, then NULL */
+    struct GreenletObject *parent;     /* strong; NULL only for a main greenlet */
+    unsigned long thread_ident;        /* the thread the greenlet belongs to */
+    struct GreenletObject *main_greenlet; /* strong: that thread's main greenlet (self if main) */
+    int thread_exited;                 /* main only: set (atomically) when its thread ends */
+    int is_main;
+    pc_pystate py;                     /* interpreter state while not running */
+    PyObject *dict;
+    PyObject *weakreflist;
+} GreenletObject;
+
+#define STARTED(g) ((g)->stack_stop != NULL)
+#define ACTIVE(g) ((g)->stack_start != NULL)
+
+/* Per-thread switch state. */
+typedef struct {
+    GreenletObject *current;           /* strong: the running greenlet, NULL before first use */
+    GreenletObject *main;              /* strong: this thread's main greenlet */
+    GreenletObject *origin;            /* during a switch: the greenlet switched away from */
+    GreenletObject *target;            /* during a switch: the greenlet switched to */
+    PyObject *args, *kwargs;           /* what the switch passes (strong), or ... */
+    PyObject *exc;                     /* ... the exception it raises in the target (strong) */
+    PyObject *trace;                   /* settrace() callback (strong) or NULL */
+} switch_state;
+
+static _Thread_local switch_state G;
+
+/* -- stack copying --------------------------------------------------------------------------- */
+
+static PC_NO_ASAN void
+copy_bytes(char *dst, const char *src, Py_ssize_t n)
+{
+#ifdef PC_ASAN
+    volatile char *d = dst;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        d[i] = src[i];
+    }
+#else
+    memcpy(dst, src, (size_t)n);
+#endif
+}
+
+/* Saves g's stack bytes from stack_start up to stop (extending what is saved already). 0/-1. */
+static int
+save_stack(GreenletObject *g, char *stop)
+{
+    Py_ssize_t have = g->stack_saved, need = stop - g->stack_start;
+    if (need > have) {
+        char *c = PyMem_RawRealloc(g->stack_copy, (size_t)need);
+        if (c == NULL) {
+            return -1;
+        }
+        copy_bytes(c + have, g->stack_start + have, need - have);
+        g->stack_copy = c;
+        g->stack_saved = need;
+    }
+    return 0;
+}
+
+/* Called by pc_stack_switch with the origin's stack pointer: frees the target's region by saving
+ * whatever other greenlets have there, and says where the stack pointer goes. */
+static intptr_t
+save_hook(char *sp)
+{
+    GreenletObject *target = G.target, *owner = G.origin;
+    char *target_stop = target->stack_stop;
+    if (owner->stack_start == NULL) {
+        owner = owner->stack_prev;  /* a dying greenlet: nothing of it to keep */
+    }
+    else {
+        owner->stack_start = sp;
+    }
+    while (owner->stack_stop < target_stop) {
+        if (save_stack(owner, owner->stack_stop) < 0) {  /* wholly inside the region */
+            return PC_SWITCH_ERROR;
+        }
+        owner = owner->stack_prev;
+    }
+    if (owner != target && save_stack(owner, target_stop) < 0) {
+        return PC_SWITCH_ERROR;
+    }
+    if (target->stack_start == NULL) {
+        return PC_SWITCH_NEW;
+    }
+    return (intptr_t)(target->stack_start - sp);
+}
+
+/* Called by pc_stack_switch on the target's stack: puts the target's saved bytes back. */
+static void
+restore_hook(void)
+{
+    GreenletObject *g = G.target, *owner = G.origin;
+    if (g->stack_saved != 0) {
+        copy_bytes(g->stack_start, g->stack_copy, g->stack_saved);
+        PyMem_RawFree(g->stack_copy);
+        g->stack_copy = NULL;
+        g->stack_saved = 0;
+    }
+    if (owner->stack_start == NULL) {
+        owner = owner->stack_prev;
+    }
+    while (owner != NULL && owner->stack_stop <= g->stack_stop) {
+        owner = owner->stack_prev;
+    }
+    g->stack_prev = owner;
+}
+
+/* -- the main greenlet ------------------------------------------------------------------------ */
+
+static GreenletObject *
+greenlet_alloc(PyTypeObject *tp)
+{
+    GreenletObject *g = (GreenletObject *)tp->tp_alloc(tp, 0);
+    if (g != NULL) {
+        g->thread_ident = PyThread_get_thread_ident();
+        if (G.main != NULL) {
+            g->main_greenlet = (GreenletObject *)Py_NewRef(G.main);
+        }
+    }
+    return g;
+}
+
+/* The thread's main greenlet is never freed (G.main keeps it); when the thread ends, a pthread
+ * key destructor, which runs without the GIL, only marks it, so that switching to a greenlet of
+ * an ended thread can say so. */
+static pthread_key_t thread_end_key;
+static pthread_once_t thread_end_once = PTHREAD_ONCE_INIT;
+
+static void
+on_thread_end(void *main)
+{
+    __atomic_store_n(&((GreenletObject *)main)->thread_exited, 1, __ATOMIC_RELEASE);
+}
+
+static void
+make_thread_end_key(void)
+{
+    (void)pthread_key_create(&thread_end_key, on_thread_end);
+}
+
+static int
+thread_exited(GreenletObject *g)
+{
+    GreenletObject *main = g->is_main ? g : g->main_greenlet;
+    return main != NULL && __atomic_load_n(&main->thread_exited, __ATOMIC_ACQUIRE);
+}
+
+/* This thread's running greenlet (borrowed), creating the main greenlet on first use. */
+static GreenletObject *
+current_greenlet(pc_state *st)
+{
+    if (G.current != NULL) {
+        return G.current;
+    }
+    GreenletObject *main = greenlet_alloc(st->Greenlet_Type);
+    if (main == NULL) {
+        return NULL;
+    }
+    main->stack_start = (char *)1;
+    main->stack_stop = (char *)-1;
+    main->is_main = 1;
+    G.main = main;                    /* the thread's reference, kept for good */
+    pthread_once(&thread_end_once, make_thread_end_key);
+    (void)pthread_setspecific(thread_end_key, main);
+    G.current = (GreenletObject *)Py_NewRef(main);
+    return main;
+}
+
+/* -- switching -------------------------------------------------------------------------------- */
+
+/* Switches to G.target, which the caller set; G.current is switched away from. Returns 0 once
+ * this greenlet is switched back to, 1 when G.target is a new greenlet that starts on this stack
+ * now (the caller goes on as that greenlet), -1 on failure (nothing changed). */
+static PC_NOINLINE int
+g_switchstack(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    G.origin = G.current;
+    pc_pystate_save(&G.origin->py, ts);
+    int err = pc_stack_switch(save_hook, restore_hook);
+    /* From here on, this is the target (0), the new greenlet (1), or unchanged (-1). */
+    if (err < 0) {
+        pc_pystate_restore(&G.origin->py, ts);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (err == 0) {
+        pc_pystate_restore(&G.target->py, ts);
+    }
+    G.current = (GreenletObject *)Py_NewRef(G.target);
+    /* G.origin's reference is dropped by the code that reads the payload (g_switch_finish). */
+    return err;
+}
+
+/* The value a switch() returns, from what was passed: no arguments give (), one gives it, several
+ * a tuple, keywords only a dict, both (args, kwargs). Steals both. */
+static PyObject *
+switch_result(PyObject *args, PyObject *kwargs)
+{
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) == 0) {
+        Py_CLEAR(kwargs);
+    }
+    if (kwargs == NULL) {
+        if (PyTuple_GET_SIZE(args) == 1) {
+            PyObject *r = Py_NewRef(PyTuple_GET_ITEM(args, 0));
+            Py_DECREF(args);
+            return r;
+        }
+        return args;
+    }
+    if (PyTuple_GET_SIZE(args) == 0) {
+        Py_DECREF(args);
+        return kwargs;
+    }
+    PyObject *r = PyTuple_Pack(2, args, kwargs);
+    Py_DECREF(args);
+    Py_DECREF(kwargs);
+    return r;
+}
+
+/* Calls the settrace() callback, if any, as callback(event, (origin, target)). 0 or -1. */
+static int
+call_trace(const char *event, GreenletObject *origin, GreenletObject *target)
+{
+    if (G.trace == NULL) {
+        return 0;
+    }
+    PyObject *trace = Py_NewRef(G.trace);
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *r = PyObject_CallFunction(trace, "s(OO)", event, origin, target);
+    Py_DECREF(trace);
+    if (r == NULL) {
+        Py_CLEAR(G.trace);  /* like greenlet: a failing trace function is dropped */
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        return -1;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, etb);
+    return 0;
+}
+
+/* In the greenlet that was just switched to: takes the payload, returns what switch() returns
+ * (or NULL with the passed exception raised), and drops the reference to the origin. */
+static PyObject *
+g_switch_finish(void)
+{
+    GreenletObject *origin = G.origin, *target = G.current;
+    PyObject *args = G.args, *kwargs = G.kwargs, *exc = G.exc;
+    G.args = G.kwargs = G.exc = NULL;
+    G.origin = G.target = NULL;
+    if (call_trace(exc ? "throw" : "switch", origin, target) < 0) {
+        Py_XDECREF(args);
+        Py_XDECREF(kwargs);
+        Py_XDECREF(exc);
+        Py_DECREF(origin);
+        return NULL;
+    }
+    Py_DECREF(origin);  /* partner: the reference G.current held on it (g_switchstack) */
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    return switch_result(args, kwargs);
+}
+
+static int g_initialstub(void *mark);
+
+/* Switches to target (or, if it is dead, to its nearest live parent), passing args/kwargs
+ * (stolen), or, when args is NULL, raising the current exception there. Returns what this
+ * greenlet's switch() returns once it is switched back to. */
+static PyObject *
+g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
+{
+    if (current_greenlet(st) == NULL) {
+        Py_XDECREF(args);
+        Py_XDECREF(kwargs);
+        return NULL;
+    }
+    if (target->thread_ident != PyThread_get_thread_ident()) {
+        Py_XDECREF(args);
+        Py_XDECREF(kwargs);
+        PyErr_SetString(st->GreenletError, thread_exited(target)
+                        ? "cannot switch to a different thread (which happens to have exited)"
+                        : "cannot switch to a different thread");
+        return NULL;
+    }
+    if (args == NULL) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (etb != NULL) {
+            PyException_SetTraceback(ev, etb);
+        }
+        Py_XDECREF(et);
+        Py_XDECREF(etb);
+        G.exc = ev;
+        Py_XDECREF(kwargs);
+    }
+    else {
+        G.args = args;
+        G.kwargs = kwargs;
+    }
+    for (;;) {
+        int err;
+        if (target == G.current) {
+            /* switching to oneself: just hand the payload back */
+            G.origin = (GreenletObject *)Py_NewRef(G.current);
+            return g_switch_finish();
+        }
+        if (ACTIVE(target)) {
+            G.target = target;
+            err = g_switchstack();
+        }
+        else if (!STARTED(target)) {
+            G.target = target;
+            void *mark = NULL;
+            err = g_initialstub(&mark);
+            if (err == 2) {
+                continue;  /* it was started while its run attribute was looked up: switch to it */
+            }
+        }
+        else {
+            target = target->parent;  /* dead: go to the nearest live parent */
+            if (target == NULL) {
+                Py_CLEAR(G.args);
+                Py_CLEAR(G.kwargs);
+                Py_CLEAR(G.exc);
+                PyErr_SetString(st->GreenletError, "cannot switch to a dead greenlet");
+                return NULL;
+            }
+            continue;
+        }
+        if (err < 0) {
+            Py_CLEAR(G.args);
+            Py_CLEAR(G.kwargs);
+            Py_CLEAR(G.exc);
+            G.target = NULL;
+            return NULL;
+        }
+        return g_switch_finish();
+    }
+}
+
+/* What a finished run() passes to the parent: its result, or for GreenletExit the exception
+ * instance as a value; any other exception stays raised. */
+static PyObject *
+g_handle_exit(pc_state *st, PyObject *result)
+{
+    if (result == NULL && PyErr_ExceptionMatches(st->GreenletExit)) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        Py_XDECREF(et);
+        Py_XDECREF(etb);
+        return ev ? ev : Py_NewRef(Py_None);
+    }
+    return result;
+}
+
+/* Starts G.target: must not be inlined, since the new greenlet's stack begins at `mark`, in the
+ * caller's frame, and continues here. Returns 0 once the caller's greenlet is switched back to,
+ * -1 on failure, 2 if the target got started while run was looked up. Never returns in the new
+ * greenlet: when its run() ends it switches to its parent for good. */
+static PC_NOINLINE int
+g_initialstub(void *mark)
+{
+    GreenletObject *self = G.target;
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    PyObject *run = PyObject_GetAttrString((PyObject *)self, "run");  /* may run Python code */
+    if (run == NULL) {
+        return -1;
+    }
+    if (STARTED(self)) {
+        Py_DECREF(run);
+        return 2;
+    }
+    GreenletObject *current = G.current;
+    self->stack_start = NULL;
+    self->stack_stop = (char *)mark;
+    self->stack_prev = current->stack_start == NULL ? current->stack_prev : current;
+    G.target = self;
+    int err = g_switchstack();
+    if (err == 0) {
+        /* Back in the caller's greenlet. The reference in `run` belongs to the new greenlet,
+         * which ran in a copy of this very frame and released it there. */
+        return 0;
+    }
+    if (err < 0) {
+        self->stack_stop = NULL;  /* never started after all */
+        Py_DECREF(run);
+        return -1;
+    }
+
+    /* -- the new greenlet, on this stack, below `mark` -- */
+    self->stack_start = (char *)1;
+    Py_CLEAR(self->run);  /* a started greenlet has no run attribute */
+    PyThreadState *ts = PyThreadState_Get();
+    _PyCFrame cframe;  /* lives as long as the greenlet runs: this frame is never left */
+    pc_pystate_start(ts, &cframe);
+    PyObject *result;
+    PyObject *args = G.args, *kwargs = G.kwargs, *exc = G.exc;
+    GreenletObject *origin = G.origin;
+    G.args = G.kwargs = G.exc = NULL;
+    G.origin = G.target = NULL;
+    if (call_trace(exc ? "throw" : "switch", origin, self) < 0) {
+        result = NULL;
+    }
+    else if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);  /* thrown before it ran */
+        result = NULL;
+    }
+    else {
+        result = PyObject_Call(run, args, kwargs);
+    }
+    Py_DECREF(origin);
+    Py_XDECREF(exc);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    Py_DECREF(run);
+    result = g_handle_exit(st, result);
+
+    /* dead: hand the result (or exception) to the nearest parent that takes it */
+    self->stack_start = NULL;
+    pc_pystate_finish(ts);
+    for (GreenletObject *p = self->parent; p != NULL; p = p->parent) {
+        PyObject *pass = result ? PyTuple_Pack(1, result) : NULL;
+        Py_CLEAR(result);
+        PyObject *r = g_switch(st, p, pass, NULL);
+        /* only reached if the switch failed (the parent is on another thread, ...) */
+        Py_XDECREF(r);
+        result = NULL;
+    }
+    PyErr_WriteUnraisable((PyObject *)self);
+    Py_FatalError("pyconc.greenlet: a dead greenlet could not switch to any parent");
+    return -1;
+}
+
+/* -- the type --------------------------------------------------------------------------------- */
+
+static int
+greenlet_traverse(GreenletObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->run);
+    Py_VISIT(self->parent);
+    Py_VISIT(self->main_greenlet);
+    Py_VISIT(self->dict);
+    if (self != G.current) {
+        return pc_pystate_traverse(&self->py, visit, arg);
+    }
+    return 0;
+}
+
+static int
+greenlet_clear(GreenletObject *self)
+{
+    /* A suspended greenlet is killed by tp_finalize before the collector clears it. */
+    Py_CLEAR(self->run);
+    Py_CLEAR(self->parent);
+    Py_CLEAR(self->main_greenlet);
+    Py_CLEAR(self->dict);
+    if (self != G.current) {
+        pc_pystate_clear(&self->py);
+    }
+    return 0;
+}
+
+static PyObject *throw_into(pc_state *st, GreenletObject *self, PyObject *exc);
+
+/* A suspended greenlet that is about to be freed is killed: GreenletExit is raised in it, its
+ * finally blocks run, and control comes back here (its parent is set to the caller). A greenlet
+ * of another thread cannot be switched to; it is freed without running its code. */
+static void
+greenlet_finalize(GreenletObject *self)
+{
+    if (!ACTIVE(self) || self->is_main || self == G.current ||
+            self->thread_ident != PyThread_get_thread_ident() || G.current == NULL) {
+        return;
+    }
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    Py_XSETREF(self->parent, (GreenletObject *)Py_NewRef(G.current));
+    PyObject *exit = PyObject_CallNoArgs(st->GreenletExit);
+    PyObject *r = exit ? throw_into(st, self, exit) : NULL;
+    if (r == NULL) {
+        PyErr_WriteUnraisable((PyObject *)self);
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(et, ev, etb);
+}
+
+static void
+greenlet_dealloc(GreenletObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
+        return;  /* resurrected */
+    }
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    greenlet_clear(self);
+    PyMem_RawFree(self->stack_copy);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+greenlet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    pc_state *st = pc_state_of_type(type);
+    if (st == NULL || current_greenlet(st) == NULL) {
+        return NULL;
+    }
+    GreenletObject *self = greenlet_alloc(type);
+    if (self != NULL) {
+        self->parent = (GreenletObject *)Py_NewRef(G.current);
+    }
+    return (PyObject *)self;
+}
+
+static int set_parent(GreenletObject *self, PyObject *value);
+
+static int
+greenlet_init(GreenletObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"run", "parent", NULL};
+    PyObject *run = NULL, *parent = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:green", kwlist, &run, &parent)) {
+        return -1;
+    }
+    if (parent != NULL && parent != Py_None && set_parent(self, parent) < 0) {
+        return -1;
+    }
+    if (run != NULL && run != Py_None) {
+        if (STARTED(self)) {
+            PyErr_SetString(PyExc_AttributeError,
+                            "run cannot be set after the start of the greenlet");
+            return -1;
+        }
+        Py_XSETREF(self->run, Py_NewRef(run));
+    }
+    return 0;
+}
+
+/* -- methods ----------------------------------------------------------------------------------- */
+
+static PyObject *
+greenlet_switch(GreenletObject *self, PyObject *args, PyObject *kwargs)
+{
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    return g_switch(st, self, Py_NewRef(args), Py_XNewRef(kwargs));
+}
+
+/* Raises exc (an instance, stolen) in self at its switch point and switches to it. A greenlet
+ * that is not started yet dies at once: the exception goes to its parent (GreenletExit as a
+ * value). A dead greenlet passes it on to its nearest live parent. */
+static PyObject *
+throw_into(pc_state *st, GreenletObject *self, PyObject *exc)
+{
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    if (STARTED(self) && !ACTIVE(self)) {
+        /* dead: like greenlet, GreenletExit into a dead greenlet comes back as a value */
+        PyObject *r = g_handle_exit(st, NULL);
+        if (r != NULL) {
+            PyObject *pass = PyTuple_Pack(1, r);
+            Py_DECREF(r);
+            return pass ? g_switch(st, self, pass, NULL) : NULL;
+        }
+    }
+    return g_switch(st, self, NULL, NULL);
+}
+
+static PyObject *
+greenlet_throw(GreenletObject *self, PyObject *args)
+{
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return NULL;
+    }
+    PyObject *typ = st->GreenletExit, *val = NULL, *tb = NULL;
+    if (!PyArg_ParseTuple(args, "|OOO:throw", &typ, &val, &tb)) {
+        return NULL;
+    }
+    if (tb == Py_None) {
+        tb = NULL;
+    }
+    if (tb != NULL && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
+        return NULL;
+    }
+    PyObject *exc;
+    if (PyExceptionClass_Check(typ)) {
+        if (val != NULL && val != Py_None && PyObject_TypeCheck(val, (PyTypeObject *)typ)) {
+            exc = Py_NewRef(val);
+        }
+        else if (val == NULL || val == Py_None) {
+            exc = PyObject_CallNoArgs(typ);
+        }
+        else if (PyTuple_Check(val)) {
+            exc = PyObject_Call(typ, val, NULL);
+        }
+        else {
+            exc = PyObject_CallOneArg(typ, val);
+        }
+        if (exc == NULL) {
+            return NULL;
+        }
+        if (!PyExceptionInstance_Check(exc)) {
+            PyErr_Format(PyExc_TypeError, "calling %R should have returned an instance of "
+                         "BaseException, not %s", typ, Py_TYPE(exc)->tp_name);
+            Py_DECREF(exc);
+            return NULL;
+        }
+    }
+    else if (PyExceptionInstance_Check(typ)) {
+        if (val != NULL && val != Py_None) {
+            PyErr_SetString(PyExc_TypeError,
+                            "instance exception may not have a separate value");
+            return NULL;
+        }
+        exc = Py_NewRef(typ);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "exceptions must be classes, or instances, not %s",
+                     Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    if (tb != NULL && PyException_SetTraceback(exc, tb) < 0) {
+        Py_DECREF(exc);
+        return NULL;
+    }
+    return throw_into(st, self, exc);
+}
+
+static int
+greenlet_bool(GreenletObject *self)
+{
+    return ACTIVE(self);
+}
+
+static PyObject *
+greenlet_get_dead(GreenletObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(STARTED(self) && !ACTIVE(self));
+}
+
+static PyObject *
+greenlet_get_run(GreenletObject *self, void *Py_UNUSED(c))
+{
+    if (self->run == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "run");
+        return NULL;
+    }
+    return Py_NewRef(self->run);
+}
+
+static int
+greenlet_set_run(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (STARTED(self)) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "run cannot be set after the start of the greenlet");
+        return -1;
+    }
+    Py_XSETREF(self->run, Py_XNewRef(value));
+    return 0;
+}
+
+static PyObject *
+greenlet_get_parent(GreenletObject *self, void *Py_UNUSED(c))
+{
+    if (self->parent == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef((PyObject *)self->parent);
+}
+
+static int
+set_parent(GreenletObject *self, PyObject *value)
+{
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        return -1;
+    }
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "can't delete attribute");
+        return -1;
+    }
+    if (!PyObject_TypeCheck(value, st->Greenlet_Type)) {
+        PyErr_Format(PyExc_TypeError, "GreenletChecker: Expected any type of greenlet, not %s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    for (GreenletObject *p = (GreenletObject *)value; p != NULL; p = p->parent) {
+        if (p == self) {
+            PyErr_SetString(PyExc_ValueError, "cyclic parent chain");
+            return -1;
+        }
+    }
+    if (STARTED(self) && ((GreenletObject *)value)->thread_ident != self->thread_ident) {
+        PyErr_SetString(PyExc_ValueError, "parent cannot be on a different thread");
+        return -1;
+    }
+    Py_XSETREF(self->parent, (GreenletObject *)Py_NewRef(value));
+    return 0;
+}
+
+static int
+greenlet_set_parent(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
+{
+    return set_parent(self, value);
+}
+
+static PyObject *
+greenlet_get_frame(GreenletObject *self, void *Py_UNUSED(c))
+{
+    if (ACTIVE(self) && self != G.current && self->py.top_frame != NULL) {
+        return Py_NewRef((PyObject *)self->py.top_frame);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+greenlet_get_context(GreenletObject *self, void *Py_UNUSED(c))
+{
+    PyObject *ctx;
+    if (self == G.current) {
+        ctx = pc_pystate_current_context(PyThreadState_Get());
+    }
+    else {
+        if (self->thread_ident != PyThread_get_thread_ident() && ACTIVE(self)) {
+            PyErr_SetString(PyExc_ValueError,
+                            "cannot get the context of a greenlet that is running in a "
+                            "different thread");
+            return NULL;
+        }
+        ctx = pc_pystate_context(&self->py);
+    }
+    return Py_NewRef(ctx ? ctx : Py_None);
+}
+
+static int
+greenlet_set_context(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "can't delete context attribute");
+        return -1;
+    }
+    if (value == Py_None) {
+        value = NULL;
+    }
+    else if (!PyContext_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "greenlet context must be a contextvars.Context or None");
+        return -1;
+    }
+    if (self == G.current) {
+        pc_pystate_set_current_context(PyThreadState_Get(), Py_XNewRef(value));
+        return 0;
+    }
+    if (self->thread_ident != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_ValueError,
+                        "cannot set the context of a greenlet that is running in a different "
+                        "thread");
+        return -1;
+    }
+    Py_XSETREF(self->py.context, Py_XNewRef(value));
+    return 0;
+}
+
+static PyObject *
+greenlet_repr(GreenletObject *self)
+{
+    PyObject *name = PyType_GetName(Py_TYPE(self));
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *mod = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "__module__");
+    if (mod == NULL) {
+        Py_DECREF(name);
+        return NULL;
+    }
+    const char *state = self == G.current ? " current active started"
+                        : ACTIVE(self) ? " suspended active started"
+                        : STARTED(self) ? " dead" : " pending";
+    PyObject *r = PyUnicode_FromFormat("<%U.%U object at %p (otid=0x%lx)%s%s>", mod, name, self,
+                                       self->thread_ident, state, self->is_main ? " main" : "");
+    Py_DECREF(name);
+    Py_DECREF(mod);
+    return r;
+}
+
+static PyMethodDef greenlet_methods[] = {
+    {"switch", (PyCFunction)(void (*)(void))greenlet_switch, METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("switch(*args, **kwargs)\n\nSwitch execution to this greenlet, passing the "
+               "arguments (to run() if it has not started, else as the result of the switch() "
+               "it is suspended in).")},
+    {"throw", (PyCFunction)greenlet_throw, METH_VARARGS,
+     PyDoc_STR("throw(typ=GreenletExit, val=None, tb=None)\n\nSwitch to this greenlet and "
+               "raise the exception there.")},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef greenlet_getset[] = {
+    {"run", (getter)greenlet_get_run, (setter)greenlet_set_run, NULL, NULL},
+    {"parent", (getter)greenlet_get_parent, (setter)greenlet_set_parent, NULL, NULL},
+    {"dead", (getter)greenlet_get_dead, NULL, NULL, NULL},
+    {"gr_frame", (getter)greenlet_get_frame, NULL, NULL, NULL},
+    {"gr_context", (getter)greenlet_get_context, (setter)greenlet_set_context, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef greenlet_members[] = {
+    {"__dictoffset__", T_PYSSIZET, offsetof(GreenletObject, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(GreenletObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot greenlet_slots[] = {
+    {Py_tp_dealloc, greenlet_dealloc},
+    {Py_tp_finalize, greenlet_finalize},
+    {Py_tp_traverse, greenlet_traverse},
+    {Py_tp_clear, greenlet_clear},
+    {Py_tp_new, greenlet_new},
+    {Py_tp_init, greenlet_init},
+    {Py_tp_repr, greenlet_repr},
+    {Py_nb_bool, greenlet_bool},
+    {Py_tp_methods, greenlet_methods},
+    {Py_tp_getset, greenlet_getset},
+    {Py_tp_members, greenlet_members},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "greenlet(run=None, parent=None)\n\nA coroutine with its own C stack, a drop-in for "
+        "greenlet.greenlet.")},
+    {0, NULL},
+};
+
+static PyType_Spec greenlet_spec = {
+    .name = "pyconc.greenlet.greenlet",
+    .basicsize = sizeof(GreenletObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = greenlet_slots,
+};
+
+/* -- module functions --------------------------------------------------------------------------- */
+
+PyObject *
+pc_greenlet_getcurrent(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    GreenletObject *g = current_greenlet(st);
+    return g ? Py_NewRef((PyObject *)g) : NULL;
+}
+
+PyObject *
+pc_greenlet_settrace(PyObject *module, PyObject *callback)
+{
+    PyObject *old = G.trace ? G.trace : Py_NewRef(Py_None);
+    G.trace = callback == Py_None ? NULL : Py_NewRef(callback);
+    return old;
+}
+
+PyObject *
+pc_greenlet_gettrace(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(G.trace ? G.trace : Py_None);
+}
+
+int
+pc_greenlet_init_types(PyObject *module, pc_state *st)
+{
+    st->GreenletExit = PyErr_NewExceptionWithDoc(
+        "pyconc.greenlet.GreenletExit", "This special exception does not propagate to the "
+        "parent greenlet; it can be used to kill a single greenlet.", PyExc_BaseException, NULL);
+    st->GreenletError = st->GreenletExit ? PyErr_NewExceptionWithDoc(
+        "pyconc.greenlet.error", "A greenlet operation failed.", PyExc_Exception, NULL) : NULL;
+    if (st->GreenletError == NULL ||
+            PyModule_AddObjectRef(module, "GreenletExit", st->GreenletExit) < 0 ||
+            PyModule_AddObjectRef(module, "GreenletError", st->GreenletError) < 0) {
+        return -1;
+    }
+    return pc_add_type(module, &greenlet_spec, NULL, &st->Greenlet_Type);
+}

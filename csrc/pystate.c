@@ -1,0 +1,125 @@
+/* pystate.c -- save and restore of interpreter state across greenlet switches, per CPython
+ * version. See pystate.h. */
+#include "pystate.h"
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+
+void
+pc_pystate_save(pc_pystate *st, PyThreadState *ts)
+{
+    /* The frame object first, with the GC off: creating it allocates, and a collection here
+     * could run a finalizer that switches greenlets while this switch is half done. */
+    int gc_was_enabled = PyGC_Disable();
+    st->top_frame = PyThreadState_GetFrame(ts);
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    st->cframe = ts->cframe;
+    st->current_frame = ts->cframe->current_frame;
+    st->use_tracing = ts->cframe->use_tracing;
+    st->recursion_depth = ts->recursion_limit - ts->recursion_remaining;
+    st->datastack_chunk = ts->datastack_chunk;
+    st->datastack_top = ts->datastack_top;
+    st->datastack_limit = ts->datastack_limit;
+    st->exc_info = ts->exc_info == &ts->exc_state ? NULL : ts->exc_info;
+    st->exc_state = ts->exc_state;          /* moves the reference */
+    ts->exc_state.exc_value = NULL;
+    ts->exc_state.previous_item = NULL;
+    st->context = ts->context;              /* moves the reference */
+    ts->context = NULL;
+    st->trash_delete_nesting = ts->trash_delete_nesting;
+}
+
+/* Tracing is a property of the thread: a greenlet resumes with the thread's current setting.
+ * Computed as CPython does (_PyThreadState_ResumeTracing), never read through ts->cframe, which
+ * during a switch may point into stack memory that now belongs to another greenlet. */
+static inline uint8_t
+thread_use_tracing(PyThreadState *ts)
+{
+    return (ts->tracing == 0 && (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL)) ? 255 : 0;
+}
+
+void
+pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
+{
+    ts->cframe = st->cframe;
+    ts->cframe->current_frame = st->current_frame;
+    ts->cframe->use_tracing = thread_use_tracing(ts);
+    ts->recursion_remaining = ts->recursion_limit - st->recursion_depth;
+    ts->datastack_chunk = st->datastack_chunk;
+    ts->datastack_top = st->datastack_top;
+    ts->datastack_limit = st->datastack_limit;
+    ts->exc_info = st->exc_info ? st->exc_info : &ts->exc_state;
+    Py_XSETREF(ts->exc_state.exc_value, st->exc_state.exc_value);  /* moves it back */
+    ts->exc_state.previous_item = st->exc_state.previous_item;
+    st->exc_state.exc_value = NULL;
+    st->exc_state.previous_item = NULL;
+    Py_XSETREF(ts->context, st->context);
+    st->context = NULL;
+    ts->context_ver++;                      /* invalidates the contextvar caches */
+    ts->trash_delete_nesting = st->trash_delete_nesting;
+    Py_CLEAR(st->top_frame);
+}
+
+void
+pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh)
+{
+    fresh->use_tracing = thread_use_tracing(ts);
+    fresh->previous = &ts->root_cframe;
+    fresh->current_frame = NULL;
+    ts->cframe = fresh;
+    ts->datastack_chunk = NULL;
+    ts->datastack_top = NULL;
+    ts->datastack_limit = NULL;
+    ts->exc_info = &ts->exc_state;
+    Py_CLEAR(ts->exc_state.exc_value);
+    ts->exc_state.previous_item = NULL;
+    Py_CLEAR(ts->context);
+    ts->context_ver++;
+}
+
+void
+pc_pystate_finish(PyThreadState *ts)
+{
+    /* The chunks came from the object arena allocator (CPython's _PyObject_VirtualAlloc, which
+     * is not exported); give them back the same way. */
+    PyObjectArenaAllocator arena;
+    PyObject_GetArenaAllocator(&arena);
+    _PyStackChunk *chunk = ts->datastack_chunk;
+    while (chunk != NULL) {
+        _PyStackChunk *prev = chunk->previous;
+        arena.free(arena.ctx, chunk, chunk->size);
+        chunk = prev;
+    }
+    ts->datastack_chunk = NULL;
+    ts->datastack_top = NULL;
+    ts->datastack_limit = NULL;
+    Py_CLEAR(ts->exc_state.exc_value);
+    Py_CLEAR(ts->context);
+}
+
+void
+pc_pystate_clear(pc_pystate *st)
+{
+    Py_CLEAR(st->top_frame);
+    Py_CLEAR(st->exc_state.exc_value);
+    Py_CLEAR(st->context);
+}
+
+int
+pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->top_frame);
+    Py_VISIT(st->exc_state.exc_value);
+    Py_VISIT(st->context);
+    return 0;
+}
+
+void
+pc_pystate_set_current_context(PyThreadState *ts, PyObject *ctx)
+{
+    Py_XSETREF(ts->context, ctx);
+    ts->context_ver++;
+}
+
+#endif
