@@ -50,10 +50,19 @@
 #endif
 #ifdef PC_ASAN
 /* Copying stacks reads frames' red zones; the copy must not be instrumented (nor turned into a
- * memcpy call that the sanitizer intercepts). */
+ * memcpy call that the sanitizer intercepts). After a greenlet's bytes are put back, the shadow
+ * of that range still describes the frames of whichever greenlet ran there last, so it is
+ * unpoisoned: no false reports, at the price of not checking red zones of resumed frames. */
+#include <sanitizer/asan_interface.h>
 #define PC_NO_ASAN __attribute__((no_sanitize_address, noinline))
+#define PC_UNPOISON(p, n) __asan_unpoison_memory_region((p), (size_t)(n))
+/* The functions whose frames live across a switch (copied away and back while other greenlets'
+ * frames use the same addresses) keep no red zones: their shadow could not be kept right. */
+#define PC_SWITCH_FRAME __attribute__((no_sanitize_address))
 #else
 #define PC_NO_ASAN
+#define PC_UNPOISON(p, n) ((void)0)
+#define PC_SWITCH_FRAME
 #endif
 
 typedef struct GreenletObject {
@@ -124,7 +133,7 @@ save_stack(GreenletObject *g, char *stop)
 
 /* Called by pc_stack_switch with the origin's stack pointer: frees the target's region by saving
  * whatever other greenlets have there, and says where the stack pointer goes. */
-static intptr_t
+static PC_SWITCH_FRAME intptr_t
 save_hook(char *sp)
 {
     GreenletObject *target = G.target, *owner = G.origin;
@@ -151,11 +160,12 @@ save_hook(char *sp)
 }
 
 /* Called by pc_stack_switch on the target's stack: puts the target's saved bytes back. */
-static void
+static PC_SWITCH_FRAME void
 restore_hook(void)
 {
     GreenletObject *g = G.target, *owner = G.origin;
     if (g->stack_saved != 0) {
+        PC_UNPOISON(g->stack_start, g->stack_saved);
         copy_bytes(g->stack_start, g->stack_copy, g->stack_saved);
         PyMem_RawFree(g->stack_copy);
         g->stack_copy = NULL;
@@ -236,7 +246,7 @@ current_greenlet(pc_state *st)
 /* Switches to G.target, which the caller set; G.current is switched away from. Returns 0 once
  * this greenlet is switched back to, 1 when G.target is a new greenlet that starts on this stack
  * now (the caller goes on as that greenlet), -1 on failure (nothing changed). */
-static PC_NOINLINE int
+static PC_NOINLINE PC_SWITCH_FRAME int
 g_switchstack(void)
 {
     PyThreadState *ts = PyThreadState_Get();
@@ -337,7 +347,7 @@ static int g_initialstub(void *mark);
 /* Switches to target (or, if it is dead, to its nearest live parent), passing args/kwargs
  * (stolen), or, when args is NULL, raising the current exception there. Returns what this
  * greenlet's switch() returns once it is switched back to. */
-static PyObject *
+static PC_SWITCH_FRAME PyObject *
 g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
 {
     if (current_greenlet(st) == NULL) {
@@ -430,7 +440,7 @@ g_handle_exit(pc_state *st, PyObject *result)
  * caller's frame, and continues here. Returns 0 once the caller's greenlet is switched back to,
  * -1 on failure, 2 if the target got started while run was looked up. Never returns in the new
  * greenlet: when its run() ends it switches to its parent for good. */
-static PC_NOINLINE int
+static PC_NOINLINE PC_SWITCH_FRAME int
 g_initialstub(void *mark)
 {
     GreenletObject *self = G.target;

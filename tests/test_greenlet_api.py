@@ -2,6 +2,7 @@
 each scenario runs on both modules and must leave the same log."""
 import contextvars
 import gc
+import os
 import sys
 import threading
 import weakref
@@ -17,6 +18,12 @@ pytestmark = pytest.mark.timeout(60)
 
 MODS = [greenlet_pkg, pg]
 
+# Under the ASan build (.ci/sanitize sets PYCONC_UNDER_ASAN=1) the oracle cannot run: the greenlet
+# package copies stacks with an intercepted memcpy, which AddressSanitizer stops on as soon as the
+# stack holds instrumented (pyconc) frames. There each scenario runs on pyconc alone, which still
+# checks for memory errors; the comparison with greenlet is made by the regular run.
+UNDER_ASAN = os.environ.get("PYCONC_UNDER_ASAN") == "1"
+
 
 def describe(exc):
     return ("raise", type(exc).__name__, str(exc))
@@ -24,13 +31,15 @@ def describe(exc):
 
 def run_both(scenario):
     logs = []
-    for m in MODS:
+    for m in ([pg] if UNDER_ASAN else MODS):
         log = []
         try:
             log.append(("result", scenario(m, log)))
         except BaseException as exc:  # the oracle compares every outcome
             log.append(describe(exc))
         logs.append(log)
+    if UNDER_ASAN:
+        return logs[0]
     assert logs[1] == logs[0], f"\npyconc: {logs[1]}\ngreenlet: {logs[0]}"
     return logs[1]
 
