@@ -77,8 +77,9 @@ def save(data, path):
     print(f"wrote {path}")
 
 
-def bench_main(suite, specs, impls, targets, default_json, argv=None):
-    """The command line shared by the bench_*.py scripts. specs(k) returns the cases as
+def bench_main(suite, specs, impls, targets, default_json, argv=None, extra=None):
+    """The command line shared by the bench_*.py scripts. extra(args), if given, returns more
+    result rows (same format, with a "unit") measured some other way. specs(k) returns the cases as
     (name, ops, make) with make(impl_object) -> workload, k being the size divisor (10 for
     --quick). impls maps implementation names to the objects passed to make. Each workload's
     result is compared across implementations; --check exits 1 when a target is missed."""
@@ -99,6 +100,8 @@ def bench_main(suite, specs, impls, targets, default_json, argv=None):
         assert all(outputs[n] == first for n in names), (case, outputs)
 
     data = run_suite(suite, cases, names, args.repeat, check)
+    if extra is not None:  # cases that are not timings, e.g. memory: rows in the same format
+        data["results"] += extra(args)
     data["targets"] = targets
     save(data, args.json)
     missed = [(r["case"], round(r["speedup"], 2), targets[r["case"]]) for r in data["results"]

@@ -29,8 +29,9 @@ def table(data):
     for r in data["results"]:
         t = targets.get(r["case"])
         mark = "" if t is None else (f"≥ {t:g}x" + (" ✓" if r["speedup"] >= t else " ✗"))
-        lines.append(f"| {r['case']} | {r['ns_per_op'][base]:,.1f} | {r['ns_per_op'][impl]:,.1f} "
-                     f"| {r['speedup']:.2f}x | {mark} |")
+        unit = f" {r['unit']}" if r.get("unit") else ""
+        lines.append(f"| {r['case']} | {r['ns_per_op'][base]:,.1f}{unit} | "
+                     f"{r['ns_per_op'][impl]:,.1f}{unit} | {r['speedup']:.2f}x | {mark} |")
     return "\n".join(lines)
 
 

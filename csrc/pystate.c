@@ -61,6 +61,22 @@ pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
     Py_CLEAR(st->top_frame);
 }
 
+/* Data-stack root chunks of finished greenlets, kept for the next ones: CPython gets each chunk
+ * from mmap and gives it back with munmap, which would cost a new greenlet microseconds. Per
+ * thread, a few of them; only chunks of the standard size are kept. */
+#define CHUNK_CACHE 16
+#define ROOT_CHUNK_SIZE (16 * 1024)     /* CPython 3.11's DATA_STACK_CHUNK_SIZE */
+static _Thread_local _PyStackChunk *chunk_cache[CHUNK_CACHE];
+static _Thread_local int chunk_cached = 0;
+
+static void
+free_chunk(_PyStackChunk *chunk)
+{
+    PyObjectArenaAllocator arena;
+    PyObject_GetArenaAllocator(&arena);
+    arena.free(arena.ctx, chunk, chunk->size);
+}
+
 void
 pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh)
 {
@@ -68,9 +84,22 @@ pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh)
     fresh->previous = &ts->root_cframe;
     fresh->current_frame = NULL;
     ts->cframe = fresh;
-    ts->datastack_chunk = NULL;
-    ts->datastack_top = NULL;
-    ts->datastack_limit = NULL;
+    if (chunk_cached > 0) {
+        /* Laid out as CPython's push_chunk() lays out a root chunk: the first slot is skipped,
+         * so that popping the first frame never pops the root chunk itself. */
+        _PyStackChunk *root = chunk_cache[--chunk_cached];
+        root->previous = NULL;
+        root->top = 0;
+        ts->datastack_chunk = root;
+        ts->datastack_top = &root->data[1];
+        ts->datastack_limit = (PyObject **)((char *)root + root->size);
+    }
+    else {
+        /* CPython allocates a root chunk on the first frame push */
+        ts->datastack_chunk = NULL;
+        ts->datastack_top = NULL;
+        ts->datastack_limit = NULL;
+    }
     ts->exc_info = &ts->exc_state;
     Py_CLEAR(ts->exc_state.exc_value);
     ts->exc_state.previous_item = NULL;
@@ -82,13 +111,16 @@ void
 pc_pystate_finish(PyThreadState *ts)
 {
     /* The chunks came from the object arena allocator (CPython's _PyObject_VirtualAlloc, which
-     * is not exported); give them back the same way. */
-    PyObjectArenaAllocator arena;
-    PyObject_GetArenaAllocator(&arena);
+     * is not exported); give them back the same way, except a root chunk the cache takes. */
     _PyStackChunk *chunk = ts->datastack_chunk;
     while (chunk != NULL) {
         _PyStackChunk *prev = chunk->previous;
-        arena.free(arena.ctx, chunk, chunk->size);
+        if (prev == NULL && chunk->size == ROOT_CHUNK_SIZE && chunk_cached < CHUNK_CACHE) {
+            chunk_cache[chunk_cached++] = chunk;
+        }
+        else {
+            free_chunk(chunk);
+        }
         chunk = prev;
     }
     ts->datastack_chunk = NULL;
