@@ -1,4 +1,5 @@
-"""The tour: the tutorial programs of the seeds, run on pyconc and on the stdlib side by side.
+"""The tour: the tutorial programs of the seeds, run on pyconc and on the stdlib side by side
+(for the greenlet programs, on the greenlet package).
 
 Each program in programs/ is a tutorial program with only its import lines changed to pyconc
 (and long sleeps shortened). The stdlib twin is made by changing the imports back, so both run
@@ -125,7 +126,12 @@ def main(argv=None):
             print(f"   | ... ({len(shown) - args.lines} more lines)")
         for variant in ("pyconc", "stdlib"):
             r = best[variant]
-            if r.returncode != 0 and not r.stopped:
+            if variant == "stdlib" and "ModuleNotFoundError" in r.stderr:
+                # e.g. the greenlet programs' baseline is the greenlet package
+                missing = r.stderr.strip().splitlines()[-1]
+                print(f"   (baseline not installed: {missing}; pip install it to compare)")
+                r.cpu = r.wall = float("nan")
+            elif r.returncode != 0 and not r.stopped:
                 print(f"   !! {variant} exited with {r.returncode}:\n" + r.stderr[-2000:])
         p, s = best["pyconc"], best["stdlib"]
         note = "runs forever: stopped" if p.stopped else ""

@@ -124,3 +124,21 @@ def test_queue_kinds():
     assert lines[3] == "PriorityQueue [(1, 'a'), (2, 'b'), (3, 'c')]"
     assert lines[4] == "get_nowait: queue.Empty"
     assert lines[5] == "get(timeout=1): queue.Empty after 1.0 s"
+
+
+# -- greenlet ---------------------------------------------------------------------------------
+
+def test_greenlet_manual_switch_prints_1_3_2_4():
+    assert run("t12_greenlet_manual_switch.py").stdout.split() == ["1", "3", "2", "4"]
+
+
+def test_greenlet_prints_12_56_34_78():
+    assert run("t13_greenlet_12_56_34_78.py").stdout.split() == ["12", "56", "34", "78"]
+
+
+def test_greenlet_A_B_alternate():
+    r = run("t14_greenlet_AB_forever.py", limit=1.0)
+    assert r.stopped
+    lines = r.stdout.split()
+    assert len(lines) >= 6
+    assert lines == ["---A--", "---B--"] * (len(lines) // 2) + ["---A--"] * (len(lines) % 2)
