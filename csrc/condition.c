@@ -541,6 +541,7 @@ static PyMethodDef cond_methods[] = {
 };
 
 static PyGetSetDef cond_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"_lock", (getter)cond_get_lock, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

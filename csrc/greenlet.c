@@ -32,6 +32,7 @@
 
 #include <pthread.h>
 #include <pythread.h>
+#include <stdio.h>
 #include <string.h>
 
 #if defined(__GNUC__)
@@ -78,6 +79,9 @@ typedef struct GreenletObject {
     struct GreenletObject *main_greenlet; /* strong: that thread's main greenlet (self if main) */
     int thread_exited;                 /* main only: set (atomically) when its thread ends */
     int is_main;
+    int running;                       /* 1 while it is its thread's current greenlet */
+    PyObject *deleteme;                /* main only: list of this thread's greenlets released
+                                          in other threads, to be killed here (strong) */
     pc_pystate py;                     /* interpreter state while not running */
     PyObject *dict;
     PyObject *weakreflist;
@@ -195,16 +199,66 @@ greenlet_alloc(PyTypeObject *tp)
     return g;
 }
 
-/* The thread's main greenlet is never freed (G.main keeps it); when the thread ends, a pthread
- * key destructor, which runs without the GIL, only marks it, so that switching to a greenlet of
- * an ended thread can say so. */
+/* Thread end. A pthread key destructor runs when a thread that used greenlets ends, without the
+ * GIL: it marks the thread's main greenlet (so that switching to a greenlet of an ended thread can
+ * say so), detaches the thread's references (G.main, G.current, the trace function) and hands
+ * them to a pending call, which drops them with the GIL held. Counts for introspection: live main
+ * greenlets (GIL-protected) and cleanups not yet run (atomic). */
 static pthread_key_t thread_end_key;
 static pthread_once_t thread_end_once = PTHREAD_ONCE_INIT;
+static Py_ssize_t total_main_greenlets = 0;
+static int pending_cleanups = 0;
+
+typedef struct {
+    PyObject *refs[3];
+} thread_leftovers;
+
+static int
+drop_thread_leftovers(void *arg)
+{
+    thread_leftovers *lo = (thread_leftovers *)arg;
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(lo->refs[i]);
+    }
+    PyMem_RawFree(lo);
+    __atomic_fetch_sub(&pending_cleanups, 1, __ATOMIC_RELAXED);
+    return 0;
+}
 
 static void
 on_thread_end(void *main)
 {
     __atomic_store_n(&((GreenletObject *)main)->thread_exited, 1, __ATOMIC_RELEASE);
+    if (G.main != main) {
+        return;  /* not this thread's state (cannot happen; be safe) */
+    }
+    thread_leftovers *lo = PyMem_RawMalloc(sizeof(thread_leftovers));
+    if (lo == NULL) {
+        return;  /* keep them: a leak, not a crash */
+    }
+    lo->refs[0] = (PyObject *)G.main;
+    lo->refs[1] = (PyObject *)G.current;
+    lo->refs[2] = G.trace;
+    G.main = G.current = NULL;
+    G.trace = NULL;
+    __atomic_fetch_add(&pending_cleanups, 1, __ATOMIC_RELAXED);
+    if (Py_AddPendingCall(drop_thread_leftovers, lo) < 0) {
+        __atomic_fetch_sub(&pending_cleanups, 1, __ATOMIC_RELAXED);  /* queue full: leak */
+    }
+}
+
+/* The thread state's dict is cleared while the ending thread still holds the GIL, before
+ * Thread.join() returns; a capsule kept there marks the main greenlet at that moment, so that
+ * `dead` is right as soon as the thread is joined. (The references are dropped later, by the
+ * pthread key destructor above.) */
+static void
+on_thread_state_clear(PyObject *capsule)
+{
+    GreenletObject *main = PyCapsule_GetPointer(capsule, "pyconc.greenlet.main");
+    if (main != NULL) {
+        __atomic_store_n(&main->thread_exited, 1, __ATOMIC_RELEASE);
+    }
+    PyErr_Clear();
 }
 
 static void
@@ -221,10 +275,43 @@ thread_exited(GreenletObject *g)
 }
 
 /* This thread's running greenlet (borrowed), creating the main greenlet on first use. */
+static PyObject *throw_into(pc_state *st, struct GreenletObject *self, PyObject *exc);
+
+/* Kills the greenlets of this thread that were released in other threads meanwhile (their
+ * finalizer queued them on this thread's main greenlet, see greenlet_finalize). */
+static void
+kill_queued(pc_state *st)
+{
+    GreenletObject *main = G.main;
+    while (main->deleteme != NULL && PyList_GET_SIZE(main->deleteme) > 0) {
+        PyObject *list = main->deleteme;
+        main->deleteme = NULL;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+            GreenletObject *g = (GreenletObject *)PyList_GET_ITEM(list, i);
+            if (ACTIVE(g) && g != G.current) {
+                PyObject *et, *ev, *etb;
+                PyErr_Fetch(&et, &ev, &etb);
+                Py_XSETREF(g->parent, (GreenletObject *)Py_NewRef(G.current));
+                PyObject *exit = PyObject_CallNoArgs(st->GreenletExit);
+                PyObject *r = exit ? throw_into(st, g, exit) : NULL;
+                if (r == NULL) {
+                    PyErr_WriteUnraisable((PyObject *)g);
+                }
+                Py_XDECREF(r);
+                PyErr_Restore(et, ev, etb);
+            }
+        }
+        Py_DECREF(list);  /* drops the references the queue held */
+    }
+}
+
 static GreenletObject *
 current_greenlet(pc_state *st)
 {
     if (G.current != NULL) {
+        if (G.main->deleteme != NULL) {
+            kill_queued(st);
+        }
         return G.current;
     }
     GreenletObject *main = greenlet_alloc(st->Greenlet_Type);
@@ -234,9 +321,18 @@ current_greenlet(pc_state *st)
     main->stack_start = (char *)1;
     main->stack_stop = (char *)-1;
     main->is_main = 1;
-    G.main = main;                    /* the thread's reference, kept for good */
+    main->running = 1;
+    total_main_greenlets++;
+    G.main = main;                    /* the thread's reference, dropped when the thread ends */
     pthread_once(&thread_end_once, make_thread_end_key);
     (void)pthread_setspecific(thread_end_key, main);
+    PyObject *tsdict = PyThreadState_GetDict();  /* borrowed */
+    PyObject *cap = PyCapsule_New(main, "pyconc.greenlet.main", on_thread_state_clear);
+    if (tsdict == NULL || cap == NULL ||
+            PyDict_SetItemString(tsdict, "pyconc.greenlet.main", cap) < 0) {
+        PyErr_Clear();  /* `dead` then turns true a little later, at the thread's very end */
+    }
+    Py_XDECREF(cap);
     G.current = (GreenletObject *)Py_NewRef(main);
     return main;
 }
@@ -262,6 +358,8 @@ g_switchstack(void)
     if (err == 0) {
         pc_pystate_restore(&G.target->py, ts);
     }
+    G.origin->running = 0;
+    G.target->running = 1;
     G.current = (GreenletObject *)Py_NewRef(G.target);
     /* G.origin's reference is dropped by the code that reads the payload (g_switch_finish). */
     return err;
@@ -342,7 +440,30 @@ g_switch_finish(void)
     return switch_result(args, kwargs);
 }
 
-static int g_initialstub(void *mark);
+typedef struct {
+    PyObject *args, *kwargs, *exc;     /* strong references, NULL once handed over */
+} payload_t;
+
+/* Hands the payload to the switch state, right before the stack switch: any Python code that
+ * runs earlier (looking up run, for instance) may itself switch, and must not find it there. */
+static inline void
+hand_over(payload_t *p)
+{
+    G.args = p->args;
+    G.kwargs = p->kwargs;
+    G.exc = p->exc;
+    p->args = p->kwargs = p->exc = NULL;
+}
+
+static inline void
+payload_clear(payload_t *p)
+{
+    Py_CLEAR(p->args);
+    Py_CLEAR(p->kwargs);
+    Py_CLEAR(p->exc);
+}
+
+static int g_initialstub(GreenletObject *self, void *mark, payload_t *payload);
 
 /* Switches to target (or, if it is dead, to its nearest live parent), passing args/kwargs
  * (stolen), or, when args is NULL, raising the current exception there. Returns what this
@@ -350,70 +471,66 @@ static int g_initialstub(void *mark);
 static PC_SWITCH_FRAME PyObject *
 g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
 {
+    payload_t payload = {args, kwargs, NULL};
+    if (args == NULL) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (etb != NULL && ev != NULL) {
+            PyException_SetTraceback(ev, etb);
+        }
+        Py_XDECREF(et);
+        Py_XDECREF(etb);
+        payload.exc = ev;
+        Py_CLEAR(payload.kwargs);
+    }
     if (current_greenlet(st) == NULL) {
-        Py_XDECREF(args);
-        Py_XDECREF(kwargs);
+        payload_clear(&payload);
         return NULL;
     }
     if (target->thread_ident != PyThread_get_thread_ident()) {
-        Py_XDECREF(args);
-        Py_XDECREF(kwargs);
+        payload_clear(&payload);
         PyErr_SetString(st->GreenletError, thread_exited(target)
                         ? "cannot switch to a different thread (which happens to have exited)"
                         : "cannot switch to a different thread");
         return NULL;
     }
-    if (args == NULL) {
-        PyObject *et, *ev, *etb;
-        PyErr_Fetch(&et, &ev, &etb);
-        PyErr_NormalizeException(&et, &ev, &etb);
-        if (etb != NULL) {
-            PyException_SetTraceback(ev, etb);
-        }
-        Py_XDECREF(et);
-        Py_XDECREF(etb);
-        G.exc = ev;
-        Py_XDECREF(kwargs);
-    }
-    else {
-        G.args = args;
-        G.kwargs = kwargs;
-    }
     for (;;) {
         int err;
         if (target == G.current) {
             /* switching to oneself: just hand the payload back */
+            hand_over(&payload);
             G.origin = (GreenletObject *)Py_NewRef(G.current);
             return g_switch_finish();
         }
         if (ACTIVE(target)) {
+            hand_over(&payload);
             G.target = target;
             err = g_switchstack();
         }
         else if (!STARTED(target)) {
-            G.target = target;
             void *mark = NULL;
-            err = g_initialstub(&mark);
+            err = g_initialstub(target, &mark, &payload);
             if (err == 2) {
-                continue;  /* it was started while its run attribute was looked up: switch to it */
+                continue;  /* it was started while its run attribute was looked up */
             }
         }
         else {
             target = target->parent;  /* dead: go to the nearest live parent */
             if (target == NULL) {
-                Py_CLEAR(G.args);
-                Py_CLEAR(G.kwargs);
-                Py_CLEAR(G.exc);
+                payload_clear(&payload);
                 PyErr_SetString(st->GreenletError, "cannot switch to a dead greenlet");
                 return NULL;
             }
             continue;
         }
         if (err < 0) {
+            /* whatever was handed over comes back; what was not is still ours */
             Py_CLEAR(G.args);
             Py_CLEAR(G.kwargs);
             Py_CLEAR(G.exc);
             G.target = NULL;
+            payload_clear(&payload);
             return NULL;
         }
         return g_switch_finish();
@@ -436,14 +553,14 @@ g_handle_exit(pc_state *st, PyObject *result)
     return result;
 }
 
-/* Starts G.target: must not be inlined, since the new greenlet's stack begins at `mark`, in the
- * caller's frame, and continues here. Returns 0 once the caller's greenlet is switched back to,
- * -1 on failure, 2 if the target got started while run was looked up. Never returns in the new
- * greenlet: when its run() ends it switches to its parent for good. */
+/* Starts self: must not be inlined, since the new greenlet's stack begins at `mark`, in the
+ * caller's frame, and continues here. The payload is handed over only after run has been looked
+ * up (which may run Python code that switches). Returns 0 once the caller's greenlet is switched
+ * back to, -1 on failure, 2 if self got started while run was looked up (payload untouched).
+ * Never returns in the new greenlet: when its run() ends it switches to its parent for good. */
 static PC_NOINLINE PC_SWITCH_FRAME int
-g_initialstub(void *mark)
+g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
 {
-    GreenletObject *self = G.target;
     pc_state *st = pc_state_of_type(Py_TYPE(self));
     if (st == NULL) {
         return -1;
@@ -456,10 +573,26 @@ g_initialstub(void *mark)
         Py_DECREF(run);
         return 2;
     }
+    /* The lookup may have re-parented it: its parent must live in this thread. */
+    GreenletObject *parent = self->parent;
+    if (parent != NULL && parent->thread_ident != PyThread_get_thread_ident()) {
+        if (thread_exited(parent)) {
+            PyErr_SetString(st->GreenletError, "cannot switch to a different thread (which "
+                            "happens to have exited)");
+        }
+        else {
+            PyErr_Format(st->GreenletError, "Cannot switch to a different thread\n"
+                         "\tCurrent:  %R\n\tExpected: %R", (PyObject *)G.current,
+                         parent->is_main ? (PyObject *)parent : (PyObject *)parent->main_greenlet);
+        }
+        Py_DECREF(run);
+        return -1;
+    }
     GreenletObject *current = G.current;
     self->stack_start = NULL;
     self->stack_stop = (char *)mark;
     self->stack_prev = current->stack_start == NULL ? current->stack_prev : current;
+    hand_over(payload);
     G.target = self;
     int err = g_switchstack();
     if (err == 0) {
@@ -475,15 +608,19 @@ g_initialstub(void *mark)
 
     /* -- the new greenlet, on this stack, below `mark` -- */
     self->stack_start = (char *)1;
-    Py_CLEAR(self->run);  /* a started greenlet has no run attribute */
-    PyThreadState *ts = PyThreadState_Get();
-    _PyCFrame cframe;  /* lives as long as the greenlet runs: this frame is never left */
-    pc_pystate_start(ts, &cframe);
-    PyObject *result;
+    /* Take the payload before any Python code can run here: that code may switch, and the
+     * switch state is then reused. */
     PyObject *args = G.args, *kwargs = G.kwargs, *exc = G.exc;
     GreenletObject *origin = G.origin;
     G.args = G.kwargs = G.exc = NULL;
     G.origin = G.target = NULL;
+    PyThreadState *ts = PyThreadState_Get();
+    _PyCFrame cframe;  /* lives as long as the greenlet runs: this frame is never left */
+    pc_pystate_start(ts, &cframe, &self->py);
+    /* A started greenlet has no run attribute. Cleared only now, in the greenlet's own state:
+     * dropping it may run a __del__, which may even switch away and back. */
+    Py_CLEAR(self->run);
+    PyObject *result;
     if (call_trace(exc ? "throw" : "switch", origin, self) < 0) {
         result = NULL;
     }
@@ -519,6 +656,18 @@ g_initialstub(void *mark)
 
 /* -- the type --------------------------------------------------------------------------------- */
 
+/* Is this greenlet, now, an object the cyclic GC may collect? Not while it is suspended
+ * (active, not main) in a live thread: collecting it would mean killing it, which means switching
+ * stacks in the middle of a collection, whose working lists have their heads in C-stack locals
+ * that the switch swaps out. So, as with greenlet, a cycle through a suspended greenlet is kept
+ * until the cycle is broken (or the greenlet finishes); a greenlet whose thread has ended can
+ * never run again and is collectable. */
+static int
+greenlet_is_gc(GreenletObject *self)
+{
+    return self->is_main || !ACTIVE(self) || thread_exited(self);
+}
+
 static int
 greenlet_traverse(GreenletObject *self, visitproc visit, void *arg)
 {
@@ -526,6 +675,7 @@ greenlet_traverse(GreenletObject *self, visitproc visit, void *arg)
     Py_VISIT(self->run);
     Py_VISIT(self->parent);
     Py_VISIT(self->main_greenlet);
+    Py_VISIT(self->deleteme);
     Py_VISIT(self->dict);
     if (self != G.current) {
         return pc_pystate_traverse(&self->py, visit, arg);
@@ -540,6 +690,7 @@ greenlet_clear(GreenletObject *self)
     Py_CLEAR(self->run);
     Py_CLEAR(self->parent);
     Py_CLEAR(self->main_greenlet);
+    Py_CLEAR(self->deleteme);
     Py_CLEAR(self->dict);
     if (self != G.current) {
         pc_pystate_clear(&self->py);
@@ -547,16 +698,31 @@ greenlet_clear(GreenletObject *self)
     return 0;
 }
 
-static PyObject *throw_into(pc_state *st, GreenletObject *self, PyObject *exc);
-
 /* A suspended greenlet that is about to be freed is killed: GreenletExit is raised in it, its
  * finally blocks run, and control comes back here (its parent is set to the caller). A greenlet
  * of another thread cannot be switched to; it is freed without running its code. */
 static void
 greenlet_finalize(GreenletObject *self)
 {
-    if (!ACTIVE(self) || self->is_main || self == G.current ||
-            self->thread_ident != PyThread_get_thread_ident() || G.current == NULL) {
+    if (!ACTIVE(self) || self->is_main || self == G.current) {
+        return;
+    }
+    if (self->thread_ident != PyThread_get_thread_ident()) {
+        /* Released in another thread. While its own thread lives, it is killed there, at that
+         * thread's next greenlet operation: the queue resurrects it until then. A greenlet of
+         * an ended thread is freed without running its code. */
+        GreenletObject *owner = self->main_greenlet;
+        if (owner != NULL && !thread_exited(owner)) {
+            if (owner->deleteme == NULL) {
+                owner->deleteme = PyList_New(0);
+            }
+            if (owner->deleteme == NULL || PyList_Append(owner->deleteme, (PyObject *)self) < 0) {
+                PyErr_Clear();
+            }
+        }
+        return;
+    }
+    if (G.current == NULL) {
         return;
     }
     pc_state *st = pc_state_of_type(Py_TYPE(self));
@@ -566,13 +732,17 @@ greenlet_finalize(GreenletObject *self)
     }
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
-    Py_XSETREF(self->parent, (GreenletObject *)Py_NewRef(G.current));
+    /* The kill comes back here; afterwards the greenlet has its own parent again (it may have
+     * caught GreenletExit and lived on). */
+    GreenletObject *original_parent = self->parent;
+    self->parent = (GreenletObject *)Py_NewRef(G.current);
     PyObject *exit = PyObject_CallNoArgs(st->GreenletExit);
     PyObject *r = exit ? throw_into(st, self, exit) : NULL;
     if (r == NULL) {
         PyErr_WriteUnraisable((PyObject *)self);
     }
     Py_XDECREF(r);
+    Py_XSETREF(self->parent, original_parent);
     PyErr_Restore(et, ev, etb);
 }
 
@@ -588,6 +758,9 @@ greenlet_dealloc(GreenletObject *self)
         PyObject_ClearWeakRefs((PyObject *)self);
     }
     greenlet_clear(self);
+    if (self->is_main) {
+        total_main_greenlets--;
+    }
     PyMem_RawFree(self->stack_copy);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -596,6 +769,17 @@ greenlet_dealloc(GreenletObject *self)
 static PyObject *
 greenlet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    if (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT) {
+        /* object.__new__ raises the standard "Can't instantiate abstract class" TypeError */
+        PyObject *empty = PyTuple_New(0);
+        PyObject *r = empty ? PyBaseObject_Type.tp_new(type, empty, NULL) : NULL;
+        Py_XDECREF(empty);
+        Py_XDECREF(r);
+        if (r != NULL) {
+            PyErr_SetString(PyExc_TypeError, "cannot instantiate an abstract greenlet class");
+        }
+        return NULL;
+    }
     pc_state *st = pc_state_of_type(type);
     if (st == NULL || current_greenlet(st) == NULL) {
         return NULL;
@@ -620,7 +804,7 @@ greenlet_init(GreenletObject *self, PyObject *args, PyObject *kwds)
     if (parent != NULL && parent != Py_None && set_parent(self, parent) < 0) {
         return -1;
     }
-    if (run != NULL && run != Py_None) {
+    if (run != NULL) {  /* run=None is stored as None, as greenlet does */
         if (STARTED(self)) {
             PyErr_SetString(PyExc_AttributeError,
                             "run cannot be set after the start of the greenlet");
@@ -734,6 +918,9 @@ greenlet_bool(GreenletObject *self)
 static PyObject *
 greenlet_get_dead(GreenletObject *self, void *Py_UNUSED(c))
 {
+    if (self->is_main) {
+        return PyBool_FromLong(thread_exited(self));  /* a main greenlet dies with its thread */
+    }
     return PyBool_FromLong(STARTED(self) && !ACTIVE(self));
 }
 
@@ -779,6 +966,10 @@ set_parent(GreenletObject *self, PyObject *value)
         PyErr_SetString(PyExc_AttributeError, "can't delete attribute");
         return -1;
     }
+    if (self->is_main && value != Py_None) {
+        PyErr_SetString(PyExc_AttributeError, "cannot set the parent of a main greenlet");
+        return -1;
+    }
     if (!PyObject_TypeCheck(value, st->Greenlet_Type)) {
         PyErr_Format(PyExc_TypeError, "GreenletChecker: Expected any type of greenlet, not %s",
                      Py_TYPE(value)->tp_name);
@@ -820,14 +1011,14 @@ greenlet_get_context(GreenletObject *self, void *Py_UNUSED(c))
     if (self == G.current) {
         ctx = pc_pystate_current_context(PyThreadState_Get());
     }
+    else if (self->running) {
+        PyErr_SetString(PyExc_ValueError,
+                        "cannot get the context of a greenlet that is running in a different "
+                        "thread");
+        return NULL;
+    }
     else {
-        if (self->thread_ident != PyThread_get_thread_ident() && ACTIVE(self)) {
-            PyErr_SetString(PyExc_ValueError,
-                            "cannot get the context of a greenlet that is running in a "
-                            "different thread");
-            return NULL;
-        }
-        ctx = pc_pystate_context(&self->py);
+        ctx = pc_pystate_context(&self->py);  /* suspended, not started or dead */
     }
     return Py_NewRef(ctx ? ctx : Py_None);
 }
@@ -851,7 +1042,7 @@ greenlet_set_context(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
         pc_pystate_set_current_context(PyThreadState_Get(), Py_XNewRef(value));
         return 0;
     }
-    if (self->thread_ident != PyThread_get_thread_ident()) {
+    if (self->running) {
         PyErr_SetString(PyExc_ValueError,
                         "cannot set the context of a greenlet that is running in a different "
                         "thread");
@@ -873,11 +1064,15 @@ greenlet_repr(GreenletObject *self)
         Py_DECREF(name);
         return NULL;
     }
-    const char *state = self == G.current ? " current active started"
+    int exited = thread_exited(self);
+    const char *state = exited ? " (thread exited) dead"
+                        : self == G.current ? " current active started"
                         : ACTIVE(self) ? " suspended active started"
                         : STARTED(self) ? " dead" : " pending";
-    PyObject *r = PyUnicode_FromFormat("<%U.%U object at %p (otid=0x%lx)%s%s>", mod, name, self,
-                                       self->thread_ident, state, self->is_main ? " main" : "");
+    char otid[32];
+    snprintf(otid, sizeof(otid), "0x%lx", self->thread_ident);  /* FromFormat has no %lx */
+    PyObject *r = PyUnicode_FromFormat("<%U.%U object at %p (otid=%s)%s%s>", mod, name, self,
+                                       otid, state, self->is_main && !exited ? " main" : "");
     Py_DECREF(name);
     Py_DECREF(mod);
     return r;
@@ -895,7 +1090,16 @@ static PyMethodDef greenlet_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *
+greenlet_get_stack_saved(GreenletObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(self->stack_saved);
+}
+
 static PyGetSetDef greenlet_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"_stack_saved", (getter)greenlet_get_stack_saved, NULL,
+     PyDoc_STR("Bytes of this greenlet's stack currently saved on the heap."), NULL},
     {"run", (getter)greenlet_get_run, (setter)greenlet_set_run, NULL, NULL},
     {"parent", (getter)greenlet_get_parent, (setter)greenlet_set_parent, NULL, NULL},
     {"dead", (getter)greenlet_get_dead, NULL, NULL, NULL},
@@ -915,6 +1119,7 @@ static PyType_Slot greenlet_slots[] = {
     {Py_tp_finalize, greenlet_finalize},
     {Py_tp_traverse, greenlet_traverse},
     {Py_tp_clear, greenlet_clear},
+    {Py_tp_is_gc, greenlet_is_gc},
     {Py_tp_new, greenlet_new},
     {Py_tp_init, greenlet_init},
     {Py_tp_repr, greenlet_repr},
@@ -941,6 +1146,14 @@ static PyType_Spec greenlet_spec = {
 PyObject *
 pc_greenlet_getcurrent(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
+    if (pc_pystate_is_finalizing()) {
+        /* as greenlet: finalizers that run during interpreter shutdown get an error, not a
+         * greenlet whose thread state may already be half torn down */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "greenlet.getcurrent() is not available while the interpreter is "
+                        "finalizing");
+        return NULL;
+    }
     pc_state *st = (pc_state *)PyModule_GetState(module);
     GreenletObject *g = current_greenlet(st);
     return g ? Py_NewRef((PyObject *)g) : NULL;
@@ -960,6 +1173,18 @@ pc_greenlet_gettrace(PyObject *module, PyObject *Py_UNUSED(ignored))
     return Py_NewRef(G.trace ? G.trace : Py_None);
 }
 
+PyObject *
+pc_greenlet_total_main_greenlets(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(total_main_greenlets);
+}
+
+PyObject *
+pc_greenlet_pending_cleanups(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(__atomic_load_n(&pending_cleanups, __ATOMIC_RELAXED));
+}
+
 int
 pc_greenlet_init_types(PyObject *module, pc_state *st)
 {
@@ -973,5 +1198,25 @@ pc_greenlet_init_types(PyObject *module, pc_state *st)
             PyModule_AddObjectRef(module, "GreenletError", st->GreenletError) < 0) {
         return -1;
     }
-    return pc_add_type(module, &greenlet_spec, NULL, &st->Greenlet_Type);
+    if (pc_add_type(module, &greenlet_spec, NULL, &st->Greenlet_Type) < 0) {
+        return -1;
+    }
+    /* Like greenlet's type: the module's names are class attributes too (greenlet.getcurrent is
+     * used as such, e.g. by greenlet's own tests). Set before anyone can see the type. */
+    static const char *const names[] = {"getcurrent", "settrace", "gettrace"};
+    PyObject *dict = st->Greenlet_Type->tp_dict;
+    for (int i = 0; i < 3; i++) {
+        PyObject *f = PyObject_GetAttrString(module, names[i]);
+        if (f == NULL || PyDict_SetItemString(dict, names[i], f) < 0) {
+            Py_XDECREF(f);
+            return -1;
+        }
+        Py_DECREF(f);
+    }
+    if (PyDict_SetItemString(dict, "GreenletExit", st->GreenletExit) < 0 ||
+            PyDict_SetItemString(dict, "error", st->GreenletError) < 0) {
+        return -1;
+    }
+    PyType_Modified(st->Greenlet_Type);
+    return 0;
 }

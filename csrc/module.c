@@ -115,6 +115,10 @@ static PyMethodDef module_methods[] = {
     {"settrace", pc_greenlet_settrace, METH_O,
      PyDoc_STR("settrace(callback)\n\nSet this thread's greenlet switch trace function, "
                "callback(event, (origin, target)); returns the previous one.")},
+    {"_greenlet_total_main_greenlets", pc_greenlet_total_main_greenlets, METH_NOARGS,
+     PyDoc_STR("Number of live main greenlets (one per thread that used greenlets).")},
+    {"_greenlet_pending_cleanups", pc_greenlet_pending_cleanups, METH_NOARGS,
+     PyDoc_STR("Ended threads whose greenlet references are not dropped yet.")},
     {"gettrace", pc_greenlet_gettrace, METH_NOARGS,
      PyDoc_STR("gettrace()\n\nThis thread's greenlet switch trace function, or None.")},
     {NULL, NULL, 0, NULL},

@@ -88,6 +88,8 @@ PyObject *pc_thread_after_fork_child(PyObject *module, PyObject *unused);
 PyObject *pc_greenlet_getcurrent(PyObject *module, PyObject *unused);
 PyObject *pc_greenlet_settrace(PyObject *module, PyObject *callback);
 PyObject *pc_greenlet_gettrace(PyObject *module, PyObject *unused);
+PyObject *pc_greenlet_total_main_greenlets(PyObject *module, PyObject *unused);
+PyObject *pc_greenlet_pending_cleanups(PyObject *module, PyObject *unused);
 
 /* -- Lock internals shared with Condition and Barrier (lock.c) ----------------------------- */
 

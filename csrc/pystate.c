@@ -78,7 +78,7 @@ free_chunk(_PyStackChunk *chunk)
 }
 
 void
-pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh)
+pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh, pc_pystate *preset)
 {
     fresh->use_tracing = thread_use_tracing(ts);
     fresh->previous = &ts->root_cframe;
@@ -103,7 +103,8 @@ pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh)
     ts->exc_info = &ts->exc_state;
     Py_CLEAR(ts->exc_state.exc_value);
     ts->exc_state.previous_item = NULL;
-    Py_CLEAR(ts->context);
+    Py_XSETREF(ts->context, preset->context);  /* gr_context set before the start, or none */
+    preset->context = NULL;
     ts->context_ver++;
 }
 
@@ -127,7 +128,7 @@ pc_pystate_finish(PyThreadState *ts)
     ts->datastack_top = NULL;
     ts->datastack_limit = NULL;
     Py_CLEAR(ts->exc_state.exc_value);
-    Py_CLEAR(ts->context);
+    /* The context stays: a dead greenlet's gr_context is the one it ran in. */
 }
 
 void
@@ -145,6 +146,12 @@ pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg)
     Py_VISIT(st->exc_state.exc_value);
     Py_VISIT(st->context);
     return 0;
+}
+
+int
+pc_pystate_is_finalizing(void)
+{
+    return _Py_IsFinalizing();
 }
 
 void

@@ -45,9 +45,11 @@ void pc_pystate_save(pc_pystate *st, PyThreadState *ts);
 void pc_pystate_restore(pc_pystate *st, PyThreadState *ts);
 
 /* Sets up the thread state for a greenlet that starts now: a fresh cframe (the caller's local,
- * which must outlive the greenlet's run), an empty data stack (CPython allocates a root chunk on
- * first use), no exception being handled, no context. The recursion depth is inherited. */
-void pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh);
+ * which must outlive the greenlet's run), an empty data stack (a cached root chunk, or CPython
+ * allocates one on first use), no exception being handled, and the context preset on the
+ * greenlet before it started (moved out of preset), else none. The recursion depth is
+ * inherited. */
+void pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh, pc_pystate *preset);
 
 /* When a greenlet's run() has returned: frees its data-stack chunks and clears what it held, so
  * that switching away saves nothing of it. */
@@ -58,6 +60,9 @@ void pc_pystate_clear(pc_pystate *st);
 
 /* GC support for a saved state. */
 int pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg);
+
+/* 1 while the interpreter is finalizing (a private API on 3.11, public from 3.13). */
+int pc_pystate_is_finalizing(void);
 
 /* The context of a saved state or of the running thread (borrowed, may be NULL). */
 static inline PyObject *pc_pystate_context(pc_pystate *st) { return st->context; }

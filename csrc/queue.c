@@ -912,7 +912,13 @@ static PyMemberDef queue_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+static PyGetSetDef queue_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyType_Slot queue_slots[] = {
+    {Py_tp_getset, queue_getset},
     {Py_tp_dealloc, queue_dealloc},
     {Py_tp_traverse, queue_traverse},
     {Py_tp_clear, queue_clear},

@@ -631,6 +631,7 @@ static PyMethodDef thread_methods[] = {
 };
 
 static PyGetSetDef thread_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"name", (getter)thread_get_name, (setter)thread_set_name, NULL, NULL},
     {"daemon", (getter)thread_get_daemon, (setter)thread_set_daemon, NULL, NULL},
     {"ident", (getter)thread_get_ident, NULL, NULL, NULL},

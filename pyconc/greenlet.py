@@ -8,4 +8,10 @@ from ._core import GreenletError as error
 from ._core import GreenletExit, getcurrent, gettrace, settrace
 from ._core import greenlet
 
-__all__ = ["greenlet", "getcurrent", "GreenletExit", "error", "settrace", "gettrace"]
+# Feature flags greenlet publishes: all of these are supported.
+GREENLET_USE_GC = 1
+GREENLET_USE_TRACING = 1
+GREENLET_USE_CONTEXT_VARS = 1
+
+__all__ = ["greenlet", "getcurrent", "GreenletExit", "error", "settrace", "gettrace",
+           "GREENLET_USE_GC", "GREENLET_USE_TRACING", "GREENLET_USE_CONTEXT_VARS"]
