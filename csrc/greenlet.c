@@ -310,7 +310,13 @@ current_greenlet(pc_state *st)
 {
     if (G.current != NULL) {
         if (G.main->deleteme != NULL) {
-            kill_queued(st);
+            if (st == NULL) {
+                st = pc_state_of_type(Py_TYPE(G.main));
+            }
+            if (st != NULL) {
+                kill_queued(st);
+            }
+            PyErr_Clear();
         }
         return G.current;
     }
@@ -471,6 +477,8 @@ static int g_initialstub(GreenletObject *self, void *mark, payload_t *payload);
 static PC_SWITCH_FRAME PyObject *
 g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
 {
+    /* st may be NULL: the module state is looked up (an MRO walk) only when it is needed, on a
+     * thread's first greenlet call and on errors, not on every switch. */
     payload_t payload = {args, kwargs, NULL};
     if (args == NULL) {
         PyObject *et, *ev, *etb;
@@ -483,6 +491,12 @@ g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
         Py_XDECREF(etb);
         payload.exc = ev;
         Py_CLEAR(payload.kwargs);
+    }
+    if (G.current == NULL || target->thread_ident != PyThread_get_thread_ident()) {
+        if (st == NULL && (st = pc_state_of_type(Py_TYPE(target))) == NULL) {
+            payload_clear(&payload);
+            return NULL;
+        }
     }
     if (current_greenlet(st) == NULL) {
         payload_clear(&payload);
@@ -516,9 +530,13 @@ g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
             }
         }
         else {
+            GreenletObject *dead = target;
             target = target->parent;  /* dead: go to the nearest live parent */
             if (target == NULL) {
                 payload_clear(&payload);
+                if (st == NULL && (st = pc_state_of_type(Py_TYPE(dead))) == NULL) {
+                    return NULL;
+                }
                 PyErr_SetString(st->GreenletError, "cannot switch to a dead greenlet");
                 return NULL;
             }
@@ -820,11 +838,7 @@ greenlet_init(GreenletObject *self, PyObject *args, PyObject *kwds)
 static PyObject *
 greenlet_switch(GreenletObject *self, PyObject *args, PyObject *kwargs)
 {
-    pc_state *st = pc_state_of_type(Py_TYPE(self));
-    if (st == NULL) {
-        return NULL;
-    }
-    return g_switch(st, self, Py_NewRef(args), Py_XNewRef(kwargs));
+    return g_switch(NULL, self, Py_NewRef(args), Py_XNewRef(kwargs));
 }
 
 /* Raises exc (an instance, stolen) in self at its switch point and switches to it. A greenlet
