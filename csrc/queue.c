@@ -587,6 +587,20 @@ queue_base_get(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static const char *const put_names[] = {"item", "block", "timeout"};
 static const char *const get_names[] = {"block", "timeout"};
 
+/* Parses get(block=True, timeout=None): *block is 0/1, *timeout borrowed or NULL. 0 or -1. */
+static int
+parse_get_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+               int *block, PyObject **timeout)
+{
+    PyObject *argv[2];
+    if (pc_parse_args(fname, args, nargs, kwnames, get_names, 2, argv) < 0) {
+        return -1;
+    }
+    *block = argv[0] == NULL ? 1 : PyObject_IsTrue(argv[0]);
+    *timeout = argv[1];
+    return *block < 0 ? -1 : 0;
+}
+
 static PyObject *
 queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
 {
@@ -744,15 +758,12 @@ queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         }
         return item;
     }
-    PyObject *argv[2];
-    if (pc_parse_args("Queue.get", args, nargs, kwnames, get_names, 2, argv) < 0) {
+    int block;
+    PyObject *timeout;
+    if (parse_get_args("Queue.get", args, nargs, kwnames, &block, &timeout) < 0) {
         return NULL;
     }
-    int block = 1;
-    if (argv[0] != NULL && (block = PyObject_IsTrue(argv[0])) < 0) {
-        return NULL;
-    }
-    return queue_get_impl(self, block, argv[1]);
+    return queue_get_impl(self, block, timeout);
 }
 
 static PyObject *
@@ -1040,15 +1051,12 @@ simple_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (nargs == 0 && kwnames == NULL && self->store.count > 0) {
         return ring_pop(&self->store, 0);
     }
-    PyObject *argv[2];
-    if (pc_parse_args("get", args, nargs, kwnames, get_names, 2, argv) < 0) {
+    int block;
+    PyObject *timeout;
+    if (parse_get_args("get", args, nargs, kwnames, &block, &timeout) < 0) {
         return NULL;
     }
-    int block = 1;
-    if (argv[0] != NULL && (block = PyObject_IsTrue(argv[0])) < 0) {
-        return NULL;
-    }
-    return simple_get_impl(self, block, argv[1]);
+    return simple_get_impl(self, block, timeout);
 }
 
 static PyObject *
