@@ -42,6 +42,7 @@ typedef struct {
     /* threads */
     PyObject *active;               /* dict: ident -> live pyconc Thread (strong refs) */
     unsigned long name_counter;     /* for "Thread-N" default names */
+    unsigned long main_ident;       /* ident of the interpreter's main thread */
 } pc_state;
 
 extern struct PyModuleDef pc_module_def;

@@ -479,15 +479,6 @@ raise_exc(QueueObject *q, int which)
 #define RAISE_FULL(q) raise_exc((q), 1)
 #define RAISE_SHUTDOWN(q) raise_exc((q), 2)
 
-/* A caller that was woken on wl but leaves without using the wake hands it to the next one. */
-static inline void
-pass_on(pc_waiter *w, pc_waitlist *wl)
-{
-    if (w->woken) {
-        pc_waitlist_wake_one(wl);
-    }
-}
-
 /* -- __init__ and the hooks' base versions --------------------------------------------------- */
 
 /* Which of _qsize/_put/_get/_init the instance's type overrides in Python. */
@@ -632,7 +623,7 @@ queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
                 }
                 int r = pc_wait_on(&self->not_full, &w, deadline, front);
                 if (r == PC_WAIT_ERROR) {
-                    pass_on(&w, &self->not_full);
+                    pc_waiter_pass_on(&w, &self->not_full);
                     return NULL;
                 }
                 if (self->is_shutdown) {
@@ -647,7 +638,7 @@ queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
         }
     }
     if (q_put(self, item) < 0) {
-        pass_on(&w, &self->not_full);
+        pc_waiter_pass_on(&w, &self->not_full);
         return NULL;
     }
     self->unfinished_tasks++;
@@ -723,7 +714,7 @@ queue_get_impl(QueueObject *self, int block, PyObject *timeout)
             }
             int r = pc_wait_on(&self->not_empty, &w, deadline, front);
             if (r == PC_WAIT_ERROR) {
-                pass_on(&w, &self->not_empty);
+                pc_waiter_pass_on(&w, &self->not_empty);
                 return NULL;
             }
             front = r == PC_WAIT_WOKEN;
@@ -738,7 +729,7 @@ queue_get_impl(QueueObject *self, int block, PyObject *timeout)
     }
     PyObject *item = q_get(self);
     if (item == NULL) {
-        pass_on(&w, &self->not_empty);
+        pc_waiter_pass_on(&w, &self->not_empty);
         return NULL;
     }
     if (self->not_full.head != NULL) {

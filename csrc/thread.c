@@ -128,10 +128,13 @@ thread_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 /* The default for daemon: the creating thread's. 0/1, or -1 on error. */
 static int
-inherited_daemon(void)
+inherited_daemon(pc_state *st)
 {
     if (pc_current != NULL) {
         return pc_current->daemon;
+    }
+    if (PyThread_get_thread_ident() == st->main_ident) {
+        return 0;  /* the main thread is never a daemon: no need to ask the stdlib */
     }
     PyObject *cur = call_stdlib_threading("current_thread");
     if (cur == NULL) {
@@ -196,7 +199,12 @@ thread_init(ThreadObject *self, PyObject *args, PyObject *kwds)
     if (sname == NULL) {
         return -1;
     }
-    int d = daemon == Py_None ? inherited_daemon() : PyObject_IsTrue(daemon);
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
+        Py_DECREF(sname);
+        return -1;
+    }
+    int d = daemon == Py_None ? inherited_daemon(st) : PyObject_IsTrue(daemon);
     if (d < 0) {
         Py_DECREF(sname);
         return -1;
@@ -723,6 +731,20 @@ pc_thread_after_fork_child(PyObject *module, PyObject *Py_UNUSED(ignored))
 int
 pc_thread_init_types(PyObject *module, pc_state *st)
 {
+    /* The main thread's ident, for the daemon default (threading.main_thread() is the thread
+     * that ran the interpreter's start, whichever thread imports us). After a fork from another
+     * thread this ident no longer exists, and the stdlib is asked instead: still right. */
+    PyObject *main = call_stdlib_threading("main_thread");
+    PyObject *ident = main ? PyObject_GetAttrString(main, "ident") : NULL;
+    Py_XDECREF(main);
+    if (ident == NULL) {
+        return -1;
+    }
+    st->main_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
     st->active = PyDict_New();
     if (st->active == NULL) {
         return -1;

@@ -463,13 +463,13 @@ pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void 
             return try_take(obj);
         }
         /* PC_WAIT_ERROR: leave with the exception, but do not swallow a wake meant for us. */
-        if (w.woken) {
-            if (pending != NULL) {
+        if (pending != NULL) {
+            if (w.woken) {
                 pc_wait_release_one(wl, pending);
             }
-            else {
-                pc_waitlist_wake_one(wl);
-            }
+        }
+        else {
+            pc_waiter_pass_on(&w, wl);
         }
         return -1;
     }

@@ -188,6 +188,16 @@ pc_wait_on_long(pc_waitlist *wl, pc_waiter *w, pc_time_t deadline)
 int pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void *obj,
                     pc_time_t rel_ns);
 
+/* A waiter that was woken on wl but leaves without using the wake (an exception, a failed take)
+ * hands it to the next waiter, so that no wake-up is lost. */
+static inline void
+pc_waiter_pass_on(pc_waiter *w, pc_waitlist *wl)
+{
+    if (w->woken) {
+        pc_waitlist_wake_one(wl);
+    }
+}
+
 /* The releaser's half of the pending protocol: wake the head unless a wake is in flight. */
 static inline void
 pc_wait_release_one(pc_waitlist *wl, int *pending)
