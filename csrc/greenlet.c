@@ -80,6 +80,7 @@ typedef struct GreenletObject {
     int thread_exited;                 /* main only: set (atomically) when its thread ends */
     int is_main;
     int running;                       /* 1 while it is its thread's current greenlet */
+    PyObject *call[3];                 /* run, args, kwargs while run() is being called */
     PyObject *deleteme;                /* main only: list of this thread's greenlets released
                                           in other threads, to be killed here (strong) */
     pc_pystate py;                     /* interpreter state while not running */
@@ -209,20 +210,44 @@ static pthread_once_t thread_end_once = PTHREAD_ONCE_INIT;
 static Py_ssize_t total_main_greenlets = 0;
 static int pending_cleanups = 0;
 
-typedef struct {
+/* What ended threads left behind, on a lock-free stack; one pending call at a time drains it
+ * all (CPython's pending-call queue is small: one call per thread would overflow it when many
+ * threads end at once). A call that could not be queued is retried at the next thread end or
+ * greenlet operation. */
+typedef struct thread_leftovers {
     PyObject *refs[3];
+    struct thread_leftovers *next;
 } thread_leftovers;
+static thread_leftovers *leftovers = NULL;
+static int drain_scheduled = 0;
 
 static int
-drop_thread_leftovers(void *arg)
+drop_thread_leftovers(void *Py_UNUSED(arg))
 {
-    thread_leftovers *lo = (thread_leftovers *)arg;
-    for (int i = 0; i < 3; i++) {
-        Py_XDECREF(lo->refs[i]);
+    __atomic_store_n(&drain_scheduled, 0, __ATOMIC_SEQ_CST);
+    thread_leftovers *lo = __atomic_exchange_n(&leftovers, NULL, __ATOMIC_ACQ_REL);
+    while (lo != NULL) {
+        thread_leftovers *next = lo->next;
+        for (int i = 0; i < 3; i++) {
+            Py_XDECREF(lo->refs[i]);
+        }
+        PyMem_RawFree(lo);
+        __atomic_fetch_sub(&pending_cleanups, 1, __ATOMIC_RELAXED);
+        lo = next;
     }
-    PyMem_RawFree(lo);
-    __atomic_fetch_sub(&pending_cleanups, 1, __ATOMIC_RELAXED);
     return 0;
+}
+
+static void
+schedule_drain(void)
+{
+    if (__atomic_load_n(&leftovers, __ATOMIC_ACQUIRE) == NULL ||
+            __atomic_exchange_n(&drain_scheduled, 1, __ATOMIC_SEQ_CST)) {
+        return;
+    }
+    if (Py_AddPendingCall(drop_thread_leftovers, NULL) < 0) {
+        __atomic_store_n(&drain_scheduled, 0, __ATOMIC_SEQ_CST);  /* queue full: retried later */
+    }
 }
 
 static void
@@ -242,9 +267,11 @@ on_thread_end(void *main)
     G.main = G.current = NULL;
     G.trace = NULL;
     __atomic_fetch_add(&pending_cleanups, 1, __ATOMIC_RELAXED);
-    if (Py_AddPendingCall(drop_thread_leftovers, lo) < 0) {
-        __atomic_fetch_sub(&pending_cleanups, 1, __ATOMIC_RELAXED);  /* queue full: leak */
+    lo->next = __atomic_load_n(&leftovers, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&leftovers, &lo->next, lo, 1, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED)) {
     }
+    schedule_drain();
 }
 
 /* The thread state's dict is cleared while the ending thread still holds the GIL, before
@@ -277,31 +304,17 @@ thread_exited(GreenletObject *g)
 /* This thread's running greenlet (borrowed), creating the main greenlet on first use. */
 static PyObject *throw_into(pc_state *st, struct GreenletObject *self, PyObject *exc);
 
-/* Kills the greenlets of this thread that were released in other threads meanwhile (their
- * finalizer queued them on this thread's main greenlet, see greenlet_finalize). */
+/* Kills the greenlets of this thread that were released in other threads meanwhile: their
+ * finalizer queued them on this thread's main greenlet (see greenlet_finalize); dropping the
+ * queue's references runs the finalizer again, here, where it can kill them. */
 static void
-kill_queued(pc_state *st)
+kill_queued(void)
 {
     GreenletObject *main = G.main;
-    while (main->deleteme != NULL && PyList_GET_SIZE(main->deleteme) > 0) {
+    while (main->deleteme != NULL) {
         PyObject *list = main->deleteme;
         main->deleteme = NULL;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
-            GreenletObject *g = (GreenletObject *)PyList_GET_ITEM(list, i);
-            if (ACTIVE(g) && g != G.current) {
-                PyObject *et, *ev, *etb;
-                PyErr_Fetch(&et, &ev, &etb);
-                Py_XSETREF(g->parent, (GreenletObject *)Py_NewRef(G.current));
-                PyObject *exit = PyObject_CallNoArgs(st->GreenletExit);
-                PyObject *r = exit ? throw_into(st, g, exit) : NULL;
-                if (r == NULL) {
-                    PyErr_WriteUnraisable((PyObject *)g);
-                }
-                Py_XDECREF(r);
-                PyErr_Restore(et, ev, etb);
-            }
-        }
-        Py_DECREF(list);  /* drops the references the queue held */
+        Py_DECREF(list);
     }
 }
 
@@ -310,13 +323,11 @@ current_greenlet(pc_state *st)
 {
     if (G.current != NULL) {
         if (G.main->deleteme != NULL) {
-            if (st == NULL) {
-                st = pc_state_of_type(Py_TYPE(G.main));
-            }
-            if (st != NULL) {
-                kill_queued(st);
-            }
-            PyErr_Clear();
+            kill_queued();
+        }
+        if (__atomic_load_n(&leftovers, __ATOMIC_RELAXED) != NULL &&
+                !__atomic_load_n(&drain_scheduled, __ATOMIC_RELAXED)) {
+            schedule_drain();
         }
         return G.current;
     }
@@ -647,13 +658,23 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
         result = NULL;
     }
     else {
-        result = PyObject_Call(run, args, kwargs);
+        /* The call's references live in the greenlet, not in this C frame, while it runs: if the
+         * greenlet is freed without finishing (its thread has ended), greenlet_clear drops them. */
+        self->call[0] = run;
+        self->call[1] = args;
+        self->call[2] = kwargs;
+        run = args = kwargs = NULL;
+        Py_CLEAR(origin);
+        result = PyObject_Call(self->call[0], self->call[1], self->call[2]);
+        for (int i = 0; i < 3; i++) {
+            Py_CLEAR(self->call[i]);
+        }
     }
-    Py_DECREF(origin);
+    Py_XDECREF(origin);
     Py_XDECREF(exc);
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
-    Py_DECREF(run);
+    Py_XDECREF(run);
     result = g_handle_exit(st, result);
 
     /* dead: hand the result (or exception) to the nearest parent that takes it */
@@ -696,6 +717,9 @@ greenlet_traverse(GreenletObject *self, visitproc visit, void *arg)
     Py_VISIT(self->deleteme);
     Py_VISIT(self->dict);
     if (self != G.current) {
+        for (int i = 0; i < 3; i++) {
+            Py_VISIT(self->call[i]);
+        }
         return pc_pystate_traverse(&self->py, visit, arg);
     }
     return 0;
@@ -711,7 +735,10 @@ greenlet_clear(GreenletObject *self)
     Py_CLEAR(self->deleteme);
     Py_CLEAR(self->dict);
     if (self != G.current) {
-        pc_pystate_clear(&self->py);
+        pc_pystate_clear(&self->py, !self->is_main);
+        for (int i = 0; i < 3; i++) {
+            Py_CLEAR(self->call[i]);
+        }
     }
     return 0;
 }
@@ -769,7 +796,23 @@ greenlet_dealloc(GreenletObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
-        return;  /* resurrected */
+        /* Resurrected: it caught GreenletExit and switched away, or it waits in its thread's
+         * queue. When its last reference goes again, it must be finalized (killed) again;
+         * CPython finalizes an object once unless told otherwise. */
+        if (ACTIVE(self)) {
+            pc_pystate_unmark_finalized((PyObject *)self);
+        }
+        return;
+    }
+    if (ACTIVE(self) && !self->is_main && self != G.current) {
+        /* A subclass instance that survived its first kill: the subclass's deallocator saw it
+         * as finalized already and skipped tp_finalize. Kill it here (its __dict__ is gone). */
+        Py_SET_REFCNT(self, 1);
+        greenlet_finalize(self);
+        Py_SET_REFCNT(self, Py_REFCNT(self) - 1);
+        if (Py_REFCNT(self) > 0) {
+            return;
+        }
     }
     PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL) {

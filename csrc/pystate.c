@@ -4,6 +4,14 @@
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 
+/* The interpreter frame and frame object layouts (struct _PyInterpreterFrame, struct _frame) and
+ * the GC header are internal on 3.11; only their definitions are used, no internal function. */
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+#include "internal/pycore_frame.h"
+#include "internal/pycore_gc.h"
+
 void
 pc_pystate_save(pc_pystate *st, PyThreadState *ts)
 {
@@ -131,12 +139,97 @@ pc_pystate_finish(PyThreadState *ts)
     /* The context stays: a dead greenlet's gr_context is the one it ran in. */
 }
 
-void
-pc_pystate_clear(pc_pystate *st)
+/* A frame object that outlives its interpreter frame gets a copy of it, as CPython does when a
+ * frame returns while its frame object is still referenced (frameobject.c, take_ownership). Only
+ * the first n slots (locals, cells, free variables and what is known of the value stack) are
+ * copied; the frame is unlinked from the frames below it. */
+static void
+hand_frame_to_object(PyFrameObject *f, _PyInterpreterFrame *frame, int n)
 {
+    size_t size = (size_t)((char *)&frame->localsplus[n] - (char *)frame);
+    _PyInterpreterFrame *copy = (_PyInterpreterFrame *)f->_f_frame_data;
+    memcpy(copy, frame, size);
+    copy->stacktop = n;
+    copy->owner = FRAME_OWNED_BY_FRAME_OBJECT;
+    copy->previous = NULL;
+    f->f_frame = copy;
+    if (!PyObject_GC_IsTracked((PyObject *)f)) {
+        PyObject_GC_Track((PyObject *)f);
+    }
+}
+
+/* Drops what one suspended interpreter frame holds, as CPython's _PyFrame_Clear does when a
+ * frame returns. While a frame is calling C code its stacktop is -1 (CPython 3.11 records the
+ * value-stack depth only around Python-to-Python calls), so for such a frame the value stack
+ * (the callable and arguments of that call) cannot be known and is left alone: a few references
+ * leak, never a wrong decref. Locals, cells and free variables are always known. */
+static void
+clear_suspended_frame(_PyInterpreterFrame *frame)
+{
+    int n = frame->stacktop >= 0 ? frame->stacktop : frame->f_code->co_nlocalsplus;
+    if (frame->frame_obj != NULL) {
+        PyFrameObject *f = frame->frame_obj;
+        frame->frame_obj = NULL;
+        if (Py_REFCNT(f) > 1) {
+            hand_frame_to_object(f, frame, n);
+            Py_DECREF(f);
+            return;
+        }
+        Py_DECREF(f);
+    }
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(frame->localsplus[i]);
+    }
+    Py_XDECREF(frame->f_locals);
+    Py_DECREF(frame->f_func);
+    Py_DECREF(frame->f_code);
+}
+
+void
+pc_pystate_clear(pc_pystate *st, int unwind)
+{
+    if (!unwind) {
+        st->current_frame = NULL;
+        st->datastack_chunk = NULL;
+    }
+    /* Detached first: the decrefs below can run arbitrary code, including the collector, which
+     * must find an empty state here. */
+    _PyInterpreterFrame *frame = st->current_frame;
+    _PyStackChunk *chunk = st->datastack_chunk;
+    st->current_frame = NULL;
+    st->datastack_chunk = NULL;
+    st->datastack_top = NULL;
+    st->datastack_limit = NULL;
     Py_CLEAR(st->top_frame);
+    /* A greenlet that dies without running again (its thread has ended, or the interpreter is
+     * going away): its frames are unwound from the top, as if each returned. */
+    while (frame != NULL) {
+        _PyInterpreterFrame *prev = frame->previous;
+        if (frame->owner == FRAME_OWNED_BY_THREAD) {
+            clear_suspended_frame(frame);
+        }
+        else {
+            frame->previous = NULL;  /* a generator's frame: the generator owns it */
+        }
+        frame = prev;
+    }
+    while (chunk != NULL) {
+        _PyStackChunk *prev = chunk->previous;
+        free_chunk(chunk);
+        chunk = prev;
+    }
     Py_CLEAR(st->exc_state.exc_value);
     Py_CLEAR(st->context);
+}
+
+void
+pc_pystate_unmark_finalized(PyObject *op)
+{
+    /* CPython runs tp_finalize once per object (the FINALIZED bit of its GC header); a greenlet
+     * that survived being killed must be killed again when its last reference goes. */
+    if (PyObject_IS_GC(op)) {
+        _Py_AS_GC(op)->_gc_prev &= ~(uintptr_t)_PyGC_PREV_MASK_FINALIZED;
+    }
 }
 
 int

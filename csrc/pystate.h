@@ -55,8 +55,14 @@ void pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh, pc_pystate *preset);
  * that switching away saves nothing of it. */
 void pc_pystate_finish(PyThreadState *ts);
 
-/* Drops what a saved state owns (for a greenlet that dies without running again). */
-void pc_pystate_clear(pc_pystate *st);
+/* Drops what a saved state owns, for a greenlet that dies without running again. With unwind, its
+ * frames are unwound as if they returned (a frame object still referenced elsewhere keeps a copy
+ * of its frame's locals) and its data-stack chunks freed; without (a thread's main greenlet,
+ * whose frames and chunks belong to the thread state), only its references are dropped. */
+void pc_pystate_clear(pc_pystate *st, int unwind);
+
+/* Lets CPython call tp_finalize on op again when it is next about to be freed. */
+void pc_pystate_unmark_finalized(PyObject *op);
 
 /* GC support for a saved state. */
 int pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg);

@@ -274,6 +274,117 @@ def test_kill_on_last_reference():
     run_both(s)
 
 
+@pytest.mark.parametrize("subclass", [False, True])
+def test_greenlet_that_survives_its_kill_is_killed_again(subclass):
+    def s(m, log):
+        main = m.getcurrent()
+        hub = m.greenlet(lambda: log.append("hub ran"))
+        kind = type("Sub", (m.greenlet,), {}) if subclass else m.greenlet
+        keep = []
+
+        def worker():
+            try:
+                main.switch()
+            except m.GreenletExit:
+                log.append(("first kill", m.getcurrent().parent is main))
+                keep.append(m.getcurrent())          # resurrected
+                try:
+                    hub.switch()                     # and parked again
+                finally:
+                    log.append("second kill ran its finally")
+        g = kind(worker, parent=hub)
+        g.switch()
+        del g
+        log.append(("parent restored", keep[0].parent is hub, keep[0].dead))
+        ref = weakref.ref(keep[0])
+        del keep[:]
+        gc.collect()
+        return ref() is None
+    assert run_both(s)[-1] == ("result", True)
+
+
+def test_greenlets_released_in_another_thread_are_killed_in_theirs():
+    def s(m, log):
+        class Sub(m.greenlet):
+            pass
+        refs_before = sys.getrefcount(Sub)
+        glets, published, release = [], [], threading.Event()
+
+        def park():
+            try:
+                m.getcurrent().parent.switch()
+            finally:
+                log.append("killed in own thread")
+
+        def thread_main():
+            g = Sub(park)
+            glets.append(g)
+            g.switch()
+            del g
+            published.append(1)
+            release.wait(10)
+            m.getcurrent()     # the thread's next greenlet call runs the queued kills
+        threads = [threading.Thread(target=thread_main) for _ in range(40)]
+        for t in threads:
+            t.start()
+        while len(published) < len(threads):
+            threading.Event().wait(0.005)
+        del glets[:]
+        release.set()
+        for t in threads:
+            t.join()
+        gc.collect()
+        return sys.getrefcount(Sub) - refs_before
+    assert run_both(s)[-1] == ("result", 0)
+
+
+def test_greenlets_of_an_ended_thread_are_unwound_without_running():
+    """pyconc only (greenlet keeps a suspended frame's locals in this case): a greenlet suspended
+    in a thread that has ended cannot run again; when it is released its frames are unwound as if
+    they returned, without running any code: their locals are freed, and a frame object still
+    referenced elsewhere keeps its locals readable."""
+    class Token:
+        pass
+    ran, refs, frames = [], [], []
+
+    def park(token):
+        inner_local = Token()
+        refs.append(weakref.ref(inner_local))
+        try:
+            pg.getcurrent().parent.switch()
+        finally:
+            ran.append("finally")   # must not run: the thread is gone
+        return token, inner_local
+
+    def deeper(token):
+        return park(token)
+
+    def thread_main(out):
+        for i in range(50):
+            token = Token()
+            refs.append(weakref.ref(token))
+            g = pg.greenlet(deeper)
+            g.switch(token)
+            out.append(g)
+        frames.append(out[0].gr_frame)   # the top frame of the first one, kept past the end
+    out = []
+    t = threading.Thread(target=thread_main, args=(out,))
+    t.start()
+    t.join()
+    assert all(g and not g.dead for g in out[1:]) or all(g.dead for g in out)
+    del out[:]
+    gc.collect()
+    assert ran == []
+    assert [r() for r in refs[2:]] == [None] * (len(refs) - 2)   # locals of the others freed
+    f = frames[0]
+    assert f.f_code.co_name == "park"
+    assert isinstance(f.f_locals["token"], Token)   # a frame object keeps its locals
+    assert f.f_lineno > 0
+    del f, frames[:]
+    gc.collect()
+    assert [r() for r in refs] == [None] * len(refs)
+
+
 def test_cycle_through_suspended_greenlet_is_collected():
     def s(m, log):
         main = m.getcurrent()

@@ -8,6 +8,7 @@ __path__ also reaches the installed greenlet's directory, so that `greenlet.test
 there. Nothing of greenlet is copied.
 
     python tests/conformance/greenlet_suite.py      # prints a JSON summary, exit 0 if all passed
+    SUITE_K=test_name python tests/conformance/greenlet_suite.py test_greenlet   # one test
 
 EXCLUDED lists the tests that cannot apply, each with the reason."""
 import importlib.util
@@ -50,20 +51,10 @@ EXCLUDED = {
         "extension",
 }
 
-# Tests of public behaviour that pyconc does not pass yet (issue 4 is not finished). The pytest
-# wrapper requires the failures to be exactly these: a new failure fails, and so does one of
-# these starting to pass (so that this list is kept true).
-KNOWN_FAILING = {
-    "TestGreenlet.test_parent_restored_on_kill":
-        "a greenlet that survives its kill by switching away afterwards is kept alive (+1 "
-        "greenlet in the leak check)",
-    "TestGreenlet.test_issue_245_reference_counting_subclass_threads":
-        "greenlet subclass instances released in other threads are not all freed after the "
-        "deferred kill (leak check)",
-    "TestLeaks.test_untracked_memory_doesnt_increase_unfinished_thread_dealloc_in_main":
-        "the data-stack memory of greenlets suspended in a thread that has ended is not "
-        "reclaimed yet",
-}
+# Tests of public behaviour that pyconc does not pass yet (none). The pytest wrapper requires the
+# failures to be exactly these: a new failure fails, and so does one of these starting to pass
+# (so that this list is kept true).
+KNOWN_FAILING = {}
 
 SHIM_INIT = '''
 """Stand-in `greenlet` package for running greenlet's test suite against pyconc.greenlet."""
@@ -115,6 +106,8 @@ def main():
         loaded = unittest.defaultTestLoader.loadTestsFromName(f"greenlet.tests.{name}")
         for test in _flatten(loaded):
             if any(test.id().endswith(key) for key in EXCLUDED):
+                continue
+            if os.environ.get("SUITE_K") and os.environ["SUITE_K"] not in test.id():
                 continue
             suite.addTest(test)
     result = unittest.TextTestRunner(verbosity=int(os.environ.get("SUITE_VERBOSITY", "1")), stream=sys.stderr).run(suite)
