@@ -147,7 +147,8 @@ module_exec(PyObject *module)
             pc_barrier_init_types(module, st) < 0 ||
             pc_thread_init_types(module, st) < 0 ||
             pc_queue_init_types(module, st) < 0 ||
-            pc_greenlet_init_types(module, st) < 0) {
+            pc_greenlet_init_types(module, st) < 0 ||
+            pc_semlock_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",
@@ -179,6 +180,10 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->Full);
     Py_VISIT(st->ShutDown);
     Py_VISIT(st->Greenlet_Type);
+    Py_VISIT(st->SemLock_Type);
+    Py_VISIT(st->MPQueue_Type);
+    Py_VISIT(st->Connection_Type);
+    Py_VISIT(st->SharedBlock_Type);
     Py_VISIT(st->GreenletExit);
     Py_VISIT(st->GreenletError);
     return 0;
@@ -206,6 +211,10 @@ module_clear(PyObject *module)
     Py_CLEAR(st->Full);
     Py_CLEAR(st->ShutDown);
     Py_CLEAR(st->Greenlet_Type);
+    Py_CLEAR(st->SemLock_Type);
+    Py_CLEAR(st->MPQueue_Type);
+    Py_CLEAR(st->Connection_Type);
+    Py_CLEAR(st->SharedBlock_Type);
     Py_CLEAR(st->GreenletExit);
     Py_CLEAR(st->GreenletError);
     return 0;

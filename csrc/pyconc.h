@@ -37,6 +37,11 @@ typedef struct {
     PyTypeObject *Greenlet_Type;
     PyObject *GreenletExit;         /* pyconc.greenlet.GreenletExit (a BaseException) */
     PyObject *GreenletError;        /* pyconc.greenlet.error */
+    /* process-shared objects */
+    PyTypeObject *SemLock_Type;
+    PyTypeObject *MPQueue_Type;
+    PyTypeObject *Connection_Type;
+    PyTypeObject *SharedBlock_Type;
     /* the stdlib's own exception objects, so existing except clauses keep working */
     PyObject *BrokenBarrierError;   /* threading.BrokenBarrierError */
     /* threads */
@@ -81,6 +86,7 @@ int pc_barrier_init_types(PyObject *module, pc_state *st);
 int pc_thread_init_types(PyObject *module, pc_state *st);
 int pc_queue_init_types(PyObject *module, pc_state *st);
 int pc_greenlet_init_types(PyObject *module, pc_state *st);
+int pc_semlock_init_types(PyObject *module, pc_state *st);
 
 /* Module-level functions implemented in thread.c. */
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);

@@ -5,12 +5,11 @@
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 
 /* The interpreter frame and frame object layouts (struct _PyInterpreterFrame, struct _frame) and
- * the GC header are internal on 3.11; only their definitions are used, no internal function. */
+ * the GC header (see pc_pystate_unmark_finalized) are internal on 3.11; only their definitions are used, no internal function. */
 #ifndef Py_BUILD_CORE
 #define Py_BUILD_CORE 1
 #endif
 #include "internal/pycore_frame.h"
-#include "internal/pycore_gc.h"
 
 void
 pc_pystate_save(pc_pystate *st, PyThreadState *ts)
@@ -227,8 +226,12 @@ pc_pystate_unmark_finalized(PyObject *op)
 {
     /* CPython runs tp_finalize once per object (the FINALIZED bit of its GC header); a greenlet
      * that survived being killed must be killed again when its last reference goes. */
+    /* 3.11's GC header (internal/pycore_gc.h, which clashes with the public headers when
+     * included) sits right before the object: {uintptr_t _gc_next, _gc_prev}, and bit 0 of
+     * _gc_prev is _PyGC_PREV_MASK_FINALIZED. */
     if (PyObject_IS_GC(op)) {
-        _Py_AS_GC(op)->_gc_prev &= ~(uintptr_t)_PyGC_PREV_MASK_FINALIZED;
+        uintptr_t *gc_prev = (uintptr_t *)op - 1;
+        *gc_prev &= ~(uintptr_t)1;
     }
 }
 

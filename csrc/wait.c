@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -473,4 +474,137 @@ pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void 
         }
         return -1;
     }
+}
+
+/* -- waits across processes ------------------------------------------------------------------ */
+
+int
+pc_shared_wait(uint32_t *word, uint32_t expected, pc_time_t deadline, pc_time_t slice_ns)
+{
+    if (spin_ns < 0) {
+        init_spin();
+    }
+    for (;;) {
+        pc_time_t now = pc_monotonic_ns();
+        if (deadline != PC_FOREVER && now >= deadline) {
+            return 0;
+        }
+        pc_time_t until = deadline;
+        if (slice_ns != PC_FOREVER && (until == PC_FOREVER || now + slice_ns < until)) {
+            until = now + slice_ns;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (until != PC_FOREVER) {
+            ts.tv_sec = (time_t)(until / 1000000000);
+            ts.tv_nsec = (long)(until % 1000000000);
+            tsp = &ts;
+        }
+        int err = 0;
+        Py_BEGIN_ALLOW_THREADS
+        /* Spin first, as for thread waits: a process hand-off between two running processes
+         * usually completes within microseconds, a futex sleep costs a scheduler wake-up. */
+        if (spin_ns > 0 && __atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
+            pc_time_t stop = now + spin_ns;
+            unsigned n = 0;
+            while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
+                cpu_relax();
+                if ((++n & 63) == 0 && pc_monotonic_ns() >= stop) {
+                    break;
+                }
+            }
+        }
+        if (spin_ns > 0) {
+            __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
+        }
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
+            long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL,
+                             FUTEX_BITSET_MATCH_ANY);
+            if (r != 0 && errno != EAGAIN) {
+                err = errno;
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (err == ETIMEDOUT) {
+            if (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline) {
+                return 0;
+            }
+            return 1;  /* the slice ended */
+        }
+        if (err != 0) {
+            errno = err;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        return 1;
+    }
+}
+
+void
+pc_shared_wake(uint32_t *word, int n)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, n < 0 ? INT_MAX : n, NULL, NULL, 0);
+}
+
+int
+pc_wait_fds(const int *fds, int n, pc_time_t rel_ns)
+{
+    struct pollfd pfd[16];
+    if (n > 16) {
+        PyErr_SetString(PyExc_ValueError, "too many file descriptors to wait on");
+        return -1;
+    }
+    pc_time_t deadline = rel_ns < 0 ? PC_FOREVER : pc_deadline_after(rel_ns);
+    for (;;) {
+        for (int i = 0; i < n; i++) {
+            pfd[i].fd = fds[i];
+            pfd[i].events = POLLIN;
+            pfd[i].revents = 0;
+        }
+        int ms = -1;
+        if (deadline != PC_FOREVER) {
+            pc_time_t left = deadline - pc_monotonic_ns();
+            ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+        }
+        int r, err = 0;
+        Py_BEGIN_ALLOW_THREADS
+        r = poll(pfd, (nfds_t)n, ms);
+        if (r < 0) {
+            err = errno;
+        }
+        Py_END_ALLOW_THREADS
+        if (r > 0) {
+            for (int i = 0; i < n; i++) {
+                if (pfd[i].revents != 0) {
+                    return i;
+                }
+            }
+        }
+        if (r < 0) {
+            if (err == EINTR) {
+                if (PyErr_CheckSignals() < 0) {
+                    return -1;
+                }
+                continue;
+            }
+            errno = err;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline) {
+            return -2;
+        }
+    }
+}
+
+int
+pc_wait_fd(int fd, pc_time_t rel_ns)
+{
+    int r = pc_wait_fds(&fd, 1, rel_ns);
+    return r == -1 ? -1 : (r == 0 ? 1 : 0);
 }

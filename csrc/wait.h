@@ -208,4 +208,27 @@ pc_wait_release_one(pc_waitlist *wl, int *pending)
     }
 }
 
+/* -- waits across processes ----------------------------------------------------------------
+ *
+ * Process-shared primitives (semlock.c, mpqueue.c) keep a 32-bit futex word in shared memory and
+ * cannot use stack waiters: the waker is in another process. They wait here instead, on the
+ * word itself, with the same rules: the GIL released, a short bounded spin first, an absolute
+ * monotonic deadline, EINTR running the signal handlers.
+ *
+ * pc_shared_wait() returns when *word != expected (possibly spuriously, so callers re-check
+ * their condition), when the deadline passes, or after slice_ns (PC_FOREVER: no slice), which
+ * lets a caller check whether the process it waits for is still alive. Returns 1 to re-check,
+ * 0 if the deadline passed, -1 with an exception set (a signal handler raised). */
+int pc_shared_wait(uint32_t *word, uint32_t expected, pc_time_t deadline, pc_time_t slice_ns);
+
+/* Wakes up to n processes waiting on word (n < 0: all). Needs no GIL. */
+void pc_shared_wake(uint32_t *word, int n);
+
+/* Waits until fd is readable (or has hung up), the GIL released, interruptible like every wait.
+ * rel_ns: -1 forever, 0 poll. Returns 1 ready, 0 timed out, -1 with an exception set. */
+int pc_wait_fd(int fd, pc_time_t rel_ns);
+
+/* Waits until any of fds[0..n) is readable; returns its index, -2 on timeout, -1 on error. */
+int pc_wait_fds(const int *fds, int n, pc_time_t rel_ns);
+
 #endif /* PYCONC_WAIT_H */

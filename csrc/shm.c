@@ -1,0 +1,196 @@
+/* shm.c -- process-shared memory segments (memfd + MAP_SHARED). See shm.h. */
+#define _GNU_SOURCE
+#include "shm.h"
+#include "wait.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int
+map_fd(pc_shm *m, int fd, size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    m->fd = fd;
+    m->base = p;
+    m->size = size;
+    return 0;
+}
+
+int
+pc_shm_create(pc_shm *m, size_t size, uint32_t kind)
+{
+    m->fd = -1;
+    m->base = NULL;
+    m->size = 0;
+    int fd = memfd_create("pyconc", MFD_CLOEXEC);
+    if (fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (ftruncate(fd, (off_t)size) < 0 || map_fd(m, fd, size) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetFromErrno(PyExc_OSError);
+        }
+        close(fd);
+        return -1;
+    }
+    pc_shm_header *h = pc_shm_hdr(m);
+    uint64_t token = 0;
+    if (getrandom(&token, sizeof(token), 0) != (ssize_t)sizeof(token)) {
+        token = (uint64_t)pc_monotonic_ns() ^ ((uint64_t)getpid() << 32);
+    }
+    h->token = token;
+    h->kind = kind;
+    h->size = size;
+    __atomic_store_n(&h->magic, PC_SHM_MAGIC, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int
+pc_shm_attach(pc_shm *m, long pid, int fd, uint64_t token, uint32_t kind)
+{
+    m->fd = -1;
+    m->base = NULL;
+    m->size = 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/fd/%d", pid, fd);
+    int myfd = open(path, O_RDWR | O_CLOEXEC);
+    if (myfd < 0) {
+        if (errno == ENOENT) {
+            PyErr_Format(PyExc_FileNotFoundError,
+                         "cannot attach to a pyconc shared object: the process that sent it "
+                         "(pid %ld) no longer holds it (it has exited or closed the object)", pid);
+        }
+        else {
+            PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+        }
+        return -1;
+    }
+    pc_shm_header hdr;
+    if (pread(myfd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || hdr.magic != PC_SHM_MAGIC ||
+            hdr.token != token || hdr.kind != kind) {
+        close(myfd);
+        PyErr_Format(PyExc_FileNotFoundError,
+                     "cannot attach to a pyconc shared object: descriptor %d of process %ld is "
+                     "no longer that object", fd, pid);
+        return -1;
+    }
+    if (map_fd(m, myfd, (size_t)hdr.size) < 0) {
+        close(myfd);
+        return -1;
+    }
+    return 0;
+}
+
+int
+pc_shm_sync(pc_shm *m)
+{
+    size_t size = (size_t)__atomic_load_n(&pc_shm_hdr(m)->size, __ATOMIC_ACQUIRE);
+    if (size == m->size) {
+        return 0;
+    }
+    void *p = mremap(m->base, m->size, size, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    m->base = p;
+    m->size = size;
+    return 0;
+}
+
+int
+pc_shm_grow(pc_shm *m, size_t newsize)
+{
+    if (ftruncate(m->fd, (off_t)newsize) < 0) {
+        PyErr_SetFromErrno(PyExc_MemoryError);
+        return -1;
+    }
+    void *p = mremap(m->base, m->size, newsize, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    m->base = p;
+    m->size = newsize;
+    __atomic_store_n(&pc_shm_hdr(m)->size, (uint64_t)newsize, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void
+pc_shm_close(pc_shm *m)
+{
+    if (m->base != NULL) {
+        munmap(m->base, m->size);
+        m->base = NULL;
+    }
+    if (m->fd >= 0) {
+        close(m->fd);
+        m->fd = -1;
+    }
+}
+
+PyObject *
+pc_shm_name(pc_shm *m)
+{
+    return Py_BuildValue("(liK)", (long)getpid(), m->fd,
+                         (unsigned long long)pc_shm_hdr(m)->token);
+}
+
+int
+pc_shm_parse_name(PyObject *name, long *pid, int *fd, uint64_t *token)
+{
+    unsigned long long t;
+    if (!PyArg_ParseTuple(name, "liK", pid, fd, &t)) {
+        return -1;
+    }
+    *token = t;
+    return 0;
+}
+
+int
+pc_process_dead(pid_t pid)
+{
+    if (kill(pid, 0) < 0 && errno == ESRCH) {
+        return 1;
+    }
+    /* A killed child stays a zombie until its parent reaps it: dead for our purposes. */
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');   /* the state follows the command name, which may hold ')' */
+    return rp != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+static _Thread_local uint32_t cached_tid = 0;
+static _Thread_local uint64_t cached_gen = 0;
+
+uint32_t
+pc_gettid(void)
+{
+    if (cached_tid == 0 || cached_gen != pc_fork_generation) {
+        cached_tid = (uint32_t)syscall(SYS_gettid);
+        cached_gen = pc_fork_generation;
+    }
+    return cached_tid;
+}
