@@ -148,7 +148,8 @@ module_exec(PyObject *module)
             pc_thread_init_types(module, st) < 0 ||
             pc_queue_init_types(module, st) < 0 ||
             pc_greenlet_init_types(module, st) < 0 ||
-            pc_semlock_init_types(module, st) < 0) {
+            pc_semlock_init_types(module, st) < 0 ||
+            pc_mpqueue_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",

@@ -1,0 +1,747 @@
+/* mpqueue.c -- the process-shared queue (pyconc._core.MPQueue): the core of
+ * pyconc.multiprocessing's Queue, JoinableQueue and SimpleQueue, and of the Pool's task and result
+ * channels.
+ *
+ * One shared segment (shm.h): a header with the state below, then a byte ring of frames, each an
+ * 8-byte length and a pickle (protocol 5). put() pickles outside the lock, then copies the frame
+ * in under the queue's lock; get() copies a frame out under the lock and unpickles outside it.
+ * There is no feeder thread: when put() returns the item is in shared memory, so a producer can
+ * exit (and be joined) before anyone reads what it put.
+ *
+ * The ring grows (doubling, remapped by every process at its next operation) when a frame does
+ * not fit, up to MAX_RING; a single message larger than MAX_FRAME is refused with ValueError
+ * before anything is written. So put() only blocks for maxsize, like the stdlib's queue.
+ *
+ * Crash safety. The lock is a robust mutex (the owner's thread id in a futex word; a waiter that
+ * finds the owner's process gone takes it over). Frame bytes are written before anything
+ * publishes them, and the publishing (head, used, count, unfinished, cap) goes through a small
+ * journal: the new values are written to the journal, marked valid, applied, and the mark
+ * cleared. Whoever takes the lock over from a dead owner re-applies a valid journal. So a process
+ * killed in the middle of a put leaves the queue as it was before that put (the half-written
+ * frame is simply not part of the ring), and one killed in the middle of a get leaves the item
+ * in the queue.
+ *
+ * Waiting: consumers sleep on items_seq (bumped by every put), producers on space_seq (bumped by
+ * every get), join() on done_seq, through wait.c's pc_shared_wait. Counters of sleepers let the
+ * fast paths skip the wake syscall.
+ */
+#include "pyconc.h"
+#include "shm.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define DATA_OFF 4096u
+#define INITIAL_RING (256u * 1024u)
+#define MAX_RING ((uint64_t)1 << 31)            /* 2 GiB of ring at most */
+#define MAX_FRAME (((uint64_t)1 << 30) - 8)     /* 1 GiB per message */
+#define LOCK_SLICE_NS (20 * 1000 * 1000)
+
+typedef struct {
+    uint64_t head, used, cap;
+    int64_t count, unfinished;
+    uint32_t valid;
+} journal_t;
+
+typedef struct {
+    pc_shm_header h;
+    uint32_t lock;            /* 0 free, else the owner's thread id */
+    int32_t lock_pid;
+    uint32_t lock_waiters;
+    uint32_t items_seq, getters;
+    uint32_t space_seq, putters;
+    uint32_t done_seq, joiners;
+    int64_t maxsize;          /* <= 0: unbounded */
+    uint64_t head, used, cap; /* ring: oldest frame's offset, bytes in use, capacity */
+    int64_t count;            /* frames in the ring */
+    int64_t unfinished;       /* JoinableQueue: puts not yet matched by task_done */
+    journal_t j;
+} q_t;
+
+typedef struct {
+    PyObject_HEAD
+    pc_shm shm;
+    PyObject *dumps, *loads;  /* _pickle.dumps / _pickle.loads */
+    PyObject *weakreflist;
+    PyObject *dict;
+} MPQueueObject;
+
+#define Q(self) ((q_t *)(self)->shm.base)
+#define RING(self) ((self)->shm.base + DATA_OFF)
+
+/* -- the robust lock ------------------------------------------------------------------------ */
+
+static void
+apply_journal(q_t *q)
+{
+    if (__atomic_load_n(&q->j.valid, __ATOMIC_ACQUIRE)) {
+        q->head = q->j.head;
+        q->used = q->j.used;
+        q->cap = q->j.cap;
+        q->count = q->j.count;
+        q->unfinished = q->j.unfinished;
+        __atomic_store_n(&q->j.valid, 0, __ATOMIC_RELEASE);
+    }
+}
+
+static void
+commit(q_t *q, uint64_t head, uint64_t used, uint64_t cap, int64_t count, int64_t unfinished)
+{
+    q->j.head = head;
+    q->j.used = used;
+    q->j.cap = cap;
+    q->j.count = count;
+    q->j.unfinished = unfinished;
+    __atomic_store_n(&q->j.valid, 1, __ATOMIC_RELEASE);
+    apply_journal(q);
+}
+
+/* Takes the queue's lock (waiting as long as needed: it is only ever held briefly) and maps any
+ * growth. 0, or -1 with an exception (a signal handler raised while waiting). */
+static int
+q_lock(MPQueueObject *self)
+{
+    q_t *q = Q(self);
+    uint32_t me = pc_gettid();
+    int unknown = 0;
+    for (;;) {
+        uint32_t expected = 0;
+        if (__atomic_compare_exchange_n(&q->lock, &expected, me, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED)) {
+            __atomic_store_n(&q->lock_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+            break;
+        }
+        __atomic_fetch_add(&q->lock_waiters, 1, __ATOMIC_SEQ_CST);
+        int r = pc_shared_wait(&q->lock, expected, PC_FOREVER, LOCK_SLICE_NS);
+        __atomic_fetch_sub(&q->lock_waiters, 1, __ATOMIC_SEQ_CST);
+        if (r < 0) {
+            return -1;
+        }
+        /* still held by the same owner after a slice: is its process alive? */
+        uint32_t cur = __atomic_load_n(&q->lock, __ATOMIC_ACQUIRE);
+        if (cur != 0 && cur == expected) {
+            int32_t pid = __atomic_load_n(&q->lock_pid, __ATOMIC_ACQUIRE);
+            int dead = pid != 0 ? pc_process_dead(pid)
+                                : (++unknown >= 2 && pc_process_dead((pid_t)cur));
+            if (dead && __atomic_compare_exchange_n(&q->lock, &cur, me, 0, __ATOMIC_ACQ_REL,
+                                                    __ATOMIC_RELAXED)) {
+                __atomic_store_n(&q->lock_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+                break;  /* taken over from a dead process */
+            }
+        }
+    }
+    apply_journal(q);   /* a dead owner's half-done commit, if any */
+    if (pc_shm_sync(&self->shm) < 0) {
+        q = Q(self);
+        __atomic_store_n(&q->lock_pid, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&q->lock, 0, __ATOMIC_RELEASE);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+q_unlock(MPQueueObject *self)
+{
+    q_t *q = Q(self);
+    __atomic_store_n(&q->lock_pid, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&q->lock, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&q->lock_waiters, __ATOMIC_SEQ_CST) > 0) {
+        pc_shared_wake(&q->lock, 1);
+    }
+}
+
+static void
+bump_and_wake(uint32_t *seq, uint32_t *sleepers, int n)
+{
+    __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST) > 0) {
+        pc_shared_wake(seq, n);
+    }
+}
+
+/* -- the ring ------------------------------------------------------------------------------- */
+
+static void
+ring_write(MPQueueObject *self, uint64_t off, const char *src, uint64_t n)
+{
+    uint64_t cap = Q(self)->cap;
+    off %= cap;
+    uint64_t first = n < cap - off ? n : cap - off;
+    memcpy(RING(self) + off, src, first);
+    if (n > first) {
+        memcpy(RING(self), src + first, n - first);
+    }
+}
+
+static void
+ring_read(MPQueueObject *self, uint64_t off, char *dst, uint64_t n)
+{
+    uint64_t cap = Q(self)->cap;
+    off %= cap;
+    uint64_t first = n < cap - off ? n : cap - off;
+    memcpy(dst, RING(self) + off, first);
+    if (n > first) {
+        memcpy(dst + first, RING(self), n - first);
+    }
+}
+
+/* Makes room for need more bytes (lock held). 0, or -1 with an exception. */
+static int
+ensure_room(MPQueueObject *self, uint64_t need)
+{
+    q_t *q = Q(self);
+    if (q->cap - q->used >= need) {
+        return 0;
+    }
+    uint64_t cap = q->cap, newcap = cap;
+    while (newcap - q->used < need) {
+        newcap *= 2;
+    }
+    if (newcap > MAX_RING) {
+        PyErr_Format(PyExc_MemoryError, "pyconc queue: %llu bytes waiting to be read, no room "
+                     "for %llu more", (unsigned long long)q->used, (unsigned long long)need);
+        return -1;
+    }
+    if (pc_shm_grow(&self->shm, DATA_OFF + newcap) < 0) {
+        return -1;
+    }
+    q = Q(self);
+    /* A wrapped ring [head, cap) + [0, tail) becomes [head, cap) + [cap, cap + tail) in the
+     * bigger ring: copy the wrapped part past the old end, then publish the new cap. */
+    uint64_t head = q->head, used = q->used;
+    if (head + used > cap) {
+        uint64_t wrapped = head + used - cap;
+        memcpy(RING(self) + cap, RING(self), wrapped);
+    }
+    commit(q, head, used, newcap, q->count, q->unfinished);
+    return 0;
+}
+
+/* -- put / get ------------------------------------------------------------------------------ */
+
+/* Parses (block, timeout) with multiprocessing's rules: None waits forever, a negative timeout
+ * counts as 0. rel: -1 forever, 0 no wait, else ns. */
+static int
+parse_block_timeout(int block, PyObject *timeout, pc_time_t *rel)
+{
+    if (!block) {
+        *rel = 0;
+        return 0;
+    }
+    if (timeout == NULL || timeout == Py_None) {
+        *rel = -1;
+        return 0;
+    }
+    double t = PyFloat_AsDouble(timeout);
+    if (t == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    *rel = t <= 0 ? 0 : (t > 9e9 ? -1 : (pc_time_t)(t * 1e9));
+    if (t > 0 && *rel == 0) {
+        *rel = 1;
+    }
+    return 0;
+}
+
+/* Puts one frame of n bytes. 1 done, 0 full (timeout), -1 error. */
+static int
+put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
+{
+    if (n > MAX_FRAME) {
+        PyErr_Format(PyExc_ValueError, "message of %llu bytes is too large for a pyconc queue "
+                     "(the limit is %llu bytes)", (unsigned long long)n,
+                     (unsigned long long)MAX_FRAME);
+        return -1;
+    }
+    pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
+    for (;;) {
+        if (q_lock(self) < 0) {
+            return -1;
+        }
+        q_t *q = Q(self);
+        if (q->maxsize <= 0 || q->count < q->maxsize) {
+            if (ensure_room(self, n + 8) < 0) {
+                q_unlock(self);
+                return -1;
+            }
+            q = Q(self);
+            uint64_t tail = q->head + q->used, len = n;
+            ring_write(self, tail, (const char *)&len, 8);
+            ring_write(self, tail + 8, data, n);
+            commit(q, q->head, q->used + n + 8, q->cap, q->count + 1, q->unfinished + 1);
+            q_unlock(self);
+            bump_and_wake(&q->items_seq, &q->getters, 1);
+            return 1;
+        }
+        uint32_t seen = __atomic_load_n(&q->space_seq, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&q->putters, 1, __ATOMIC_SEQ_CST);
+        q_unlock(self);
+        int r = rel == 0 ? 0 : pc_shared_wait(&q->space_seq, seen, deadline, PC_FOREVER);
+        __atomic_fetch_sub(&q->putters, 1, __ATOMIC_SEQ_CST);
+        if (r < 0) {
+            return -1;
+        }
+        if (r == 0) {
+            /* one last look, so that a wake racing the deadline is not lost */
+            if (q_lock(self) < 0) {
+                return -1;
+            }
+            q = Q(self);
+            int room = q->maxsize <= 0 || q->count < q->maxsize;
+            q_unlock(self);
+            if (!room) {
+                return 0;
+            }
+            deadline = pc_monotonic_ns();  /* go round once more, without waiting */
+            rel = 0;
+        }
+    }
+}
+
+/* Gets one frame as a new bytes object; NULL with Empty... handled by the caller: *empty = 1. */
+static PyObject *
+get_frame(MPQueueObject *self, pc_time_t rel, int *empty)
+{
+    *empty = 0;
+    pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
+    for (;;) {
+        if (q_lock(self) < 0) {
+            return NULL;
+        }
+        q_t *q = Q(self);
+        if (q->count > 0) {
+            uint64_t len;
+            ring_read(self, q->head, (char *)&len, 8);
+            PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+            if (b == NULL) {
+                q_unlock(self);
+                return NULL;
+            }
+            ring_read(self, q->head + 8, PyBytes_AS_STRING(b), len);
+            uint64_t used = q->used - len - 8;
+            uint64_t head = used == 0 ? 0 : (q->head + len + 8) % q->cap;
+            commit(q, head, used, q->cap, q->count - 1, q->unfinished);
+            q_unlock(self);
+            if (q->maxsize > 0) {
+                bump_and_wake(&q->space_seq, &q->putters, 1);
+            }
+            return b;
+        }
+        if (rel == 0) {
+            q_unlock(self);
+            *empty = 1;
+            return NULL;
+        }
+        uint32_t seen = __atomic_load_n(&q->items_seq, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&q->getters, 1, __ATOMIC_SEQ_CST);
+        q_unlock(self);
+        int r = pc_shared_wait(&q->items_seq, seen, deadline, PC_FOREVER);
+        __atomic_fetch_sub(&q->getters, 1, __ATOMIC_SEQ_CST);
+        if (r < 0) {
+            /* leaving with a signal's exception: a wake meant for us goes to the next getter */
+            if (__atomic_load_n(&q->count, __ATOMIC_ACQUIRE) > 0) {
+                bump_and_wake(&q->items_seq, &q->getters, 1);
+            }
+            return NULL;
+        }
+        if (r == 0) {
+            rel = 0;  /* deadline passed: one last look without waiting */
+        }
+    }
+}
+
+/* -- Python methods ------------------------------------------------------------------------- */
+
+static int
+load_pickle(MPQueueObject *self)
+{
+    PyObject *mod = PyImport_ImportModule("_pickle");
+    if (mod == NULL) {
+        return -1;
+    }
+    self->dumps = PyObject_GetAttrString(mod, "dumps");
+    self->loads = PyObject_GetAttrString(mod, "loads");
+    Py_DECREF(mod);
+    return self->dumps && self->loads ? 0 : -1;
+}
+
+static PyObject *
+mpq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    MPQueueObject *self = (MPQueueObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->shm.fd = -1;
+    if (load_pickle(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* __init__(maxsize=0) creates the shared queue; _attach(name) (a classmethod) joins one. */
+static int
+mpq_init(MPQueueObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"maxsize", NULL};
+    Py_ssize_t maxsize = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize)) {
+        return -1;
+    }
+    if (self->shm.base != NULL) {
+        return 0;   /* attached already */
+    }
+    if (pc_shm_create(&self->shm, DATA_OFF + INITIAL_RING, PC_SHM_QUEUE) < 0) {
+        return -1;
+    }
+    q_t *q = Q(self);
+    q->maxsize = maxsize;
+    q->cap = INITIAL_RING;
+    return 0;
+}
+
+static PyObject *
+mpq_attach(PyObject *cls, PyObject *name)
+{
+    long pid;
+    int fd;
+    uint64_t token;
+    if (pc_shm_parse_name(name, &pid, &fd, &token) < 0) {
+        return NULL;
+    }
+    MPQueueObject *self = (MPQueueObject *)mpq_new((PyTypeObject *)cls, NULL, NULL);
+    if (self == NULL) {
+        return NULL;
+    }
+    if (pc_shm_attach(&self->shm, pid, fd, token, PC_SHM_QUEUE) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+mpq_traverse(MPQueueObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+mpq_clear(MPQueueObject *self)
+{
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+mpq_dealloc(MPQueueObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    mpq_clear(self);
+    Py_CLEAR(self->dumps);
+    Py_CLEAR(self->loads);
+    pc_shm_close(&self->shm);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int
+check_open(MPQueueObject *self)
+{
+    if (self->shm.base == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the queue's shared memory is released");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+do_put(MPQueueObject *self, PyObject *data, int block, PyObject *timeout)
+{
+    pc_time_t rel;
+    if (check_open(self) < 0 || parse_block_timeout(block, timeout, &rel) < 0) {
+        return NULL;
+    }
+    int r = put_frame(self, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data), rel);
+    if (r < 0) {
+        return NULL;
+    }
+    if (r == 0) {
+        pc_state *st = pc_state_of_type(Py_TYPE(self));
+        if (st != NULL) {
+            PyErr_SetNone(st->Full);
+        }
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mpq_put(MPQueueObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"obj", "block", "timeout", NULL};
+    PyObject *obj, *timeout = Py_None;
+    int block = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|pO:put", kwlist, &obj, &block, &timeout)) {
+        return NULL;
+    }
+    PyObject *data = PyObject_CallFunction(self->dumps, "Oi", obj, 5);
+    if (data == NULL) {
+        return NULL;   /* nothing was written */
+    }
+    if (!PyBytes_Check(data)) {
+        Py_DECREF(data);
+        PyErr_SetString(PyExc_TypeError, "pickle.dumps did not return bytes");
+        return NULL;
+    }
+    PyObject *r = do_put(self, data, block, timeout);
+    Py_DECREF(data);
+    return r;
+}
+
+static PyObject *
+mpq_put_bytes(MPQueueObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"data", "block", "timeout", NULL};
+    PyObject *data, *timeout = Py_None;
+    int block = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "S|pO:put_bytes", kwlist, &data, &block,
+                                     &timeout)) {
+        return NULL;
+    }
+    return do_put(self, data, block, timeout);
+}
+
+static PyObject *
+do_get(MPQueueObject *self, PyObject *args, PyObject *kwds, int raw)
+{
+    static char *kwlist[] = {"block", "timeout", NULL};
+    PyObject *timeout = Py_None;
+    int block = 1;
+    if (args != NULL && (PyTuple_GET_SIZE(args) > 0 || (kwds && PyDict_GET_SIZE(kwds)))) {
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:get", kwlist, &block, &timeout)) {
+            return NULL;
+        }
+    }
+    pc_time_t rel;
+    if (check_open(self) < 0 || parse_block_timeout(block, timeout, &rel) < 0) {
+        return NULL;
+    }
+    int empty;
+    PyObject *b = get_frame(self, rel, &empty);
+    if (b == NULL) {
+        if (empty) {
+            pc_state *st = pc_state_of_type(Py_TYPE(self));
+            if (st != NULL) {
+                PyErr_SetNone(st->Empty);
+            }
+        }
+        return NULL;
+    }
+    if (raw) {
+        return b;
+    }
+    PyObject *obj = PyObject_CallOneArg(self->loads, b);
+    Py_DECREF(b);
+    return obj;
+}
+
+static PyObject *
+mpq_get(MPQueueObject *self, PyObject *args, PyObject *kwds)
+{
+    return do_get(self, args, kwds, 0);
+}
+
+static PyObject *
+mpq_get_bytes(MPQueueObject *self, PyObject *args, PyObject *kwds)
+{
+    return do_get(self, args, kwds, 1);
+}
+
+static PyObject *
+mpq_qsize(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromLongLong(__atomic_load_n(&Q(self)->count, __ATOMIC_ACQUIRE));
+}
+
+static PyObject *
+mpq_empty(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(__atomic_load_n(&Q(self)->count, __ATOMIC_ACQUIRE) == 0);
+}
+
+static PyObject *
+mpq_full(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    q_t *q = Q(self);
+    return PyBool_FromLong(q->maxsize > 0 &&
+                           __atomic_load_n(&q->count, __ATOMIC_ACQUIRE) >= q->maxsize);
+}
+
+static PyObject *
+mpq_task_done(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_open(self) < 0 || q_lock(self) < 0) {
+        return NULL;
+    }
+    q_t *q = Q(self);
+    if (q->unfinished <= 0) {
+        q_unlock(self);
+        PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
+        return NULL;
+    }
+    commit(q, q->head, q->used, q->cap, q->count, q->unfinished - 1);
+    int done = q->unfinished == 0;
+    q_unlock(self);
+    if (done) {
+        bump_and_wake(&q->done_seq, &q->joiners, -1);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mpq_join(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    q_t *q = Q(self);
+    for (;;) {
+        uint32_t seen = __atomic_load_n(&q->done_seq, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&q->joiners, 1, __ATOMIC_SEQ_CST);
+        int64_t unfinished = __atomic_load_n(&q->unfinished, __ATOMIC_SEQ_CST);
+        if (unfinished <= 0) {
+            __atomic_fetch_sub(&q->joiners, 1, __ATOMIC_SEQ_CST);
+            Py_RETURN_NONE;
+        }
+        int r = pc_shared_wait(&q->done_seq, seen, PC_FOREVER, 100 * 1000 * 1000);
+        __atomic_fetch_sub(&q->joiners, 1, __ATOMIC_SEQ_CST);
+        if (r < 0) {
+            return NULL;
+        }
+    }
+}
+
+static PyObject *
+mpq_name(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    return pc_shm_name(&self->shm);
+}
+
+static PyObject *
+mpq_release(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    pc_shm_close(&self->shm);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mpq_get_maxsize(MPQueueObject *self, void *Py_UNUSED(c))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromLongLong(Q(self)->maxsize);
+}
+
+static PyObject *
+mpq_get_token(MPQueueObject *self, void *Py_UNUSED(c))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(pc_shm_hdr(&self->shm)->token);
+}
+
+static PyObject *
+mpq_get_stats(MPQueueObject *self, void *Py_UNUSED(c))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    q_t *q = Q(self);
+    return Py_BuildValue("{sKsKsKsLsL}", "capacity", (unsigned long long)q->cap,
+                         "used", (unsigned long long)q->used,
+                         "head", (unsigned long long)q->head,
+                         "count", (long long)q->count, "unfinished", (long long)q->unfinished);
+}
+
+static PyMethodDef mpq_methods[] = {
+    {"put", (PyCFunction)(void (*)(void))mpq_put, METH_VARARGS | METH_KEYWORDS,
+     "put(obj, block=True, timeout=None)"},
+    {"get", (PyCFunction)(void (*)(void))mpq_get, METH_VARARGS | METH_KEYWORDS,
+     "get(block=True, timeout=None)"},
+    {"put_bytes", (PyCFunction)(void (*)(void))mpq_put_bytes, METH_VARARGS | METH_KEYWORDS,
+     "put_bytes(data, block=True, timeout=None): put an already pickled message"},
+    {"get_bytes", (PyCFunction)(void (*)(void))mpq_get_bytes, METH_VARARGS | METH_KEYWORDS,
+     "get_bytes(block=True, timeout=None): the next message, still pickled"},
+    {"qsize", (PyCFunction)mpq_qsize, METH_NOARGS, NULL},
+    {"empty", (PyCFunction)mpq_empty, METH_NOARGS, NULL},
+    {"full", (PyCFunction)mpq_full, METH_NOARGS, NULL},
+    {"task_done", (PyCFunction)mpq_task_done, METH_NOARGS, NULL},
+    {"join", (PyCFunction)mpq_join, METH_NOARGS, NULL},
+    {"_name", (PyCFunction)mpq_name, METH_NOARGS, "(pid, fd, token) for pickling"},
+    {"_release", (PyCFunction)mpq_release, METH_NOARGS, "unmap this process's view"},
+    {"_attach", (PyCFunction)mpq_attach, METH_O | METH_CLASS, "attach by _name()"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef mpq_getset[] = {
+    {"maxsize", (getter)mpq_get_maxsize, NULL, NULL, NULL},
+    {"_token", (getter)mpq_get_token, NULL, NULL, NULL},
+    {"_stats", (getter)mpq_get_stats, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef mpq_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(MPQueueObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(MPQueueObject, dict), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot mpq_slots[] = {
+    {Py_tp_dealloc, mpq_dealloc},
+    {Py_tp_traverse, mpq_traverse},
+    {Py_tp_clear, mpq_clear},
+    {Py_tp_new, mpq_new},
+    {Py_tp_init, mpq_init},
+    {Py_tp_methods, mpq_methods},
+    {Py_tp_getset, mpq_getset},
+    {Py_tp_members, mpq_members},
+    {Py_tp_doc, "MPQueue(maxsize=0): a queue of pickled objects in shared memory"},
+    {0, NULL},
+};
+
+static PyType_Spec mpq_spec = {
+    .name = "pyconc._core.MPQueue",
+    .basicsize = sizeof(MPQueueObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = mpq_slots,
+};
+
+int
+pc_mpqueue_init_types(PyObject *module, pc_state *st)
+{
+    return pc_add_type(module, &mpq_spec, NULL, &st->MPQueue_Type);
+}
