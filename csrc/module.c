@@ -149,7 +149,9 @@ module_exec(PyObject *module)
             pc_queue_init_types(module, st) < 0 ||
             pc_greenlet_init_types(module, st) < 0 ||
             pc_semlock_init_types(module, st) < 0 ||
-            pc_mpqueue_init_types(module, st) < 0) {
+            pc_mpqueue_init_types(module, st) < 0 ||
+            pc_connection_init_types(module, st) < 0 ||
+            pc_block_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",

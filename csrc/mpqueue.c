@@ -62,6 +62,7 @@ typedef struct {
     PyObject_HEAD
     pc_shm shm;
     PyObject *dumps, *loads;  /* _pickle.dumps / _pickle.loads */
+    int closed;               /* close() was called in this process */
     PyObject *weakreflist;
     PyObject *dict;
 } MPQueueObject;
@@ -456,6 +457,10 @@ mpq_dealloc(MPQueueObject *self)
 static int
 check_open(MPQueueObject *self)
 {
+    if (self->closed) {
+        PyErr_Format(PyExc_ValueError, "Queue %R is closed", (PyObject *)self);
+        return -1;
+    }
     if (self->shm.base == NULL) {
         PyErr_SetString(PyExc_ValueError, "the queue's shared memory is released");
         return -1;
@@ -649,6 +654,19 @@ mpq_name(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+mpq_close(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->closed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mpq_get_closed(MPQueueObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
 mpq_release(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 {
     pc_shm_close(&self->shm);
@@ -702,6 +720,7 @@ static PyMethodDef mpq_methods[] = {
     {"join", (PyCFunction)mpq_join, METH_NOARGS, NULL},
     {"_name", (PyCFunction)mpq_name, METH_NOARGS, "(pid, fd, token) for pickling"},
     {"_release", (PyCFunction)mpq_release, METH_NOARGS, "unmap this process's view"},
+    {"close", (PyCFunction)mpq_close, METH_NOARGS, "no more put/get from this process"},
     {"_attach", (PyCFunction)mpq_attach, METH_O | METH_CLASS, "attach by _name()"},
     {NULL, NULL, 0, NULL},
 };
@@ -710,6 +729,7 @@ static PyGetSetDef mpq_getset[] = {
     {"maxsize", (getter)mpq_get_maxsize, NULL, NULL, NULL},
     {"_token", (getter)mpq_get_token, NULL, NULL, NULL},
     {"_stats", (getter)mpq_get_stats, NULL, NULL, NULL},
+    {"_closed", (getter)mpq_get_closed, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -88,6 +88,8 @@ int pc_queue_init_types(PyObject *module, pc_state *st);
 int pc_greenlet_init_types(PyObject *module, pc_state *st);
 int pc_semlock_init_types(PyObject *module, pc_state *st);
 int pc_mpqueue_init_types(PyObject *module, pc_state *st);
+int pc_connection_init_types(PyObject *module, pc_state *st);
+int pc_block_init_types(PyObject *module, pc_state *st);
 
 /* Module-level functions implemented in thread.c. */
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);
