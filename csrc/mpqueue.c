@@ -302,7 +302,7 @@ put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
 
 /* Gets one frame as a new bytes object; NULL with Empty... handled by the caller: *empty = 1. */
 static PyObject *
-get_frame(MPQueueObject *self, pc_time_t rel, int *empty)
+get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
 {
     *empty = 0;
     pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
@@ -320,6 +320,13 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty)
                 return NULL;
             }
             ring_read(self, q->head + 8, PyBytes_AS_STRING(b), len);
+            if (claim != NULL) {
+                /* recorded before the take is committed: if this process dies from here on,
+                 * whoever watches the claim knows which message it had taken */
+                size_t c = (size_t)claim->len < len ? (size_t)claim->len : (size_t)len;
+                memcpy(claim->buf, PyBytes_AS_STRING(b), c);
+                __atomic_thread_fence(__ATOMIC_RELEASE);
+            }
             uint64_t used = q->used - len - 8;
             uint64_t head = used == 0 ? 0 : (q->head + len + 8) % q->cap;
             commit(q, head, used, q->cap, q->count - 1, q->unfinished);
@@ -526,22 +533,14 @@ mpq_put_bytes(MPQueueObject *self, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-do_get(MPQueueObject *self, PyObject *args, PyObject *kwds, int raw)
+do_get(MPQueueObject *self, int block, PyObject *timeout, int raw, Py_buffer *claim)
 {
-    static char *kwlist[] = {"block", "timeout", NULL};
-    PyObject *timeout = Py_None;
-    int block = 1;
-    if (args != NULL && (PyTuple_GET_SIZE(args) > 0 || (kwds && PyDict_GET_SIZE(kwds)))) {
-        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:get", kwlist, &block, &timeout)) {
-            return NULL;
-        }
-    }
     pc_time_t rel;
     if (check_open(self) < 0 || parse_block_timeout(block, timeout, &rel) < 0) {
         return NULL;
     }
     int empty;
-    PyObject *b = get_frame(self, rel, &empty);
+    PyObject *b = get_frame(self, rel, &empty, claim);
     if (b == NULL) {
         if (empty) {
             pc_state *st = pc_state_of_type(Py_TYPE(self));
@@ -562,13 +561,37 @@ do_get(MPQueueObject *self, PyObject *args, PyObject *kwds, int raw)
 static PyObject *
 mpq_get(MPQueueObject *self, PyObject *args, PyObject *kwds)
 {
-    return do_get(self, args, kwds, 0);
+    static char *kwlist[] = {"block", "timeout", NULL};
+    PyObject *timeout = Py_None;
+    int block = 1;
+    if (PyTuple_GET_SIZE(args) > 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) > 0)) {
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:get", kwlist, &block, &timeout)) {
+            return NULL;
+        }
+    }
+    return do_get(self, block, timeout, 0, NULL);
 }
 
 static PyObject *
 mpq_get_bytes(MPQueueObject *self, PyObject *args, PyObject *kwds)
 {
-    return do_get(self, args, kwds, 1);
+    static char *kwlist[] = {"block", "timeout", "claim", NULL};
+    PyObject *timeout = Py_None, *claim_obj = Py_None;
+    int block = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pOO:get_bytes", kwlist, &block, &timeout,
+                                     &claim_obj)) {
+        return NULL;
+    }
+    if (claim_obj == Py_None) {
+        return do_get(self, block, timeout, 1, NULL);
+    }
+    Py_buffer claim;
+    if (PyObject_GetBuffer(claim_obj, &claim, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    PyObject *r = do_get(self, block, timeout, 1, &claim);
+    PyBuffer_Release(&claim);
+    return r;
 }
 
 static PyObject *
@@ -647,7 +670,8 @@ mpq_join(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mpq_name(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (check_open(self) < 0) {
+    if (self->shm.base == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the queue's shared memory is released");
         return NULL;
     }
     return pc_shm_name(&self->shm);
@@ -712,7 +736,8 @@ static PyMethodDef mpq_methods[] = {
     {"put_bytes", (PyCFunction)(void (*)(void))mpq_put_bytes, METH_VARARGS | METH_KEYWORDS,
      "put_bytes(data, block=True, timeout=None): put an already pickled message"},
     {"get_bytes", (PyCFunction)(void (*)(void))mpq_get_bytes, METH_VARARGS | METH_KEYWORDS,
-     "get_bytes(block=True, timeout=None): the next message, still pickled"},
+     "get_bytes(block=True, timeout=None, claim=None): the next message, still pickled; its "
+     "first bytes are copied into the writable buffer claim before the take is committed"},
     {"qsize", (PyCFunction)mpq_qsize, METH_NOARGS, NULL},
     {"empty", (PyCFunction)mpq_empty, METH_NOARGS, NULL},
     {"full", (PyCFunction)mpq_full, METH_NOARGS, NULL},

@@ -1,0 +1,229 @@
+"""pyconc.multiprocessing -- a drop-in for the stdlib's ``multiprocessing`` with its shared state
+and waits in C.
+
+- Queue, JoinableQueue, SimpleQueue: a ring of pickled frames in shared memory with futex waits
+  and a robust lock; no feeder thread (a producer can be joined before anyone reads what it put);
+  the ring grows for big messages (up to 1 GiB per message, refused with ValueError beyond).
+- Lock, RLock, Semaphore, BoundedSemaphore (futex words in shared memory; a Lock or RLock whose
+  holder dies is taken over by the next waiter), Event, Condition, Barrier, Value, Array.
+- Pipe: Connections over a socketpair or pipe, every wait interruptible by Ctrl-C.
+- Pool: shared-memory task/result queues; a worker that dies fails only its own task
+  (WorkerDiedError) and is replaced; lambdas travel with cloudpickle when it is installed.
+- Process, current_process, parent_process, active_children: the stdlib's process objects,
+  started by pyconc ("fork" by default; "spawn" and "forkserver" through get_context()).
+- Manager: the stdlib's SyncManager (a server process with proxies), started with pyconc's
+  Process.
+
+Every shared object pickles by name, so it can be passed to Pool tasks and to processes that
+are already running, not only inherited at start.
+"""
+import multiprocessing as _std
+from multiprocessing import (AuthenticationError, BufferTooShort, ProcessError, TimeoutError)
+from multiprocessing.process import active_children, current_process, parent_process
+
+from ._process import ForkProcess, ForkServerProcess, Process, SpawnProcess
+from ._shared import (Array, Barrier, BoundedSemaphore, Condition, Connection, Event,
+                      JoinableQueue, Lock, Pipe, Queue, RawArray, RawValue, RLock, Semaphore,
+                      SimpleQueue, Value)
+from .pool import WorkerDiedError
+from . import _shared as _s
+
+__all__ = ['Array', 'AuthenticationError', 'Barrier', 'BoundedSemaphore', 'BufferTooShort',
+           'Condition', 'Event', 'JoinableQueue', 'Lock', 'Manager', 'Pipe', 'Pool', 'Process',
+           'ProcessError', 'Queue', 'RLock', 'RawArray', 'RawValue', 'Semaphore', 'SimpleQueue',
+           'TimeoutError', 'Value', 'WorkerDiedError', 'active_children', 'cpu_count',
+           'current_process', 'freeze_support', 'get_all_start_methods', 'get_context',
+           'get_start_method', 'parent_process', 'set_start_method', 'get_logger',
+           'log_to_stderr', 'allow_connection_pickling', 'set_executable',
+           'set_forkserver_preload']
+
+
+class BaseContext:
+    """The functions of the module, bound to one start method."""
+    _name = None
+    Process = None
+    ProcessError = ProcessError
+    BufferTooShort = BufferTooShort
+    TimeoutError = TimeoutError
+    AuthenticationError = AuthenticationError
+
+    @staticmethod
+    def current_process():
+        return current_process()
+
+    @staticmethod
+    def parent_process():
+        return parent_process()
+
+    @staticmethod
+    def active_children():
+        return active_children()
+
+    @staticmethod
+    def cpu_count():
+        return _std.cpu_count()
+
+    def Queue(self, maxsize=0):
+        return _s.Queue(maxsize)
+
+    def JoinableQueue(self, maxsize=0):
+        return _s.JoinableQueue(maxsize)
+
+    def SimpleQueue(self):
+        return _s.SimpleQueue()
+
+    def Pipe(self, duplex=True):
+        return _s.Pipe(duplex)
+
+    def Lock(self):
+        return _s.Lock()
+
+    def RLock(self):
+        return _s.RLock()
+
+    def Semaphore(self, value=1):
+        return _s.Semaphore(value)
+
+    def BoundedSemaphore(self, value=1):
+        return _s.BoundedSemaphore(value)
+
+    def Event(self):
+        return _s.Event()
+
+    def Condition(self, lock=None):
+        return _s.Condition(lock)
+
+    def Barrier(self, parties, action=None, timeout=None):
+        return _s.Barrier(parties, action, timeout)
+
+    def Value(self, typecode_or_type, *args, lock=True):
+        return _s.Value(typecode_or_type, *args, lock=lock)
+
+    def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
+        return _s.Array(typecode_or_type, size_or_initializer, lock=lock)
+
+    def RawValue(self, typecode_or_type, *args):
+        return _s.RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type, size_or_initializer):
+        return _s.RawArray(typecode_or_type, size_or_initializer)
+
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
+        from .pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self)
+
+    def Manager(self):
+        """Starts the stdlib's SyncManager server process (with pyconc's Process) and returns
+        the manager; use it as a context manager to shut the server down."""
+        from multiprocessing.managers import SyncManager
+        m = SyncManager(ctx=self)
+        m.start()
+        return m
+
+    def get_context(self, method=None):
+        if method is None:
+            return self
+        try:
+            return _concrete_contexts[method]
+        except KeyError:
+            raise ValueError('cannot find context for %r' % method) from None
+
+    def get_start_method(self, allow_none=False):
+        return self._name
+
+    def set_start_method(self, method, force=False):
+        raise ValueError('cannot set start method of concrete context')
+
+    @staticmethod
+    def get_all_start_methods():
+        return ['fork', 'spawn', 'forkserver']
+
+    @staticmethod
+    def freeze_support():
+        pass
+
+    @staticmethod
+    def get_logger():
+        return _std.get_logger()
+
+    @staticmethod
+    def log_to_stderr(level=None):
+        return _std.log_to_stderr(level)
+
+    @staticmethod
+    def allow_connection_pickling():
+        pass
+
+    @staticmethod
+    def set_executable(executable):
+        _std.set_executable(executable)
+
+    @staticmethod
+    def set_forkserver_preload(module_names):
+        _std.set_forkserver_preload(module_names)
+
+    @property
+    def reducer(self):
+        return _std.reducer
+
+
+class ForkContext(BaseContext):
+    _name = 'fork'
+    Process = ForkProcess
+
+
+class SpawnContext(BaseContext):
+    _name = 'spawn'
+    Process = SpawnProcess
+
+
+class ForkServerContext(BaseContext):
+    _name = 'forkserver'
+    Process = ForkServerProcess
+
+
+_concrete_contexts = {'fork': ForkContext(), 'spawn': SpawnContext(),
+                      'forkserver': ForkServerContext()}
+
+
+class DefaultContext(BaseContext):
+    Process = Process
+
+    def __init__(self, default):
+        self._default_context = default
+        self._actual_context = None
+
+    def get_context(self, method=None):
+        if method is None:
+            if self._actual_context is None:
+                self._actual_context = self._default_context
+            return self._actual_context
+        return super().get_context(method)
+
+    def set_start_method(self, method, force=False):
+        if self._actual_context is not None and not force:
+            raise RuntimeError('context has already been set')
+        if method is None and force:
+            self._actual_context = None
+            return
+        self._actual_context = self.get_context(method)
+
+    def get_start_method(self, allow_none=False):
+        if self._actual_context is None:
+            if allow_none:
+                return None
+            self._actual_context = self._default_context
+        return self._actual_context._name
+
+
+_default_context = DefaultContext(_concrete_contexts['fork'])
+
+# The module-level API is the default context's, as in the stdlib.
+for _name in ('Queue', 'JoinableQueue', 'SimpleQueue', 'Pipe', 'Lock', 'RLock', 'Semaphore',
+              'BoundedSemaphore', 'Event', 'Condition', 'Barrier', 'Pool', 'Manager',
+              'get_context', 'get_start_method', 'set_start_method', 'get_all_start_methods',
+              'cpu_count', 'freeze_support', 'get_logger', 'log_to_stderr',
+              'allow_connection_pickling', 'set_executable', 'set_forkserver_preload'):
+    globals()[_name] = getattr(_default_context, _name)
+del _name
+

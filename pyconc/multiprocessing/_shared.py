@@ -1,0 +1,533 @@
+"""Process-shared objects of pyconc.multiprocessing: queues, locks, Event, Condition, Barrier,
+Value/Array and Pipe. The state and every wait are in C (csrc/semlock.c, mpqueue.c,
+connection.c, block.c); this module gives them the stdlib's names, signatures and reprs, and
+pickles them *by name*: a pickled Queue or Lock carries (pid, fd, token) and the receiving
+process attaches to the same shared memory, so they can be passed to Pool tasks and to running
+processes, not only inherited. (The sending process must still be alive when the receiver
+unpickles, as it holds the segment open.)"""
+import ctypes
+import os
+import socket
+import threading as _std_threading
+import weakref
+
+from multiprocessing import BufferTooShort
+from multiprocessing import process as _mpp
+from multiprocessing import sharedctypes as _std_sharedctypes
+
+from .. import _core
+
+SEM_VALUE_MAX = _core.SEM_VALUE_MAX
+_SEMAPHORE, _RECURSIVE = 0, 1
+
+# token -> live object of this process, so that unpickling something this process already has
+# (inherited through fork, or received twice) gives the same object and maps nothing new.
+_registry = weakref.WeakValueDictionary()
+
+
+def _rebuild(cls, name):
+    obj = _registry.get(name[2])
+    if obj is None or type(obj) is not cls:
+        obj = cls._attach_to(name)
+        _registry[name[2]] = obj
+    return obj
+
+
+# -- queues ----------------------------------------------------------------------------------
+
+class Queue(_core.MPQueue):
+    """multiprocessing.Queue in shared memory, without a feeder thread: put() has stored the
+    item when it returns, so the putting process can exit (and be joined) at once."""
+
+    def __init__(self, maxsize=0, *, ctx=None):
+        if maxsize <= 0:
+            maxsize = SEM_VALUE_MAX
+        super().__init__(maxsize)
+        _registry[self._token] = self
+
+    @classmethod
+    def _attach_to(cls, name):
+        return cls._attach(name)
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self._name())
+
+    def __repr__(self):
+        return f"<{type(self).__module__}.{type(self).__qualname__} object at {id(self):#x}>"
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def join_thread(self):
+        """Accepted for compatibility: there is no feeder thread to join."""
+        if not self._closed:
+            raise AssertionError(f"Queue {self!r} not closed")
+
+    def cancel_join_thread(self):
+        """Accepted for compatibility: there is no feeder thread, nothing is left unflushed."""
+
+
+class JoinableQueue(Queue):
+    """Queue with task_done() and join(), counted in shared memory."""
+
+
+class SimpleQueue(_core.MPQueue):
+    """multiprocessing.SimpleQueue: get, put, empty, close."""
+
+    def __init__(self, *, ctx=None):
+        super().__init__(0)
+        _registry[self._token] = self
+
+    _attach_to = Queue._attach_to
+    __reduce__ = Queue.__reduce__
+
+    def get(self):
+        return _core.MPQueue.get(self)
+
+    def put(self, obj):
+        return _core.MPQueue.put(self, obj)
+
+
+
+# -- locks -------------------------------------------------------------------------------------
+
+class _SemLockBase:
+    """Common face of the SemLock-based primitives (the stdlib's synchronize.SemLock)."""
+    _kind = _SEMAPHORE
+
+    def _make(self, kind, value, maxvalue):
+        self._semlock = _core.SemLock(kind, value, maxvalue)
+        self._setup()
+        _registry[self._semlock.token] = self
+
+    def _setup(self):
+        sl = self._semlock
+        self.acquire = sl.acquire
+        self.release = sl.release
+
+    def __enter__(self):
+        return self._semlock.__enter__()
+
+    def __exit__(self, *args):
+        return self._semlock.__exit__(*args)
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self._semlock._name())
+
+    @classmethod
+    def _attach_to(cls, name):
+        obj = cls.__new__(cls)
+        obj._semlock = _core.SemLock._attach(name)
+        obj._setup()
+        return obj
+
+    def _owner_name(self):
+        owner = self._semlock._owner()
+        if owner is None:
+            return "None"
+        pid, mine, _count = owner
+        if mine:
+            name = _mpp.current_process().name
+            if _std_threading.current_thread().name != 'MainThread':
+                name += '|' + _std_threading.current_thread().name
+            return name
+        return "SomeOtherThread" if pid == os.getpid() else "SomeOtherProcess"
+
+
+class Semaphore(_SemLockBase):
+    def __init__(self, value=1, *, ctx=None):
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._make(_SEMAPHORE, value, SEM_VALUE_MAX)
+
+    def get_value(self):
+        return self._semlock._get_value()
+
+    def __repr__(self):
+        return f"<{type(self).__name__}(value={self.get_value()})>"
+
+
+class BoundedSemaphore(Semaphore):
+    def __init__(self, value=1, *, ctx=None):
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._make(_SEMAPHORE, value, value if value > 0 else 1)
+
+    def __repr__(self):
+        return (f"<{type(self).__name__}(value={self.get_value()}, "
+                f"maxvalue={self._semlock.maxvalue})>")
+
+
+class Lock(_SemLockBase):
+    """A process-shared lock. If the process holding it dies, the next waiter takes it over
+    within about 50 ms instead of waiting forever."""
+
+    def __init__(self, *, ctx=None):
+        self._make(_SEMAPHORE, 1, 1)
+
+    def __repr__(self):
+        return f"<{type(self).__name__}(owner={self._owner_name()})>"
+
+
+class RLock(_SemLockBase):
+    def __init__(self, *, ctx=None):
+        self._make(_RECURSIVE, 1, 1)
+
+    def __repr__(self):
+        owner = self._semlock._owner()
+        if owner is None:
+            return f"<{type(self).__name__}(None, 0)>"
+        return f"<{type(self).__name__}({self._owner_name()}, {owner[2]})>"
+
+
+class Condition:
+    """A process-shared condition variable over a pyconc Lock or RLock (RLock by default),
+    built from process-shared semaphores: waiters count themselves in, notify() hands out
+    exactly n wake-ups and waits until those waiters have taken them."""
+
+    def __init__(self, lock=None, *, ctx=None):
+        self._lock = lock if lock is not None else RLock()
+        self._sleeping_count = Semaphore(0)
+        self._woken_count = Semaphore(0)
+        self._wait_semaphore = Semaphore(0)
+        self._setup()
+
+    def _setup(self):
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __getstate__(self):
+        return (self._lock, self._sleeping_count, self._woken_count, self._wait_semaphore)
+
+    def __setstate__(self, state):
+        (self._lock, self._sleeping_count, self._woken_count, self._wait_semaphore) = state
+        self._setup()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *args):
+        return self._lock.__exit__(*args)
+
+    def __repr__(self):
+        try:
+            num_waiters = (self._sleeping_count._semlock._get_value() -
+                           self._woken_count._semlock._get_value())
+        except Exception:
+            num_waiters = 'unknown'
+        return f"<{type(self).__name__}({self._lock}, {num_waiters})>"
+
+    def _held_depth(self):
+        sl = self._lock._semlock
+        if not sl._is_mine():
+            raise AssertionError('must acquire() condition before using wait()')
+        return sl._count() if sl.kind == _RECURSIVE else 1
+
+    def wait(self, timeout=None):
+        depth = self._held_depth()
+        self._sleeping_count.release()          # count ourselves in as a sleeper
+        for _ in range(depth):
+            self._lock.release()
+        try:
+            return self._wait_semaphore.acquire(True, timeout)
+        finally:
+            self._woken_count.release()         # tell notify() we have woken (or timed out)
+            for _ in range(depth):
+                self._lock.acquire()
+
+    def notify(self, n=1):
+        sl = self._lock._semlock
+        if not sl._is_mine():
+            raise AssertionError('lock is not owned')
+        if self._wait_semaphore.acquire(False):
+            raise AssertionError('notify: wake-ups left over from an earlier notify')
+        # Sleepers that timed out since the last notify are no longer sleeping: settle them.
+        while self._woken_count.acquire(False):
+            self._sleeping_count.acquire(False)
+        woken = 0
+        while woken < n and self._sleeping_count.acquire(False):
+            self._wait_semaphore.release()
+            woken += 1
+        if woken:
+            for _ in range(woken):
+                self._woken_count.acquire()     # each of them has taken its wake-up
+            while self._wait_semaphore.acquire(False):
+                pass                            # wake-ups no one took (a timeout raced)
+
+    def notify_all(self):
+        self.notify(n=SEM_VALUE_MAX)
+
+    def wait_for(self, predicate, timeout=None):
+        result = predicate()
+        if result:
+            return result
+        if timeout is not None:
+            endtime = _monotonic() + timeout
+        else:
+            endtime = None
+            waittime = None
+        while not result:
+            if endtime is not None:
+                waittime = endtime - _monotonic()
+                if waittime <= 0:
+                    break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+
+def _monotonic():
+    import time
+    return time.monotonic()
+
+
+class Event:
+    """A process-shared event: a flag in a shared semaphore (0 or 1) guarded by a Lock."""
+
+    def __init__(self, *, ctx=None):
+        self._lock = Lock()
+        self._flag = Semaphore(0)
+
+    def __getstate__(self):
+        return (self._lock, self._flag)
+
+    def __setstate__(self, state):
+        self._lock, self._flag = state
+
+    def is_set(self):
+        return self._flag.get_value() > 0 or self._waiter_holds_flag()
+
+    def _waiter_holds_flag(self):
+        # a waiter passes the flag on (acquire, then release); look again under the lock
+        with self._lock:
+            return self._flag.get_value() > 0
+
+    def set(self):
+        with self._lock:
+            if self._flag.get_value() == 0:
+                self._flag.release()
+
+    def clear(self):
+        with self._lock:
+            while self._flag._semlock.acquire(False):
+                pass
+
+    def wait(self, timeout=None):
+        if self._flag._semlock.acquire(True, timeout):
+            self._flag._semlock.release()       # leave it set for the others
+            return True
+        return self.is_set()
+
+    def __repr__(self):
+        set_ = 'set' if self.is_set() else 'unset'
+        return f"<{type(self).__module__}.{type(self).__qualname__} at {id(self):#x} {set_}>"
+
+
+class Barrier(_std_threading.Barrier):
+    """threading.Barrier's state machine with its state and count in shared memory and a
+    process-shared Condition."""
+
+    def __init__(self, parties, action=None, timeout=None, *, ctx=None):
+        block = _core.SharedBlock(16)
+        view = (ctypes.c_int64 * 2).from_buffer(block)
+        self.__setstate__((parties, action, timeout, Condition(Lock()), block))
+        view[0] = view[1] = 0
+
+    def __setstate__(self, state):
+        (self._parties, self._action, self._timeout, self._cond, self._block) = state
+        self._shared = (ctypes.c_int64 * 2).from_buffer(self._block)
+
+    def __getstate__(self):
+        return (self._parties, self._action, self._timeout, self._cond, self._block)
+
+    @property
+    def _state(self):
+        return self._shared[0]
+
+    @_state.setter
+    def _state(self, value):
+        self._shared[0] = value
+
+    @property
+    def _count(self):
+        return self._shared[1]
+
+    @_count.setter
+    def _count(self, value):
+        self._shared[1] = value
+
+
+def _rebuild_block(name):
+    obj = _registry.get(name[2])
+    if obj is None:
+        obj = _core.SharedBlock._attach(name)
+        _registry[name[2]] = obj
+    return obj
+
+
+def _reduce_block(block):
+    return _rebuild_block, (block._name(),)
+
+
+import copyreg as _copyreg  # noqa: E402
+_copyreg.pickle(_core.SharedBlock, _reduce_block)
+
+
+# -- Value and Array ---------------------------------------------------------------------------
+
+_typecode_to_type = _std_sharedctypes.typecode_to_type
+
+
+def _ctype(typecode_or_type):
+    return _typecode_to_type.get(typecode_or_type, typecode_or_type)
+
+
+def _new_value(type_, block=None):
+    size = ctypes.sizeof(type_)
+    if block is None:
+        block = _core.SharedBlock(size)
+        _registry[block.token] = block
+    obj = type_.from_buffer(block)
+    return obj, block
+
+
+def RawValue(typecode_or_type, *args):
+    """A ctypes object in shared memory (no lock)."""
+    type_ = _ctype(typecode_or_type)
+    obj, _ = _new_value(type_)
+    if args:
+        obj.__init__(*args)
+    return obj
+
+
+def RawArray(typecode_or_type, size_or_initializer):
+    type_ = _ctype(typecode_or_type)
+    if isinstance(size_or_initializer, int):
+        type_ = type_ * size_or_initializer
+        obj, _ = _new_value(type_)
+        return obj
+    type_ = type_ * len(size_or_initializer)
+    obj, _ = _new_value(type_)
+    obj.__init__(*size_or_initializer)
+    return obj
+
+
+def _rebuild_sync(cls, type_, block, lock):
+    return cls(type_.from_buffer(block), lock)
+
+
+class _Synchronized(_std_sharedctypes.Synchronized):
+    def __init__(self, obj, lock=None, ctx=None):
+        super().__init__(obj, lock if lock is not None else RLock())
+
+    def __reduce__(self):
+        return _rebuild_sync, (type(self), type(self._obj), _block_of(self._obj), self._lock)
+
+
+class _SynchronizedArray(_std_sharedctypes.SynchronizedArray):
+    def __init__(self, obj, lock=None, ctx=None):
+        super().__init__(obj, lock if lock is not None else RLock())
+
+    def __reduce__(self):
+        return _rebuild_sync, (type(self), type(self._obj), _block_of(self._obj), self._lock)
+
+
+class _SynchronizedString(_std_sharedctypes.SynchronizedString):
+    def __init__(self, obj, lock=None, ctx=None):
+        super().__init__(obj, lock if lock is not None else RLock())
+
+    def __reduce__(self):
+        return _rebuild_sync, (type(self), type(self._obj), _block_of(self._obj), self._lock)
+
+
+def _block_of(obj):
+    # from_buffer() keeps the memoryview over the block in obj._objects
+    objs = obj._objects
+    mv = objs.get('ffffffff') if isinstance(objs, dict) else None
+    if mv is None and isinstance(objs, memoryview):
+        mv = objs
+    if mv is None:
+        for v in (objs.values() if isinstance(objs, dict) else ()):
+            if isinstance(v, memoryview):
+                mv = v
+                break
+    return mv.obj
+
+
+def _wrap(obj, lock):
+    if lock is False:
+        return obj
+    if lock in (True, None):
+        lock = RLock()
+    if not hasattr(lock, 'acquire'):
+        raise AttributeError("%r has no method 'acquire'" % lock)
+    if isinstance(obj, ctypes._SimpleCData):
+        return _Synchronized(obj, lock)
+    if isinstance(obj, ctypes.Array):
+        if obj._type_ is ctypes.c_char:
+            return _SynchronizedString(obj, lock)
+        return _SynchronizedArray(obj, lock)
+    return _Synchronized(obj, lock)
+
+
+def Value(typecode_or_type, *args, lock=True, ctx=None):
+    """A ctypes object in shared memory with a process-shared RLock (lock=False: none)."""
+    return _wrap(RawValue(typecode_or_type, *args), lock)
+
+
+def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
+    return _wrap(RawArray(typecode_or_type, size_or_initializer), lock)
+
+
+# -- Pipe ----------------------------------------------------------------------------------------
+
+class Connection(_core.Connection):
+    """One end of a Pipe: send/recv (pickle), send_bytes/recv_bytes/recv_bytes_into, poll,
+    close, fileno, context manager; EOFError when the other end is closed."""
+
+    def recv_bytes_into(self, buf, offset=0):
+        return self._recv_bytes_into(buf, offset, BufferTooShort)
+
+    def __repr__(self):
+        return (f"<{type(self).__module__}.{type(self).__qualname__} "
+                f"handle={self.fileno() if not self.closed else None}>")
+
+    def __reduce__(self):
+        return _rebuild_connection, (os.getpid(), self.fileno(), self.readable, self.writable)
+
+
+def _rebuild_connection(pid, fd, readable, writable):
+    if pid == os.getpid():
+        return Connection(os.dup(fd), readable, writable)
+    pidfd = os.pidfd_open(pid)
+    try:
+        newfd = _pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+    return Connection(newfd, readable, writable)
+
+
+def _pidfd_getfd(pidfd, fd):
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_pidfd_getfd = 438
+    r = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+    if r < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "cannot receive a Connection from process: " + os.strerror(err))
+    os.set_inheritable(r, False)
+    return r
+
+
+def Pipe(duplex=True):
+    """Returns (conn1, conn2). duplex: both ends read and write (a socketpair); otherwise conn1
+    only receives and conn2 only sends (a pipe)."""
+    if duplex:
+        s1, s2 = socket.socketpair()
+        s1.setblocking(True)
+        s2.setblocking(True)
+        return Connection(s1.detach()), Connection(s2.detach())
+    r, w = os.pipe()
+    return Connection(r, True, False), Connection(w, False, True)

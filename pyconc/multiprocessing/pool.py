@@ -1,0 +1,549 @@
+"""pyconc.multiprocessing.Pool: worker processes fed through pyconc's shared-memory queues.
+
+Tasks and results travel as pickled frames through two C queues (csrc/mpqueue.c). Each worker
+owns a slot in shared memory; taking a task records (job, index) in the slot atomically with the
+take (MPQueue.get_bytes(claim=...)), so when a worker dies -- SIGKILL, a segfault, os._exit --
+the parent knows exactly which task it was running. That task, and only that one, fails with
+WorkerDiedError naming the exit code or signal; the worker is replaced; the pool never hangs.
+
+An exception raised by a task is re-raised by get() with the worker's traceback text attached as
+its __cause__ (as the stdlib does). A BaseException in a task (SystemExit, KeyboardInterrupt)
+fails that task instead of killing the worker. Functions that pickle cannot send (lambdas,
+closures) travel with cloudpickle when it is installed; without it, apply_async/map raise a
+PicklingError that says so. imap/imap_unordered read their input lazily, keeping a bounded
+number of chunks in flight. Callbacks run in the pool's result-handler thread.
+"""
+import collections
+import itertools
+import os
+import pickle
+import signal
+import struct
+import threading as _std_threading
+import traceback
+
+from multiprocessing import ProcessError, TimeoutError
+from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
+
+from .. import _core
+from ..threading import Event as _Event, Lock as _TLock, Condition as _TCondition
+from ._shared import Queue as _Queue
+
+__all__ = ['Pool', 'ThreadPool', 'AsyncResult', 'ApplyResult', 'MapResult', 'IMapIterator',
+           'WorkerDiedError']
+
+RUN, CLOSE, TERMINATE = 0, 1, 2
+_HDR = struct.Struct("qq")          # (job, index) at the start of every task and result frame
+_SLOT = struct.Struct("qqq")        # per worker: job, index (claimed task), state
+_IDLE, _EXITING = -1, -2
+_job_counter = itertools.count()
+
+
+class WorkerDiedError(ProcessError):
+    """The worker process running a task died before finishing it."""
+
+
+def _describe_exit(pid, code):
+    if code is None:
+        return f"worker process {pid} died"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker process {pid} was killed by {name} while running this task"
+    return f"worker process {pid} exited with code {code} while running this task"
+
+
+# -- pickling of tasks ------------------------------------------------------------------------
+
+def _dumps_task(obj):
+    try:
+        return pickle.dumps(obj, 5)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        try:
+            import cloudpickle
+        except ImportError:
+            raise pickle.PicklingError(
+                f"cannot send the task to a worker process: {exc}. Lambdas, closures and "
+                f"functions defined inside other functions cannot be pickled; define the "
+                f"function at module level, or install cloudpickle (pip install cloudpickle), "
+                f"which pyconc uses for them automatically") from exc
+        return cloudpickle.dumps(obj, 5)
+
+
+def _mapstar(args):
+    return list(map(*args))
+
+
+def _starmapstar(args):
+    return list(itertools.starmap(args[0], args[1]))
+
+
+# -- the worker --------------------------------------------------------------------------------
+
+def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    if initializer is not None:
+        initializer(*initargs)
+    view = memoryview(slots).cast('B')
+    slot = view[k * _SLOT.size:(k + 1) * _SLOT.size]
+    claim = slot[:_HDR.size]
+    done = 0
+    while maxtasks is None or done < maxtasks:
+        data = taskq.get_bytes(claim=claim)
+        if len(data) == _HDR.size:                   # the stop sentinel
+            _SLOT.pack_into(slot, 0, _IDLE, 0, _EXITING)
+            return
+        job, i = _HDR.unpack_from(data)
+        try:
+            func, args, kwds = pickle.loads(data[_HDR.size:])
+            result = (True, func(*args, **kwds))
+        except BaseException as e:
+            result = (False, ExceptionWithTraceback(e, e.__traceback__))
+        try:
+            payload = pickle.dumps(result, 5)
+        except Exception as e:
+            wrapped = MaybeEncodingError(e, result[1])
+            payload = pickle.dumps((False, ExceptionWithTraceback(wrapped, None)), 5)
+        resultq.put_bytes(_HDR.pack(job, i) + payload)
+        _SLOT.pack_into(slot, 0, _IDLE, 0, 0)
+        done += 1
+    _SLOT.pack_into(slot, 0, _IDLE, 0, 0)
+
+
+# -- results ------------------------------------------------------------------------------------
+
+class ApplyResult:
+    def __init__(self, pool, callback, error_callback):
+        self._pool = pool
+        self._event = _Event()
+        self._job = next(_job_counter)
+        self._callback = callback
+        self._error_callback = error_callback
+        self._success = None
+        self._value = None
+        pool._jobs[self._job] = self
+
+    def ready(self):
+        return self._event.is_set()
+
+    def successful(self):
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._success
+
+    def wait(self, timeout=None):
+        self._event.wait(timeout)
+
+    def get(self, timeout=None):
+        self.wait(timeout)
+        if not self.ready():
+            raise TimeoutError
+        if self._success:
+            return self._value
+        raise self._value
+
+    def _set(self, i, obj):
+        self._success, self._value = obj
+        if self._callback and self._success:
+            self._callback(self._value)
+        if self._error_callback and not self._success:
+            self._error_callback(self._value)
+        self._event.set()
+        self._pool._jobs.pop(self._job, None)
+
+    __class_getitem__ = classmethod(lambda cls, item: cls)
+
+
+AsyncResult = ApplyResult
+
+
+class MapResult(ApplyResult):
+    def __init__(self, pool, chunksize, length, callback, error_callback):
+        super().__init__(pool, callback, error_callback)
+        self._success = True
+        self._value = [None] * length
+        self._chunksize = chunksize
+        if chunksize <= 0:
+            self._number_left = 0
+            self._event.set()
+            del pool._jobs[self._job]
+        else:
+            self._number_left = length // chunksize + bool(length % chunksize)
+
+    def _set(self, i, success_result):
+        self._number_left -= 1
+        success, result = success_result
+        if success and self._success:
+            self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
+            if self._number_left == 0:
+                if self._callback:
+                    self._callback(self._value)
+                self._pool._jobs.pop(self._job, None)
+                self._event.set()
+        else:
+            if not success and self._success:
+                self._success = False
+                self._value = result
+                if self._error_callback:
+                    self._error_callback(self._value)
+                self._event.set()   # the first error decides
+            if self._number_left == 0:
+                self._pool._jobs.pop(self._job, None)
+
+
+class IMapIterator:
+    def __init__(self, pool, ordered):
+        self._pool = pool
+        self._cond = _TCondition(_TLock())
+        self._job = next(_job_counter)
+        self._items = collections.deque()
+        self._index = 0
+        self._length = None
+        self._unsorted = {}
+        self._ordered = ordered
+        pool._jobs[self._job] = self
+
+    def __iter__(self):
+        return self
+
+    def next(self, timeout=None):
+        with self._cond:
+            try:
+                item = self._items.popleft()
+            except IndexError:
+                if self._index == self._length:
+                    self._pool = None
+                    raise StopIteration from None
+                self._cond.wait(timeout)
+                try:
+                    item = self._items.popleft()
+                except IndexError:
+                    if self._index == self._length:
+                        self._pool = None
+                        raise StopIteration from None
+                    raise TimeoutError from None
+        success, value = item
+        if success:
+            return value
+        raise value
+
+    __next__ = next
+
+    def _set(self, i, obj):
+        with self._cond:
+            if not self._ordered:
+                self._items.append(obj)
+                self._index += 1
+            elif self._index == i:
+                self._items.append(obj)
+                self._index += 1
+                while self._index in self._unsorted:
+                    self._items.append(self._unsorted.pop(self._index))
+                    self._index += 1
+            else:
+                self._unsorted[i] = obj
+            self._cond.notify()
+            if self._index == self._length:
+                self._pool._jobs.pop(self._job, None)
+
+    def _set_length(self, length):
+        with self._cond:
+            self._length = length
+            if self._index == self._length:
+                self._cond.notify()
+                self._pool._jobs.pop(self._job, None)
+
+
+class _IMapFlat(IMapIterator):
+    """Results of chunked imap tasks, flattened back to one item per input."""
+
+    def __init__(self, pool, ordered):
+        super().__init__(pool, ordered)
+        self._flat = collections.deque()
+
+    def next(self, timeout=None):
+        while not self._flat:
+            self._flat.extend(IMapIterator.next(self, timeout))
+        return self._flat.popleft()
+
+    __next__ = next
+
+
+# -- the pool -----------------------------------------------------------------------------------
+
+class Pool:
+    """Pool(processes=None, initializer=None, initargs=(), maxtasksperchild=None, context=None)"""
+
+    def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
+                 context=None):
+        if processes is None:
+            processes = os.cpu_count() or 1
+        if processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        if maxtasksperchild is not None:
+            if not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0:
+                raise ValueError("maxtasksperchild must be a positive int or None")
+        if initializer is not None and not callable(initializer):
+            raise TypeError('initializer must be a callable')
+        from . import get_context
+        self._ctx = context or get_context()
+        self._processes = processes
+        self._initializer = initializer
+        self._initargs = initargs
+        self._maxtasksperchild = maxtasksperchild
+        self._taskq = _Queue()
+        self._resultq = _Queue()
+        self._slots = _core.SharedBlock(_SLOT.size * processes)
+        self._slot_view = memoryview(self._slots).cast('B')
+        self._jobs = {}
+        self._state = RUN
+        self._sentinels_sent = 0
+        self._pool = [None] * processes
+        self._change = _std_threading.Lock()
+        for k in range(processes):
+            self._start_worker(k)
+        self._handler = _std_threading.Thread(target=self._handle_results, daemon=True,
+                                              name="pyconc-pool-results")
+        self._handler.start()
+
+    def _start_worker(self, k):
+        _SLOT.pack_into(self._slot_view, k * _SLOT.size, _IDLE, 0, 0)
+        w = self._ctx.Process(target=_worker, name=f"PoolWorker-{k + 1}",
+                              args=(self._taskq, self._resultq, self._slots, k,
+                                    self._initializer, self._initargs,
+                                    self._maxtasksperchild))
+        w.daemon = True
+        w.start()
+        self._pool[k] = w
+
+    # -- the result handler thread --
+
+    def _deliver(self, data):
+        job, i = _HDR.unpack_from(data)
+        try:
+            obj = pickle.loads(data[_HDR.size:])
+        except Exception as e:
+            obj = (False, e)
+        self._complete(job, i, obj)
+
+    def _complete(self, job, i, obj):
+        j = self._jobs.get(job)
+        if j is None:
+            return
+        done = getattr(j, "_done_indexes", None)
+        if done is None:
+            done = j._done_indexes = set()
+        if i in done:
+            return
+        done.add(i)
+        try:
+            j._set(i, obj)
+        except Exception:
+            traceback.print_exc()
+
+    def _check_workers(self):
+        for k, w in enumerate(self._pool):
+            if w is None or w.exitcode is None:
+                continue
+            job, i, state = _SLOT.unpack_from(self._slot_view, k * _SLOT.size)
+            # results it put before dying are delivered first
+            while True:
+                try:
+                    self._deliver(self._resultq.get_bytes(False))
+                except Exception:
+                    break
+            if job != _IDLE:
+                err = WorkerDiedError(_describe_exit(w.pid, w.exitcode))
+                self._complete(job, i, (False, err))
+            w.join()
+            w.close() if hasattr(w, "close") else None
+            stopped = state == _EXITING
+            self._pool[k] = None
+            if self._state == TERMINATE:
+                continue
+            if stopped:
+                continue
+            if self._state == RUN or self._jobs:
+                self._start_worker(k)
+
+    def _handle_results(self):
+        import time
+        last_check = time.monotonic()
+        while True:
+            try:
+                data = self._resultq.get_bytes(True, 0.05)
+            except Exception:
+                data = None
+            if data is not None:
+                self._deliver(data)
+            now = time.monotonic()
+            if data is None or now - last_check > 0.05:
+                last_check = now
+                with self._change:
+                    if self._state == TERMINATE:
+                        return
+                    self._check_workers()
+                    if self._state == CLOSE and all(w is None for w in self._pool):
+                        while True:     # anything left over
+                            try:
+                                self._deliver(self._resultq.get_bytes(False))
+                            except Exception:
+                                break
+                        return
+
+    # -- submitting --
+
+    def _check_running(self):
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+
+    def apply(self, func, args=(), kwds={}):
+        return self.apply_async(func, args, kwds).get()
+
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
+        self._check_running()
+        payload = _dumps_task((func, args, kwds))
+        result = ApplyResult(self, callback, error_callback)
+        self._taskq.put_bytes(_HDR.pack(result._job, 0) + payload)
+        return result
+
+    def _map_async(self, func, iterable, mapper, chunksize, callback, error_callback):
+        self._check_running()
+        if not hasattr(iterable, '__len__'):
+            iterable = list(iterable)
+        if chunksize is None:
+            chunksize, extra = divmod(len(iterable), len(self._pool) * 4)
+            if extra:
+                chunksize += 1
+        if len(iterable) == 0:
+            chunksize = 0
+        result = MapResult(self, chunksize, len(iterable), callback, error_callback)
+        if chunksize:
+            it = iter(iterable)
+            frames = []
+            for i in itertools.count():
+                chunk = tuple(itertools.islice(it, chunksize))
+                if not chunk:
+                    break
+                frames.append(_HDR.pack(result._job, i) +
+                              _dumps_task((mapper, ((func, chunk),), {})))
+            for f in frames:
+                self._taskq.put_bytes(f)
+        return result
+
+    def map(self, func, iterable, chunksize=None):
+        return self._map_async(func, iterable, _mapstar, chunksize, None, None).get()
+
+    def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
+        return self._map_async(func, iterable, _mapstar, chunksize, callback, error_callback)
+
+    def starmap(self, func, iterable, chunksize=None):
+        return self._map_async(func, iterable, _starmapstar, chunksize, None, None).get()
+
+    def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
+        return self._map_async(func, iterable, _starmapstar, chunksize, callback,
+                               error_callback)
+
+    def _imap(self, func, iterable, chunksize, ordered):
+        self._check_running()
+        if chunksize < 1:
+            raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
+        result = _IMapFlat(self, ordered)
+        window = _std_threading.BoundedSemaphore(self._processes * 4)
+        inner_set = result._set
+
+        def _set(i, obj):
+            inner_set(i, obj)
+            window.release()
+        result._set = _set
+
+        def feed():
+            n = 0
+            try:
+                it = iter(iterable)
+                while True:
+                    chunk = tuple(itertools.islice(it, chunksize))
+                    if not chunk:
+                        break
+                    window.acquire()        # at most processes * 4 chunks in flight
+                    if self._state != RUN:
+                        break
+                    self._taskq.put_bytes(_HDR.pack(result._job, n) +
+                                          _dumps_task((_mapstar, ((func, chunk),), {})))
+                    n += 1
+            except BaseException as e:
+                result._set_length(n + 1)
+                inner_set(n, (False, e))
+                return
+            result._set_length(n)
+        _std_threading.Thread(target=feed, daemon=True, name="pyconc-pool-imap").start()
+        return result
+
+    def imap(self, func, iterable, chunksize=1):
+        return self._imap(func, iterable, chunksize, True)
+
+    def imap_unordered(self, func, iterable, chunksize=1):
+        return self._imap(func, iterable, chunksize, False)
+
+    # -- shutting down --
+
+    def close(self):
+        with self._change:
+            if self._state == RUN:
+                self._state = CLOSE
+                for _ in range(sum(w is not None for w in self._pool)):
+                    self._taskq.put_bytes(_HDR.pack(-1, -1))
+
+    def terminate(self):
+        with self._change:
+            if self._state == TERMINATE:
+                return
+            self._state = TERMINATE
+        for w in self._pool:
+            if w is not None and w.exitcode is None:
+                w.terminate()
+        for w in self._pool:
+            if w is not None:
+                w.join(1.0)
+                if w.exitcode is None:
+                    w.kill()
+                    w.join()
+        err = ValueError("the pool was terminated before this task finished")
+        for job in list(self._jobs.values()):
+            try:
+                job._set(0, (False, err))
+            except Exception:
+                pass
+        self._jobs.clear()
+
+    def join(self):
+        if self._state == RUN:
+            raise ValueError("Pool is still running")
+        if self._state == CLOSE:
+            self._handler.join()
+        for w in self._pool:
+            if w is not None:
+                w.join()
+
+    def __enter__(self):
+        self._check_running()
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        self.terminate()
+
+    def __repr__(self):
+        state = {RUN: 'RUN', CLOSE: 'CLOSE', TERMINATE: 'TERMINATE'}[self._state]
+        return f"<{type(self).__module__}.{type(self).__qualname__} state={state} " \
+               f"pool_size={len(self._pool)}>"
+
+    def __reduce__(self):
+        raise NotImplementedError('pool objects cannot be passed between processes or pickled')
+
+
+def ThreadPool(processes=None, initializer=None, initargs=()):
+    """The stdlib's thread pool (it has nothing process-specific to speed up)."""
+    from multiprocessing.pool import ThreadPool as _TP
+    return _TP(processes, initializer, initargs)
