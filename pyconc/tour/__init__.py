@@ -37,6 +37,24 @@ def to_stdlib(source):
     return _IMPORT_SUB.sub(r"\1import \2 as", source)
 
 
+def _prepare(path, tmp):
+    """A program's `# tour: make-folder=NAME:COUNT` (files for it to work on) and
+    `# tour: stdin=TEXT` (what it reads from input()) directives. Returns its stdin."""
+    source = Path(path).read_text(encoding="utf-8")
+    for name, count in re.findall(r"^# tour: make-folder=([^:\s]+):(\d+)$", source, re.M):
+        folder = tmp / name
+        folder.mkdir()
+        for i in range(int(count)):
+            (folder / f"file{i:02d}.txt").write_bytes(f"content of file {i}\n".encode() * 100)
+    m = re.search(r"^# tour: stdin=(.*)$", source, re.M)
+    if m is None:
+        return subprocess.DEVNULL
+    f = open(tmp / "stdin", "w+b")
+    f.write(m.group(1).encode() + b"\n")
+    f.seek(0)
+    return f
+
+
 def runs_forever(path):
     return "# tour: runs-forever" in Path(path).read_text(encoding="utf-8")
 
@@ -65,13 +83,14 @@ def run_program(path, variant="pyconc", limit=None, env=None):
             script.write_text(to_stdlib(path.read_text(encoding="utf-8")), encoding="utf-8")
         elif variant != "pyconc":
             raise ValueError(f"unknown variant {variant!r}")
+        stdin = _prepare(path, Path(tmp))
         out_path, err_path = Path(tmp) / "out", Path(tmp) / "err"
         run_env = dict(os.environ if env is None else env, PYTHONIOENCODING="utf-8",
                        PYTHONUNBUFFERED="1")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             start = time.perf_counter()
             proc = subprocess.Popen([sys.executable, str(script)], stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL, cwd=tmp, env=run_env)
+                                    stdin=stdin, cwd=tmp, env=run_env)
             stopped = False
             status = rusage = None
             deadline = start + limit
