@@ -12,6 +12,8 @@ import threading as _std_threading
 import weakref
 
 from multiprocessing import BufferTooShort
+from multiprocessing import context as _mpctx
+from multiprocessing import reduction as _reduction
 from multiprocessing import process as _mpp
 from multiprocessing import sharedctypes as _std_sharedctypes
 
@@ -25,10 +27,30 @@ _SEMAPHORE, _RECURSIVE = 0, 1
 _registry = weakref.WeakValueDictionary()
 
 
+def _pickled_name(name):
+    """What goes into the pickle for a segment this process names (pid, fd, token). While a
+    child is being spawned (spawn, forkserver), the descriptor itself travels to the child with
+    the stdlib's DupFd, so the child can attach even if the object is gone here by then."""
+    if _mpctx.get_spawning_popen() is not None:
+        return ("dup", _reduction.DupFd(name[1]), name[2])
+    return name
+
+
+def _attach_name(name, attach):
+    """Calls attach((pid, fd, token)) for a pickled name, receiving a passed descriptor first."""
+    if name[0] == "dup":
+        fd = name[1].detach()
+        try:
+            return attach((os.getpid(), fd, name[2]))
+        finally:
+            os.close(fd)
+    return attach(name)
+
+
 def _rebuild(cls, name):
     obj = _registry.get(name[2])
     if obj is None or type(obj) is not cls:
-        obj = cls._attach_to(name)
+        obj = _attach_name(name, cls._attach_to)
         _registry[name[2]] = obj
     return obj
 
@@ -50,7 +72,7 @@ class Queue(_core.MPQueue):
         return cls._attach(name)
 
     def __reduce__(self):
-        return _rebuild, (type(self), self._name())
+        return _rebuild, (type(self), _pickled_name(self._name()))
 
     def __repr__(self):
         return f"<{type(self).__module__}.{type(self).__qualname__} object at {id(self):#x}>"
@@ -115,7 +137,7 @@ class _SemLockBase:
         return self._semlock.__exit__(*args)
 
     def __reduce__(self):
-        return _rebuild, (type(self), self._semlock._name())
+        return _rebuild, (type(self), _pickled_name(self._semlock._name()))
 
     @classmethod
     def _attach_to(cls, name):
@@ -363,13 +385,13 @@ class Barrier(_std_threading.Barrier):
 def _rebuild_block(name):
     obj = _registry.get(name[2])
     if obj is None:
-        obj = _core.SharedBlock._attach(name)
+        obj = _attach_name(name, _core.SharedBlock._attach)
         _registry[name[2]] = obj
     return obj
 
 
 def _reduce_block(block):
-    return _rebuild_block, (block._name(),)
+    return _rebuild_block, (_pickled_name(block._name()),)
 
 
 import copyreg as _copyreg  # noqa: E402
@@ -496,10 +518,15 @@ class Connection(_core.Connection):
                 f"handle={self.fileno() if not self.closed else None}>")
 
     def __reduce__(self):
+        if _mpctx.get_spawning_popen() is not None:
+            return _rebuild_connection, ("dup", _reduction.DupFd(self.fileno()), self.readable,
+                                         self.writable)
         return _rebuild_connection, (os.getpid(), self.fileno(), self.readable, self.writable)
 
 
 def _rebuild_connection(pid, fd, readable, writable):
+    if pid == "dup":
+        return Connection(fd.detach(), readable, writable)
     if pid == os.getpid():
         return Connection(os.dup(fd), readable, writable)
     pidfd = os.pidfd_open(pid)

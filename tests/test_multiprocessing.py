@@ -1,0 +1,561 @@
+"""pyconc.multiprocessing: behaviour against the stdlib's multiprocessing as the oracle, passing
+shared objects by name, and faults (killed workers and producers, dead lock holders, big
+messages, Ctrl-C)."""
+import multiprocessing as std_mp
+import os
+import pickle
+import queue
+import signal
+import sys
+import time
+
+import pytest
+
+import pyconc.multiprocessing as mp
+from tests.support import run_python
+
+pytestmark = pytest.mark.timeout(60)
+
+MODS = [std_mp, mp]
+
+
+def outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except BaseException as exc:  # the oracle compares every outcome
+        return ("raise", type(exc).__name__, str(exc))
+
+
+def same(fn):
+    expected = outcome(fn, std_mp)
+    actual = outcome(fn, mp)
+    assert actual == expected, f"pyconc: {actual!r}, stdlib: {expected!r}"
+    return actual
+
+
+# -- API against the stdlib -------------------------------------------------------------------
+
+def test_queue_basics_and_errors():
+    def s(m):
+        q = m.Queue(2)
+        log = [q.empty()]
+        q.put(1)
+        q.put_nowait((2, "two"))
+        log += [q.full(), q.qsize()]
+        try:
+            q.put(3, timeout=0.01)
+        except queue.Full:
+            log.append("Full")
+        try:
+            q.put(3, True, -1)
+        except queue.Full:
+            log.append("Full for a negative timeout")
+        log += [q.get(), q.get_nowait()]
+        for call in (lambda: q.get(timeout=0.01), lambda: q.get(False), lambda: q.get(True, -5)):
+            try:
+                call()
+            except queue.Empty:
+                log.append("Empty")
+        q.close()
+        q.join_thread()
+        try:
+            q.put(1)
+        except ValueError as e:
+            log.append(("closed", str(e).endswith("is closed")))
+        return log
+    same(s)
+
+
+def test_joinable_queue_task_done_and_join():
+    def s(m):
+        q = m.JoinableQueue()
+        q.put(1)
+        q.get()
+        q.task_done()
+        q.join()
+        try:
+            q.task_done()
+        except ValueError as e:
+            return str(e)
+    assert same(s) == ("ok", "task_done() called too many times")
+
+
+def test_simple_queue():
+    def s(m):
+        q = m.SimpleQueue()
+        q.put([1, None])
+        return [q.empty(), q.get(), q.empty()]
+    same(s)
+
+
+def test_lock_errors_and_values():
+    def s(m):
+        log = []
+        lk = m.Lock()
+        log += [lk.acquire(), lk.acquire(False), lk.acquire(timeout=0.01)]
+        lk.release()
+        try:
+            lk.release()
+        except ValueError as e:
+            log.append(str(e))
+        r = m.RLock()
+        log += [r.acquire(), r.acquire()]
+        r.release()
+        r.release()
+        try:
+            r.release()
+        except AssertionError as e:
+            log.append(str(e))
+        b = m.BoundedSemaphore(2)
+        b.acquire()
+        b.release()
+        try:
+            b.release()
+        except ValueError as e:
+            log.append(str(e))
+        sem = m.Semaphore(3)
+        log += [sem.get_value(), sem.acquire(), sem.get_value()]
+        with m.Lock() as got:
+            log.append(got)
+        return log
+    same(s)
+
+
+def test_lock_reprs():
+    lk = mp.Lock()
+    assert repr(lk) == "<Lock(owner=None)>"
+    lk.acquire()
+    assert repr(lk) == "<Lock(owner=MainProcess)>"
+    r = mp.RLock()
+    r.acquire()
+    r.acquire()
+    assert repr(r) == "<RLock(MainProcess, 2)>"
+    assert repr(mp.Semaphore(2)) == "<Semaphore(value=2)>"
+    assert repr(mp.BoundedSemaphore(2)) == "<BoundedSemaphore(value=2, maxvalue=2)>"
+
+
+def test_pipe_api_and_errors():
+    def s(m):
+        a, b = m.Pipe()
+        log = [a.poll(), a.readable, a.writable]
+        b.send({"x": [1, 2]})
+        b.send_bytes(b"0123456789", 2, 3)
+        log += [a.poll(0.5), a.recv(), a.recv_bytes()]
+        b.send_bytes(b"abc")
+        buf = bytearray(5)
+        log += [a.recv_bytes_into(buf, 1), bytes(buf)]
+        b.send_bytes(b"too long for it")
+        try:
+            a.recv_bytes_into(bytearray(3))
+        except m.BufferTooShort as e:
+            log.append(("BufferTooShort", e.args[0]))
+        for bad in (lambda: b.send_bytes(b"x", -1), lambda: b.send_bytes(b"x", 2),
+                    lambda: b.send_bytes(b"xy", 0, -1), lambda: b.send_bytes(b"xy", 1, 2),
+                    lambda: a.recv_bytes(-1)):
+            try:
+                bad()
+            except ValueError as e:
+                log.append(str(e))
+        b.close()
+        try:
+            a.recv()
+        except EOFError:
+            log.append("EOFError")
+        try:
+            b.send(1)
+        except OSError as e:
+            log.append(str(e))
+        r, w = m.Pipe(duplex=False)
+        log += [r.readable, r.writable, w.readable, w.writable]
+        try:
+            r.send(1)
+        except OSError as e:
+            log.append(str(e))
+        with w:
+            pass
+        log.append(w.closed)
+        return log
+    same(s)
+
+
+def test_value_and_array():
+    def child(v, a, s):
+        with v.get_lock():
+            v.value += 1
+        a[0] = 42
+        s.value = b"hi"
+    v = mp.Value('i', 5)
+    a = mp.Array('d', [0.5, 1.5])
+    s = mp.Array('c', 8)
+    raw = mp.Value('q', 7, lock=False)
+    ps = [mp.Process(target=child, args=(v, a, s)) for _ in range(4)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    assert v.value == 9 and a[:] == [42.0, 1.5] and s.value == b"hi" and raw.value == 7
+    assert isinstance(v.get_lock(), mp._shared.RLock)
+
+
+# -- passing shared objects by name -------------------------------------------------------------
+
+def _use_queue_and_lock(q, lk, x):
+    with lk:
+        q.put(x * 2)
+    return os.getpid()
+
+
+def _relay(inbox):
+    q = inbox.get()          # a Queue received by a process that was already running
+    q.put("through a queue received at run time")
+
+
+def test_queue_and_lock_passed_to_pool_tasks_and_running_processes():
+    q, lk = mp.Queue(), mp.Lock()
+    with mp.Pool(2) as pool:
+        results = [pool.apply_async(_use_queue_and_lock, (q, lk, i)) for i in range(6)]
+        [r.get(10) for r in results]
+    assert sorted(q.get(timeout=5) for _ in range(6)) == [0, 2, 4, 6, 8, 10]
+    inbox = mp.Queue()
+    p = mp.Process(target=_relay, args=(inbox,))
+    p.start()
+    target = mp.Queue()
+    inbox.put(target)
+    assert target.get(timeout=10) == "through a queue received at run time"
+    p.join()
+    assert pickle.loads(pickle.dumps(q)) is q      # same process: the same object
+
+
+# -- processes -------------------------------------------------------------------------------
+
+def _fail():
+    raise RuntimeError("child failed")
+
+
+def _sleep(t):
+    time.sleep(t)
+
+
+def test_process_exit_codes_and_lifecycle():
+    p = mp.Process(target=_fail)
+    p.start()
+    p.join(10)
+    assert p.exitcode == 1
+    p = mp.Process(target=_sleep, args=(30,), name="sleeper", daemon=True)
+    p.start()
+    assert p.is_alive() and p.name == "sleeper" and p.daemon and p.pid > 0
+    assert p in mp.active_children()
+    p.join(0.05)
+    assert p.exitcode is None
+    p.terminate()
+    p.join(5)
+    assert p.exitcode == -signal.SIGTERM
+    p.close()
+    p = mp.Process(target=_sleep, args=(30,))
+    p.start()
+    p.kill()
+    p.join(5)
+    assert p.exitcode == -signal.SIGKILL
+
+
+def test_start_methods_and_contexts():
+    assert mp.get_start_method() == "fork"
+    assert set(mp.get_all_start_methods()) >= {"fork", "spawn", "forkserver"}
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_use_queue_and_lock, args=(q, ctx.Lock(), 21))
+    p.start()
+    assert q.get(timeout=30) == 42     # the child attached to q by name
+    p.join(30)
+    assert p.exitcode == 0
+    with pytest.raises(ValueError):
+        mp.get_context("nope")
+
+
+# -- pool -------------------------------------------------------------------------------------
+
+def _square(x):
+    return x * x
+
+
+def _boom(x):
+    raise KeyError(x)
+
+
+def _exit_base(x):
+    raise SystemExit(x)
+
+
+def _count_up():
+    i = 0
+    while True:
+        yield i
+        i += 1
+
+
+def test_pool_api():
+    with mp.Pool(2) as pool:
+        assert pool.map(_square, range(50)) == [x * x for x in range(50)]
+        assert pool.map(_square, [], 3) == []
+        assert pool.starmap(pow, [(2, 3), (3, 2)]) == [8, 9]
+        r = pool.map_async(_square, range(10), chunksize=3)
+        assert r.get(10) == [x * x for x in range(10)] and r.ready() and r.successful()
+        assert sorted(pool.imap_unordered(_square, range(20), 4)) == sorted(
+            x * x for x in range(20))
+        # imap is lazy: an endless input is not read up front
+        it = pool.imap(_square, _count_up())
+        assert [next(it) for _ in range(5)] == [0, 1, 4, 9, 16]
+        r = pool.apply_async(_boom, (3,))
+        with pytest.raises(KeyError) as ei:
+            r.get(10)
+        assert "Traceback" in str(ei.value.__cause__)      # the worker's traceback text
+        assert not r.successful()
+        with pytest.raises(SystemExit):                   # fails its task, not the pool
+            pool.apply(_exit_base, (5,))
+        assert pool.apply(_square, (7,)) == 49
+        slow = pool.apply_async(_sleep, (2,))
+        with pytest.raises(mp.TimeoutError):
+            slow.get(0.01)
+        with pytest.raises(ValueError):
+            slow.successful()
+        errors = []
+        pool.map_async(_boom, [1], error_callback=errors.append).wait(10)
+        assert isinstance(errors[0], KeyError)
+    with pytest.raises(ValueError):
+        pool.apply(_square, (1,))
+    with pytest.raises(ValueError):
+        mp.Pool(0)
+
+
+def test_pool_close_join_and_maxtasksperchild():
+    pool = mp.Pool(2, maxtasksperchild=2)
+    pids = pool.map(_pid, range(8), 1)
+    assert len(pids) == 8 and len(set(pids)) >= 3     # workers were replaced after 2 tasks
+    pool.close()
+    pool.join()
+    with pytest.raises(ValueError):
+        mp.Pool(1).join()
+
+
+def _pid(_):
+    return os.getpid()
+
+
+def test_lambda_with_and_without_cloudpickle():
+    code = r'''
+import sys
+if sys.argv[1] == "without":
+    sys.modules["cloudpickle"] = None
+import pyconc.multiprocessing as mp
+with mp.Pool(1) as pool:
+    try:
+        print(pool.apply(lambda x: x + 1, (1,)))
+    except Exception as e:
+        print(type(e).__name__, "cloudpickle" in str(e))
+'''
+    import subprocess
+    for variant in ("with", "without"):
+        try:
+            import cloudpickle  # noqa: F401
+        except ImportError:
+            if variant == "with":
+                continue
+        r = subprocess.run([sys.executable, "-c", code, variant], capture_output=True,
+                           text=True, timeout=30)
+        assert r.stdout.strip() == ("2" if variant == "with" else "PicklingError True"), r.stderr
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+def _die(code):
+    os._exit(code)
+
+
+def _segfault():
+    import ctypes
+    ctypes.string_at(0)
+
+
+def test_dead_workers_fail_only_their_task():
+    with mp.Pool(2) as pool:
+        victim = pool.apply_async(_sleep, (30,))
+        others = [pool.apply_async(_square, (i,)) for i in range(20)]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:      # find the worker that holds the sleep
+            busy = [w for w in pool._pool if w is not None and w.exitcode is None]
+            time.sleep(0.05)
+            if len([o for o in others if o.ready()]) == 20:
+                break
+        for w in busy:
+            os.kill(w.pid, signal.SIGKILL)
+        with pytest.raises(mp.WorkerDiedError, match="killed by SIGKILL"):
+            victim.get(10)
+        assert [o.get(10) for o in others] == [i * i for i in range(20)]
+        with pytest.raises(mp.WorkerDiedError, match="exited with code 7"):
+            pool.apply(_die, (7,))
+        with pytest.raises(mp.WorkerDiedError, match="SIGSEGV"):
+            pool.apply(_segfault)
+        assert pool.map(_square, range(10)) == [x * x for x in range(10)]   # replaced
+
+
+def _hold_lock_forever(lk, started):
+    lk.acquire()
+    started.put(1)
+    time.sleep(60)
+
+
+def test_lock_holder_killed_does_not_wedge_others():
+    lk, started = mp.Lock(), mp.Queue()
+    p = mp.Process(target=_hold_lock_forever, args=(lk, started))
+    p.start()
+    started.get(timeout=10)
+    assert not lk.acquire(timeout=0.1)
+    p.kill()                    # a zombie until joined: still counts as dead
+    t = time.monotonic()
+    assert lk.acquire(timeout=5)
+    assert time.monotonic() - t < 2
+    p.join()
+
+
+def _put_big_forever(q):
+    big = b"x" * (8 << 20)
+    while True:
+        q.put(big)
+
+
+def test_producer_killed_inside_put_leaves_queue_consistent():
+    q = mp.Queue()
+    for attempt in range(5):
+        p = mp.Process(target=_put_big_forever, args=(q,))
+        p.start()
+        time.sleep(0.15 + 0.03 * attempt)
+        p.kill()                          # most likely inside a put (an 8 MB copy)
+        p.join()
+        n = q.qsize()
+        for _ in range(n):
+            item = q.get(timeout=10)
+            assert item == b"x" * (8 << 20)     # only whole messages
+        with pytest.raises(queue.Empty):
+            q.get(timeout=0.05)
+        q.put("still works")
+        assert q.get(timeout=5) == "still works"
+
+
+def _put_then_exit(q, n):
+    q.put(b"y" * n)
+
+
+@pytest.mark.parametrize("size", [10 << 20, 64 << 20])
+def test_big_message_producer_joined_before_read(size):
+    q = mp.Queue()
+    p = mp.Process(target=_put_then_exit, args=(q, size))
+    p.start()
+    p.join(20)                            # the stdlib deadlocks here (feeder thread)
+    assert p.exitcode == 0
+    assert q.get(timeout=10) == b"y" * size
+
+
+def test_ctrl_c_during_pool_map_and_queue_get():
+    code = r'''
+import os, signal, sys, threading, time
+import pyconc.multiprocessing as mp
+def slow(x):
+    time.sleep(30)
+if __name__ == "__main__":
+    what = sys.argv[1]
+    pool = mp.Pool(2)
+    pids = [w.pid for w in pool._pool]
+    q = mp.Queue()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    t = time.monotonic()
+    try:
+        if what == "map":
+            pool.map(slow, range(4))
+        else:
+            q.get()
+    except KeyboardInterrupt:
+        print("interrupted after", round(time.monotonic() - t - 0.5, 2))
+    pool.terminate()
+    pool.join()
+    alive = [p for p in pids if os.path.exists(f"/proc/{p}") and
+             open(f"/proc/{p}/stat").read().split(")")[1].split()[0] != "Z"]
+    print("orphans", alive, mp.active_children())
+'''
+    import subprocess
+    for what in ("map", "get"):
+        r = subprocess.run([sys.executable, "-c", code, what], capture_output=True, text=True,
+                           timeout=30)
+        lines = r.stdout.splitlines()
+        assert lines and lines[0].startswith("interrupted after"), r.stdout + r.stderr
+        assert float(lines[0].split()[-1]) < 1.0
+        assert lines[1] == "orphans [] []", r.stdout
+
+
+def test_no_leaked_shared_memory_or_zombies():
+    before = set(os.listdir("/dev/shm"))
+    with mp.Pool(2) as pool:
+        pool.map(_square, range(10))
+    q = mp.Queue()
+    q.put(1)
+    del q
+    assert set(os.listdir("/dev/shm")) - before == set()    # memfd segments never appear there
+    for p in mp.active_children():
+        p.join(5)
+    try:
+        import psutil
+    except ImportError:
+        return
+    zombies = [c for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
+    assert zombies == []
+
+
+# -- Event, Condition, Barrier across processes ------------------------------------------------
+
+def _set_later(ev):
+    time.sleep(0.2)
+    ev.set()
+
+
+def _cond_waiter(cond, q):
+    with cond:
+        q.put("waiting")
+        ok = cond.wait(10)
+    q.put(ok)
+
+
+def _barrier_party(b, q):
+    q.put(b.wait(10))
+
+
+def test_event_condition_barrier_across_processes():
+    ev = mp.Event()
+    assert not ev.is_set() and not ev.wait(0.01)
+    p = mp.Process(target=_set_later, args=(ev,))
+    p.start()
+    assert ev.wait(10) and ev.is_set()
+    p.join()
+    ev.clear()
+    assert not ev.is_set()
+
+    cond, q = mp.Condition(), mp.Queue()
+    ps = [mp.Process(target=_cond_waiter, args=(cond, q)) for _ in range(3)]
+    for p in ps:
+        p.start()
+    for _ in ps:
+        assert q.get(timeout=10) == "waiting"
+    time.sleep(0.1)
+    with cond:
+        cond.notify_all()
+    assert [q.get(timeout=10) for _ in ps] == [True] * 3
+    for p in ps:
+        p.join()
+
+    b, q = mp.Barrier(3), mp.Queue()
+    ps = [mp.Process(target=_barrier_party, args=(b, q)) for _ in range(2)]
+    for p in ps:
+        p.start()
+    mine = b.wait(10)
+    got = sorted([mine] + [q.get(timeout=10) for _ in ps])
+    assert got == [0, 1, 2]
+    for p in ps:
+        p.join()
