@@ -94,6 +94,7 @@ def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks):
         data = taskq.get_bytes(claim=claim)
         if len(data) == _HDR.size:                   # the stop sentinel
             _SLOT.pack_into(slot, 0, _IDLE, 0, _EXITING)
+            resultq.put_bytes(_HDR.pack(-1, k))      # tell the parent at once
             return
         job, i = _HDR.unpack_from(data)
         try:
@@ -298,6 +299,7 @@ class Pool:
         self._slots = _core.SharedBlock(_SLOT.size * processes)
         self._slot_view = memoryview(self._slots).cast('B')
         self._jobs = {}
+        self._exiting = []
         self._state = RUN
         self._sentinels_sent = 0
         self._pool = [None] * processes
@@ -322,6 +324,9 @@ class Pool:
 
     def _deliver(self, data):
         job, i = _HDR.unpack_from(data)
+        if job == -1:                                # worker i is exiting after a sentinel
+            self._exiting.append(i)
+            return
         try:
             obj = pickle.loads(data[_HDR.size:])
         except Exception as e:
@@ -344,6 +349,11 @@ class Pool:
             traceback.print_exc()
 
     def _check_workers(self):
+        exiting, self._exiting = self._exiting, []
+        for k in exiting:                  # stopped by a sentinel: reap it without polling
+            w = self._pool[k]
+            if w is not None:
+                w.join(5)
         for k, w in enumerate(self._pool):
             if w is None or w.exitcode is None:
                 continue
@@ -379,7 +389,7 @@ class Pool:
             if data is not None:
                 self._deliver(data)
             now = time.monotonic()
-            if data is None or now - last_check > 0.05:
+            if data is None or now - last_check > 0.05 or self._exiting:
                 last_check = now
                 with self._change:
                     if self._state == TERMINATE:
