@@ -142,6 +142,7 @@ static int
 recv_header(ConnObject *self, uint64_t *n)
 {
     unsigned char hdr[8];
+    pc_spin_until_readable(self->fd);
     int r = read_exact(self->fd, (char *)hdr, 4, 1);
     if (r <= 0) {
         return r;

@@ -112,9 +112,7 @@ q_lock(MPQueueObject *self)
             __atomic_store_n(&q->lock_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
             break;
         }
-        __atomic_fetch_add(&q->lock_waiters, 1, __ATOMIC_SEQ_CST);
-        int r = pc_shared_wait(&q->lock, expected, PC_FOREVER, LOCK_SLICE_NS);
-        __atomic_fetch_sub(&q->lock_waiters, 1, __ATOMIC_SEQ_CST);
+        int r = pc_shared_wait(&q->lock, expected, &q->lock_waiters, PC_FOREVER, LOCK_SLICE_NS);
         if (r < 0) {
             return -1;
         }
@@ -147,18 +145,14 @@ q_unlock(MPQueueObject *self)
     q_t *q = Q(self);
     __atomic_store_n(&q->lock_pid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&q->lock, 0, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&q->lock_waiters, __ATOMIC_SEQ_CST) > 0) {
-        pc_shared_wake(&q->lock, 1);
-    }
+    pc_shared_wake_sleepers(&q->lock, &q->lock_waiters, 1);
 }
 
 static void
 bump_and_wake(uint32_t *seq, uint32_t *sleepers, int n)
 {
     __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST) > 0) {
-        pc_shared_wake(seq, n);
-    }
+    pc_shared_wake_sleepers(seq, sleepers, n);
 }
 
 /* -- the ring ------------------------------------------------------------------------------- */
@@ -276,10 +270,9 @@ put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
             return 1;
         }
         uint32_t seen = __atomic_load_n(&q->space_seq, __ATOMIC_SEQ_CST);
-        __atomic_fetch_add(&q->putters, 1, __ATOMIC_SEQ_CST);
         q_unlock(self);
-        int r = rel == 0 ? 0 : pc_shared_wait(&q->space_seq, seen, deadline, PC_FOREVER);
-        __atomic_fetch_sub(&q->putters, 1, __ATOMIC_SEQ_CST);
+        int r = rel == 0 ? 0 : pc_shared_wait(&q->space_seq, seen, &q->putters, deadline,
+                                              PC_FOREVER);
         if (r < 0) {
             return -1;
         }
@@ -342,10 +335,8 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
             return NULL;
         }
         uint32_t seen = __atomic_load_n(&q->items_seq, __ATOMIC_SEQ_CST);
-        __atomic_fetch_add(&q->getters, 1, __ATOMIC_SEQ_CST);
         q_unlock(self);
-        int r = pc_shared_wait(&q->items_seq, seen, deadline, PC_FOREVER);
-        __atomic_fetch_sub(&q->getters, 1, __ATOMIC_SEQ_CST);
+        int r = pc_shared_wait(&q->items_seq, seen, &q->getters, deadline, PC_FOREVER);
         if (r < 0) {
             /* leaving with a signal's exception: a wake meant for us goes to the next getter */
             if (__atomic_load_n(&q->count, __ATOMIC_ACQUIRE) > 0) {
@@ -653,14 +644,11 @@ mpq_join(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
     q_t *q = Q(self);
     for (;;) {
         uint32_t seen = __atomic_load_n(&q->done_seq, __ATOMIC_SEQ_CST);
-        __atomic_fetch_add(&q->joiners, 1, __ATOMIC_SEQ_CST);
         int64_t unfinished = __atomic_load_n(&q->unfinished, __ATOMIC_SEQ_CST);
         if (unfinished <= 0) {
-            __atomic_fetch_sub(&q->joiners, 1, __ATOMIC_SEQ_CST);
             Py_RETURN_NONE;
         }
-        int r = pc_shared_wait(&q->done_seq, seen, PC_FOREVER, 100 * 1000 * 1000);
-        __atomic_fetch_sub(&q->joiners, 1, __ATOMIC_SEQ_CST);
+        int r = pc_shared_wait(&q->done_seq, seen, &q->joiners, PC_FOREVER, 100 * 1000 * 1000);
         if (r < 0) {
             return NULL;
         }

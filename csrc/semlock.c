@@ -212,9 +212,8 @@ semlock_take(SemLockObject *self, pc_time_t rel_ns)
             }
             continue;
         }
-        __atomic_fetch_add(&s->waiters, 1, __ATOMIC_SEQ_CST);
-        int r = pc_shared_wait(&s->word, seen, deadline, self->mutex ? SLICE_NS : PC_FOREVER);
-        __atomic_fetch_sub(&s->waiters, 1, __ATOMIC_SEQ_CST);
+        int r = pc_shared_wait(&s->word, seen, &s->waiters, deadline,
+                               self->mutex ? SLICE_NS : PC_FOREVER);
         if (r < 0) {
             return -1;
         }
@@ -233,9 +232,7 @@ semlock_take(SemLockObject *self, pc_time_t rel_ns)
 static void
 wake_one(psem_t *s)
 {
-    if (__atomic_load_n(&s->waiters, __ATOMIC_SEQ_CST) > 0) {
-        pc_shared_wake(&s->word, 1);
-    }
+    pc_shared_wake_sleepers(&s->word, &s->waiters, 1);
 }
 
 /* 0, or -1 with the stdlib's error. */

@@ -479,7 +479,8 @@ pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void 
 /* -- waits across processes ------------------------------------------------------------------ */
 
 int
-pc_shared_wait(uint32_t *word, uint32_t expected, pc_time_t deadline, pc_time_t slice_ns)
+pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *sleepers, pc_time_t deadline,
+               pc_time_t slice_ns)
 {
     if (spin_ns < 0) {
         init_spin();
@@ -499,31 +500,43 @@ pc_shared_wait(uint32_t *word, uint32_t expected, pc_time_t deadline, pc_time_t 
             ts.tv_nsec = (long)(until % 1000000000);
             tsp = &ts;
         }
-        int err = 0;
+        int err = 0, changed = 0;
         Py_BEGIN_ALLOW_THREADS
-        /* Spin first, as for thread waits: a process hand-off between two running processes
-         * usually completes within microseconds, a futex sleep costs a scheduler wake-up. */
-        if (spin_ns > 0 && __atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
-            pc_time_t stop = now + spin_ns;
-            unsigned n = 0;
-            while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
-                cpu_relax();
-                if ((++n & 63) == 0 && pc_monotonic_ns() >= stop) {
-                    break;
+        /* Spin first, as for thread waits: a hand-off between two running processes usually
+         * completes within microseconds, a futex sleep costs a scheduler wake-up. */
+        if (spin_ns > 0) {
+            if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
+                pc_time_t stop = now + spin_ns;
+                unsigned n = 0;
+                while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
+                    cpu_relax();
+                    if ((++n & 63) == 0 && pc_monotonic_ns() >= stop) {
+                        break;
+                    }
                 }
             }
-        }
-        if (spin_ns > 0) {
             __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
         }
-        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
+        if (sleepers != NULL) {
+            __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
+        }
+        if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == expected) {
             long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL,
                              FUTEX_BITSET_MATCH_ANY);
             if (r != 0 && errno != EAGAIN) {
                 err = errno;
             }
         }
+        else {
+            changed = 1;
+        }
+        if (sleepers != NULL) {
+            __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
+        }
         Py_END_ALLOW_THREADS
+        if (changed) {
+            return 1;
+        }
         if (err == EINTR) {
             if (PyErr_CheckSignals() < 0) {
                 return -1;
@@ -549,6 +562,30 @@ void
 pc_shared_wake(uint32_t *word, int n)
 {
     syscall(SYS_futex, word, FUTEX_WAKE, n < 0 ? INT_MAX : n, NULL, NULL, 0);
+}
+
+void
+pc_spin_until_readable(int fd)
+{
+    if (spin_ns < 0) {
+        init_spin();
+    }
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (poll(&pfd, 1, 0) != 0 || spin_ns <= 0) {
+        return;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
+        pc_time_t stop = pc_monotonic_ns() + spin_ns;
+        do {
+            pfd.revents = 0;
+            if (poll(&pfd, 1, 0) != 0) {
+                break;
+            }
+        } while (pc_monotonic_ns() < stop);
+    }
+    __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
+    Py_END_ALLOW_THREADS
 }
 
 int

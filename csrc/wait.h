@@ -218,15 +218,36 @@ pc_wait_release_one(pc_waitlist *wl, int *pending)
  * pc_shared_wait() returns when *word != expected (possibly spuriously, so callers re-check
  * their condition), when the deadline passes, or after slice_ns (PC_FOREVER: no slice), which
  * lets a caller check whether the process it waits for is still alive. Returns 1 to re-check,
- * 0 if the deadline passed, -1 with an exception set (a signal handler raised). */
-int pc_shared_wait(uint32_t *word, uint32_t expected, pc_time_t deadline, pc_time_t slice_ns);
+ * 0 if the deadline passed, -1 with an exception set (a signal handler raised).
+ *
+ * sleepers (shared, next to the word) counts the processes that may be asleep in the kernel on
+ * word: a waiter raises it only after its spin, then looks at the word once more before it
+ * sleeps; a waker changes the word first, then calls pc_shared_wake_sleepers(), which makes the
+ * wake syscall only when someone may sleep (both sides seq_cst: no lost wake-up). So a hand-off
+ * to a spinning waiter costs no system call on either side. */
+int pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *sleepers, pc_time_t deadline,
+                   pc_time_t slice_ns);
 
 /* Wakes up to n processes waiting on word (n < 0: all). Needs no GIL. */
 void pc_shared_wake(uint32_t *word, int n);
 
+/* pc_shared_wake if *sleepers != 0. */
+static inline void
+pc_shared_wake_sleepers(uint32_t *word, uint32_t *sleepers, int n)
+{
+    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST) != 0) {
+        pc_shared_wake(word, n);
+    }
+}
+
 /* Waits until fd is readable (or has hung up), the GIL released, interruptible like every wait.
  * rel_ns: -1 forever, 0 poll. Returns 1 ready, 0 timed out, -1 with an exception set. */
 int pc_wait_fd(int fd, pc_time_t rel_ns);
+
+/* Spins briefly (GIL released, bounded like every spin) until fd is readable: a reply from a
+ * running process usually arrives within microseconds, and a blocking read that sleeps first
+ * pays a scheduler wake-up. Returns at once if fd is readable or nobody may spin. */
+void pc_spin_until_readable(int fd);
 
 /* Waits until any of fds[0..n) is readable; returns its index, -2 on timeout, -1 on error. */
 int pc_wait_fds(const int *fds, int n, pc_time_t rel_ns);

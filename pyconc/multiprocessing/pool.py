@@ -165,6 +165,7 @@ class MapResult(ApplyResult):
         super().__init__(pool, callback, error_callback)
         self._success = True
         self._value = [None] * length
+        self._got = set()
         self._chunksize = chunksize
         if chunksize <= 0:
             self._number_left = 0
@@ -174,6 +175,9 @@ class MapResult(ApplyResult):
             self._number_left = length // chunksize + bool(length % chunksize)
 
     def _set(self, i, success_result):
+        if i in self._got:
+            return
+        self._got.add(i)
         self._number_left -= 1
         success, result = success_result
         if success and self._success:
@@ -203,6 +207,7 @@ class IMapIterator:
         self._index = 0
         self._length = None
         self._unsorted = {}
+        self._got = set()
         self._ordered = ordered
         pool._jobs[self._job] = self
 
@@ -234,6 +239,9 @@ class IMapIterator:
 
     def _set(self, i, obj):
         with self._cond:
+            if i in self._got:
+                return
+            self._got.add(i)
             if not self._ordered:
                 self._items.append(obj)
                 self._index += 1
@@ -336,13 +344,7 @@ class Pool:
     def _complete(self, job, i, obj):
         j = self._jobs.get(job)
         if j is None:
-            return
-        done = getattr(j, "_done_indexes", None)
-        if done is None:
-            done = j._done_indexes = set()
-        if i in done:
-            return
-        done.add(i)
+            return          # finished already (a result, then its worker's death)
         try:
             j._set(i, obj)
         except Exception:
@@ -431,16 +433,15 @@ class Pool:
             chunksize = 0
         result = MapResult(self, chunksize, len(iterable), callback, error_callback)
         if chunksize:
-            it = iter(iterable)
-            frames = []
-            for i in itertools.count():
-                chunk = tuple(itertools.islice(it, chunksize))
-                if not chunk:
-                    break
-                frames.append(_HDR.pack(result._job, i) +
-                              _dumps_task((mapper, ((func, chunk),), {})))
-            for f in frames:
-                self._taskq.put_bytes(f)
+            put, job = self._taskq.put_bytes, result._job
+            if isinstance(iterable, range):
+                # a slice of a range is a range: three numbers to pickle, not a tuple of items
+                chunks = (iterable[k:k + chunksize] for k in range(0, len(iterable), chunksize))
+            else:
+                it = iter(iterable)
+                chunks = iter(lambda: tuple(itertools.islice(it, chunksize)), ())
+            for i, chunk in enumerate(chunks):
+                put(_HDR.pack(job, i) + _dumps_task((mapper, ((func, chunk),), {})))
         return result
 
     def map(self, func, iterable, chunksize=None):
