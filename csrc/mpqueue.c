@@ -47,10 +47,10 @@ typedef struct {
     pc_shm_header h;
     uint32_t lock;            /* 0 free, else the owner's thread id */
     int32_t lock_pid;
-    uint32_t lock_waiters;
-    uint32_t items_seq, getters;
-    uint32_t space_seq, putters;
-    uint32_t done_seq, joiners;
+    uint32_t lock_waiters[2];  /* sleepers, spinners (see pc_shared_wait) */
+    uint32_t items_seq, getters[2];
+    uint32_t space_seq, putters[2];
+    uint32_t done_seq, joiners[2];
     int64_t maxsize;          /* <= 0: unbounded */
     uint64_t head, used, cap; /* ring: oldest frame's offset, bytes in use, capacity */
     int64_t count;            /* frames in the ring */
@@ -105,6 +105,7 @@ q_lock(MPQueueObject *self)
     q_t *q = Q(self);
     uint32_t me = pc_gettid();
     int unknown = 0;
+    unsigned tries = 0;
     for (;;) {
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(&q->lock, &expected, me, 0, __ATOMIC_ACQUIRE,
@@ -112,7 +113,16 @@ q_lock(MPQueueObject *self)
             __atomic_store_n(&q->lock_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
             break;
         }
-        int r = pc_shared_wait(&q->lock, expected, &q->lock_waiters, PC_FOREVER, LOCK_SLICE_NS);
+        /* The lock is held for a copy, not for a wait: retry for a few hundred nanoseconds
+         * before pc_shared_wait, which would give up the GIL (and often lose it for longer
+         * to another thread of this process). */
+        if (++tries < 256) {
+            for (int i = 0; i < 8; i++) {
+                pc_cpu_relax();
+            }
+            continue;
+        }
+        int r = pc_shared_wait(&q->lock, expected, q->lock_waiters, PC_FOREVER, LOCK_SLICE_NS);
         if (r < 0) {
             return -1;
         }
@@ -145,14 +155,19 @@ q_unlock(MPQueueObject *self)
     q_t *q = Q(self);
     __atomic_store_n(&q->lock_pid, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&q->lock, 0, __ATOMIC_SEQ_CST);
-    pc_shared_wake_sleepers(&q->lock, &q->lock_waiters, 1);
+    pc_shared_wake_one(&q->lock, q->lock_waiters);
 }
 
 static void
-bump_and_wake(uint32_t *seq, uint32_t *sleepers, int n)
+bump_and_wake(uint32_t *seq, uint32_t *counts, int all)
 {
     __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
-    pc_shared_wake_sleepers(seq, sleepers, n);
+    if (all) {
+        pc_shared_wake_all(seq, counts);
+    }
+    else {
+        pc_shared_wake_one(seq, counts);
+    }
 }
 
 /* -- the ring ------------------------------------------------------------------------------- */
@@ -266,12 +281,12 @@ put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
             ring_write(self, tail + 8, data, n);
             commit(q, q->head, q->used + n + 8, q->cap, q->count + 1, q->unfinished + 1);
             q_unlock(self);
-            bump_and_wake(&q->items_seq, &q->getters, 1);
+            bump_and_wake(&q->items_seq, q->getters, 0);
             return 1;
         }
         uint32_t seen = __atomic_load_n(&q->space_seq, __ATOMIC_SEQ_CST);
         q_unlock(self);
-        int r = rel == 0 ? 0 : pc_shared_wait(&q->space_seq, seen, &q->putters, deadline,
+        int r = rel == 0 ? 0 : pc_shared_wait(&q->space_seq, seen, q->putters, deadline,
                                               PC_FOREVER);
         if (r < 0) {
             return -1;
@@ -325,7 +340,7 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
             commit(q, head, used, q->cap, q->count - 1, q->unfinished);
             q_unlock(self);
             if (q->maxsize > 0) {
-                bump_and_wake(&q->space_seq, &q->putters, 1);
+                bump_and_wake(&q->space_seq, q->putters, 0);
             }
             return b;
         }
@@ -336,11 +351,11 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
         }
         uint32_t seen = __atomic_load_n(&q->items_seq, __ATOMIC_SEQ_CST);
         q_unlock(self);
-        int r = pc_shared_wait(&q->items_seq, seen, &q->getters, deadline, PC_FOREVER);
+        int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, PC_FOREVER);
         if (r < 0) {
             /* leaving with a signal's exception: a wake meant for us goes to the next getter */
             if (__atomic_load_n(&q->count, __ATOMIC_ACQUIRE) > 0) {
-                bump_and_wake(&q->items_seq, &q->getters, 1);
+                bump_and_wake(&q->items_seq, q->getters, 0);
             }
             return NULL;
         }
@@ -630,7 +645,7 @@ mpq_task_done(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
     int done = q->unfinished == 0;
     q_unlock(self);
     if (done) {
-        bump_and_wake(&q->done_seq, &q->joiners, -1);
+        bump_and_wake(&q->done_seq, q->joiners, 1);
     }
     Py_RETURN_NONE;
 }
@@ -648,7 +663,7 @@ mpq_join(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
         if (unfinished <= 0) {
             Py_RETURN_NONE;
         }
-        int r = pc_shared_wait(&q->done_seq, seen, &q->joiners, PC_FOREVER, 100 * 1000 * 1000);
+        int r = pc_shared_wait(&q->done_seq, seen, q->joiners, PC_FOREVER, 100 * 1000 * 1000);
         if (r < 0) {
             return NULL;
         }

@@ -27,7 +27,7 @@
 typedef struct {
     pc_shm_header h;
     uint32_t word;
-    uint32_t waiters;
+    uint32_t waiters[2];     /* sleepers, spinners (see pc_shared_wait) */
     int32_t kind;
     int32_t maxvalue;
     int32_t owner_pid;       /* mutex mode: the owner's process, 0 if none or not yet known */
@@ -212,7 +212,7 @@ semlock_take(SemLockObject *self, pc_time_t rel_ns)
             }
             continue;
         }
-        int r = pc_shared_wait(&s->word, seen, &s->waiters, deadline,
+        int r = pc_shared_wait(&s->word, seen, s->waiters, deadline,
                                self->mutex ? SLICE_NS : PC_FOREVER);
         if (r < 0) {
             return -1;
@@ -232,7 +232,7 @@ semlock_take(SemLockObject *self, pc_time_t rel_ns)
 static void
 wake_one(psem_t *s)
 {
-    pc_shared_wake_sleepers(&s->word, &s->waiters, 1);
+    pc_shared_wake_one(&s->word, s->waiters);
 }
 
 /* 0, or -1 with the stdlib's error. */
@@ -420,7 +420,7 @@ semlock_attach_meth(PyObject *cls, PyObject *name)
 static PyObject *
 semlock_waiters(SemLockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromUnsignedLong(__atomic_load_n(&self->s->waiters, __ATOMIC_ACQUIRE));
+    return PyLong_FromUnsignedLong(__atomic_load_n(&self->s->waiters[0], __ATOMIC_ACQUIRE));
 }
 
 static PyMethodDef semlock_methods[] = {

@@ -320,15 +320,7 @@ pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
 
 /* -- parking an OS thread ------------------------------------------------------------------ */
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
+#define cpu_relax pc_cpu_relax
 
 /* How long a parked thread spins before it sleeps (PYCONC_SPIN_NS, default 30 us), and how many
  * threads may spin at once: one less than the CPUs, so that the thread holding the GIL (the one
@@ -479,7 +471,7 @@ pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void 
 /* -- waits across processes ------------------------------------------------------------------ */
 
 int
-pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *sleepers, pc_time_t deadline,
+pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t deadline,
                pc_time_t slice_ns)
 {
     if (spin_ns < 0) {
@@ -504,8 +496,13 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *sleepers, pc_time_t 
         Py_BEGIN_ALLOW_THREADS
         /* Spin first, as for thread waits: a hand-off between two running processes usually
          * completes within microseconds, a futex sleep costs a scheduler wake-up. */
+        int spun = 0;
         if (spin_ns > 0) {
             if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
+                spun = 1;
+                if (counts != NULL) {
+                    __atomic_fetch_add(&counts[1], 1, __ATOMIC_SEQ_CST);
+                }
                 pc_time_t stop = now + spin_ns;
                 unsigned n = 0;
                 while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
@@ -517,8 +514,11 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *sleepers, pc_time_t 
             }
             __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
         }
-        if (sleepers != NULL) {
-            __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
+        if (counts != NULL) {
+            __atomic_fetch_add(&counts[0], 1, __ATOMIC_SEQ_CST);
+            if (spun) {
+                __atomic_fetch_sub(&counts[1], 1, __ATOMIC_SEQ_CST);
+            }
         }
         if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == expected) {
             long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL,
@@ -530,8 +530,8 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *sleepers, pc_time_t 
         else {
             changed = 1;
         }
-        if (sleepers != NULL) {
-            __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
+        if (counts != NULL) {
+            __atomic_fetch_sub(&counts[0], 1, __ATOMIC_SEQ_CST);
         }
         Py_END_ALLOW_THREADS
         if (changed) {

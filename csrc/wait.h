@@ -208,6 +208,17 @@ pc_wait_release_one(pc_waitlist *wl, int *pending)
     }
 }
 
+/* One step of a busy-wait loop: tells the CPU we are spinning. */
+static inline void
+pc_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* -- waits across processes ----------------------------------------------------------------
  *
  * Process-shared primitives (semlock.c, mpqueue.c) keep a 32-bit futex word in shared memory and
@@ -220,23 +231,33 @@ pc_wait_release_one(pc_waitlist *wl, int *pending)
  * lets a caller check whether the process it waits for is still alive. Returns 1 to re-check,
  * 0 if the deadline passed, -1 with an exception set (a signal handler raised).
  *
- * sleepers (shared, next to the word) counts the processes that may be asleep in the kernel on
- * word: a waiter raises it only after its spin, then looks at the word once more before it
- * sleeps; a waker changes the word first, then calls pc_shared_wake_sleepers(), which makes the
- * wake syscall only when someone may sleep (both sides seq_cst: no lost wake-up). So a hand-off
- * to a spinning waiter costs no system call on either side. */
-int pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *sleepers, pc_time_t deadline,
+ * counts (shared, next to the word; may be NULL) are two counters: counts[0] the processes
+ * that may be asleep in the kernel on word, counts[1] those spinning on it. A waiter counts
+ * itself as a spinner while it spins, then as a sleeper, and looks at the word once more before
+ * it sleeps. A waker changes the word first, then calls pc_shared_wake_one() (one waiter is
+ * enough: an item, a lock) or pc_shared_wake_all(). Waking one makes no system call while a
+ * spinner will see the change anyway, nor when nobody sleeps; every access is seq_cst, so no
+ * wake-up is lost: a spinner that stops counts itself a sleeper before it re-reads the word. */
+int pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t deadline,
                    pc_time_t slice_ns);
 
 /* Wakes up to n processes waiting on word (n < 0: all). Needs no GIL. */
 void pc_shared_wake(uint32_t *word, int n);
 
-/* pc_shared_wake if *sleepers != 0. */
 static inline void
-pc_shared_wake_sleepers(uint32_t *word, uint32_t *sleepers, int n)
+pc_shared_wake_one(uint32_t *word, uint32_t *counts)
 {
-    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST) != 0) {
-        pc_shared_wake(word, n);
+    if (__atomic_load_n(&counts[1], __ATOMIC_SEQ_CST) == 0 &&
+            __atomic_load_n(&counts[0], __ATOMIC_SEQ_CST) != 0) {
+        pc_shared_wake(word, 1);
+    }
+}
+
+static inline void
+pc_shared_wake_all(uint32_t *word, uint32_t *counts)
+{
+    if (__atomic_load_n(&counts[0], __ATOMIC_SEQ_CST) != 0) {
+        pc_shared_wake(word, -1);
     }
 }
 
