@@ -406,10 +406,11 @@ done:
 }
 
 static PyObject *
-conn_poll(ConnObject *self, PyObject *args)
+conn_poll(ConnObject *self, PyObject *args, PyObject *kwds)
 {
+    static char *kwlist[] = {"timeout", NULL};
     PyObject *timeout = NULL;
-    if (!PyArg_ParseTuple(args, "|O:poll", &timeout)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:poll", kwlist, &timeout)) {
         return NULL;
     }
     if (conn_check(self, 1, 0) < 0) {
@@ -499,7 +500,8 @@ static PyMethodDef conn_methods[] = {
      "recv_bytes(maxlength=None)"},
     {"_recv_bytes_into", (PyCFunction)(void (*)(void))conn_recv_bytes_into,
      METH_VARARGS | METH_KEYWORDS, NULL},
-    {"poll", (PyCFunction)conn_poll, METH_VARARGS, "poll(timeout=0.0)"},
+    {"poll", (PyCFunction)(void (*)(void))conn_poll, METH_VARARGS | METH_KEYWORDS,
+     "poll(timeout=0.0)"},
     {"close", (PyCFunction)conn_close, METH_NOARGS, NULL},
     {"fileno", (PyCFunction)conn_fileno, METH_NOARGS, NULL},
     {"_detach", (PyCFunction)conn_detach, METH_NOARGS, NULL},

@@ -496,13 +496,8 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
         Py_BEGIN_ALLOW_THREADS
         /* Spin first, as for thread waits: a hand-off between two running processes usually
          * completes within microseconds, a futex sleep costs a scheduler wake-up. */
-        int spun = 0;
         if (spin_ns > 0) {
             if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
-                spun = 1;
-                if (counts != NULL) {
-                    __atomic_fetch_add(&counts[1], 1, __ATOMIC_SEQ_CST);
-                }
                 pc_time_t stop = now + spin_ns;
                 unsigned n = 0;
                 while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
@@ -516,9 +511,6 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
         }
         if (counts != NULL) {
             __atomic_fetch_add(&counts[0], 1, __ATOMIC_SEQ_CST);
-            if (spun) {
-                __atomic_fetch_sub(&counts[1], 1, __ATOMIC_SEQ_CST);
-            }
         }
         if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == expected) {
             long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL,

@@ -231,13 +231,13 @@ pc_cpu_relax(void)
  * lets a caller check whether the process it waits for is still alive. Returns 1 to re-check,
  * 0 if the deadline passed, -1 with an exception set (a signal handler raised).
  *
- * counts (shared, next to the word; may be NULL) are two counters: counts[0] the processes
- * that may be asleep in the kernel on word, counts[1] those spinning on it. A waiter counts
- * itself as a spinner while it spins, then as a sleeper, and looks at the word once more before
- * it sleeps. A waker changes the word first, then calls pc_shared_wake_one() (one waiter is
- * enough: an item, a lock) or pc_shared_wake_all(). Waking one makes no system call while a
- * spinner will see the change anyway, nor when nobody sleeps; every access is seq_cst, so no
- * wake-up is lost: a spinner that stops counts itself a sleeper before it re-reads the word. */
+ * counts (shared, next to the word; may be NULL): counts[0] is the number of processes that
+ * may be asleep in the kernel on word. A waiter counts itself only after its spin, and looks at
+ * the word once more before it sleeps; a waker changes the word first, then wakes only if the
+ * count is not zero (every access seq_cst: no wake-up is lost). So a hand-off to a spinning
+ * waiter costs no system call on either side. (counts[1] is reserved. Skipping the wake when a
+ * spinner will see the change anyway is wrong: that spinner may consume an earlier change and
+ * leave, and the sleepers would never hear of the later one.) */
 int pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t deadline,
                    pc_time_t slice_ns);
 
@@ -247,8 +247,7 @@ void pc_shared_wake(uint32_t *word, int n);
 static inline void
 pc_shared_wake_one(uint32_t *word, uint32_t *counts)
 {
-    if (__atomic_load_n(&counts[1], __ATOMIC_SEQ_CST) == 0 &&
-            __atomic_load_n(&counts[0], __ATOMIC_SEQ_CST) != 0) {
+    if (__atomic_load_n(&counts[0], __ATOMIC_SEQ_CST) != 0) {
         pc_shared_wake(word, 1);
     }
 }

@@ -559,3 +559,43 @@ def test_event_condition_barrier_across_processes():
     assert got == [0, 1, 2]
     for p in ps:
         p.join()
+
+
+def _barrier_passes(b, n):
+    for _ in range(n):
+        b.wait()
+        b.wait()
+
+
+def test_barrier_many_passes_five_processes():
+    """Regression: a release's wake-up must not be skipped because some spinner was about to see
+    an earlier change (it hung CPython's _TestBarrier.test_barrier_10)."""
+    for _ in range(3):
+        b = mp.Barrier(5, timeout=20)
+        ps = [mp.Process(target=_barrier_passes, args=(b, 10)) for _ in range(4)]
+        for p in ps:
+            p.start()
+        _barrier_passes(b, 10)
+        for p in ps:
+            p.join(20)
+            assert p.exitcode == 0
+
+
+def _sem_pingpong(sem_a, sem_b, n):
+    for _ in range(n):
+        sem_a.acquire()
+        sem_b.release()
+
+
+def test_semaphores_hand_off_between_processes():
+    a, b = mp.Semaphore(0), mp.Semaphore(0)
+    ps = [mp.Process(target=_sem_pingpong, args=(a, b, 2000)) for _ in range(3)]
+    for p in ps:
+        p.start()
+    for _ in range(6000):
+        a.release()
+    for _ in range(6000):
+        assert b.acquire(timeout=20)
+    for p in ps:
+        p.join(20)
+        assert p.exitcode == 0

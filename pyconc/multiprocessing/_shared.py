@@ -345,7 +345,7 @@ class Event:
 
     def __repr__(self):
         set_ = 'set' if self.is_set() else 'unset'
-        return f"<{type(self).__module__}.{type(self).__qualname__} at {id(self):#x} {set_}>"
+        return f"<{type(self).__qualname__} at {id(self):#x} {set_}>"
 
 
 class Barrier(_std_threading.Barrier):

@@ -20,7 +20,9 @@ import pickle
 import signal
 import struct
 import threading as _std_threading
+import time
 import traceback
+import warnings
 
 from multiprocessing import ProcessError, TimeoutError
 from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
@@ -32,7 +34,7 @@ from ._shared import Queue as _Queue
 __all__ = ['Pool', 'ThreadPool', 'AsyncResult', 'ApplyResult', 'MapResult', 'IMapIterator',
            'WorkerDiedError']
 
-RUN, CLOSE, TERMINATE = 0, 1, 2
+RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"     # the stdlib's values
 _HDR = struct.Struct("qq")          # (job, index) at the start of every task and result frame
 _SLOT = struct.Struct("qqq")        # per worker: job, index (claimed task), state
 _IDLE, _EXITING = -1, -2
@@ -215,21 +217,17 @@ class IMapIterator:
         return self
 
     def next(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            try:
-                item = self._items.popleft()
-            except IndexError:
+            while not self._items:
                 if self._index == self._length:
                     self._pool = None
                     raise StopIteration from None
-                self._cond.wait(timeout)
-                try:
-                    item = self._items.popleft()
-                except IndexError:
-                    if self._index == self._length:
-                        self._pool = None
-                        raise StopIteration from None
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     raise TimeoutError from None
+                self._cond.wait(left)
+            item = self._items.popleft()
         success, value = item
         if success:
             return value
@@ -335,6 +333,8 @@ class Pool:
         if job == -1:                                # worker i is exiting after a sentinel
             self._exiting.append(i)
             return
+        if job == -2:                                # terminate() wakes us up
+            return
         try:
             obj = pickle.loads(data[_HDR.size:])
         except Exception as e:
@@ -381,7 +381,6 @@ class Pool:
                 self._start_worker(k)
 
     def _handle_results(self):
-        import time
         last_check = time.monotonic()
         while True:
             try:
@@ -512,6 +511,9 @@ class Pool:
             if self._state == TERMINATE:
                 return
             self._state = TERMINATE
+        self._resultq.put_bytes(_HDR.pack(-2, 0))
+        if self._handler is not _std_threading.current_thread():
+            self._handler.join()
         for w in self._pool:
             if w is not None and w.exitcode is None:
                 w.terminate()
@@ -546,12 +548,17 @@ class Pool:
         self.terminate()
 
     def __repr__(self):
-        state = {RUN: 'RUN', CLOSE: 'CLOSE', TERMINATE: 'TERMINATE'}[self._state]
+        state = self._state
         return f"<{type(self).__module__}.{type(self).__qualname__} state={state} " \
                f"pool_size={len(self._pool)}>"
 
     def __reduce__(self):
         raise NotImplementedError('pool objects cannot be passed between processes or pickled')
+
+    def __del__(self, _warn=warnings.warn, RUN=RUN):
+        if getattr(self, "_state", None) == RUN:
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning,
+                  source=self)
 
 
 def ThreadPool(processes=None, initializer=None, initargs=()):

@@ -19,7 +19,7 @@ pytest.importorskip("psutil", reason="greenlet's suite needs psutil (test extra)
 
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(os.environ.get("PYCONC_UNDER_ASAN") == "1",
-                    reason="about 3 minutes normally and several times that under ASan; the "
+                    reason="about 1 minute normally and several times that under ASan; the "
                            "regular CI pass runs it")
 def test_greenlet_own_suite():
     r = subprocess.run([sys.executable, os.path.join(HERE, "greenlet_suite.py")],
