@@ -1,7 +1,7 @@
 """pyconc -- the Python concurrency toolbox in C.
 
-Drop-in faces: ``pyconc.threading`` and ``pyconc.queue`` (now); ``pyconc.multiprocessing``,
-``pyconc.greenlet`` and ``pyconc.gevent`` follow. Every blocking primitive waits through one C
+Drop-in faces: ``pyconc.threading``, ``pyconc.queue``, ``pyconc.greenlet`` and
+``pyconc.multiprocessing`` (imported on demand); ``pyconc.gevent`` follows. Every blocking primitive waits through one C
 mechanism that works for OS threads and, with the coroutine hub, for coroutines.
 """
 from .threading import (Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock,
