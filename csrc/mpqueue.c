@@ -170,6 +170,28 @@ bump_and_wake(uint32_t *seq, uint32_t *counts, int all)
     }
 }
 
+/* Consumers: one wake in flight at a time. A put that finds sleeping getters wakes one only if
+ * no wake is pending (getters[1]); the woken getter clears the flag as soon as it runs, and a
+ * getter that takes an item and sees more left wakes the next sleeper. So a burst of puts
+ * against sleeping consumers costs one wake syscall, not one per item, and while items and
+ * sleepers remain a wake is always on its way. A getter killed before it clears the flag delays
+ * the others by at most one wait slice (GET_SLICE_NS), after which any returning getter clears
+ * it. */
+#define GET_SLICE_NS (100 * 1000 * 1000)
+
+static void
+wake_getter(q_t *q)
+{
+    uint32_t *g = q->getters;
+    if (__atomic_load_n(&g[0], __ATOMIC_SEQ_CST) == 0) {
+        return;
+    }
+    uint32_t idle = 0;
+    if (__atomic_compare_exchange_n(&g[1], &idle, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        pc_shared_wake(&q->items_seq, 1);
+    }
+}
+
 /* -- the ring ------------------------------------------------------------------------------- */
 
 static void
@@ -281,7 +303,8 @@ put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
             ring_write(self, tail + 8, data, n);
             commit(q, q->head, q->used + n + 8, q->cap, q->count + 1, q->unfinished + 1);
             q_unlock(self);
-            bump_and_wake(&q->items_seq, q->getters, 0);
+            __atomic_fetch_add(&q->items_seq, 1, __ATOMIC_SEQ_CST);
+            wake_getter(q);
             return 1;
         }
         uint32_t seen = __atomic_load_n(&q->space_seq, __ATOMIC_SEQ_CST);
@@ -338,7 +361,11 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
             uint64_t used = q->used - len - 8;
             uint64_t head = used == 0 ? 0 : (q->head + len + 8) % q->cap;
             commit(q, head, used, q->cap, q->count - 1, q->unfinished);
+            int more = q->count > 0;
             q_unlock(self);
+            if (more) {
+                wake_getter(q);   /* pass the wake on: items left, maybe sleepers */
+            }
             if (q->maxsize > 0) {
                 bump_and_wake(&q->space_seq, q->putters, 0);
             }
@@ -351,11 +378,12 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
         }
         uint32_t seen = __atomic_load_n(&q->items_seq, __ATOMIC_SEQ_CST);
         q_unlock(self);
-        int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, PC_FOREVER);
+        int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, GET_SLICE_NS);
+        __atomic_store_n(&q->getters[1], 0, __ATOMIC_SEQ_CST);   /* awake: no wake pending */
         if (r < 0) {
             /* leaving with a signal's exception: a wake meant for us goes to the next getter */
-            if (__atomic_load_n(&q->count, __ATOMIC_ACQUIRE) > 0) {
-                bump_and_wake(&q->items_seq, q->getters, 0);
+            if (__atomic_load_n(&q->count, __ATOMIC_SEQ_CST) > 0) {
+                wake_getter(q);
             }
             return NULL;
         }
