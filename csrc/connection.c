@@ -416,16 +416,9 @@ conn_poll(ConnObject *self, PyObject *args, PyObject *kwds)
     if (conn_check(self, 1, 0) < 0) {
         return NULL;
     }
-    pc_time_t rel = 0;
-    if (timeout == Py_None) {
-        rel = -1;
-    }
-    else if (timeout != NULL) {
-        double t = PyFloat_AsDouble(timeout);
-        if (t == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
-        rel = t <= 0 ? 0 : (t > 9e9 ? -1 : (pc_time_t)(t * 1e9));
+    pc_time_t rel = 0;     /* poll() with no argument does not block */
+    if (timeout != NULL && pc_parse_seconds(timeout, &rel) < 0) {
+        return NULL;
     }
     int r = pc_wait_fd(self->fd, rel);
     if (r < 0) {
@@ -566,13 +559,9 @@ pc_wait_fds_py(PyObject *module, PyObject *args)
         }
     }
     Py_DECREF(fast);
-    pc_time_t rel = -1;
-    if (timeout != Py_None) {
-        double t = PyFloat_AsDouble(timeout);
-        if (t == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
-        rel = t <= 0 ? 0 : (pc_time_t)(t * 1e9);
+    pc_time_t rel;
+    if (pc_parse_seconds(timeout, &rel) < 0) {
+        return NULL;
     }
     int r = pc_wait_fds(fds, (int)n, rel);
     if (r == -1) {

@@ -261,19 +261,7 @@ parse_block_timeout(int block, PyObject *timeout, pc_time_t *rel)
         *rel = 0;
         return 0;
     }
-    if (timeout == NULL || timeout == Py_None) {
-        *rel = -1;
-        return 0;
-    }
-    double t = PyFloat_AsDouble(timeout);
-    if (t == -1.0 && PyErr_Occurred()) {
-        return -1;
-    }
-    *rel = t <= 0 ? 0 : (t > 9e9 ? -1 : (pc_time_t)(t * 1e9));
-    if (t > 0 && *rel == 0) {
-        *rel = 1;
-    }
-    return 0;
+    return pc_parse_seconds(timeout, rel);
 }
 
 /* Puts one frame of n bytes. 1 done, 0 full (timeout), -1 error. */

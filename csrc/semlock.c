@@ -292,16 +292,9 @@ semlock_acquire(SemLockObject *self, PyObject *args, PyObject *kwds)
             return NULL;
         }
     }
-    pc_time_t rel = -1;
-    if (!block) {
-        rel = 0;
-    }
-    else if (timeout != Py_None) {
-        double t = PyFloat_AsDouble(timeout);
-        if (t == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
-        rel = t <= 0 ? 0 : (t > 9e9 ? -1 : (pc_time_t)(t * 1e9));
+    pc_time_t rel = 0;
+    if (block && pc_parse_seconds(timeout, &rel) < 0) {
+        return NULL;
     }
     int r = semlock_take(self, rel);
     if (r < 0) {

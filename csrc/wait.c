@@ -184,6 +184,32 @@ pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
 }
 
 int
+pc_parse_seconds(PyObject *timeout_obj, pc_time_t *rel_ns)
+{
+    if (timeout_obj == NULL || timeout_obj == Py_None) {
+        *rel_ns = -1;
+        return 0;
+    }
+    double t = PyFloat_AsDouble(timeout_obj);
+    if (t == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(t > 0)) {           /* also NaN */
+        *rel_ns = 0;
+    }
+    else if (t > 9e9) {
+        *rel_ns = -1;
+    }
+    else {
+        *rel_ns = (pc_time_t)(t * 1e9);
+        if (*rel_ns == 0) {
+            *rel_ns = 1;
+        }
+    }
+    return 0;
+}
+
+int
 pc_parse_queue_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
 {
     if (timeout_obj == NULL || timeout_obj == Py_None) {

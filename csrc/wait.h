@@ -100,6 +100,11 @@ int pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
  * value is ValueError("'timeout' must be a non-negative number"); 0 does not block. */
 int pc_parse_queue_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
 
+/* Parses a multiprocessing-style timeout in seconds: None (or NULL) waits forever (-1), a value
+ * <= 0 does not block (0), anything else is relative nanoseconds (at least 1; beyond ~285 years:
+ * forever). As the stdlib's multiprocessing, a negative timeout is not an error. 0 or -1. */
+int pc_parse_seconds(PyObject *timeout_obj, pc_time_t *rel_ns);
+
 /* -- wait lists ----------------------------------------------------------------------------- */
 
 static inline void
