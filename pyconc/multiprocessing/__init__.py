@@ -25,7 +25,6 @@ from ._process import ForkProcess, ForkServerProcess, Process, SpawnProcess
 from ._shared import (Array, Barrier, BoundedSemaphore, Condition, Connection, Event,
                       JoinableQueue, Lock, Pipe, Queue, RawArray, RawValue, RLock, Semaphore,
                       SimpleQueue, Value)
-from .pool import WorkerDiedError
 from . import _shared as _s
 
 __all__ = ['Array', 'AuthenticationError', 'Barrier', 'BoundedSemaphore', 'BufferTooShort',
@@ -217,6 +216,14 @@ class DefaultContext(BaseContext):
 
 
 _default_context = DefaultContext(_concrete_contexts['fork'])
+
+
+def __getattr__(name):
+    # the Pool module (and what it imports) loads on first use
+    if name == "WorkerDiedError":
+        from .pool import WorkerDiedError
+        return WorkerDiedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # The module-level API is the default context's, as in the stdlib.
 for _name in ('Queue', 'JoinableQueue', 'SimpleQueue', 'Pipe', 'Lock', 'RLock', 'Semaphore',

@@ -5,19 +5,19 @@ pickles them *by name*: a pickled Queue or Lock carries (pid, fd, token) and the
 process attaches to the same shared memory, so they can be passed to Pool tasks and to running
 processes, not only inherited. (The sending process must still be alive when the receiver
 unpickles, as it holds the segment open.)"""
-import ctypes
 import os
-import socket
 import threading as _std_threading
 import weakref
 
 from multiprocessing import BufferTooShort
 from multiprocessing import context as _mpctx
-from multiprocessing import reduction as _reduction
 from multiprocessing import process as _mpp
-from multiprocessing import sharedctypes as _std_sharedctypes
 
 from .. import _core
+
+# ctypes, socket, multiprocessing.reduction and multiprocessing.sharedctypes are imported where
+# they are needed: importing pyconc.multiprocessing stays cheap for a program that only uses
+# Process and Queue.
 
 SEM_VALUE_MAX = _core.SEM_VALUE_MAX
 _SEMAPHORE, _RECURSIVE = 0, 1
@@ -32,7 +32,8 @@ def _pickled_name(name):
     child is being spawned (spawn, forkserver), the descriptor itself travels to the child with
     the stdlib's DupFd, so the child can attach even if the object is gone here by then."""
     if _mpctx.get_spawning_popen() is not None:
-        return ("dup", _reduction.DupFd(name[1]), name[2])
+        from multiprocessing import reduction
+        return ("dup", reduction.DupFd(name[1]), name[2])
     return name
 
 
@@ -353,12 +354,14 @@ class Barrier(_std_threading.Barrier):
     process-shared Condition."""
 
     def __init__(self, parties, action=None, timeout=None, *, ctx=None):
+        import ctypes
         block = _core.SharedBlock(16)
         view = (ctypes.c_int64 * 2).from_buffer(block)
         self.__setstate__((parties, action, timeout, Condition(Lock()), block))
         view[0] = view[1] = 0
 
     def __setstate__(self, state):
+        import ctypes
         (self._parties, self._action, self._timeout, self._cond, self._block) = state
         self._shared = (ctypes.c_int64 * 2).from_buffer(self._block)
 
@@ -400,26 +403,21 @@ _copyreg.pickle(_core.SharedBlock, _reduce_block)
 
 # -- Value and Array ---------------------------------------------------------------------------
 
-_typecode_to_type = _std_sharedctypes.typecode_to_type
-
-
 def _ctype(typecode_or_type):
-    return _typecode_to_type.get(typecode_or_type, typecode_or_type)
+    from multiprocessing.sharedctypes import typecode_to_type
+    return typecode_to_type.get(typecode_or_type, typecode_or_type)
 
 
-def _new_value(type_, block=None):
-    size = ctypes.sizeof(type_)
-    if block is None:
-        block = _core.SharedBlock(size)
-        _registry[block.token] = block
-    obj = type_.from_buffer(block)
-    return obj, block
+def _new_value(type_):
+    import ctypes
+    block = _core.SharedBlock(ctypes.sizeof(type_))
+    _registry[block.token] = block
+    return type_.from_buffer(block)
 
 
 def RawValue(typecode_or_type, *args):
     """A ctypes object in shared memory (no lock)."""
-    type_ = _ctype(typecode_or_type)
-    obj, _ = _new_value(type_)
+    obj = _new_value(_ctype(typecode_or_type))
     if args:
         obj.__init__(*args)
     return obj
@@ -428,71 +426,61 @@ def RawValue(typecode_or_type, *args):
 def RawArray(typecode_or_type, size_or_initializer):
     type_ = _ctype(typecode_or_type)
     if isinstance(size_or_initializer, int):
-        type_ = type_ * size_or_initializer
-        obj, _ = _new_value(type_)
-        return obj
-    type_ = type_ * len(size_or_initializer)
-    obj, _ = _new_value(type_)
+        return _new_value(type_ * size_or_initializer)
+    obj = _new_value(type_ * len(size_or_initializer))
     obj.__init__(*size_or_initializer)
     return obj
 
 
-def _rebuild_sync(cls, type_, block, lock):
-    return cls(type_.from_buffer(block), lock)
-
-
-class _Synchronized(_std_sharedctypes.Synchronized):
-    def __init__(self, obj, lock=None, ctx=None):
-        super().__init__(obj, lock if lock is not None else RLock())
-
-    def __reduce__(self):
-        return _rebuild_sync, (type(self), type(self._obj), _block_of(self._obj), self._lock)
-
-
-class _SynchronizedArray(_std_sharedctypes.SynchronizedArray):
-    def __init__(self, obj, lock=None, ctx=None):
-        super().__init__(obj, lock if lock is not None else RLock())
-
-    def __reduce__(self):
-        return _rebuild_sync, (type(self), type(self._obj), _block_of(self._obj), self._lock)
-
-
-class _SynchronizedString(_std_sharedctypes.SynchronizedString):
-    def __init__(self, obj, lock=None, ctx=None):
-        super().__init__(obj, lock if lock is not None else RLock())
-
-    def __reduce__(self):
-        return _rebuild_sync, (type(self), type(self._obj), _block_of(self._obj), self._lock)
+def _rebuild_sync(kind, type_, block, lock):
+    return _sync_classes()[kind](type_.from_buffer(block), lock)
 
 
 def _block_of(obj):
     # from_buffer() keeps the memoryview over the block in obj._objects
     objs = obj._objects
-    mv = objs.get('ffffffff') if isinstance(objs, dict) else None
-    if mv is None and isinstance(objs, memoryview):
-        mv = objs
-    if mv is None:
-        for v in (objs.values() if isinstance(objs, dict) else ()):
-            if isinstance(v, memoryview):
-                mv = v
-                break
-    return mv.obj
+    values = objs.values() if isinstance(objs, dict) else (objs,)
+    for v in values:
+        if isinstance(v, memoryview):
+            return v.obj
+    raise TypeError("not a pyconc shared ctypes object")
+
+
+_SYNC = None
+
+
+def _sync_classes():
+    """The stdlib's synchronized wrappers, pickled by name (built on first use)."""
+    global _SYNC
+    if _SYNC is None:
+        from multiprocessing import sharedctypes as sc
+
+        def make(base, kind):
+            def __init__(self, obj, lock=None, ctx=None):
+                base.__init__(self, obj, lock if lock is not None else RLock())
+
+            def __reduce__(self):
+                return _rebuild_sync, (kind, type(self._obj), _block_of(self._obj), self._lock)
+            return type(base.__name__, (base,), {"__init__": __init__, "__reduce__": __reduce__,
+                                                 "__module__": __name__})
+        _SYNC = {"value": make(sc.Synchronized, "value"),
+                 "array": make(sc.SynchronizedArray, "array"),
+                 "string": make(sc.SynchronizedString, "string")}
+    return _SYNC
 
 
 def _wrap(obj, lock):
+    import ctypes
     if lock is False:
         return obj
     if lock in (True, None):
         lock = RLock()
     if not hasattr(lock, 'acquire'):
         raise AttributeError("%r has no method 'acquire'" % lock)
-    if isinstance(obj, ctypes._SimpleCData):
-        return _Synchronized(obj, lock)
+    classes = _sync_classes()
     if isinstance(obj, ctypes.Array):
-        if obj._type_ is ctypes.c_char:
-            return _SynchronizedString(obj, lock)
-        return _SynchronizedArray(obj, lock)
-    return _Synchronized(obj, lock)
+        return classes["string" if obj._type_ is ctypes.c_char else "array"](obj, lock)
+    return classes["value"](obj, lock)
 
 
 def Value(typecode_or_type, *args, lock=True, ctx=None):
@@ -519,7 +507,8 @@ class Connection(_core.Connection):
 
     def __reduce__(self):
         if _mpctx.get_spawning_popen() is not None:
-            return _rebuild_connection, ("dup", _reduction.DupFd(self.fileno()), self.readable,
+            from multiprocessing import reduction
+            return _rebuild_connection, ("dup", reduction.DupFd(self.fileno()), self.readable,
                                          self.writable)
         return _rebuild_connection, (os.getpid(), self.fileno(), self.readable, self.writable)
 
@@ -538,6 +527,7 @@ def _rebuild_connection(pid, fd, readable, writable):
 
 
 def _pidfd_getfd(pidfd, fd):
+    import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     SYS_pidfd_getfd = 438
     r = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
@@ -552,6 +542,7 @@ def Pipe(duplex=True):
     """Returns (conn1, conn2). duplex: both ends read and write (a socketpair); otherwise conn1
     only receives and conn2 only sends (a pipe)."""
     if duplex:
+        import socket
         s1, s2 = socket.socketpair()
         s1.setblocking(True)
         s2.setblocking(True)
