@@ -601,3 +601,55 @@ def test_semaphores_hand_off_between_processes():
     for p in ps:
         p.join(20)
         assert p.exitcode == 0
+
+
+def test_message_above_the_limit_is_refused_before_anything_is_written():
+    q = mp.Queue()
+    q.put("before")
+    huge = bytearray((1 << 30) + 1)          # pickles to a little more than 1 GiB
+    with pytest.raises(ValueError, match="too large for a pyconc queue"):
+        q.put(huge)
+    del huge
+    assert q.qsize() == 1 and q.get(timeout=5) == "before"
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.01)
+
+
+def test_unpicklable_put_raises_and_leaves_the_queue_intact():
+    q = mp.Queue()
+    q.put(1)
+    with pytest.raises((TypeError, pickle.PicklingError, AttributeError)):
+        q.put(lambda: None)
+    assert q.qsize() == 1 and q.get(timeout=5) == 1
+
+
+def test_forkserver_context():
+    ctx = mp.get_context("forkserver")
+    q = ctx.Queue()
+    p = ctx.Process(target=_use_queue_and_lock, args=(q, ctx.Lock(), 5))
+    p.start()
+    assert q.get(timeout=60) == 10
+    p.join(60)
+    assert p.exitcode == 0
+
+
+def _manager_worker(ns, value, lock, d, q):
+    with lock:
+        value.value += 1
+        ns.hits = getattr(ns, "hits", 0) + 1
+    d[os.getpid()] = True
+    q.put("done")
+
+
+def test_manager_proxies_in_processes_and_pool_tasks():
+    with mp.Manager() as m:
+        ns, value, lock, d, q = m.Namespace(), m.Value('i', 0), m.Lock(), m.dict(), m.Queue()
+        ps = [mp.Process(target=_manager_worker, args=(ns, value, lock, d, q)) for _ in range(3)]
+        for p in ps:
+            p.start()
+        with mp.Pool(2) as pool:
+            pool.starmap(_manager_worker, [(ns, value, lock, d, q)] * 3)
+        for p in ps:
+            p.join(20)
+        assert [q.get(timeout=10) for _ in range(6)] == ["done"] * 6
+        assert value.value == 6 and ns.hits == 6 and len(d) >= 2
