@@ -210,17 +210,8 @@ conn_init(ConnObject *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "at least one of `readable` and `writable` must be True");
         return -1;
     }
-    if (self->dumps == NULL) {
-        PyObject *mod = PyImport_ImportModule("_pickle");
-        if (mod == NULL) {
-            return -1;
-        }
-        self->dumps = PyObject_GetAttrString(mod, "dumps");
-        self->loads = PyObject_GetAttrString(mod, "loads");
-        Py_DECREF(mod);
-        if (self->dumps == NULL || self->loads == NULL) {
-            return -1;
-        }
+    if (self->dumps == NULL && pc_pickle_functions(&self->dumps, &self->loads) < 0) {
+        return -1;
     }
     self->fd = fd;
     self->readable = readable;

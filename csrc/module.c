@@ -25,6 +25,23 @@ pc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObject **
     return 0;
 }
 
+int
+pc_pickle_functions(PyObject **dumps, PyObject **loads)
+{
+    PyObject *mod = PyImport_ImportModule("_pickle");
+    if (mod == NULL) {
+        return -1;
+    }
+    *dumps = PyObject_GetAttrString(mod, "dumps");
+    *loads = *dumps ? PyObject_GetAttrString(mod, "loads") : NULL;
+    Py_DECREF(mod);
+    if (*loads == NULL) {
+        Py_CLEAR(*dumps);
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
 pc_type_fullname(PyTypeObject *tp)
 {

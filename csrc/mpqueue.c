@@ -383,19 +383,6 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
 
 /* -- Python methods ------------------------------------------------------------------------- */
 
-static int
-load_pickle(MPQueueObject *self)
-{
-    PyObject *mod = PyImport_ImportModule("_pickle");
-    if (mod == NULL) {
-        return -1;
-    }
-    self->dumps = PyObject_GetAttrString(mod, "dumps");
-    self->loads = PyObject_GetAttrString(mod, "loads");
-    Py_DECREF(mod);
-    return self->dumps && self->loads ? 0 : -1;
-}
-
 static PyObject *
 mpq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -404,7 +391,7 @@ mpq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->shm.fd = -1;
-    if (load_pickle(self) < 0) {
+    if (pc_pickle_functions(&self->dumps, &self->loads) < 0) {
         Py_DECREF(self);
         return NULL;
     }

@@ -91,6 +91,10 @@ int pc_mpqueue_init_types(PyObject *module, pc_state *st);
 int pc_connection_init_types(PyObject *module, pc_state *st);
 int pc_block_init_types(PyObject *module, pc_state *st);
 
+/* _pickle.dumps and _pickle.loads (new references in *dumps, *loads), for the process-shared
+ * types that carry pickled messages (mpqueue.c, connection.c). 0, or -1 with an exception. */
+int pc_pickle_functions(PyObject **dumps, PyObject **loads);
+
 /* Module-level functions implemented in thread.c. */
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);
 PyObject *pc_thread_enumerate_own(PyObject *module, PyObject *unused);

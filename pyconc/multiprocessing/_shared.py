@@ -58,6 +58,17 @@ def _rebuild(cls, name):
 
 # -- queues ----------------------------------------------------------------------------------
 
+class _Absent:
+    """A name the stdlib's class does not have (the C base type does): AttributeError."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        raise AttributeError(f"{(owner or type(obj)).__name__!r} object has no attribute "
+                             f"{self.name!r}")
+
+
 class Queue(_core.MPQueue):
     """multiprocessing.Queue in shared memory, without a feeder thread: put() has stored the
     item when it returns, so the putting process can exit (and be joined) at once."""
@@ -93,8 +104,14 @@ class Queue(_core.MPQueue):
         """Accepted for compatibility: there is no feeder thread, nothing is left unflushed."""
 
 
+Queue.task_done = _Absent("task_done")
+Queue.join = _Absent("join")
+
+
 class JoinableQueue(Queue):
     """Queue with task_done() and join(), counted in shared memory."""
+    task_done = _core.MPQueue.task_done
+    join = _core.MPQueue.join
 
 
 class SimpleQueue(_core.MPQueue):
@@ -112,6 +129,11 @@ class SimpleQueue(_core.MPQueue):
 
     def put(self, obj):
         return _core.MPQueue.put(self, obj)
+
+
+for _name in ("task_done", "join", "qsize", "full"):
+    setattr(SimpleQueue, _name, _Absent(_name))
+del _name
 
 
 
