@@ -51,15 +51,10 @@ write_all(int fd, struct iovec *iov, int n)
         }
         Py_END_ALLOW_THREADS
         if (w < 0) {
-            if (err == EINTR) {
-                if (PyErr_CheckSignals() < 0) {
-                    return -1;
-                }
-                continue;
+            if (pc_syscall_failed(err) < 0) {
+                return -1;
             }
-            errno = err;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
+            continue;
         }
         while (n > 0 && (size_t)w >= iov->iov_len) {
             w -= (ssize_t)iov->iov_len;
@@ -89,15 +84,10 @@ read_exact(int fd, char *buf, size_t n, int eof_ok)
         }
         Py_END_ALLOW_THREADS
         if (r < 0) {
-            if (err == EINTR) {
-                if (PyErr_CheckSignals() < 0) {
-                    return -1;
-                }
-                continue;
+            if (pc_syscall_failed(err) < 0) {
+                return -1;
             }
-            errno = err;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
+            continue;
         }
         if (r == 0) {
             if (got == 0 && eof_ok) {

@@ -641,15 +641,10 @@ pc_wait_fds(const int *fds, int n, pc_time_t rel_ns)
             }
         }
         if (r < 0) {
-            if (err == EINTR) {
-                if (PyErr_CheckSignals() < 0) {
-                    return -1;
-                }
-                continue;
+            if (pc_syscall_failed(err) < 0) {
+                return -1;
             }
-            errno = err;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
+            continue;
         }
         if (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline) {
             return -2;

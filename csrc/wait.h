@@ -28,6 +28,7 @@
 #define PYCONC_WAIT_H
 
 #include <Python.h>
+#include <errno.h>
 #include <stdint.h>
 
 /* Monotonic time in nanoseconds. PC_FOREVER as a deadline means no deadline. */
@@ -263,6 +264,20 @@ pc_shared_wake_all(uint32_t *word, uint32_t *counts)
     if (__atomic_load_n(&counts[0], __ATOMIC_SEQ_CST) != 0) {
         pc_shared_wake(word, -1);
     }
+}
+
+/* After a blocking system call (made with the GIL released) failed with errno err, with the GIL
+ * back: EINTR runs the signal handlers and returns 1 (retry) unless one raised; any other error
+ * sets OSError. Returns 1 to retry, -1 with an exception set. */
+static inline int
+pc_syscall_failed(int err)
+{
+    if (err == EINTR) {
+        return PyErr_CheckSignals() < 0 ? -1 : 1;
+    }
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
 }
 
 /* Waits until fd is readable (or has hung up), the GIL released, interruptible like every wait.
