@@ -291,7 +291,7 @@ conn_send(ConnObject *self, PyObject *obj)
     if (conn_check(self, 0, 1) < 0) {
         return NULL;
     }
-    PyObject *data = PyObject_CallFunction(self->dumps, "Oi", obj, 5);
+    PyObject *data = pc_pickle_dumps(self->dumps, obj);
     if (data == NULL) {
         return NULL;
     }

@@ -514,7 +514,7 @@ mpq_put(MPQueueObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|pO:put", kwlist, &obj, &block, &timeout)) {
         return NULL;
     }
-    PyObject *data = PyObject_CallFunction(self->dumps, "Oi", obj, 5);
+    PyObject *data = pc_pickle_dumps(self->dumps, obj);
     if (data == NULL) {
         return NULL;   /* nothing was written */
     }

@@ -95,6 +95,18 @@ int pc_block_init_types(PyObject *module, pc_state *st);
  * types that carry pickled messages (mpqueue.c, connection.c). 0, or -1 with an exception. */
 int pc_pickle_functions(PyObject **dumps, PyObject **loads);
 
+/* dumps(obj, 5) without building an argument tuple (the put/send hot path). */
+static inline PyObject *
+pc_pickle_dumps(PyObject *dumps, PyObject *obj)
+{
+    static PyObject *protocol = NULL;   /* the int 5: immortal in practice (small int cache) */
+    if (protocol == NULL) {
+        protocol = PyLong_FromLong(5);
+    }
+    PyObject *args[2] = {obj, protocol};
+    return PyObject_Vectorcall(dumps, args, 2, NULL);
+}
+
 /* Module-level functions implemented in thread.c. */
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);
 PyObject *pc_thread_enumerate_own(PyObject *module, PyObject *unused);
