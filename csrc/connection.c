@@ -132,7 +132,9 @@ static int
 recv_header(ConnObject *self, uint64_t *n)
 {
     unsigned char hdr[8];
-    pc_spin_until_readable(self->fd);
+    if (pc_spin_until_readable(self->fd) < 0) {
+        return -1;
+    }
     int r = read_exact(self->fd, (char *)hdr, 4, 1);
     if (r <= 0) {
         return r;

@@ -168,7 +168,8 @@ module_exec(PyObject *module)
             pc_semlock_init_types(module, st) < 0 ||
             pc_mpqueue_init_types(module, st) < 0 ||
             pc_connection_init_types(module, st) < 0 ||
-            pc_block_init_types(module, st) < 0) {
+            pc_block_init_types(module, st) < 0 ||
+            pc_mpevent_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",
@@ -201,6 +202,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ShutDown);
     Py_VISIT(st->Greenlet_Type);
     Py_VISIT(st->SemLock_Type);
+    Py_VISIT(st->SharedEvent_Type);
     Py_VISIT(st->MPQueue_Type);
     Py_VISIT(st->Connection_Type);
     Py_VISIT(st->SharedBlock_Type);
@@ -232,6 +234,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->ShutDown);
     Py_CLEAR(st->Greenlet_Type);
     Py_CLEAR(st->SemLock_Type);
+    Py_CLEAR(st->SharedEvent_Type);
     Py_CLEAR(st->MPQueue_Type);
     Py_CLEAR(st->Connection_Type);
     Py_CLEAR(st->SharedBlock_Type);

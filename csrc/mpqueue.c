@@ -8,8 +8,11 @@
  * There is no feeder thread: when put() returns the item is in shared memory, so a producer can
  * exit (and be joined) before anyone reads what it put.
  *
- * The ring grows (doubling, remapped by every process at its next operation) when a frame does
- * not fit, up to MAX_RING; a single message larger than MAX_FRAME is refused with ValueError
+ * The header below lives in the segment's fixed part, which never moves; the ring is the
+ * segment's extension (shm.h). The ring grows (doubling, remapped by every process at its next
+ * operation, under the lock) when a frame does not fit, up to MAX_RING; so a waiter may keep
+ * pointers to the header's futex words across a sleep, and nobody keeps a pointer into the ring
+ * past the unlock. a single message larger than MAX_FRAME is refused with ValueError
  * before anything is written. So put() only blocks for maxsize, like the stdlib's queue.
  *
  * Crash safety. The lock is a robust mutex (the owner's thread id in a futex word; a waiter that
@@ -31,7 +34,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DATA_OFF 4096u
 #define INITIAL_RING (256u * 1024u)
 #define MAX_RING ((uint64_t)1 << 31)            /* 2 GiB of ring at most */
 #define MAX_FRAME (((uint64_t)1 << 30) - 8)     /* 1 GiB per message */
@@ -63,12 +65,14 @@ typedef struct {
     pc_shm shm;
     PyObject *dumps, *loads;  /* _pickle.dumps / _pickle.loads */
     int closed;               /* close() was called in this process */
+    int busy;                 /* operations of this process's threads under way (they may wait) */
+    int release_later;        /* _release() was called while busy: unmap when busy drops to 0 */
     PyObject *weakreflist;
     PyObject *dict;
 } MPQueueObject;
 
 #define Q(self) ((q_t *)(self)->shm.base)
-#define RING(self) ((self)->shm.base + DATA_OFF)
+#define RING(self) ((self)->shm.ext)
 
 /* -- the robust lock ------------------------------------------------------------------------ */
 
@@ -235,7 +239,7 @@ ensure_room(MPQueueObject *self, uint64_t need)
                      "for %llu more", (unsigned long long)q->used, (unsigned long long)need);
         return -1;
     }
-    if (pc_shm_grow(&self->shm, DATA_OFF + newcap) < 0) {
+    if (pc_shm_grow(&self->shm, newcap) < 0) {
         return -1;
     }
     q = Q(self);
@@ -410,7 +414,7 @@ mpq_init(MPQueueObject *self, PyObject *args, PyObject *kwds)
     if (self->shm.base != NULL) {
         return 0;   /* attached already */
     }
-    if (pc_shm_create(&self->shm, DATA_OFF + INITIAL_RING, PC_SHM_QUEUE) < 0) {
+    if (pc_shm_create_growable(&self->shm, sizeof(q_t), INITIAL_RING, PC_SHM_QUEUE) < 0) {
         return -1;
     }
     q_t *q = Q(self);
@@ -477,21 +481,43 @@ check_open(MPQueueObject *self)
         PyErr_Format(PyExc_ValueError, "Queue %R is closed", (PyObject *)self);
         return -1;
     }
-    if (self->shm.base == NULL) {
+    if (self->shm.base == NULL || self->release_later) {
         PyErr_SetString(PyExc_ValueError, "the queue's shared memory is released");
         return -1;
     }
     return 0;
 }
 
+/* An operation that may wait (give up the GIL) brackets itself with enter/leave, so that a
+ * _release() from another thread meanwhile unmaps only when the last one has left. */
+static int
+enter(MPQueueObject *self)
+{
+    if (check_open(self) < 0) {
+        return -1;
+    }
+    self->busy++;
+    return 0;
+}
+
+static void
+leave(MPQueueObject *self)
+{
+    if (--self->busy == 0 && self->release_later) {
+        self->release_later = 0;
+        pc_shm_close(&self->shm);
+    }
+}
+
 static PyObject *
 do_put(MPQueueObject *self, PyObject *data, int block, PyObject *timeout)
 {
     pc_time_t rel;
-    if (check_open(self) < 0 || parse_block_timeout(block, timeout, &rel) < 0) {
+    if (parse_block_timeout(block, timeout, &rel) < 0 || enter(self) < 0) {
         return NULL;
     }
     int r = put_frame(self, PyBytes_AS_STRING(data), (uint64_t)PyBytes_GET_SIZE(data), rel);
+    leave(self);
     if (r < 0) {
         return NULL;
     }
@@ -545,11 +571,12 @@ static PyObject *
 do_get(MPQueueObject *self, int block, PyObject *timeout, int raw, Py_buffer *claim)
 {
     pc_time_t rel;
-    if (check_open(self) < 0 || parse_block_timeout(block, timeout, &rel) < 0) {
+    if (parse_block_timeout(block, timeout, &rel) < 0 || enter(self) < 0) {
         return NULL;
     }
     int empty;
     PyObject *b = get_frame(self, rel, &empty, claim);
+    leave(self);
     if (b == NULL) {
         if (empty) {
             pc_state *st = pc_state_of_type(Py_TYPE(self));
@@ -635,12 +662,17 @@ mpq_full(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 mpq_task_done(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (check_open(self) < 0 || q_lock(self) < 0) {
+    if (enter(self) < 0) {
+        return NULL;
+    }
+    if (q_lock(self) < 0) {
+        leave(self);
         return NULL;
     }
     q_t *q = Q(self);
     if (q->unfinished <= 0) {
         q_unlock(self);
+        leave(self);
         PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
         return NULL;
     }
@@ -650,27 +682,34 @@ mpq_task_done(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
     if (done) {
         bump_and_wake(&q->done_seq, q->joiners, 1);
     }
+    leave(self);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 mpq_join(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (check_open(self) < 0) {
+    if (enter(self) < 0) {
         return NULL;
     }
     q_t *q = Q(self);
+    int r = 1;
     for (;;) {
         uint32_t seen = __atomic_load_n(&q->done_seq, __ATOMIC_SEQ_CST);
         int64_t unfinished = __atomic_load_n(&q->unfinished, __ATOMIC_SEQ_CST);
         if (unfinished <= 0) {
-            Py_RETURN_NONE;
+            break;
         }
-        int r = pc_shared_wait(&q->done_seq, seen, q->joiners, PC_FOREVER, 100 * 1000 * 1000);
+        r = pc_shared_wait(&q->done_seq, seen, q->joiners, PC_FOREVER, 100 * 1000 * 1000);
         if (r < 0) {
-            return NULL;
+            break;
         }
     }
+    leave(self);
+    if (r < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -699,7 +738,12 @@ mpq_get_closed(MPQueueObject *self, void *Py_UNUSED(c))
 static PyObject *
 mpq_release(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    pc_shm_close(&self->shm);
+    if (self->busy > 0) {
+        self->release_later = 1;   /* the last operation to leave unmaps (leave()) */
+    }
+    else {
+        pc_shm_close(&self->shm);
+    }
     Py_RETURN_NONE;
 }
 

@@ -42,6 +42,7 @@ typedef struct {
     PyTypeObject *MPQueue_Type;
     PyTypeObject *Connection_Type;
     PyTypeObject *SharedBlock_Type;
+    PyTypeObject *SharedEvent_Type;
     /* the stdlib's own exception objects, so existing except clauses keep working */
     PyObject *BrokenBarrierError;   /* threading.BrokenBarrierError */
     /* threads */
@@ -90,6 +91,7 @@ int pc_semlock_init_types(PyObject *module, pc_state *st);
 int pc_mpqueue_init_types(PyObject *module, pc_state *st);
 int pc_connection_init_types(PyObject *module, pc_state *st);
 int pc_block_init_types(PyObject *module, pc_state *st);
+int pc_mpevent_init_types(PyObject *module, pc_state *st);
 
 /* _pickle.dumps and _pickle.loads (new references in *dumps, *loads), for the process-shared
  * types that carry pickled messages (mpqueue.c, connection.c). 0, or -1 with an exception. */

@@ -70,6 +70,12 @@ int pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg);
 /* 1 while the interpreter is finalizing (a private API on 3.11, public from 3.13). */
 int pc_pystate_is_finalizing(void);
 
+/* Nonzero if a signal arrived that Python's handlers have not run for yet. Needs no GIL. */
+int pc_pystate_signal_pending(void);
+
+/* Nonzero in the interpreter's main thread (the one that runs Python signal handlers). */
+int pc_pystate_is_main_thread(void);
+
 /* The context of a saved state or of the running thread (borrowed, may be NULL). */
 static inline PyObject *pc_pystate_context(pc_pystate *st) { return st->context; }
 static inline PyObject *pc_pystate_current_context(PyThreadState *ts) { return ts->context; }

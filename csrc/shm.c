@@ -13,32 +13,56 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int
-map_fd(pc_shm *m, int fd, size_t size)
+static void
+shm_reset(pc_shm *m)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    m->fd = -1;
+    m->base = NULL;
+    m->fixed = 0;
+    m->ext = NULL;
+    m->size = 0;
+}
+
+/* Maps fd's [0, fixed) and, when size > fixed, the extension [fixed, size) separately.
+ * fixed == 0: the whole segment as one fixed part. 0, or -1 with OSError (nothing mapped). */
+static int
+map_fd(pc_shm *m, int fd, size_t fixed, size_t size)
+{
+    if (fixed == 0) {
+        fixed = size;
+    }
+    void *p = mmap(NULL, fixed, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    void *e = NULL;
+    if (size > fixed) {
+        e = mmap(NULL, size - fixed, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)fixed);
+        if (e == MAP_FAILED) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            munmap(p, fixed);
+            return -1;
+        }
+    }
     m->fd = fd;
     m->base = p;
+    m->fixed = fixed;
+    m->ext = e;
     m->size = size;
     return 0;
 }
 
-int
-pc_shm_create(pc_shm *m, size_t size, uint32_t kind)
+static int
+create(pc_shm *m, size_t fixed, size_t size, uint32_t kind)
 {
-    m->fd = -1;
-    m->base = NULL;
-    m->size = 0;
+    shm_reset(m);
     int fd = memfd_create("pyconc", MFD_CLOEXEC);
     if (fd < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    if (ftruncate(fd, (off_t)size) < 0 || map_fd(m, fd, size) < 0) {
+    if (ftruncate(fd, (off_t)size) < 0 || map_fd(m, fd, fixed, size) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_SetFromErrno(PyExc_OSError);
         }
@@ -52,17 +76,30 @@ pc_shm_create(pc_shm *m, size_t size, uint32_t kind)
     }
     h->token = token;
     h->kind = kind;
+    h->fixed = (uint32_t)fixed;
     h->size = size;
     __atomic_store_n(&h->magic, PC_SHM_MAGIC, __ATOMIC_RELEASE);
     return 0;
 }
 
 int
+pc_shm_create(pc_shm *m, size_t size, uint32_t kind)
+{
+    return create(m, 0, size, kind);
+}
+
+int
+pc_shm_create_growable(pc_shm *m, size_t fixed_min, size_t ext_size, uint32_t kind)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t fixed = (fixed_min + page - 1) / page * page;
+    return create(m, fixed, fixed + ext_size, kind);
+}
+
+int
 pc_shm_attach(pc_shm *m, long pid, int fd, uint64_t token, uint32_t kind)
 {
-    m->fd = -1;
-    m->base = NULL;
-    m->size = 0;
+    shm_reset(m);
     char path[64];
     snprintf(path, sizeof(path), "/proc/%ld/fd/%d", pid, fd);
     int myfd = open(path, O_RDWR | O_CLOEXEC);
@@ -86,10 +123,33 @@ pc_shm_attach(pc_shm *m, long pid, int fd, uint64_t token, uint32_t kind)
                      "no longer that object", fd, pid);
         return -1;
     }
-    if (map_fd(m, myfd, (size_t)hdr.size) < 0) {
+    /* The size read here may be stale by the time of the mapping (a grow in between): the
+     * owner's next sync maps the rest. */
+    if (map_fd(m, myfd, (size_t)hdr.fixed, (size_t)hdr.size) < 0) {
         close(myfd);
         return -1;
     }
+    return 0;
+}
+
+/* Remaps the extension to size bytes in all. 0, or -1 with an exception. */
+static int
+remap_ext(pc_shm *m, size_t size)
+{
+    size_t elen = size - m->fixed;
+    void *e;
+    if (m->ext == NULL) {
+        e = mmap(NULL, elen, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, (off_t)m->fixed);
+    }
+    else {
+        e = mremap(m->ext, m->size - m->fixed, elen, MREMAP_MAYMOVE);
+    }
+    if (e == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    m->ext = e;
+    m->size = size;
     return 0;
 }
 
@@ -100,30 +160,21 @@ pc_shm_sync(pc_shm *m)
     if (size == m->size) {
         return 0;
     }
-    void *p = mremap(m->base, m->size, size, MREMAP_MAYMOVE);
-    if (p == MAP_FAILED) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    m->base = p;
-    m->size = size;
-    return 0;
+    return remap_ext(m, size);
 }
 
 int
-pc_shm_grow(pc_shm *m, size_t newsize)
+pc_shm_grow(pc_shm *m, size_t ext_size)
 {
+    assert(pc_shm_hdr(m)->fixed != 0);
+    size_t newsize = m->fixed + ext_size;
     if (ftruncate(m->fd, (off_t)newsize) < 0) {
         PyErr_SetFromErrno(PyExc_MemoryError);
         return -1;
     }
-    void *p = mremap(m->base, m->size, newsize, MREMAP_MAYMOVE);
-    if (p == MAP_FAILED) {
-        PyErr_SetFromErrno(PyExc_OSError);
+    if (remap_ext(m, newsize) < 0) {
         return -1;
     }
-    m->base = p;
-    m->size = newsize;
     __atomic_store_n(&pc_shm_hdr(m)->size, (uint64_t)newsize, __ATOMIC_RELEASE);
     return 0;
 }
@@ -131,14 +182,16 @@ pc_shm_grow(pc_shm *m, size_t newsize)
 void
 pc_shm_close(pc_shm *m)
 {
+    if (m->ext != NULL) {
+        munmap(m->ext, m->size - m->fixed);
+    }
     if (m->base != NULL) {
-        munmap(m->base, m->size);
-        m->base = NULL;
+        munmap(m->base, m->fixed);
     }
     if (m->fd >= 0) {
         close(m->fd);
-        m->fd = -1;
     }
+    shm_reset(m);
 }
 
 PyObject *

@@ -1,6 +1,7 @@
 /* wait.c -- the waiter, wait lists, futex parking, deadlines and timeout parsing.
  * See wait.h for the contract and the locking rules. */
 #include "wait.h"
+#include "pystate.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -348,6 +349,25 @@ pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
 
 #define cpu_relax pc_cpu_relax
 
+/* Signals. Python runs signal handlers in the main thread only, with the GIL. A signal that
+ * arrives while that thread blocks in a system call interrupts it (EINTR) and the wait runs the
+ * handlers; one that arrives while it spins, or just as a sleep times out, interrupts nothing.
+ * So the main thread watches the interpreter's "signal pending" flag while it spins and, if it
+ * is up, takes the GIL back to run the handlers instead of going to sleep; and every wait runs
+ * PyErr_CheckSignals (a flag test when nothing is pending) whenever it has the GIL back. */
+static _Thread_local int tls_main = -1;
+static _Thread_local uint64_t tls_main_gen = 0;
+
+static inline int
+handles_signals(void)
+{
+    if (tls_main < 0 || tls_main_gen != pc_fork_generation) {
+        tls_main = pc_pystate_is_main_thread();   /* the forking thread is main in a child */
+        tls_main_gen = pc_fork_generation;
+    }
+    return tls_main;
+}
+
 /* How long a parked thread spins before it sleeps (PYCONC_SPIN_NS, default 30 us), and how many
  * threads may spin at once: one less than the CPUs, so that the thread holding the GIL (the one
  * that will wake us) always has a CPU. On a single CPU nobody spins. Read once. */
@@ -375,7 +395,7 @@ init_spin(void)
  * microseconds; sleeping in the kernel would add the scheduler's wake-up latency (tens of
  * microseconds on a VM) to every hand-off. Bounded: at worst a core is busy for spin_ns. */
 static void
-spin_for_wake(pc_waiter *w, pc_time_t deadline)
+spin_for_wake(pc_waiter *w, pc_time_t deadline, int sig)
 {
     if (spin_ns <= 0 || w->nospin) {
         return;
@@ -388,7 +408,8 @@ spin_for_wake(pc_waiter *w, pc_time_t deadline)
         unsigned n = 0;
         while (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE) == 0) {
             cpu_relax();
-            if ((++n & 63) == 0 && pc_monotonic_ns() >= until) {
+            if ((++n & 63) == 0 && (pc_monotonic_ns() >= until ||
+                                    (sig && pc_pystate_signal_pending()))) {
                 break;
             }
         }
@@ -412,12 +433,22 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
         ts.tv_nsec = (long)(deadline % 1000000000);
         tsp = &ts;
     }
+    int sig = handles_signals();
+    int spin = 1;   /* spin (and watch for signals) on the first round only */
     for (;;) {
         int err = 0;
         Py_BEGIN_ALLOW_THREADS
-        spin_for_wake(w, deadline);
-        __atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
-        while (__atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0) {
+        if (spin) {
+            spin_for_wake(w, deadline, sig);
+            if (sig && __atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0 &&
+                    pc_pystate_signal_pending()) {
+                err = EINTR;   /* a signal landed while we spun: run its handler first */
+            }
+        }
+        if (err == 0) {
+            __atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
+        }
+        while (err == 0 && __atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0) {
             /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a restarted wait
              * needs no recomputation. */
             long r = syscall(SYS_futex, &w->word, FUTEX_WAIT_BITSET_PRIVATE, 0, tsp, NULL,
@@ -433,6 +464,8 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
             return PC_WAIT_WOKEN;  /* a wake wins over a timeout or signal that raced it */
         }
         if (err == EINTR) {
+            /* 3.11's pending flag stays up until the eval loop runs: no second look this wait */
+            spin = 0;
             if (PyErr_CheckSignals() < 0) {
                 /* A handler raised. It ran Python code, so a waker may have chosen us
                  * meanwhile: w->woken tells the caller whether to pass the wake on. */
@@ -503,6 +536,8 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
     if (spin_ns < 0) {
         init_spin();
     }
+    int sig = handles_signals();
+    int spin = 1;
     for (;;) {
         pc_time_t now = pc_monotonic_ns();
         if (deadline != PC_FOREVER && now >= deadline) {
@@ -522,43 +557,54 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
         Py_BEGIN_ALLOW_THREADS
         /* Spin first, as for thread waits: a hand-off between two running processes usually
          * completes within microseconds, a futex sleep costs a scheduler wake-up. */
-        if (spin_ns > 0) {
+        if (spin && spin_ns > 0) {
             if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
                 pc_time_t stop = now + spin_ns;
                 unsigned n = 0;
                 while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
                     cpu_relax();
-                    if ((++n & 63) == 0 && pc_monotonic_ns() >= stop) {
+                    if ((++n & 63) == 0 && (pc_monotonic_ns() >= stop ||
+                                            (sig && pc_pystate_signal_pending()))) {
                         break;
                     }
                 }
             }
             __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
         }
-        if (counts != NULL) {
-            __atomic_fetch_add(&counts[0], 1, __ATOMIC_SEQ_CST);
-        }
-        if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == expected) {
-            long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL,
-                             FUTEX_BITSET_MATCH_ANY);
-            if (r != 0 && errno != EAGAIN) {
-                err = errno;
-            }
+        if (spin && sig && pc_pystate_signal_pending()) {
+            err = EINTR;   /* a signal landed while we spun: run its handler, then sleep */
         }
         else {
-            changed = 1;
-        }
-        if (counts != NULL) {
-            __atomic_fetch_sub(&counts[0], 1, __ATOMIC_SEQ_CST);
+            if (counts != NULL) {
+                __atomic_fetch_add(&counts[0], 1, __ATOMIC_SEQ_CST);
+            }
+            if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == expected) {
+                long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL,
+                                 FUTEX_BITSET_MATCH_ANY);
+                if (r != 0 && errno != EAGAIN) {
+                    err = errno;
+                }
+            }
+            else {
+                changed = 1;
+            }
+            if (counts != NULL) {
+                __atomic_fetch_sub(&counts[0], 1, __ATOMIC_SEQ_CST);
+            }
         }
         Py_END_ALLOW_THREADS
+        /* Whatever woke us, a handler that is due runs now: a signal can land just as the
+         * sleep times out (no EINTR), and the caller may only come back after a long slice. */
+        if (err == EINTR) {
+            spin = 0;   /* 3.11's pending flag stays up until the eval loop runs */
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
         if (changed) {
             return 1;
         }
         if (err == EINTR) {
-            if (PyErr_CheckSignals() < 0) {
-                return -1;
-            }
             continue;
         }
         if (err == ETIMEDOUT) {
@@ -582,7 +628,7 @@ pc_shared_wake(uint32_t *word, int n)
     syscall(SYS_futex, word, FUTEX_WAKE, n < 0 ? INT_MAX : n, NULL, NULL, 0);
 }
 
-void
+int
 pc_spin_until_readable(int fd)
 {
     if (spin_ns < 0) {
@@ -590,8 +636,9 @@ pc_spin_until_readable(int fd)
     }
     struct pollfd pfd = {fd, POLLIN, 0};
     if (poll(&pfd, 1, 0) != 0 || spin_ns <= 0) {
-        return;
+        return 0;
     }
+    int sig = handles_signals(), interrupted = 0;
     Py_BEGIN_ALLOW_THREADS
     if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
         pc_time_t stop = pc_monotonic_ns() + spin_ns;
@@ -600,10 +647,16 @@ pc_spin_until_readable(int fd)
             if (poll(&pfd, 1, 0) != 0) {
                 break;
             }
+            if (sig && pc_pystate_signal_pending()) {
+                interrupted = 1;
+                break;
+            }
         } while (pc_monotonic_ns() < stop);
     }
     __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
     Py_END_ALLOW_THREADS
+    /* the blocking read that follows would sleep through a signal that landed during the spin */
+    return interrupted ? PyErr_CheckSignals() : 0;
 }
 
 int

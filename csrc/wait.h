@@ -286,8 +286,10 @@ int pc_wait_fd(int fd, pc_time_t rel_ns);
 
 /* Spins briefly (GIL released, bounded like every spin) until fd is readable: a reply from a
  * running process usually arrives within microseconds, and a blocking read that sleeps first
- * pays a scheduler wake-up. Returns at once if fd is readable or nobody may spin. */
-void pc_spin_until_readable(int fd);
+ * pays a scheduler wake-up. Returns at once if fd is readable or nobody may spin. Returns 0, or
+ * -1 with an exception set when a signal handler that ran (a signal landed during the spin)
+ * raised. */
+int pc_spin_until_readable(int fd);
 
 /* Waits until any of fds[0..n) is readable; returns its index, -2 on timeout, -1 on error. */
 int pc_wait_fds(const int *fds, int n, pc_time_t rel_ns);

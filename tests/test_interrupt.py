@@ -130,3 +130,31 @@ def test_timed_wait_with_handler_keeps_deadline():
     result, waited = out.split()
     assert result == "False"
     assert 0.75 <= float(waited) < 2.0
+
+
+@pytest.mark.parametrize("case", ["Lock.acquire", "Event.wait", "Condition.wait", "Queue.get",
+                                  "SimpleQueue.get", "Semaphore.acquire", "Barrier.wait"])
+def test_signal_during_the_spin_is_not_slept_through(case):
+    """Issue 9, item 4 (thread side): a signal that lands while the waiter spins (GIL released,
+    no system call to interrupt) must still be handled at once, not after the wait ends. A spin
+    of 5 s (PYCONC_SPIN_NS) makes every signal land in it; the wait used to spin it out, then
+    sleep forever."""
+    setup, block = CASES[case]
+    code = TEMPLATE.format(setup=setup, block=block)
+    env = dict(os.environ, PYCONC_SPIN_NS="5000000000")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        assert proc.poll() is None, "the wait returned before the signal"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "interrupted" in out, (out, err)
+    assert elapsed < 0.5, f"KeyboardInterrupt took {elapsed:.3f} s"

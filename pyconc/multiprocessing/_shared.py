@@ -330,41 +330,30 @@ def _monotonic():
 
 
 class Event:
-    """A process-shared event: a flag in a shared semaphore (0 or 1) guarded by a Lock."""
+    """A process-shared event: one flag word in shared memory, set and cleared atomically
+    (_core.SharedEvent), so is_set() is exact in every process whatever the waiters do."""
 
     def __init__(self, *, ctx=None):
-        self._lock = Lock()
-        self._flag = Semaphore(0)
+        self._event = _core.SharedEvent()
+        _registry[self._event._token] = self._event
 
     def __getstate__(self):
-        return (self._lock, self._flag)
+        return self._event
 
-    def __setstate__(self, state):
-        self._lock, self._flag = state
+    def __setstate__(self, event):
+        self._event = event
 
     def is_set(self):
-        return self._flag.get_value() > 0 or self._waiter_holds_flag()
-
-    def _waiter_holds_flag(self):
-        # a waiter passes the flag on (acquire, then release); look again under the lock
-        with self._lock:
-            return self._flag.get_value() > 0
+        return self._event.is_set()
 
     def set(self):
-        with self._lock:
-            if self._flag.get_value() == 0:
-                self._flag.release()
+        self._event.set()
 
     def clear(self):
-        with self._lock:
-            while self._flag._semlock.acquire(False):
-                pass
+        self._event.clear()
 
     def wait(self, timeout=None):
-        if self._flag._semlock.acquire(True, timeout):
-            self._flag._semlock.release()       # leave it set for the others
-            return True
-        return self.is_set()
+        return self._event.wait(timeout)
 
     def __repr__(self):
         set_ = 'set' if self.is_set() else 'unset'
@@ -407,20 +396,22 @@ class Barrier(_std_threading.Barrier):
         self._shared[1] = value
 
 
-def _rebuild_block(name):
+def _rebuild_segment(core_type, name):
+    """A bare _core object (SharedBlock, SharedEvent) from its pickled name."""
     obj = _registry.get(name[2])
-    if obj is None:
-        obj = _attach_name(name, _core.SharedBlock._attach)
+    if obj is None or type(obj) is not core_type:
+        obj = _attach_name(name, core_type._attach)
         _registry[name[2]] = obj
     return obj
 
 
-def _reduce_block(block):
-    return _rebuild_block, (_pickled_name(block._name()),)
+def _reduce_segment(obj):
+    return _rebuild_segment, (type(obj), _pickled_name(obj._name()))
 
 
 import copyreg as _copyreg  # noqa: E402
-_copyreg.pickle(_core.SharedBlock, _reduce_block)
+_copyreg.pickle(_core.SharedBlock, _reduce_segment)
+_copyreg.pickle(_core.SharedEvent, _reduce_segment)
 
 
 # -- Value and Array ---------------------------------------------------------------------------

@@ -1,0 +1,37 @@
+/* pystate_runtime.c -- the runtime-wide interpreter fields pyconc reads (see pystate.h): whether
+ * a signal is waiting for its Python handler, and which thread is the main thread.
+ *
+ * A file of its own because it needs Py_BUILD_CORE before Python.h, which the thread-state code
+ * in pystate.c does not. Like pystate.c, one section per CPython version where layouts differ.
+ *
+ * Used by a waiter that spins with the GIL released: a signal that lands during the spin
+ * interrupts no system call, so the wait must notice it here or sleep through it. Plain atomic
+ * loads; no GIL needed. */
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "internal/pycore_runtime.h"
+
+#include "pystate.h"
+
+int
+pc_pystate_signal_pending(void)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    /* 3.11: the eval breaker's "signals pending" bit. The eval loop clears it when it runs the
+     * handlers, PyErr_CheckSignals does not: callers act on it once per wait. */
+    return _Py_atomic_load_relaxed(&_PyRuntime.ceval.signals_pending);
+#elif PY_VERSION_HEX < 0x030D0000
+    return _Py_atomic_load_relaxed(&_PyRuntime.signals.is_tripped);
+#else
+    return __atomic_load_n(&_PyRuntime.signals.is_tripped, __ATOMIC_RELAXED);
+#endif
+}
+
+int
+pc_pystate_is_main_thread(void)
+{
+    return PyThread_get_thread_ident() == _PyRuntime.main_thread;
+}

@@ -1,0 +1,300 @@
+"""Regression tests for issue 9 (reliability), multiprocessing side: crashes under ring growth,
+signals in process-shared waits, the process-shared Event's atomicity, and the smaller
+differences (Connection, Pool). Each crash case runs in a subprocess, so a segfault fails the
+test instead of killing pytest."""
+import signal
+import sys
+import time
+
+import pytest
+
+from tests.support import run_python
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def check(code, timeout=60):
+    r = run_python(code, timeout=timeout)
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    return r.stdout
+
+
+# -- 1. ring growth under a waiting thread ------------------------------------------------------
+
+@pytest.mark.parametrize("waiter", ["get", "join", "put_full"])
+def test_ring_growth_under_a_waiting_thread(waiter):
+    """Item 1: a thread of the same process waits in get / join / a full put while another thread
+    puts a message bigger than the ring; the ring is remapped and the waiter must not write
+    through a stale pointer (this segfaulted)."""
+    check(f"""
+        import threading, time
+        from pyconc import multiprocessing as mp
+        waiter = {waiter!r}
+        q = mp.JoinableQueue(2 if waiter == "put_full" else 0)
+        got = []
+        if waiter == "get":
+            t = threading.Thread(target=lambda: got.append(q.get()))
+        elif waiter == "join":
+            q.put("task")
+            t = threading.Thread(target=lambda: got.append(q.join()))
+        else:
+            q.put(1); q.put(2)
+            t = threading.Thread(target=lambda: got.append(q.put(3)))
+        t.start()
+        time.sleep(0.3)
+        big = b"x" * (4 << 20)
+        if waiter == "get":
+            q.put(big)
+        elif waiter == "join":
+            # grow the ring while join() waits, then finish the task
+            q.put(big)
+            assert q.get() == "task"
+            assert q.get() == big
+            q.task_done(); q.task_done()
+        else:
+            # the full put waits; make one slot and fill it with a message that grows the ring
+            # before the woken putter can run (it needs the GIL, which this thread holds)
+            assert q.get() == 1
+            try:
+                q.put(big, timeout=5)
+                rest = [2, big, 3]
+            except Exception:
+                rest = [2, 3]
+            out = [q.get(timeout=5) for _ in rest]
+            assert out == rest, [len(x) if isinstance(x, bytes) else x for x in out]
+        t.join(10)
+        assert not t.is_alive()
+        if waiter == "get":
+            assert got == [big]
+        print("ok")
+    """)
+
+
+def test_ring_growth_with_waiters_on_every_word():
+    """Several threads wait on the getters, putters and joiners words while the ring grows to
+    64 MiB in steps; every item arrives once."""
+    check("""
+        import threading
+        from pyconc import multiprocessing as mp
+        q = mp.JoinableQueue()
+        out = []
+        def getter():
+            for _ in range(5):
+                out.append(len(q.get()))
+                q.task_done()
+        ts = [threading.Thread(target=getter) for _ in range(4)]
+        for t in ts: t.start()
+        joiner = threading.Thread(target=q.join); joiner.start()
+        for size in [1 << 10, 1 << 19, 1 << 21, 1 << 23, 1 << 25] * 4:
+            q.put(b"y" * size)
+        for t in ts: t.join(30)
+        joiner.join(30)
+        assert sorted(out) == sorted([1 << 10, 1 << 19, 1 << 21, 1 << 23, 1 << 25] * 4), out
+        assert q._stats["capacity"] >= 1 << 25
+        print("ok")
+    """, timeout=80)
+
+
+def test_pool_terminate_while_a_worker_returns_a_big_result():
+    """Item 1 through public API only: terminate() (leaving `with Pool()`) while a worker returns
+    a result over 256 KiB crashed the pool's result thread."""
+    check("""
+        import time
+        from pyconc import multiprocessing as mp
+        def big(i):
+            return b"r" * (300 * 1024 + i)
+        if __name__ == "__main__":
+            for i in range(25):
+                with mp.Pool(2) as p:
+                    r = p.map_async(big, range(8))
+                    time.sleep(0.002 * (i % 5))
+            print("ok")
+    """, timeout=80)
+
+
+def test_release_while_a_thread_waits():
+    """_release() from another thread while get() waits: the mapping stays until the waiter
+    leaves, and later calls say the memory is released."""
+    check("""
+        import threading, time
+        from pyconc import multiprocessing as mp
+        q = mp.Queue()
+        res = []
+        def g():
+            try:
+                res.append(q._core.get(timeout=0.5) if hasattr(q, "_core") else q.get(timeout=0.5))
+            except Exception as e:
+                res.append(type(e).__name__)
+        t = threading.Thread(target=g); t.start()
+        time.sleep(0.1)
+        core = q._core if hasattr(q, "_core") else q
+        core._release()
+        t.join(5)
+        assert res == ["Empty"], res
+        try:
+            core.qsize()
+        except ValueError as e:
+            assert "released" in str(e)
+        else:
+            raise AssertionError("qsize after _release")
+        print("ok")
+    """)
+
+
+# -- 4. signals in process-shared waits --------------------------------------------------------
+
+SIGNAL_WAITS = {
+    "queue_get": "q = mp.Queue(); q.get()",
+    "queue_get_timeout": "q = mp.Queue(); q.get(timeout=30)",
+    "queue_put_full": "q = mp.Queue(1); q.put(1); q.put(2)",
+    "joinable_join": "q = mp.JoinableQueue(); q.put(1); q.join()",
+    "lock": "l = mp.Lock(); l.acquire(); l.acquire()",
+    "rlock_other_thread": ("l = mp.RLock(); import threading; "
+                           "t = threading.Thread(target=l.acquire); t.start(); t.join(); "
+                           "l.acquire()"),
+    "semaphore": "s = mp.Semaphore(0); s.acquire()",
+    "event": "e = mp.Event(); e.wait()",
+    "condition": "c = mp.Condition(); c.acquire(); c.wait()",
+    "pipe_recv": "a, b = mp.Pipe(); a.recv()",
+    "pipe_poll": "a, b = mp.Pipe(); a.poll(30)",
+    "simple_queue_get": "q = mp.SimpleQueue(); q.get()",
+}
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.05, 0.0205])
+@pytest.mark.parametrize("name", sorted(SIGNAL_WAITS))
+def test_signal_interrupts_process_shared_waits(name, delay):
+    """Item 4: a SIGALRM handler that raises, fired while the main thread waits, must surface
+    within a fraction of a second (the stdlib: at once). Delays that land on the old 100, 50 and
+    20 ms wait slices are the ones that were lost."""
+    out = check(f"""
+        import signal, time
+        from pyconc import multiprocessing as mp
+        class Alarm(Exception):
+            pass
+        def handler(*a):
+            raise Alarm
+        signal.signal(signal.SIGALRM, handler)
+        for trial in range(3):
+            signal.setitimer(signal.ITIMER_REAL, {delay})
+            t0 = time.monotonic()
+            try:
+                {SIGNAL_WAITS[name]}
+            except Alarm:
+                pass
+            else:
+                raise AssertionError("the wait returned")
+            took = time.monotonic() - t0
+            print(round(took, 3))
+            assert took < {delay} + 0.5, took
+    """)
+    assert len(out.split()) == 3
+
+
+def test_interrupted_get_does_not_consume_an_item():
+    """An interrupted get leaves the item that arrives later for the next get."""
+    check("""
+        import signal, threading, time
+        from pyconc import multiprocessing as mp
+        class Alarm(Exception):
+            pass
+        def handler(*a):
+            raise Alarm
+        signal.signal(signal.SIGALRM, handler)
+        q = mp.Queue()
+        def later():
+            time.sleep(0.5)
+            q.put("item")
+        threading.Thread(target=later).start()
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        try:
+            q.get()
+        except Alarm:
+            pass
+        assert q.get(timeout=5) == "item"
+        print("ok")
+    """)
+
+
+# -- 6. the process-shared Event ---------------------------------------------------------------
+
+def test_event_state_is_exact_under_concurrent_waiters():
+    """Item 6: with processes waiting, is_set() right after set() is True, right after clear()
+    False, and wait(0) right after clear() False (the flag was passed through waiters)."""
+    out = check("""
+        from pyconc import multiprocessing as mp
+        def waiter(e, stop):
+            while not stop.is_set():
+                e.wait(0.01)
+        if __name__ == "__main__":
+            e, stop = mp.Event(), mp.Event()
+            ps = [mp.Process(target=waiter, args=(e, stop)) for _ in range(3)]
+            for p in ps: p.start()
+            bad = [0, 0, 0]
+            for _ in range(20000):
+                e.set()
+                if not e.is_set(): bad[0] += 1
+                e.clear()
+                if e.is_set(): bad[1] += 1
+                if e.wait(0): bad[2] += 1
+            stop.set()
+            for p in ps: p.join(10)
+            print(bad)
+            assert bad == [0, 0, 0], bad
+    """, timeout=80)
+    assert "[0, 0, 0]" in out
+
+
+def test_event_waiter_woken_by_set_returns_true_even_if_cleared_at_once():
+    """threading.Event's rule, kept by the stdlib's multiprocessing.Event: a waiter that a set()
+    woke returns True even when clear() follows at once."""
+    check("""
+        import threading, time
+        from pyconc import multiprocessing as mp
+        e = mp.Event()
+        res = []
+        ts = [threading.Thread(target=lambda: res.append(e.wait(10))) for _ in range(4)]
+        for t in ts: t.start()
+        time.sleep(0.3)
+        e.set(); e.clear()
+        for t in ts: t.join(10)
+        assert res == [True] * 4, res
+        assert not e.is_set() and e.wait(0.05) is False
+        print("ok")
+    """)
+
+
+def test_signal_at_the_end_of_a_wait_slice_is_not_lost():
+    """Item 4, the issue's own case: Queue.get() with a SIGALRM handler that raises, fired at
+    100 ms while another thread will put an item at 3 s. The signal landed as a 100 ms wait slice
+    timed out (no EINTR) and was only handled when the item came -- and the item was lost."""
+    out = check("""
+        import signal, threading, time
+        from pyconc import multiprocessing as mp
+        class Alarm(Exception):
+            pass
+        def handler(*a):
+            raise Alarm
+        signal.signal(signal.SIGALRM, handler)
+        for trial in range(5):
+            q = mp.Queue()
+            def later():
+                time.sleep(1.5)
+                q.put("item")
+            th = threading.Thread(target=later)
+            th.start()
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            t0 = time.monotonic()
+            try:
+                q.get()
+            except Alarm:
+                pass
+            else:
+                raise AssertionError("get returned")
+            took = time.monotonic() - t0
+            th.join()
+            assert took < 0.6, (trial, took)
+            assert q.get(timeout=5) == "item"
+        print("ok")
+    """, timeout=60)
+    assert "ok" in out
