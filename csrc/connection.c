@@ -163,8 +163,15 @@ recv_message(ConnObject *self, Py_ssize_t maxlength)
         return NULL;
     }
     if (maxlength >= 0 && n > (uint64_t)maxlength) {
-        close(self->fd);
-        self->fd = -1;
+        /* The stream is out of step now (the message is not read). As the stdlib: a duplex
+         * end stays usable for sending, a read-only end is closed. */
+        if (self->writable) {
+            self->readable = 0;
+        }
+        else {
+            close(self->fd);
+            self->fd = -1;
+        }
         PyErr_SetString(PyExc_OSError, "bad message length");
         return NULL;
     }

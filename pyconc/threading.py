@@ -29,6 +29,7 @@ ThreadError = _std.ThreadError
 ExceptHookArgs = _std.ExceptHookArgs
 excepthook = _std.excepthook
 __excepthook__ = _std.__excepthook__
+_default_excepthook = excepthook   # while pyconc's is this one, the stdlib's current hook rules
 # Thread-local data: the stdlib's C implementation, keyed by the OS thread's interpreter state,
 # which pyconc threads have like any other thread.
 local = _thread._local
@@ -108,6 +109,10 @@ def _invoke_excepthook(thread, exc_type, exc_value, exc_tb):
     """Called by the C bootstrap when run() raised: the stdlib's invoke_excepthook logic."""
     try:
         hook = excepthook
+        if hook is _default_excepthook:
+            # A hook set on the stdlib's threading.excepthook (pytest, sentry-sdk) applies to
+            # pyconc's threads too, unless pyconc.threading.excepthook was set itself.
+            hook = _std.excepthook
         if hook is None:
             hook = __excepthook__
         hook(ExceptHookArgs([exc_type, exc_value, exc_tb, thread]))

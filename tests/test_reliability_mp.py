@@ -298,3 +298,72 @@ def test_signal_at_the_end_of_a_wait_slice_is_not_lost():
         print("ok")
     """, timeout=60)
     assert "ok" in out
+
+
+# -- 12. smaller differences -------------------------------------------------------------------
+
+def _conn_cases(m):
+    log = []
+    a, b = m.Pipe()
+    b.send_bytes(b"x" * 100)
+    try:
+        a.recv_bytes(10)
+    except OSError as e:
+        log.append(str(e))
+    log.append((a.readable, a.writable, a.closed))
+    a.send("still writable")
+    log.append(b.recv())
+    r, w = m.Pipe(duplex=False)
+    w.send_bytes(b"y" * 100)
+    try:
+        r.recv_bytes(10)
+    except OSError as e:
+        log.append(str(e))
+    log.append(r.closed)
+    return log
+
+
+def test_overlong_recv_bytes_keeps_a_duplex_end_writable():
+    import multiprocessing as std_mp
+    import pyconc.multiprocessing as mp
+    assert _conn_cases(mp) == _conn_cases(std_mp)
+
+
+def _square(x):
+    return x * x
+
+
+def _fail_on(x):
+    if x in (1, 5):
+        raise ValueError(x)
+    time.sleep(0.05)
+    return x
+
+
+@pytest.mark.parametrize("chunksize", [-1, 0])
+def test_map_with_chunksize_below_one_is_the_stdlibs(chunksize):
+    import multiprocessing as std_mp
+    import pyconc.multiprocessing as mp
+    results = []
+    for m in (std_mp, mp):
+        with m.Pool(2) as p:
+            try:
+                results.append(("ok", p.map(_square, range(6), chunksize=chunksize)))
+            except Exception as e:
+                results.append(("raise", type(e).__name__))
+    assert results[1] == results[0]
+
+
+def test_map_result_is_ready_only_when_every_chunk_is_done():
+    """Item 12: the first task error was reported before the other chunks had finished; the
+    stdlib reports it (and calls error_callback) once every chunk is in."""
+    import pyconc.multiprocessing as mp
+    with mp.Pool(2) as p:
+        calls = []
+        r = p.map_async(_fail_on, range(8), chunksize=1, error_callback=calls.append)
+        with pytest.raises(ValueError) as info:
+            r.get(10)
+        assert info.value.args == (1,)
+        # every chunk has been run and answered by the time the error is reported
+        assert not p._jobs, p._jobs
+        assert len(calls) == 1 and calls[0].args == (1,)

@@ -728,3 +728,30 @@ def test_many_threads_start_and_join():
         t.join()
     assert sorted(results) == list(range(200))
     assert all(not t.is_alive() for t in threads)
+
+
+def test_stdlib_excepthook_is_honoured():
+    """Issue 9 item 9: a hook set on the stdlib's threading.excepthook (pytest's thread-exception
+    plugin and sentry-sdk install theirs there) sees exceptions of pyconc threads, unless
+    pyconc.threading.excepthook was set itself."""
+    import threading as std
+    from pyconc import threading as pc
+    seen = []
+    saved = std.excepthook
+    std.excepthook = lambda args: seen.append(("std", args.exc_type, args.thread.name))
+    try:
+        t = pc.Thread(target=lambda: 1 / 0, name="boom")
+        t.start()
+        t.join()
+        assert seen == [("std", ZeroDivisionError, "boom")]
+        own = pc.excepthook
+        pc.excepthook = lambda args: seen.append(("pc", args.exc_type))
+        try:
+            t = pc.Thread(target=lambda: [][1])
+            t.start()
+            t.join()
+        finally:
+            pc.excepthook = own
+        assert seen[1:] == [("pc", IndexError)]
+    finally:
+        std.excepthook = saved

@@ -229,13 +229,14 @@ class MapResult(ApplyResult):
                 self._event.set()
         else:
             if not success and self._success:
-                self._success = False
+                self._success = False     # the first error is the one reported
                 self._value = result
+            if self._number_left == 0:
+                # as the stdlib: ready (and the error callback called) once every chunk is in
                 if self._error_callback:
                     self._error_callback(self._value)
-                self._event.set()   # the first error decides
-            if self._number_left == 0:
                 self._pool._jobs.pop(self._job, None)
+                self._event.set()
 
 
 class IMapIterator:
@@ -469,7 +470,7 @@ class Pool:
         if len(iterable) == 0:
             chunksize = 0
         result = MapResult(self, chunksize, len(iterable), callback, error_callback)
-        if chunksize:
+        if chunksize > 0:   # as the stdlib, a chunksize <= 0 queues nothing (all None)
             put, job = self._taskq.put_bytes, result._job
             if isinstance(iterable, range):
                 # a slice of a range is a range: three numbers to pickle, not a tuple of items
