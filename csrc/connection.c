@@ -15,6 +15,7 @@ typedef struct {
     PyObject_HEAD
     int fd;
     int readable, writable;
+    pc_spin spin;             /* the receive spin's budget */
     PyObject *dumps, *loads;
     PyObject *weakreflist;
 } ConnObject;
@@ -132,7 +133,7 @@ static int
 recv_header(ConnObject *self, uint64_t *n)
 {
     unsigned char hdr[8];
-    if (pc_spin_until_readable(self->fd) < 0) {
+    if (pc_spin_until_readable(self->fd, &self->spin) < 0) {
         return -1;
     }
     int r = read_exact(self->fd, (char *)hdr, 4, 1);
@@ -222,6 +223,9 @@ static PyObject *
 conn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     ConnObject *self = (ConnObject *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        pc_spin_init(&self->spin);
+    }
     if (self != NULL) {
         self->fd = -1;
     }

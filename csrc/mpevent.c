@@ -25,6 +25,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     pc_shm shm;
+    pc_spin spin;             /* wait()'s spin budget in this process */
     PyObject *weakreflist;
 } SharedEventObject;
 
@@ -51,6 +52,7 @@ sev_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL) {
         return NULL;
     }
+    pc_spin_init(&self->spin);
     if (pc_shm_create(&self->shm, sizeof(pevent_t), PC_SHM_EVENT) < 0) {
         Py_DECREF(self);
         return NULL;
@@ -72,6 +74,7 @@ sev_attach(PyObject *cls, PyObject *name)
     if (self == NULL) {
         return NULL;
     }
+    pc_spin_init(&self->spin);
     if (pc_shm_attach(&self->shm, pid, fd, token, PC_SHM_EVENT) < 0) {
         Py_DECREF(self);
         return NULL;
@@ -147,7 +150,8 @@ sev_wait(SharedEventObject *self, PyObject *args, PyObject *kwds)
     }
     pc_time_t deadline = pc_deadline_after(rel);
     for (;;) {
-        int r = pc_shared_wait(&e->word, seen, e->waiters, deadline, PC_FOREVER);
+        int r = pc_shared_wait(&e->word, seen, e->waiters, deadline, PC_FOREVER,
+                               &self->spin);
         if (r < 0) {
             return NULL;
         }

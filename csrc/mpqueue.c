@@ -31,6 +31,7 @@
 #include "pyconc.h"
 #include "shm.h"
 
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,6 +66,9 @@ typedef struct {
     pc_shm shm;
     PyObject *dumps, *loads;  /* _pickle.dumps / _pickle.loads */
     int closed;               /* close() was called in this process */
+    pc_spin spin_lock;        /* spin budgets of this process's waits: the lock, */
+    pc_spin spin_get;         /* a get on an empty queue, */
+    pc_spin spin_put;         /* a put on a full one (join() does not spin) */
     int busy;                 /* operations of this process's threads under way (they may wait) */
     int release_later;        /* _release() was called while busy: unmap when busy drops to 0 */
     PyObject *weakreflist;
@@ -117,16 +121,24 @@ q_lock(MPQueueObject *self)
             __atomic_store_n(&q->lock_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
             break;
         }
-        /* The lock is held for a copy, not for a wait: retry for a few hundred nanoseconds
-         * before pc_shared_wait, which would give up the GIL (and often lose it for longer
-         * to another thread of this process). */
-        if (++tries < 256) {
-            for (int i = 0; i < 8; i++) {
-                pc_cpu_relax();
+        /* The lock is held (by another process: this process's threads hold it only with the
+         * GIL) for a copy, not for a wait: retry a few times before pc_shared_wait, which gives
+         * up the GIL (and often loses it for longer to another thread of this process). With
+         * two CPUs or more, a few hundred nanoseconds of pause; on one CPU the holder cannot
+         * run while we try, so yield the CPU to it instead. */
+        if (++tries < 16) {
+            if (pc_usable_cpus() >= 2) {
+                for (int i = 0; i < 64; i++) {
+                    pc_cpu_relax();
+                }
+            }
+            else {
+                sched_yield();
             }
             continue;
         }
-        int r = pc_shared_wait(&q->lock, expected, q->lock_waiters, PC_FOREVER, LOCK_SLICE_NS);
+        int r = pc_shared_wait(&q->lock, expected, q->lock_waiters, PC_FOREVER, LOCK_SLICE_NS,
+                               &self->spin_lock);
         if (r < 0) {
             return -1;
         }
@@ -302,7 +314,7 @@ put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
         uint32_t seen = __atomic_load_n(&q->space_seq, __ATOMIC_SEQ_CST);
         q_unlock(self);
         int r = rel == 0 ? 0 : pc_shared_wait(&q->space_seq, seen, q->putters, deadline,
-                                              PC_FOREVER);
+                                              PC_FOREVER, &self->spin_put);
         if (r < 0) {
             return -1;
         }
@@ -370,7 +382,8 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
         }
         uint32_t seen = __atomic_load_n(&q->items_seq, __ATOMIC_SEQ_CST);
         q_unlock(self);
-        int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, GET_SLICE_NS);
+        int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, GET_SLICE_NS,
+                               &self->spin_get);
         __atomic_store_n(&q->getters[1], 0, __ATOMIC_SEQ_CST);   /* awake: no wake pending */
         if (r < 0) {
             /* leaving with a signal's exception: a wake meant for us goes to the next getter */
@@ -395,6 +408,9 @@ mpq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->shm.fd = -1;
+    pc_spin_init(&self->spin_lock);
+    pc_spin_init(&self->spin_get);
+    pc_spin_init(&self->spin_put);
     if (pc_pickle_functions(&self->dumps, &self->loads) < 0) {
         Py_DECREF(self);
         return NULL;
@@ -700,7 +716,8 @@ mpq_join(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
         if (unfinished <= 0) {
             break;
         }
-        r = pc_shared_wait(&q->done_seq, seen, q->joiners, PC_FOREVER, 100 * 1000 * 1000);
+        r = pc_shared_wait(&q->done_seq, seen, q->joiners, PC_FOREVER, 100 * 1000 * 1000,
+                           NULL);
         if (r < 0) {
             break;
         }

@@ -35,3 +35,4 @@ pc_pystate_is_main_thread(void)
 {
     return PyThread_get_thread_ident() == _PyRuntime.main_thread;
 }
+

@@ -39,12 +39,14 @@ typedef struct {
     pc_shm shm;
     psem_t *s;
     int mutex;               /* mutex mode */
+    pc_spin spin;            /* acquire's spin budget in this process */
     PyObject *weakreflist;
 } SemLockObject;
 
 static int
 semlock_setup(SemLockObject *self)
 {
+    pc_spin_init(&self->spin);
     self->s = (psem_t *)self->shm.base;
     self->mutex = self->s->kind == KIND_RECURSIVE || self->s->maxvalue == 1;
     return 0;
@@ -213,7 +215,7 @@ semlock_take(SemLockObject *self, pc_time_t rel_ns)
             continue;
         }
         int r = pc_shared_wait(&s->word, seen, s->waiters, deadline,
-                               self->mutex ? SLICE_NS : PC_FOREVER);
+                               self->mutex ? SLICE_NS : PC_FOREVER, &self->spin);
         if (r < 0) {
             return -1;
         }

@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <math.h>
 #include <poll.h>
@@ -304,6 +307,32 @@ pc_waitlist_unlink(pc_waiter *w)
 }
 
 void
+pc_waitlist_replace(pc_waiter *w, pc_waiter *repl)
+{
+    pc_waitlist *wl = w->list;
+    if (wl == NULL) {
+        return;
+    }
+    repl->list = wl;
+    repl->prev = w->prev;
+    repl->next = w->next;
+    if (w->prev) {
+        w->prev->next = repl;
+    }
+    else {
+        wl->head = repl;
+    }
+    if (w->next) {
+        w->next->prev = repl;
+    }
+    else {
+        wl->tail = repl;
+    }
+    w->prev = w->next = NULL;
+    w->list = NULL;
+}
+
+void
 pc_waiter_wake(pc_waiter *w)
 {
     pc_waitlist_unlink(w);
@@ -347,8 +376,6 @@ pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
 
 /* -- parking an OS thread ------------------------------------------------------------------ */
 
-#define cpu_relax pc_cpu_relax
-
 /* Signals. Python runs signal handlers in the main thread only, with the GIL. A signal that
  * arrives while that thread blocks in a system call interrupts it (EINTR) and the wait runs the
  * handlers; one that arrives while it spins, or just as a sleep times out, interrupts nothing.
@@ -368,63 +395,330 @@ handles_signals(void)
     return tls_main;
 }
 
-/* How long a parked thread spins before it sleeps (PYCONC_SPIN_NS, default 30 us), and how many
- * threads may spin at once: one less than the CPUs, so that the thread holding the GIL (the one
- * that will wake us) always has a CPU. On a single CPU nobody spins. Read once. */
-static pc_time_t spin_ns = -1;
-static int max_spinners = 0;
-static int spinners = 0;      /* threads spinning now (atomic) */
+/* -- the spin rule (see wait.h's header comment) -------------------------------------------- */
 
-static void
-init_spin(void)
+#define SPIN_DEFAULT_NS 30000         /* the cap unless PYCONC_SPIN_NS says otherwise */
+#define SPIN_PROBE_EVERY 16           /* a site at budget zero spins once per this many parks */
+#define SPIN_PREEMPTED_NS 50000       /* a gap this long between two looks: we were descheduled */
+#define AFFINITY_EVERY 256            /* parks of a thread between two sched_getaffinity calls */
+#define CGROUP_EVERY_NS 1000000000LL  /* the cgroup quota is re-read at most this often */
+
+static pc_time_t spin_max = -1;       /* the cap (PYCONC_SPIN_NS); -1 until read */
+static int spinners = 0;              /* threads of this process spinning now (atomic) */
+static int cgroup_cpus = 0;           /* CPUs the cgroup quota allows, rounded up; 0: no quota */
+static pc_time_t cgroup_read_at = 0;  /* when it was read (0: never, or stale after a fork) */
+static uint64_t cgroup_gen = 0;
+
+static uint64_t spin_stats[4];        /* spins, woken, ran out, descheduled (relaxed atomics) */
+
+static _Thread_local int tls_cpus = 0;       /* CPUs this thread may use (affinity) */
+static _Thread_local uint32_t tls_parks = 0;  /* parks since the affinity was read */
+static _Thread_local uint64_t tls_cpus_gen = 0;
+
+/* Reads an integer pair "quota period" (cgroup v2 cpu.max: "max 100000" or "50000 100000") or a
+ * single integer (v1 files). Returns the number of values read (0 on failure). */
+static int
+read_numbers(const char *path, long long *a, long long *b)
 {
-    const char *env = getenv("PYCONC_SPIN_NS");
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    max_spinners = ncpu > 1 ? (int)(ncpu - 1) : 0;
-    spin_ns = 30000;
-    if (env != NULL && *env != '\0') {
-        spin_ns = strtoll(env, NULL, 10);
-        if (spin_ns < 0) {
-            spin_ns = 0;
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return 0;
+    }
+    char buf[128];
+    int n = 0;
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+        char *end;
+        if (strncmp(buf, "max", 3) == 0) {
+            *a = -1;
+            end = buf + 3;
+            n = 1;
         }
+        else {
+            *a = strtoll(buf, &end, 10);
+            n = end != buf;
+        }
+        if (n == 1) {
+            char *end2;
+            *b = strtoll(end, &end2, 10);
+            n += end2 != end;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+/* ceil(quota / period) if quota > 0, else 0 (no limit). */
+static int
+quota_cpus(long long quota, long long period)
+{
+    if (quota <= 0 || period <= 0) {
+        return 0;
+    }
+    long long c = (quota + period - 1) / period;
+    return c > INT_MAX ? INT_MAX : (int)c;
+}
+
+/* Keeps the smaller nonzero limit. */
+static void
+limit_min(int *lim, int c)
+{
+    if (c > 0 && (*lim == 0 || c < *lim)) {
+        *lim = c;
     }
 }
 
-/* Spins (GIL released) until w is woken, spin_ns passes or the deadline, when a spinning slot
- * is free. A hand-off between two running threads (a ping-pong) usually comes back within
- * microseconds; sleeping in the kernel would add the scheduler's wake-up latency (tens of
- * microseconds on a VM) to every hand-off. Bounded: at worst a core is busy for spin_ns. */
-static void
-spin_for_wake(pc_waiter *w, pc_time_t deadline, int sig)
+/* The CPU quota of this process's cgroup and its ancestors (v2 and v1), 0 if there is none.
+ * In a container the cgroup path in /proc/self/cgroup may not exist under the mount (the mount
+ * is the container's own cgroup): the mount's root files are tried too. */
+static int
+read_cgroup_cpus(void)
 {
-    if (spin_ns <= 0 || w->nospin) {
-        return;
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (f == NULL) {
+        return 0;
     }
-    if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
-        pc_time_t until = pc_monotonic_ns() + spin_ns;
-        if (deadline != PC_FOREVER && deadline < until) {
-            until = deadline;
+    int lim = 0;
+    char line[4096], path[4200];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL) {
+            continue;
         }
-        unsigned n = 0;
-        while (__atomic_load_n(&w->word, __ATOMIC_ACQUIRE) == 0) {
-            cpu_relax();
-            if ((++n & 63) == 0 && (pc_monotonic_ns() >= until ||
-                                    (sig && pc_pystate_signal_pending()))) {
+        *c2 = '\0';
+        char *cg = c2 + 1;
+        cg[strcspn(cg, "\n")] = '\0';
+        const char *ctrls = c1 + 1;
+        int v2 = line[0] == '0' && c1 == line + 1 && *ctrls == '\0';
+        int v1cpu = 0;
+        if (!v2) {
+            /* a v1 hierarchy whose controllers include "cpu" (e.g. "cpu,cpuacct") */
+            char tmp[256];
+            snprintf(tmp, sizeof(tmp), ",%s,", ctrls);
+            v1cpu = strstr(tmp, ",cpu,") != NULL;
+        }
+        if (!v2 && !v1cpu) {
+            continue;
+        }
+        /* walk from the process's cgroup up to the mount's root: every level's limit applies */
+        char rel[4096];
+        snprintf(rel, sizeof(rel), "%s", cg);
+        for (;;) {
+            long long q = 0, per = 0;
+            if (v2) {
+                const char *mounts[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+                for (int m = 0; m < 2; m++) {
+                    snprintf(path, sizeof(path), "%s%s/cpu.max", mounts[m], rel);
+                    if (read_numbers(path, &q, &per) == 2) {
+                        limit_min(&lim, quota_cpus(q, per));
+                    }
+                }
+            }
+            else {
+                const char *mounts[] = {"/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu",
+                                        "/sys/fs/cgroup/cpuacct,cpu"};
+                for (int m = 0; m < 3; m++) {
+                    long long dummy;
+                    snprintf(path, sizeof(path), "%s%s/cpu.cfs_quota_us", mounts[m], rel);
+                    if (read_numbers(path, &q, &dummy) < 1) {
+                        continue;
+                    }
+                    snprintf(path, sizeof(path), "%s%s/cpu.cfs_period_us", mounts[m], rel);
+                    if (read_numbers(path, &per, &dummy) >= 1) {
+                        limit_min(&lim, quota_cpus(q, per));
+                    }
+                }
+            }
+            char *slash = strrchr(rel, '/');
+            if (slash == NULL || rel[0] == '\0') {
                 break;
             }
+            *slash = '\0';    /* the parent; "" is the mount's root, tried last */
         }
     }
+    fclose(f);
+    return lim;
+}
+
+static void
+read_spin_max(void)
+{
+    const char *env = getenv("PYCONC_SPIN_NS");
+    pc_time_t v = SPIN_DEFAULT_NS;
+    if (env != NULL && *env != '\0') {
+        v = strtoll(env, NULL, 10);
+        if (v < 0) {
+            v = 0;
+        }
+        if (v > INT32_MAX) {
+            v = INT32_MAX;   /* a budget is an int32 of ns: about 2 s at most */
+        }
+    }
+    spin_max = v;
+}
+
+/* CPUs the calling thread may use now: its affinity mask and the cgroup quota. Cheap: the mask
+ * is re-read every AFFINITY_EVERY parks of the thread and after a fork, the quota at most once a
+ * second (both read only by a thread that is about to spin). */
+static int
+usable_cpus(void)
+{
+    if (tls_cpus == 0 || ++tls_parks >= AFFINITY_EVERY || tls_cpus_gen != pc_fork_generation) {
+        tls_parks = 0;
+        tls_cpus_gen = pc_fork_generation;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+            tls_cpus = CPU_COUNT(&set);
+        }
+        else {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);   /* more CPUs than a cpu_set_t holds */
+            tls_cpus = n > 0 ? (int)n : 1;
+        }
+        pc_time_t now = pc_monotonic_ns();
+        pc_time_t at = __atomic_load_n(&cgroup_read_at, __ATOMIC_RELAXED);
+        if (at == 0 || now - at > CGROUP_EVERY_NS ||
+                __atomic_load_n(&cgroup_gen, __ATOMIC_RELAXED) != pc_fork_generation) {
+            __atomic_store_n(&cgroup_cpus, read_cgroup_cpus(), __ATOMIC_RELAXED);
+            __atomic_store_n(&cgroup_read_at, now, __ATOMIC_RELAXED);
+            __atomic_store_n(&cgroup_gen, pc_fork_generation, __ATOMIC_RELAXED);
+        }
+    }
+    int c = tls_cpus;
+    int q = __atomic_load_n(&cgroup_cpus, __ATOMIC_RELAXED);
+    return (q > 0 && q < c) ? q : c;
+}
+
+int
+pc_usable_cpus(void)
+{
+    return usable_cpus();
+}
+
+/* Decides whether to spin at this park and for how long (0: do not). A nonzero result has
+ * taken a spinner slot: give it back with spin_end(). Called without the GIL. */
+static pc_time_t
+spin_begin(pc_spin *sp)
+{
+    if (spin_max < 0) {
+        read_spin_max();
+    }
+    if (spin_max == 0 || sp == NULL) {
+        return 0;
+    }
+    int32_t ns = __atomic_load_n(&sp->ns, __ATOMIC_RELAXED);
+    if (ns < 0) {
+        ns = (int32_t)(spin_max / 2);          /* a new site: give spinning a chance */
+        __atomic_store_n(&sp->ns, ns, __ATOMIC_RELAXED);
+    }
+    if (ns == 0) {
+        uint32_t p = __atomic_add_fetch(&sp->parks, 1, __ATOMIC_RELAXED);
+        if (p % SPIN_PROBE_EVERY != 0) {
+            return 0;
+        }
+        ns = (int32_t)spin_max;                 /* the probe: one full spin */
+    }
+    int cpus = usable_cpus();
+    if (cpus < 2) {
+        return 0;
+    }
+    if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) >= cpus - 1) {
+        __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return ns;
+}
+
+/* Records how the spin went: woken after `took` ns, or not (ran out, or was descheduled). */
+static void
+spin_end(pc_spin *sp, int woken, pc_time_t took, int preempted)
+{
     __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
+    int32_t ns = __atomic_load_n(&sp->ns, __ATOMIC_RELAXED);
+    if (woken && !preempted) {
+        pc_time_t target = 4 * took + 1000;
+        if (target > spin_max) {
+            target = spin_max;
+        }
+        ns = (int32_t)((3 * (pc_time_t)ns + target) / 4);
+        if (ns == 0) {
+            ns = 1000;
+        }
+    }
+    else if (preempted) {
+        ns = 0;
+    }
+    else {
+        ns /= 2;
+        if (ns < 500) {
+            ns = 0;
+        }
+    }
+    __atomic_store_n(&sp->ns, ns, __ATOMIC_RELAXED);
+}
+
+/* The spin loop shared by every spinning wait (GIL released): until *word != expected, or, when
+ * fd >= 0, until fd is readable; at most budget ns or until the deadline; the main thread also
+ * stops for a pending signal (*signalled = 1). Returns 1 if the condition came true. */
+static int
+spin_loop(pc_spin *sp, pc_time_t budget, const uint32_t *word, uint32_t expected, int fd,
+          pc_time_t deadline, int sig, int *signalled)
+{
+    pc_time_t start = pc_monotonic_ns(), last = start;
+    pc_time_t until = start + budget;
+    if (deadline != PC_FOREVER && deadline < until) {
+        until = deadline;
+    }
+    int ready = 0, preempted = 0;
+    for (unsigned n = 1;; n++) {
+        if (fd >= 0) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            ready = poll(&pfd, 1, 0) != 0;
+        }
+        else {
+            ready = __atomic_load_n(word, __ATOMIC_ACQUIRE) != expected;
+        }
+        if (ready) {
+            break;
+        }
+        if (fd < 0) {
+            pc_cpu_relax();
+            if ((n & 63) != 0) {
+                continue;
+            }
+        }
+        pc_time_t now = pc_monotonic_ns();
+        if (now - last > SPIN_PREEMPTED_NS) {
+            preempted = 1;     /* descheduled while spinning: the machine is oversubscribed */
+            break;
+        }
+        last = now;
+        if (now >= until) {
+            break;
+        }
+        if (sig && pc_pystate_signal_pending()) {
+            *signalled = 1;
+            break;
+        }
+    }
+    spin_end(sp, ready, pc_monotonic_ns() - start, preempted);
+    __atomic_fetch_add(&spin_stats[0], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&spin_stats[ready ? 1 : (preempted ? 3 : 2)], 1, __ATOMIC_RELAXED);
+    return ready;
 }
 
 int
 pc_waiter_park(pc_waiter *w, pc_time_t deadline)
 {
-    if (spin_ns < 0) {
-        init_spin();
-    }
-    if (pc_hub != NULL && pc_hub->can_yield()) {
-        return pc_hub->park(w, deadline);
+    if (pc_hub != NULL) {
+        int y = pc_hub->can_yield();
+        if (y > 0) {
+            return pc_hub->park(w, deadline);
+        }
+        if (y < 0) {
+            pc_waitlist_unlink(w);
+            return pc_hub->blocking_error();
+        }
     }
     struct timespec ts;
     struct timespec *tsp = NULL;
@@ -434,14 +728,17 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
         tsp = &ts;
     }
     int sig = handles_signals();
+    /* the site's budget; the list outlives the wait (its owner is referenced by our caller) */
+    pc_spin *sp = (w->list != NULL && !w->nospin) ? &w->list->spin : NULL;
     int spin = 1;   /* spin (and watch for signals) on the first round only */
     for (;;) {
         int err = 0;
         Py_BEGIN_ALLOW_THREADS
-        if (spin) {
-            spin_for_wake(w, deadline, sig);
-            if (sig && __atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0 &&
-                    pc_pystate_signal_pending()) {
+        pc_time_t budget = spin ? spin_begin(sp) : 0;
+        if (budget > 0) {
+            int signalled = 0;
+            if (!spin_loop(sp, budget, &w->word, 0, -1, deadline, sig, &signalled) &&
+                    signalled) {
                 err = EINTR;   /* a signal landed while we spun: run its handler first */
             }
         }
@@ -531,11 +828,8 @@ pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void 
 
 int
 pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t deadline,
-               pc_time_t slice_ns)
+               pc_time_t slice_ns, pc_spin *sp)
 {
-    if (spin_ns < 0) {
-        init_spin();
-    }
     int sig = handles_signals();
     int spin = 1;
     for (;;) {
@@ -557,21 +851,12 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
         Py_BEGIN_ALLOW_THREADS
         /* Spin first, as for thread waits: a hand-off between two running processes usually
          * completes within microseconds, a futex sleep costs a scheduler wake-up. */
-        if (spin && spin_ns > 0) {
-            if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
-                pc_time_t stop = now + spin_ns;
-                unsigned n = 0;
-                while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == expected) {
-                    cpu_relax();
-                    if ((++n & 63) == 0 && (pc_monotonic_ns() >= stop ||
-                                            (sig && pc_pystate_signal_pending()))) {
-                        break;
-                    }
-                }
-            }
-            __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
+        int signalled = 0;
+        pc_time_t budget = spin ? spin_begin(sp) : 0;
+        if (budget > 0) {
+            spin_loop(sp, budget, word, expected, -1, until, sig, &signalled);
         }
-        if (spin && sig && pc_pystate_signal_pending()) {
+        if (signalled) {
             err = EINTR;   /* a signal landed while we spun: run its handler, then sleep */
         }
         else {
@@ -629,34 +914,39 @@ pc_shared_wake(uint32_t *word, int n)
 }
 
 int
-pc_spin_until_readable(int fd)
+pc_spin_until_readable(int fd, pc_spin *sp)
 {
-    if (spin_ns < 0) {
-        init_spin();
-    }
     struct pollfd pfd = {fd, POLLIN, 0};
-    if (poll(&pfd, 1, 0) != 0 || spin_ns <= 0) {
+    if (poll(&pfd, 1, 0) != 0) {
         return 0;
     }
-    int sig = handles_signals(), interrupted = 0;
+    int sig = handles_signals(), signalled = 0;
     Py_BEGIN_ALLOW_THREADS
-    if (__atomic_fetch_add(&spinners, 1, __ATOMIC_RELAXED) < max_spinners) {
-        pc_time_t stop = pc_monotonic_ns() + spin_ns;
-        do {
-            pfd.revents = 0;
-            if (poll(&pfd, 1, 0) != 0) {
-                break;
-            }
-            if (sig && pc_pystate_signal_pending()) {
-                interrupted = 1;
-                break;
-            }
-        } while (pc_monotonic_ns() < stop);
+    pc_time_t budget = spin_begin(sp);
+    if (budget > 0) {
+        spin_loop(sp, budget, NULL, 0, fd, PC_FOREVER, sig, &signalled);
     }
-    __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
     Py_END_ALLOW_THREADS
     /* the blocking read that follows would sleep through a signal that landed during the spin */
-    return interrupted ? PyErr_CheckSignals() : 0;
+    return signalled ? PyErr_CheckSignals() : 0;
+}
+
+PyObject *
+pc_spin_info(PyObject *module, PyObject *unused)
+{
+    if (spin_max < 0) {
+        read_spin_max();
+    }
+    tls_cpus = 0;   /* read afresh */
+    int usable = usable_cpus();
+    int q = __atomic_load_n(&cgroup_cpus, __ATOMIC_RELAXED);
+    int may = spin_max > 0 && usable >= 2 ? usable - 1 : 0;
+    return Py_BuildValue("{sisisisisLs(KKKK)}", "usable_cpus", usable,
+                         "affinity_cpus", tls_cpus, "cgroup_cpus", q, "max_spinners", may,
+                         "spin_max_ns", (long long)spin_max,
+                         "spins_woken_ranout_descheduled",
+                         (unsigned long long)spin_stats[0], (unsigned long long)spin_stats[1],
+                         (unsigned long long)spin_stats[2], (unsigned long long)spin_stats[3]);
 }
 
 int

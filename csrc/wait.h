@@ -14,6 +14,29 @@
  *     (PyErr_CheckSignals); if one raised (KeyboardInterrupt) the wait is abandoned, otherwise it
  *     waits again for the time left.
  *
+ * Spinning before sleeping (the thread side, cross-process waits, Connection receives). A hand-off
+ * between two threads that are both running completes in microseconds, while a futex sleep adds
+ * the scheduler's wake-up latency to it; but a spin is pure loss when the waker cannot run: on
+ * one CPU the spinner holds the CPU its waker needs, and on a busy machine the spinner burns the
+ * time slice that would have let it be woken promptly. The rule, per wait site (pc_spin: one per
+ * wait list, and one per process-shared object and direction, kept in process memory):
+ *   1. Nobody spins unless the calling thread may use at least two CPUs: its affinity mask
+ *      (sched_getaffinity, re-read every 256 parks of the thread and after fork, so an
+ *      os.sched_setaffinity is seen promptly) and the cgroup CPU quota (cpu.max in cgroup v2,
+ *      cpu.cfs_quota_us / cpu.cfs_period_us in v1, re-read at most once a second), and at most
+ *      usable-1 threads of the process spin at once, so the waker always has a CPU.
+ *   2. The budget adapts, as glibc's adaptive mutex adapts its spin count and WebKit's and
+ *      parking_lot's locks bound theirs: a spin that is woken after t moves the site's budget
+ *      towards 4t (an average, so one slow hand-off does not reset it); a spin that runs out
+ *      halves it, so a site whose waits are long stops spinning after a few waits. A site at
+ *      zero probes with one full spin every 16 parks, so it notices when hand-offs become fast.
+ *   3. Like the Linux kernel's optimistic spinning, which spins only while the lock owner is on
+ *      a CPU and stops at need_resched(), a spinner that finds it was descheduled (a gap of
+ *      more than 50 us between two looks at the clock) stops at once and counts a failure: the
+ *      machine is oversubscribed, and sleeping in the kernel, which gives the woken thread the
+ *      scheduler's wake-up preference, is the better bet.
+ * PYCONC_SPIN_NS caps the budget (default 30000 ns); 0 turns spinning off.
+ *
  * Locking rules. Every wait list and every waiter field is read and written only with the GIL
  * held (CPython 3.11-3.13 default builds). The one exception is the futex word, which the parked
  * thread reads without the GIL; it is written with an atomic release store. A waker holds the GIL
@@ -54,22 +77,39 @@ struct pc_waiter {
     void *hub;                /* coroutine side: the hub owning coro */
 };
 
+/* A wait site's adaptive spin budget (see the header comment). Process-local, GIL-protected or
+ * updated with relaxed atomics by a spinner that does not hold the GIL: a lost update only makes
+ * the next estimate a little off. */
+typedef struct pc_spin {
+    int32_t ns;               /* current budget in ns; -1: not yet initialised */
+    uint32_t parks;           /* parks at budget zero since the last probe */
+} pc_spin;
+
+#define PC_SPIN_INIT {-1, 0}
+
 typedef struct pc_waitlist {
     pc_waiter *head;          /* oldest waiter: first to be woken */
     pc_waiter *tail;          /* newest waiter */
     Py_ssize_t count;         /* number of linked waiters */
     uint64_t gen;             /* pc_fork_generation when the list was last used */
+    pc_spin spin;             /* this site's spin budget */
 } pc_waitlist;
 
-/* The coroutine side's hooks. Installed by the hub (a later module); NULL until then. */
+/* The coroutine side's hooks, installed by the hub (hub.c) at module init. */
 typedef struct pc_hub_ops {
-    /* Nonzero if the current caller is a coroutine that may park by yielding to its hub. */
+    /* 1 if the caller is a greenlet of a thread that has a hub, other than the hub itself: it
+     * parks by yielding to the hub; -1 if the caller is the hub greenlet (it cannot wait for
+     * itself); 0 otherwise (the OS thread parks). */
     int (*can_yield)(void);
-    /* Park the current coroutine on w (already linked) until woken or deadline.
-     * Same contract and results as pc_waiter_park(). Sets w->coro and w->hub. */
+    /* Park the current greenlet on w (already linked, on the caller's stack) until woken or the
+     * deadline. Same contract and results as pc_waiter_park(). The hub puts a heap copy of w in
+     * its place on the list (a suspended greenlet's stack is reused by others); that copy has
+     * coro and hub set, and w->woken is brought back before the return. */
     int (*park)(pc_waiter *w, pc_time_t deadline);
-    /* Make the coroutine parked on w runnable. Called with the GIL, from any thread. */
+    /* Make the greenlet parked on w (the heap copy) runnable. With the GIL, from any thread. */
     void (*wake)(pc_waiter *w);
+    /* Sets the error for a blocking call made in the hub greenlet. Returns -1. */
+    int (*blocking_error)(void);
 } pc_hub_ops;
 
 extern const pc_hub_ops *pc_hub;
@@ -109,11 +149,19 @@ int pc_parse_seconds(PyObject *timeout_obj, pc_time_t *rel_ns);
 /* -- wait lists ----------------------------------------------------------------------------- */
 
 static inline void
+pc_spin_init(pc_spin *sp)
+{
+    sp->ns = -1;
+    sp->parks = 0;
+}
+
+static inline void
 pc_waitlist_init(pc_waitlist *wl)
 {
     wl->head = wl->tail = NULL;
     wl->count = 0;
     wl->gen = pc_fork_generation;
+    pc_spin_init(&wl->spin);
 }
 
 /* Empties a list whose waiters belong to threads lost in a fork. Cheap when nothing forked. */
@@ -144,6 +192,9 @@ void pc_waitlist_link(pc_waitlist *wl, pc_waiter *w, int front);
 
 /* Unlinks w if it is linked. */
 void pc_waitlist_unlink(pc_waiter *w);
+
+/* Puts repl in w's place on w's list (w must be linked); w is left unlinked. */
+void pc_waitlist_replace(pc_waiter *w, pc_waiter *repl);
 
 /* Unlinks w and wakes it: the thread side stores 1 in its futex word and wakes the futex, the
  * coroutine side asks the hub to resume the coroutine. Call with the GIL held. */
@@ -235,7 +286,8 @@ pc_cpu_relax(void)
  * pc_shared_wait() returns when *word != expected (possibly spuriously, so callers re-check
  * their condition), when the deadline passes, or after slice_ns (PC_FOREVER: no slice), which
  * lets a caller check whether the process it waits for is still alive. Returns 1 to re-check,
- * 0 if the deadline passed, -1 with an exception set (a signal handler raised).
+ * 0 if the deadline passed, -1 with an exception set (a signal handler raised). sp is the
+ * caller's spin budget for this wait site (process-local); NULL: do not spin.
  *
  * counts (shared, next to the word; may be NULL): counts[0] is the number of processes that
  * may be asleep in the kernel on word. A waiter counts itself only after its spin, and looks at
@@ -245,7 +297,7 @@ pc_cpu_relax(void)
  * spinner will see the change anyway is wrong: that spinner may consume an earlier change and
  * leave, and the sleepers would never hear of the later one.) */
 int pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t deadline,
-                   pc_time_t slice_ns);
+                   pc_time_t slice_ns, pc_spin *sp);
 
 /* Wakes up to n processes waiting on word (n < 0: all). Needs no GIL. */
 void pc_shared_wake(uint32_t *word, int n);
@@ -289,7 +341,15 @@ int pc_wait_fd(int fd, pc_time_t rel_ns);
  * pays a scheduler wake-up. Returns at once if fd is readable or nobody may spin. Returns 0, or
  * -1 with an exception set when a signal handler that ran (a signal landed during the spin)
  * raised. */
-int pc_spin_until_readable(int fd);
+int pc_spin_until_readable(int fd, pc_spin *sp);
+
+/* CPUs the calling thread may use (affinity mask and cgroup quota), as the spin rule counts them.
+ * Cheap (cached per thread). Needs no GIL. */
+int pc_usable_cpus(void);
+
+/* What the spin rule sees for the calling thread (for tests and benchmarks): a dict with
+ * usable_cpus, affinity_cpus, cgroup_cpus (0: no quota), max_spinners, spin_max_ns. */
+PyObject *pc_spin_info(PyObject *module, PyObject *unused);
 
 /* Waits until any of fds[0..n) is readable; returns its index, -2 on timeout, -1 on error. */
 int pc_wait_fds(const int *fds, int n, pc_time_t rel_ns);

@@ -2,6 +2,7 @@
 signals in process-shared waits, the process-shared Event's atomicity, and the smaller
 differences (Connection, Pool). Each crash case runs in a subprocess, so a segfault fails the
 test instead of killing pytest."""
+import os
 import signal
 import sys
 import time
@@ -367,3 +368,38 @@ def test_map_result_is_ready_only_when_every_chunk_is_done():
         # every chunk has been run and answered by the time the error is reported
         assert not p._jobs, p._jobs
         assert len(calls) == 1 and calls[0].args == (1,)
+
+
+def test_pool_workers_exit_when_the_pool_process_is_killed():
+    """A Pool whose process is killed (SIGKILL: no terminate(), no sentinels) must not leave its
+    workers waiting on the task queue forever; the stdlib's workers see their pipe close."""
+    code = '''
+import os, sys, time
+from pyconc import multiprocessing as mp
+if __name__ == "__main__":
+    p = mp.Pool(2)
+    print(" ".join(str(w.pid) for w in p._pool), flush=True)
+    time.sleep(60)
+'''
+    import subprocess
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pids = [int(x) for x in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = []
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    alive.append(pid)
+            except FileNotFoundError:
+                pass
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their pool's process"

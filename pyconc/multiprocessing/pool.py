@@ -26,6 +26,7 @@ import types
 import warnings
 
 from multiprocessing import ProcessError, TimeoutError
+from queue import Empty as _Empty
 from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
 
 from .. import _core
@@ -39,6 +40,7 @@ RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"     # the stdlib's values
 _HDR = struct.Struct("qq")          # (job, index) at the start of every task and result frame
 _SLOT = struct.Struct("qqq")        # per worker: job, index (claimed task), state
 _IDLE, _EXITING = -1, -2
+_PARENT_CHECK = 1.0                 # seconds an idle worker waits between checks on its parent
 _job_counter = itertools.count()
 
 
@@ -122,8 +124,14 @@ def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks):
     funcs = {}                                       # pickled function -> function
     start = _HDR.size + _FLEN.size
     done = 0
+    parent = os.getppid()
     while maxtasks is None or done < maxtasks:
-        data = taskq.get_bytes(claim=claim)
+        try:
+            data = taskq.get_bytes(True, _PARENT_CHECK, claim)
+        except _Empty:
+            if os.getppid() != parent:
+                return      # the pool's process is gone (killed): nobody will send a sentinel
+            continue
         if len(data) == _HDR.size:                   # the stop sentinel
             _SLOT.pack_into(slot, 0, _IDLE, 0, _EXITING)
             resultq.put_bytes(_HDR.pack(-1, k))      # tell the parent at once
