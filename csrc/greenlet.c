@@ -1277,3 +1277,79 @@ pc_greenlet_init_types(PyObject *module, pc_state *st)
     PyType_Modified(st->Greenlet_Type);
     return 0;
 }
+
+/* -- the C interface (greenlet.h) ------------------------------------------------------------ */
+
+PyObject *
+pc_greenlet_current_or_null(void)
+{
+    return (PyObject *)G.current;
+}
+
+PyObject *
+pc_greenlet_current(pc_state *st)
+{
+    return (PyObject *)current_greenlet(st);
+}
+
+PyObject *
+pc_greenlet_main(void)
+{
+    return (PyObject *)G.main;
+}
+
+PyObject *
+pc_greenlet_new(pc_state *st, PyTypeObject *type, PyObject *run, PyObject *parent)
+{
+    if (current_greenlet(st) == NULL) {
+        return NULL;
+    }
+    GreenletObject *g = greenlet_alloc(type != NULL ? type : st->Greenlet_Type);
+    if (g == NULL) {
+        return NULL;
+    }
+    g->parent = (GreenletObject *)Py_NewRef(parent != NULL ? parent : (PyObject *)G.current);
+    g->run = Py_XNewRef(run);
+    return (PyObject *)g;
+}
+
+PyObject *
+pc_greenlet_switch(PyObject *target, PyObject *args, PyObject *kwargs)
+{
+    return g_switch(NULL, (GreenletObject *)target, args, kwargs);
+}
+
+PyObject *
+pc_greenlet_throw(PyObject *target, PyObject *exc)
+{
+    pc_state *st = pc_state_of_type(Py_TYPE(target));
+    if (st == NULL) {
+        return NULL;
+    }
+    return throw_into(st, (GreenletObject *)target, Py_NewRef(exc));
+}
+
+int
+pc_greenlet_is_active(PyObject *g)
+{
+    return ACTIVE((GreenletObject *)g);
+}
+
+int
+pc_greenlet_is_dead(PyObject *g)
+{
+    GreenletObject *self = (GreenletObject *)g;
+    return STARTED(self) && !ACTIVE(self);
+}
+
+int
+pc_greenlet_is_started(PyObject *g)
+{
+    return STARTED((GreenletObject *)g);
+}
+
+PyObject *
+pc_greenlet_parent(PyObject *g)
+{
+    return (PyObject *)((GreenletObject *)g)->parent;
+}

@@ -5,6 +5,7 @@
  * exception objects pyconc re-uses, so that `except threading.BrokenBarrierError` catches ours.
  */
 #include "pyconc.h"
+#include "hub.h"
 
 #include <string.h>
 
@@ -138,6 +139,9 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("Ended threads whose greenlet references are not dropped yet.")},
     {"gettrace", pc_greenlet_gettrace, METH_NOARGS,
      PyDoc_STR("gettrace()\n\nThis thread's greenlet switch trace function, or None.")},
+    {"_spin_info", pc_spin_info, METH_NOARGS,
+     PyDoc_STR("What the spin rule sees for the calling thread: usable_cpus, affinity_cpus, "
+               "cgroup_cpus (0: no quota), max_spinners, spin_max_ns.")},
     {NULL, NULL, 0, NULL},
 };
 
@@ -169,7 +173,8 @@ module_exec(PyObject *module)
             pc_mpqueue_init_types(module, st) < 0 ||
             pc_connection_init_types(module, st) < 0 ||
             pc_block_init_types(module, st) < 0 ||
-            pc_mpevent_init_types(module, st) < 0) {
+            pc_mpevent_init_types(module, st) < 0 ||
+            pc_hub_install(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",
@@ -203,6 +208,12 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->Greenlet_Type);
     Py_VISIT(st->SemLock_Type);
     Py_VISIT(st->SharedEvent_Type);
+    Py_VISIT(st->Hub_Type);
+    Py_VISIT(st->HubTimer_Type);
+    Py_VISIT(st->LoopExit);
+    Py_VISIT(st->BlockingSwitchOutError);
+    Py_VISIT(st->InvalidSwitchError);
+    Py_VISIT(st->ConcurrentObjectUseError);
     Py_VISIT(st->MPQueue_Type);
     Py_VISIT(st->Connection_Type);
     Py_VISIT(st->SharedBlock_Type);
@@ -235,6 +246,12 @@ module_clear(PyObject *module)
     Py_CLEAR(st->Greenlet_Type);
     Py_CLEAR(st->SemLock_Type);
     Py_CLEAR(st->SharedEvent_Type);
+    Py_CLEAR(st->Hub_Type);
+    Py_CLEAR(st->HubTimer_Type);
+    Py_CLEAR(st->LoopExit);
+    Py_CLEAR(st->BlockingSwitchOutError);
+    Py_CLEAR(st->InvalidSwitchError);
+    Py_CLEAR(st->ConcurrentObjectUseError);
     Py_CLEAR(st->MPQueue_Type);
     Py_CLEAR(st->Connection_Type);
     Py_CLEAR(st->SharedBlock_Type);

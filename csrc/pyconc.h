@@ -37,6 +37,13 @@ typedef struct {
     PyTypeObject *Greenlet_Type;
     PyObject *GreenletExit;         /* pyconc.greenlet.GreenletExit (a BaseException) */
     PyObject *GreenletError;        /* pyconc.greenlet.error */
+    /* the coroutine hub (hub.c) */
+    PyTypeObject *Hub_Type;
+    PyTypeObject *HubTimer_Type;
+    PyObject *LoopExit;
+    PyObject *BlockingSwitchOutError;
+    PyObject *InvalidSwitchError;
+    PyObject *ConcurrentObjectUseError;
     /* process-shared objects */
     PyTypeObject *SemLock_Type;
     PyTypeObject *MPQueue_Type;

@@ -1,0 +1,1780 @@
+/* hub.c -- the coroutine hub: one per OS thread, its loop running in a greenlet of its own.
+ *
+ * What it owns (all GIL-protected; the loop drops the GIL only inside epoll_wait):
+ *   - a FIFO *ready queue* of nodes: a parked greenlet to resume (its park record, embedded: no
+ *     allocation, so a wake can never fail), or a scheduled switch / throw / call (allocated by
+ *     the Python-level API that schedules it, which can report MemoryError);
+ *   - an *idle queue*, moved to the ready queue when nothing else is ready (idle());
+ *   - a *timer min-heap* keyed by (deadline, sequence), O(log n) arm and cancel, the timers
+ *     embedded in park records and in Timer objects;
+ *   - an *epoll* instance with an *eventfd* in it, written by another thread that makes one of
+ *     this hub's greenlets ready while the loop may be asleep in epoll_wait (the "inbox": with
+ *     the GIL serialising every access, the ready queue itself is the inbox and the eventfd only
+ *     wakes the loop; a free-threaded build will need a lock here);
+ *   - file-descriptor watchers (pc_hub_wait_fd) for the cooperative I/O of pyconc.gevent.
+ *
+ * Parking (wait.h's pc_hub_ops). A primitive's waiter lives on its caller's C stack, but a
+ * greenlet's stack is copied away while it is suspended and the addresses reused by the others:
+ * nothing may point into it then. So a park copies the caller's waiter into a heap *park record*
+ * that takes its place on the primitive's wait list, switches to the hub, and copies the outcome
+ * back when resumed. A record's states:
+ *     PARKED -> READY (woken, or its deadline passed; queued once) -> RESUMING (the hub switches
+ *     to it) -> DONE (the park returned; freed once it is out of the ready queue)
+ * A park can also end with an exception thrown into the greenlet (a kill, a Timeout) in any
+ * state; it then unlinks itself and reports whether a wake had been consumed (w->woken), so that
+ * the primitive passes the wake on, as on the thread side. A wake from another thread queues the
+ * record on its hub and writes the eventfd if the loop is (or may be about to be) polling.
+ *
+ * The loop, per iteration: resume/run every node that was ready when the iteration began (a
+ * greenlet that yields with sleep(0) goes to the back, and waits for one iteration of I/O: it
+ * cannot starve the others or the poll); fire due timers; poll epoll (timeout 0 if anything is
+ * ready, else until the next timer, else forever) with the GIL released; run Python's signal
+ * handlers. An exception that escapes into the hub (a raw greenlet's, a callback's) is printed as
+ * gevent prints it, and the loop goes on; SystemExit, KeyboardInterrupt and SystemError are
+ * raised in the main greenlet instead, as is LoopExit when nothing could ever wake anyone (no
+ * ready node, timer or watcher, and no other thread in the interpreter).
+ *
+ * Blocking in the hub greenlet itself (a Lock.acquire in a callback the hub runs) raises
+ * BlockingSwitchOutError: the hub cannot wait for itself.
+ *
+ * Lifetime. The thread's state dict holds the hub (a capsule, whose destructor runs when the
+ * thread ends, with the GIL): the hub then unlinks every park record from its wait list and
+ * drops its references; the greenlets of an ended thread can never run again (greenlet.c frees
+ * them without running their code). After fork() the child finds the hub stamped with an older
+ * fork generation at its next use, and starts it afresh: new epoll fd and eventfd, empty queues
+ * and heap; the parent's parked greenlets are not resumed (their records are orphaned, and freed
+ * if such a greenlet is ever killed).
+ */
+#include "hub.h"
+#include "greenlet.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* -- nodes of the ready queue ------------------------------------------------------------------ */
+
+enum { N_RESUME = 1, N_SWITCH, N_THROW, N_CALL };
+
+typedef struct rnode {
+    struct rnode *next;
+    int kind;
+} rnode_t;
+
+typedef struct {
+    rnode_t node;
+    PyObject *target;         /* N_SWITCH/N_THROW: the greenlet; N_CALL: the callable (strong) */
+    PyObject *arg;            /* the args tuple, or the exception (strong, may be NULL) */
+    PyObject *kwargs;         /* N_SWITCH / N_CALL: keyword arguments (strong, may be NULL) */
+} cbnode_t;
+
+typedef struct {
+    rnode_t *head, *tail;
+    Py_ssize_t count;
+} fifo_t;
+
+static inline void
+fifo_push(fifo_t *q, rnode_t *n)
+{
+    n->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = n;
+    }
+    else {
+        q->head = n;
+    }
+    q->tail = n;
+    q->count++;
+}
+
+static inline rnode_t *
+fifo_pop(fifo_t *q)
+{
+    rnode_t *n = q->head;
+    if (n != NULL) {
+        q->head = n->next;
+        if (q->head == NULL) {
+            q->tail = NULL;
+        }
+        q->count--;
+        n->next = NULL;
+    }
+    return n;
+}
+
+/* -- timers -------------------------------------------------------------------------------------- */
+
+enum { T_PARK = 1, T_PY };
+
+typedef struct htimer {
+    pc_time_t deadline;
+    uint64_t seq;             /* arming order: equal deadlines fire first armed, first fired */
+    Py_ssize_t index;         /* position in the heap, -1 when not armed */
+    int kind;                 /* T_PARK: inside a park record; T_PY: inside a Timer object */
+} htimer_t;
+
+/* -- park records -------------------------------------------------------------------------------- */
+
+enum { P_PARKED = 1, P_READY, P_RESUMING, P_DONE };
+
+typedef struct parked {
+    pc_waiter w;              /* first: wait.c hands us &w; on the primitive's list in place of
+                                 the caller's stack waiter */
+    rnode_t node;             /* N_RESUME, in the ready or idle queue while queued */
+    htimer_t timer;           /* the deadline, when there is one */
+    HubObject *hub;           /* borrowed: a hub releases every record before it goes */
+    PyObject *greenlet;       /* strong: the parked greenlet */
+    int state;
+    int result;               /* PC_WAIT_WOKEN or PC_WAIT_TIMEOUT once READY */
+    int queued;               /* 1 while node is in a queue */
+    int orphaned;             /* its hub was reset by a fork or destroyed: touch nothing of it */
+    int fd;                   /* fd wait: the descriptor, else -1 */
+    uint32_t events;          /* fd wait: EPOLLIN or EPOLLOUT */
+    PyObject *exc;            /* fd wait cancelled: the exception to raise (strong) */
+    struct parked *prev, *next;  /* the hub's list of live records */
+} parked_t;
+
+#define PARKED_OF_NODE(n) ((parked_t *)((char *)(n) - offsetof(parked_t, node)))
+#define PARKED_OF_TIMER(t) ((parked_t *)((char *)(t) - offsetof(parked_t, timer)))
+
+/* -- the hub object ---------------------------------------------------------------------------- */
+
+typedef struct {
+    parked_t *rd, *wr;        /* the greenlets waiting to read / write */
+    uint32_t registered;      /* events registered with epoll (0: not registered) */
+} fdwatch_t;
+
+struct HubObject {
+    PyObject_HEAD
+    pc_state *st;             /* the module state (the module outlives its hubs' use) */
+    PyObject *greenlet;       /* strong: the loop's greenlet; its parent is main */
+    PyObject *main;           /* strong: the thread's main greenlet */
+    unsigned long ident;      /* the thread's ident */
+    uint64_t gen;             /* pc_fork_generation when the hub was (re)initialised */
+    int epfd, evfd;           /* -1 when closed */
+    int polling;              /* 1 from just before the loop drops the GIL to poll until after */
+    int poked;                /* the eventfd was written since the loop last read it */
+    int dead;                 /* destroyed: its thread ended, or destroy() */
+    fifo_t ready;
+    fifo_t idle;
+    htimer_t **heap;          /* the timer min-heap */
+    Py_ssize_t nheap, capheap;
+    uint64_t seq;
+    parked_t parks;           /* sentinel of the list of live park records */
+    Py_ssize_t nparks;
+    fdwatch_t *fds;           /* indexed by descriptor */
+    int capfds;
+    int nwatch;               /* descriptors with a waiter */
+    int npytimers;            /* armed Timer objects (they keep the loop from LoopExit) */
+    PyObject *dict;
+    PyObject *weakreflist;
+};
+
+static _Thread_local HubObject *tls_hub = NULL;   /* borrowed; the thread state dict owns it */
+
+/* -- the timer heap ----------------------------------------------------------------------------- */
+
+static inline int
+timer_before(const htimer_t *a, const htimer_t *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void
+heap_swap(htimer_t **h, Py_ssize_t i, Py_ssize_t j)
+{
+    htimer_t *t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+    h[i]->index = i;
+    h[j]->index = j;
+}
+
+static void
+heap_up(htimer_t **h, Py_ssize_t i)
+{
+    while (i > 0) {
+        Py_ssize_t parent = (i - 1) / 2;
+        if (!timer_before(h[i], h[parent])) {
+            break;
+        }
+        heap_swap(h, i, parent);
+        i = parent;
+    }
+}
+
+static void
+heap_down(htimer_t **h, Py_ssize_t n, Py_ssize_t i)
+{
+    for (;;) {
+        Py_ssize_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && timer_before(h[l], h[m])) {
+            m = l;
+        }
+        if (r < n && timer_before(h[r], h[m])) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        heap_swap(h, i, m);
+        i = m;
+    }
+}
+
+/* Arms t for deadline. 0, or -1 with MemoryError. */
+static int
+timer_arm(HubObject *hub, htimer_t *t, pc_time_t deadline)
+{
+    if (hub->nheap == hub->capheap) {
+        Py_ssize_t cap = hub->capheap ? hub->capheap * 2 : 64;
+        htimer_t **h = PyMem_Realloc(hub->heap, (size_t)cap * sizeof(*h));
+        if (h == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        hub->heap = h;
+        hub->capheap = cap;
+    }
+    t->deadline = deadline;
+    t->seq = hub->seq++;
+    t->index = hub->nheap;
+    hub->heap[hub->nheap++] = t;
+    heap_up(hub->heap, t->index);
+    return 0;
+}
+
+static void
+timer_cancel(HubObject *hub, htimer_t *t)
+{
+    Py_ssize_t i = t->index;
+    if (i < 0) {
+        return;
+    }
+    t->index = -1;
+    Py_ssize_t last = --hub->nheap;
+    if (i != last) {
+        hub->heap[i] = hub->heap[last];
+        hub->heap[i]->index = i;
+        heap_down(hub->heap, hub->nheap, i);
+        heap_up(hub->heap, i);
+    }
+}
+
+/* -- park records ------------------------------------------------------------------------------- */
+
+static parked_t *
+parked_new(HubObject *hub, PyObject *greenlet)
+{
+    parked_t *p = PyMem_Calloc(1, sizeof(parked_t));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    pc_waiter_init(&p->w);
+    p->node.kind = N_RESUME;
+    p->timer.index = -1;
+    p->timer.kind = T_PARK;
+    p->hub = hub;
+    p->greenlet = Py_NewRef(greenlet);
+    p->fd = -1;
+    p->w.coro = greenlet;
+    p->w.hub = hub;
+    /* the hub's list of live records */
+    p->next = hub->parks.next;
+    p->prev = &hub->parks;
+    hub->parks.next->prev = p;
+    hub->parks.next = p;
+    hub->nparks++;
+    return p;
+}
+
+/* Leaves the hub's list (not for orphans, whose hub no longer lists them). */
+static void
+parked_unlist(parked_t *p)
+{
+    if (p->prev != NULL) {
+        p->prev->next = p->next;
+        p->next->prev = p->prev;
+        p->prev = p->next = NULL;
+        p->hub->nparks--;
+    }
+}
+
+static void
+parked_free(parked_t *p)
+{
+    Py_CLEAR(p->greenlet);
+    Py_CLEAR(p->exc);
+    PyMem_Free(p);
+}
+
+static void
+poke(HubObject *hub)
+{
+    /* Only a loop that is polling (or about to, having dropped the GIL) needs the eventfd: one
+     * that runs Python code looks at the ready queue before it polls again. */
+    if (hub->polling && !hub->poked && hub->evfd >= 0) {
+        uint64_t one = 1;
+        hub->poked = 1;
+        ssize_t r = write(hub->evfd, &one, sizeof(one));
+        (void)r;   /* EAGAIN: the counter is not read yet, the loop will wake anyway */
+    }
+}
+
+/* A parked greenlet is ready to run: queue it once, cancel its deadline, wake the loop. */
+static void
+make_ready(parked_t *p, int result)
+{
+    HubObject *hub = p->hub;
+    if (p->state != P_PARKED || p->orphaned) {
+        return;
+    }
+    timer_cancel(hub, &p->timer);
+    p->state = P_READY;
+    p->result = result;
+    p->queued = 1;
+    fifo_push(&hub->ready, &p->node);
+    poke(hub);
+}
+
+/* -- scheduling from the API -------------------------------------------------------------------- */
+
+/* Queues a node; steals arg and kwargs (also on failure). 0, or -1 with MemoryError. */
+static int
+schedule(HubObject *hub, int kind, PyObject *target, PyObject *arg, PyObject *kwargs)
+{
+    cbnode_t *n = PyMem_Malloc(sizeof(cbnode_t));
+    if (n == NULL) {
+        Py_XDECREF(arg);
+        Py_XDECREF(kwargs);
+        PyErr_NoMemory();
+        return -1;
+    }
+    n->node.kind = kind;
+    n->target = Py_NewRef(target);
+    n->arg = arg;
+    n->kwargs = kwargs;
+    fifo_push(&hub->ready, &n->node);
+    poke(hub);
+    return 0;
+}
+
+int
+pc_hub_schedule_switch(HubObject *hub, PyObject *target, PyObject *args, PyObject *kwargs)
+{
+    return schedule(hub, N_SWITCH, target, args, kwargs);
+}
+
+int
+pc_hub_schedule_call(HubObject *hub, PyObject *callable, PyObject *args)
+{
+    return schedule(hub, N_CALL, callable, args, NULL);
+}
+
+int
+pc_hub_schedule_throw(HubObject *hub, PyObject *target, PyObject *exc)
+{
+    return schedule(hub, N_THROW, target, Py_NewRef(exc), NULL);
+}
+
+PyObject *
+pc_hub_greenlet(HubObject *hub)
+{
+    return hub->greenlet;
+}
+
+/* -- errors --------------------------------------------------------------------------------------- */
+
+/* With an exception set that escaped into the hub from `context` (a greenlet or callable, may be
+ * NULL): SystemExit, KeyboardInterrupt and SystemError go to the main greenlet (returns 1 with
+ * the exception still set: the caller throws it there); anything else is printed as gevent
+ * prints it -- the traceback, then "<context> failed with <ExceptionName>" -- and cleared
+ * (returns 0). */
+static int
+hub_handle_error(HubObject *hub, PyObject *context)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
+            PyErr_ExceptionMatches(PyExc_SystemError)) {
+        return 1;
+    }
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    PyObject *tbmod = PyImport_ImportModule("traceback");
+    PyObject *r = tbmod ? PyObject_CallMethod(tbmod, "print_exception", "OOO", et, ev,
+                                              etb ? etb : Py_None) : NULL;
+    Py_XDECREF(r);
+    Py_XDECREF(tbmod);
+    if (r != NULL) {
+        PyObject *err = PySys_GetObject("stderr");   /* borrowed */
+        PyObject *msg = PyUnicode_FromFormat("%R failed with %s\n\n",
+                                             context ? context : Py_None,
+                                             ((PyTypeObject *)et)->tp_name);
+        if (err != NULL && err != Py_None && msg != NULL) {
+            PyFile_WriteObject(msg, err, Py_PRINT_RAW);
+        }
+        Py_XDECREF(msg);
+    }
+    PyErr_Clear();   /* printing is best effort */
+    Py_XDECREF(et);
+    Py_XDECREF(ev);
+    Py_XDECREF(etb);
+    return 0;
+}
+
+/* Raises the set exception in the main greenlet (switching to it), as gevent does for system
+ * errors and LoopExit. Returns when main switches back to the hub. */
+static void
+throw_to_main(HubObject *hub)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    Py_XDECREF(et);
+    Py_XDECREF(etb);
+    PyObject *r = pc_greenlet_throw(hub->main, ev);
+    Py_DECREF(ev);
+    if (r == NULL) {
+        hub_handle_error(hub, hub->main);
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+}
+
+/* -- fd watchers -------------------------------------------------------------------------------- */
+
+static int
+fds_reserve(HubObject *hub, int fd)
+{
+    if (fd < hub->capfds) {
+        return 0;
+    }
+    int cap = hub->capfds ? hub->capfds : 64;
+    while (cap <= fd) {
+        cap *= 2;
+    }
+    fdwatch_t *f = PyMem_Realloc(hub->fds, (size_t)cap * sizeof(fdwatch_t));
+    if (f == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(f + hub->capfds, 0, (size_t)(cap - hub->capfds) * sizeof(fdwatch_t));
+    hub->fds = f;
+    hub->capfds = cap;
+    return 0;
+}
+
+/* Makes epoll's interest for fd match its waiters. 0, or -1 with OSError. */
+static int
+fd_update(HubObject *hub, int fd)
+{
+    fdwatch_t *fw = &hub->fds[fd];
+    uint32_t want = (fw->rd ? EPOLLIN : 0) | (fw->wr ? EPOLLOUT : 0);
+    if (want == fw->registered) {
+        return 0;
+    }
+    struct epoll_event ev = {.events = want, .data.fd = fd};
+    int op = want == 0 ? EPOLL_CTL_DEL : (fw->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD);
+    if (epoll_ctl(hub->epfd, op, fd, &ev) < 0) {
+        if (op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)) {
+            fw->registered = 0;   /* closed meanwhile: the kernel dropped it */
+            return 0;
+        }
+        if (op == EPOLL_CTL_MOD && errno == ENOENT) {
+            op = EPOLL_CTL_ADD;   /* closed and reopened under the same number */
+            if (epoll_ctl(hub->epfd, op, fd, &ev) == 0) {
+                fw->registered = want;
+                return 0;
+            }
+        }
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    fw->registered = want;
+    return 0;
+}
+
+/* A park record leaves fd's watch (its wait is over, one way or another). */
+static void
+fd_forget(parked_t *p)
+{
+    HubObject *hub = p->hub;
+    if (p->fd < 0 || p->orphaned || p->fd >= hub->capfds) {
+        return;
+    }
+    fdwatch_t *fw = &hub->fds[p->fd];
+    if (fw->rd == p) {
+        fw->rd = NULL;
+    }
+    if (fw->wr == p) {
+        fw->wr = NULL;
+    }
+    if (fw->rd == NULL && fw->wr == NULL) {
+        hub->nwatch--;
+    }
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);   /* a thrown exception being reported must survive */
+    if (fd_update(hub, p->fd) < 0) {
+        PyErr_Clear();   /* a stale registration only costs a spurious event, handled later */
+    }
+    PyErr_Restore(et, ev, etb);
+    p->fd = -1;
+}
+
+/* -- parking ------------------------------------------------------------------------------------ */
+
+/* Parks the current greenlet (not the hub) on its hub. w: the caller's linked stack waiter
+ * (replaced on its list by the record), or NULL for sleep / idle / fd waits. deadline:
+ * PC_FOREVER or absolute. how: 0 park until woken or the deadline; 1 ready at once (sleep(0));
+ * 2 idle. slot: an fd wait's watcher slot, which gets the record (fd, events describe it).
+ * Returns PC_WAIT_WOKEN / PC_WAIT_TIMEOUT / PC_WAIT_ERROR, as pc_waiter_park. */
+static int
+park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot, int fd,
+     uint32_t events)
+{
+    PyObject *cur = pc_greenlet_current_or_null();
+    parked_t *p = parked_new(hub, cur);
+    if (p == NULL) {
+        if (w != NULL) {
+            pc_waitlist_unlink(w);
+        }
+        return PC_WAIT_ERROR;
+    }
+    if (deadline != PC_FOREVER && how == 0 && timer_arm(hub, &p->timer, deadline) < 0) {
+        if (w != NULL) {
+            pc_waitlist_unlink(w);
+        }
+        parked_unlist(p);
+        parked_free(p);
+        return PC_WAIT_ERROR;
+    }
+    if (w != NULL) {
+        p->w.woken = w->woken;
+        p->w.nospin = w->nospin;
+        pc_waitlist_replace(w, &p->w);
+    }
+    p->state = P_PARKED;
+    if (how == 1) {
+        make_ready(p, PC_WAIT_WOKEN);
+    }
+    else if (how == 2) {
+        p->queued = 1;
+        p->state = P_READY;
+        p->result = PC_WAIT_WOKEN;
+        fifo_push(&hub->idle, &p->node);
+    }
+    if (slot != NULL) {
+        p->fd = fd;
+        p->events = events;
+        *slot = p;
+    }
+
+    PyObject *r = pc_greenlet_switch(hub->greenlet, PyTuple_New(0), NULL);
+
+    int result;
+    if (r == NULL) {
+        result = PC_WAIT_ERROR;       /* thrown into while parked: a kill, a Timeout */
+    }
+    else {
+        Py_DECREF(r);
+        if (p->state == P_RESUMING) {
+            result = p->result;
+            if (p->exc != NULL) {     /* an fd wait that another greenlet cancelled */
+                PyErr_SetObject((PyObject *)Py_TYPE(p->exc), p->exc);
+                result = PC_WAIT_ERROR;
+            }
+        }
+        else {
+            /* switched to by someone other than the hub (a stray g.switch()): gevent's
+             * Waiter says so with InvalidSwitchError */
+            PyErr_Format(hub->st->InvalidSwitchError, "Invalid switch into %R: got %R (expected "
+                         "a resume from its hub)", cur, r);
+            result = PC_WAIT_ERROR;
+        }
+    }
+    /* done, whatever happened: nothing may find the record again */
+    if (!p->orphaned) {
+        timer_cancel(hub, &p->timer);
+        fd_forget(p);
+        parked_unlist(p);
+    }
+    if (p->w.list != NULL) {
+        pc_waitlist_unlink(&p->w);
+    }
+    if (w != NULL) {
+        w->woken = p->w.woken;
+    }
+    p->state = P_DONE;
+    if (!p->queued) {
+        parked_free(p);
+    }
+    else {
+        /* still in a queue (woken, then thrown into before it ran): the loop frees it */
+        Py_CLEAR(p->greenlet);
+    }
+    return result;
+}
+
+/* -- the loop ----------------------------------------------------------------------------------- */
+
+/* Dispatches one ready node. Returns 0, or 1 with an exception that belongs to the main
+ * greenlet (the caller throws it there). */
+static int
+dispatch(HubObject *hub, rnode_t *n)
+{
+    PyObject *r = NULL, *context = NULL;
+    if (n->kind == N_RESUME) {
+        parked_t *p = PARKED_OF_NODE(n);
+        p->queued = 0;
+        if (p->state != P_READY || p->orphaned) {
+            if (p->state == P_DONE || p->orphaned) {
+                parked_free(p);       /* its park ended while it waited in the queue */
+            }
+            return 0;
+        }
+        p->state = P_RESUMING;
+        PyObject *g = Py_NewRef(p->greenlet);
+        r = pc_greenlet_switch(g, PyTuple_New(0), NULL);
+        context = g;
+        if (r == NULL) {
+            int sys = hub_handle_error(hub, g);
+            Py_DECREF(g);
+            return sys;
+        }
+        Py_DECREF(g);
+        Py_DECREF(r);
+        return 0;
+    }
+    cbnode_t *c = (cbnode_t *)n;
+    PyObject *target = c->target, *arg = c->arg, *kwargs = c->kwargs;
+    int kind = n->kind;
+    PyMem_Free(c);
+    context = target;
+    if (kind == N_SWITCH) {
+        r = pc_greenlet_switch(target, arg != NULL ? arg : PyTuple_New(0), kwargs);
+        arg = kwargs = NULL;   /* stolen */
+    }
+    else if (kind == N_THROW) {
+        r = pc_greenlet_throw(target, arg);
+    }
+    else {
+        r = arg != NULL ? PyObject_Call(target, arg, kwargs) : PyObject_CallNoArgs(target);
+    }
+    int sys = 0;
+    if (r == NULL) {
+        sys = hub_handle_error(hub, context);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(arg);
+    Py_XDECREF(kwargs);
+    Py_DECREF(target);
+    return sys;
+}
+
+static void reset_after_fork(HubObject *hub);
+
+/* Runs what was ready when called. Returns 1 with a main-greenlet exception set, else 0. */
+static int
+run_ready(HubObject *hub)
+{
+    Py_ssize_t n = hub->ready.count;
+    while (n-- > 0 && !hub->dead) {
+        rnode_t *node = fifo_pop(&hub->ready);
+        if (node == NULL) {
+            break;
+        }
+        if (dispatch(hub, node)) {
+            return 1;
+        }
+        if (hub->gen != pc_fork_generation) {
+            reset_after_fork(hub);   /* a greenlet forked: this is the child now */
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Fires the timers that are due. Returns 1 with a main-greenlet exception set, else 0. */
+static int timer_fire_py(HubObject *hub, htimer_t *t);
+
+static int
+run_timers(HubObject *hub)
+{
+    if (hub->nheap == 0) {
+        return 0;
+    }
+    pc_time_t now = pc_monotonic_ns();
+    while (hub->nheap > 0 && hub->heap[0]->deadline <= now && !hub->dead) {
+        htimer_t *t = hub->heap[0];
+        timer_cancel(hub, t);
+        if (t->kind == T_PARK) {
+            parked_t *p = PARKED_OF_TIMER(t);
+            if (p->state == P_PARKED) {
+                if (p->w.list != NULL) {
+                    pc_waitlist_unlink(&p->w);   /* nobody may wake it now */
+                }
+                make_ready(p, PC_WAIT_TIMEOUT);
+            }
+        }
+        else if (timer_fire_py(hub, t)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 if no thread but this one exists in the interpreter: nobody else could wake the hub. */
+static int
+only_thread(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    PyThreadState *t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(ts));
+    int n = 0;
+    for (; t != NULL; t = PyThreadState_Next(t)) {
+        if (++n > 1) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Polls epoll. Returns 0, or 1 with a main-greenlet exception set (a signal handler raised, or
+ * LoopExit). */
+static int
+poll_once(HubObject *hub)
+{
+    int timeout_ms = -1;
+    if (hub->ready.count > 0 || hub->idle.count > 0) {
+        timeout_ms = 0;
+    }
+    else if (hub->nheap > 0) {
+        pc_time_t left = hub->heap[0]->deadline - pc_monotonic_ns();
+        timeout_ms = left <= 0 ? 0 : (left > (pc_time_t)INT32_MAX * 1000000
+                                          ? INT32_MAX : (int)((left + 999999) / 1000000));
+    }
+    else if (hub->nwatch == 0 && only_thread()) {
+        PyErr_Format(hub->st->LoopExit, "This operation would block forever\n\tHub: %R", hub);
+        return 1;
+    }
+    struct epoll_event events[64];
+    int n, err = 0;
+    hub->polling = 1;
+    if (timeout_ms == 0) {
+        n = epoll_wait(hub->epfd, events, 64, 0);   /* no sleep: keep the GIL */
+        err = n < 0 ? errno : 0;
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        n = epoll_wait(hub->epfd, events, 64, timeout_ms);
+        err = n < 0 ? errno : 0;
+        Py_END_ALLOW_THREADS
+    }
+    hub->polling = 0;
+    if (n < 0) {
+        if (err != EINTR) {
+            errno = err;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return hub_handle_error(hub, (PyObject *)hub);
+        }
+        n = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+        if (fd == hub->evfd) {
+            uint64_t v;
+            ssize_t r = read(hub->evfd, &v, sizeof(v));
+            (void)r;
+            hub->poked = 0;
+            continue;
+        }
+        if (fd < 0 || fd >= hub->capfds) {
+            continue;
+        }
+        fdwatch_t *fw = &hub->fds[fd];
+        uint32_t e = events[i].events;
+        uint32_t err_hup = e & (EPOLLERR | EPOLLHUP);
+        if (fw->rd != NULL && (e & (EPOLLIN | EPOLLRDHUP) || err_hup)) {
+            make_ready(fw->rd, PC_WAIT_WOKEN);
+        }
+        if (fw->wr != NULL && (e & EPOLLOUT || err_hup)) {
+            make_ready(fw->wr, PC_WAIT_WOKEN);
+        }
+        if (fw->rd == NULL && fw->wr == NULL && fw->registered) {
+            if (fd_update(hub, fd) < 0) {
+                PyErr_Clear();
+            }
+        }
+    }
+    /* Python's signal handlers (the main thread's hub): a handler that raises goes to main. */
+    if (PyErr_CheckSignals() < 0) {
+        return 1;
+    }
+    /* nothing else to do: the idle callers run */
+    if (hub->ready.count == 0 && hub->idle.count > 0) {
+        hub->ready = hub->idle;
+        hub->idle.head = hub->idle.tail = NULL;
+        hub->idle.count = 0;
+    }
+    return 0;
+}
+
+/* The hub greenlet's run(): loops until the hub is destroyed. */
+static PyObject *
+hub_run(HubObject *hub, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(hub);
+    while (!hub->dead) {
+        if (hub->gen != pc_fork_generation) {
+            reset_after_fork(hub);
+        }
+        if (run_ready(hub) || run_timers(hub) || poll_once(hub)) {
+            throw_to_main(hub);
+        }
+    }
+    Py_DECREF(hub);
+    Py_RETURN_NONE;
+}
+
+/* -- lifetime ----------------------------------------------------------------------------------- */
+
+static int
+open_fds(HubObject *hub)
+{
+    hub->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (hub->epfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    hub->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (hub->evfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(hub->epfd);
+        hub->epfd = -1;
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = hub->evfd};
+    if (epoll_ctl(hub->epfd, EPOLL_CTL_ADD, hub->evfd, &ev) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(hub->epfd);
+        close(hub->evfd);
+        hub->epfd = hub->evfd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+close_fds(HubObject *hub)
+{
+    if (hub->epfd >= 0) {
+        close(hub->epfd);
+    }
+    if (hub->evfd >= 0) {
+        close(hub->evfd);
+    }
+    hub->epfd = hub->evfd = -1;
+}
+
+/* Drops the queues, timers and records. unlink: take records off their wait lists (valid in this
+ * process); after a fork the lists are stale and are reset by their own generation check. */
+static void
+drop_state(HubObject *hub, int unlink)
+{
+    rnode_t *n;
+    fifo_t *queues[2] = {&hub->ready, &hub->idle};
+    for (int q = 0; q < 2; q++) {
+        while ((n = fifo_pop(queues[q])) != NULL) {
+            if (n->kind == N_RESUME) {
+                parked_t *p = PARKED_OF_NODE(n);
+                p->queued = 0;
+                if (p->state == P_DONE) {
+                    parked_free(p);
+                }
+            }
+            else {
+                cbnode_t *c = (cbnode_t *)n;
+                Py_XDECREF(c->arg);
+                Py_XDECREF(c->kwargs);
+                Py_DECREF(c->target);
+                PyMem_Free(c);
+            }
+        }
+    }
+    /* Every live record is orphaned: its greenlet never resumes through this hub. The record
+     * stays allocated for its park, which frees it if the greenlet is ever thrown into. */
+    while (hub->parks.next != &hub->parks) {
+        parked_t *p = hub->parks.next;
+        parked_unlist(p);
+        if (unlink && p->w.list != NULL) {
+            pc_waitlist_unlink(&p->w);
+        }
+        p->w.list = NULL;
+        p->orphaned = 1;
+        p->timer.index = -1;
+    }
+    for (Py_ssize_t i = 0; i < hub->nheap; i++) {
+        hub->heap[i]->index = -1;
+    }
+    hub->nheap = 0;
+    PyMem_Free(hub->fds);
+    hub->fds = NULL;
+    hub->capfds = 0;
+    hub->nwatch = 0;
+    hub->npytimers = 0;
+}
+
+static void
+reset_after_fork(HubObject *hub)
+{
+    drop_state(hub, 0);
+    close_fds(hub);
+    hub->polling = hub->poked = 0;
+    hub->gen = pc_fork_generation;
+    if (open_fds(hub) < 0) {
+        PyErr_WriteUnraisable((PyObject *)hub);
+        hub->dead = 1;
+    }
+}
+
+/* Ends the hub: its thread is ending, or destroy() was called. */
+static void
+hub_destroy(HubObject *hub)
+{
+    if (hub->dead) {
+        return;
+    }
+    hub->dead = 1;
+    drop_state(hub, hub->gen == pc_fork_generation);
+    close_fds(hub);
+    if (tls_hub == hub) {
+        tls_hub = NULL;
+    }
+}
+
+static void
+capsule_destructor(PyObject *capsule)
+{
+    HubObject *hub = PyCapsule_GetPointer(capsule, "pyconc.hub");
+    if (hub != NULL) {
+        hub_destroy(hub);
+        Py_CLEAR(hub->greenlet);   /* breaks hub -> greenlet -> run -> hub */
+        Py_DECREF(hub);
+    }
+    PyErr_Clear();
+}
+
+HubObject *
+pc_hub_get(pc_state *st, int create)
+{
+    HubObject *hub = tls_hub;
+    if (hub != NULL) {
+        if (hub->gen != pc_fork_generation && !hub->dead) {
+            reset_after_fork(hub);
+        }
+        return hub;
+    }
+    if (!create) {
+        return NULL;
+    }
+    PyObject *main = pc_greenlet_current(st);
+    if (main == NULL) {
+        return NULL;
+    }
+    main = pc_greenlet_main();
+    hub = PyObject_GC_New(HubObject, st->Hub_Type);
+    if (hub == NULL) {
+        return NULL;
+    }
+    hub->st = st;
+    hub->greenlet = NULL;
+    hub->main = Py_NewRef(main);
+    hub->ident = PyThread_get_thread_ident();
+    hub->gen = pc_fork_generation;
+    hub->epfd = hub->evfd = -1;
+    hub->polling = hub->poked = hub->dead = 0;
+    memset(&hub->ready, 0, sizeof(hub->ready));
+    memset(&hub->idle, 0, sizeof(hub->idle));
+    hub->heap = NULL;
+    hub->nheap = hub->capheap = 0;
+    hub->seq = 0;
+    hub->parks.next = hub->parks.prev = &hub->parks;
+    hub->nparks = 0;
+    hub->fds = NULL;
+    hub->capfds = hub->nwatch = hub->npytimers = 0;
+    hub->dict = NULL;
+    hub->weakreflist = NULL;
+    PyObject_GC_Track(hub);
+    if (open_fds(hub) < 0) {
+        Py_DECREF(hub);
+        return NULL;
+    }
+    PyObject *run = PyObject_GetAttrString((PyObject *)hub, "_run");
+    hub->greenlet = run ? pc_greenlet_new(st, NULL, run, main) : NULL;
+    Py_XDECREF(run);
+    PyObject *tsdict = PyThreadState_GetDict();   /* borrowed */
+    PyObject *cap = hub->greenlet && tsdict ? PyCapsule_New(hub, "pyconc.hub",
+                                                             capsule_destructor) : NULL;
+    if (cap == NULL || PyDict_SetItemString(tsdict, "pyconc.hub", cap) < 0) {
+        if (cap != NULL) {
+            PyCapsule_SetDestructor(cap, NULL);
+            Py_DECREF(cap);
+        }
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot create a hub: no thread state dict");
+        }
+        hub_destroy(hub);
+        Py_CLEAR(hub->greenlet);
+        Py_DECREF(hub);
+        return NULL;
+    }
+    Py_DECREF(cap);   /* the dict's reference owns it; the capsule owns the hub reference */
+    tls_hub = hub;
+    return hub;
+}
+
+/* -- pc_hub_ops ---------------------------------------------------------------------------------- */
+
+static int
+ops_can_yield(void)
+{
+    HubObject *hub = tls_hub;
+    if (hub == NULL || hub->dead) {
+        return 0;
+    }
+    PyObject *cur = pc_greenlet_current_or_null();
+    if (cur == NULL) {
+        return 0;
+    }
+    return cur == hub->greenlet ? -1 : 1;
+}
+
+static int
+ops_park(pc_waiter *w, pc_time_t deadline)
+{
+    HubObject *hub = tls_hub;
+    if (hub->gen != pc_fork_generation) {
+        reset_after_fork(hub);
+    }
+    return park(hub, w, deadline, 0, NULL, -1, 0);
+}
+
+static void
+ops_wake(pc_waiter *w)
+{
+    make_ready((parked_t *)w, PC_WAIT_WOKEN);
+}
+
+static int
+ops_blocking_error(void)
+{
+    HubObject *hub = tls_hub;
+    PyErr_Format(hub->st->BlockingSwitchOutError,
+                 "Impossible to call blocking function in the event loop callback");
+    return -1;
+}
+
+static const pc_hub_ops hub_ops = {
+    .can_yield = ops_can_yield,
+    .park = ops_park,
+    .wake = ops_wake,
+    .blocking_error = ops_blocking_error,
+};
+
+/* -- sleep, idle, fd waits ------------------------------------------------------------------------ */
+
+/* The hub of a caller that is about to yield: created if needed; an error for the hub itself. */
+static HubObject *
+yielding_hub(pc_state *st)
+{
+    HubObject *hub = pc_hub_get(st, 1);
+    if (hub == NULL) {
+        return NULL;
+    }
+    if (pc_greenlet_current(st) == hub->greenlet) {
+        PyErr_Format(st->BlockingSwitchOutError,
+                     "Impossible to call blocking function in the event loop callback");
+        return NULL;
+    }
+    return hub;
+}
+
+int
+pc_hub_sleep(pc_state *st, pc_time_t rel_ns)
+{
+    HubObject *hub = yielding_hub(st);
+    if (hub == NULL) {
+        return -1;
+    }
+    int r = rel_ns <= 0 ? park(hub, NULL, PC_FOREVER, 1, NULL, -1, 0)
+                        : park(hub, NULL, pc_deadline_after(rel_ns), 0, NULL, -1, 0);
+    return r == PC_WAIT_ERROR ? -1 : 0;
+}
+
+int
+pc_hub_wait_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline)
+{
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "file descriptor cannot be a negative integer");
+        return -1;
+    }
+    if (fds_reserve(hub, fd) < 0) {
+        return -1;
+    }
+    fdwatch_t *fw = &hub->fds[fd];
+    parked_t **slot = (events & EPOLLIN) ? &fw->rd : &fw->wr;
+    if (*slot != NULL) {
+        PyErr_Format(hub->st->ConcurrentObjectUseError,
+                     "This socket is already used by another greenlet: %R", (*slot)->greenlet);
+        return -1;
+    }
+    /* register first: an error (a bad fd) is reported before anything is parked */
+    uint32_t want = fw->registered | ((events & EPOLLIN) ? EPOLLIN : EPOLLOUT);
+    if (want != fw->registered) {
+        struct epoll_event ev = {.events = want, .data.fd = fd};
+        int op = fw->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(hub->epfd, op, fd, &ev) < 0 &&
+                !(op == EPOLL_CTL_MOD && errno == ENOENT &&
+                  epoll_ctl(hub->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)) {
+            if (errno == EPERM) {
+                return 1;   /* a regular file: always ready, as poll() says */
+            }
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        fw->registered = want;
+    }
+    if (fw->rd == NULL && fw->wr == NULL) {
+        hub->nwatch++;   /* partner: fd_forget when the last waiter of fd leaves */
+    }
+    int r = park(hub, NULL, deadline, 0, slot, fd, events);
+    if (r == PC_WAIT_ERROR && hub->fds != NULL && fd < hub->capfds && *slot == NULL &&
+            hub->fds[fd].rd == NULL && hub->fds[fd].wr == NULL && hub->nwatch > 0 &&
+            !PyErr_Occurred()) {
+        hub->nwatch--;   /* park failed before the record took the slot */
+    }
+    return r == PC_WAIT_ERROR ? -1 : (r == PC_WAIT_WOKEN);
+}
+
+void
+pc_hub_cancel_fd(HubObject *hub, int fd, PyObject *exc)
+{
+    if (fd < 0 || fd >= hub->capfds) {
+        return;
+    }
+    fdwatch_t *fw = &hub->fds[fd];
+    parked_t *ps[2] = {fw->rd, fw->wr};
+    for (int i = 0; i < 2; i++) {
+        parked_t *p = ps[i];
+        if (p != NULL && p->state == P_PARKED) {
+            Py_XSETREF(p->exc, Py_NewRef(exc));
+            make_ready(p, PC_WAIT_WOKEN);
+        }
+    }
+}
+
+/* -- Timer objects (hub.loop.timer) --------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    htimer_t t;
+    HubObject *hub;           /* strong */
+    pc_time_t after, repeat;  /* ns */
+    PyObject *callback;       /* strong while armed */
+    PyObject *args;           /* strong while armed */
+    int closed;
+    PyObject *weakreflist;
+} TimerObject;
+
+#define TIMER_OF(t) ((TimerObject *)((char *)(t) - offsetof(TimerObject, t)))
+
+static int
+timer_fire_py(HubObject *hub, htimer_t *t)
+{
+    TimerObject *tm = TIMER_OF(t);   /* the armed timer's self-reference is ours now */
+    hub->npytimers--;
+    PyObject *cb = tm->callback, *args = tm->args;
+    tm->callback = tm->args = NULL;
+    if (tm->repeat > 0 && !tm->closed && cb != NULL) {
+        /* re-armed before the call, as libev does: the callback may stop it */
+        tm->callback = Py_NewRef(cb);
+        tm->args = Py_XNewRef(args);
+        if (timer_arm(hub, &tm->t, t->deadline + tm->repeat) == 0) {
+            hub->npytimers++;
+            Py_INCREF(tm);   /* armed again; partner: the next firing or timer_stop_impl */
+        }
+        else {
+            PyErr_Clear();
+            Py_CLEAR(tm->callback);
+            Py_CLEAR(tm->args);
+        }
+    }
+    int sys = 0;
+    if (cb != NULL) {
+        PyObject *r = args ? PyObject_Call(cb, args, NULL) : PyObject_CallNoArgs(cb);
+        if (r == NULL) {
+            sys = hub_handle_error(hub, cb);
+        }
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(cb);
+    Py_XDECREF(args);
+    Py_DECREF(tm);
+    return sys;
+}
+
+static int
+timer_traverse(TimerObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->hub);
+    Py_VISIT(self->callback);
+    Py_VISIT(self->args);
+    return 0;
+}
+
+static void
+timer_stop_impl(TimerObject *self)
+{
+    if (self->t.index >= 0 && self->hub != NULL) {
+        timer_cancel(self->hub, &self->t);
+        self->hub->npytimers--;
+        Py_DECREF(self);   /* partner: the armed timer's self-reference (timer_start) */
+    }
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->args);
+}
+
+static int
+timer_clear(TimerObject *self)
+{
+    timer_stop_impl(self);
+    Py_CLEAR(self->hub);
+    return 0;
+}
+
+static void
+timer_dealloc(TimerObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->hub);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+timer_start(TimerObject *self, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_TypeError, "start() needs a callback");
+        return NULL;
+    }
+    if (self->closed || self->hub == NULL || self->hub->dead) {
+        PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
+        return NULL;
+    }
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
+        PyErr_SetString(PyExc_TypeError, "start() takes no keyword arguments");
+        return NULL;
+    }
+    PyObject *cb = PyTuple_GET_ITEM(args, 0);
+    PyObject *cargs = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (cargs == NULL) {
+        return NULL;
+    }
+    timer_stop_impl(self);
+    self->callback = Py_NewRef(cb);
+    self->args = cargs;
+    if (timer_arm(self->hub, &self->t, pc_deadline_after(self->after)) < 0) {
+        Py_CLEAR(self->callback);
+        Py_CLEAR(self->args);
+        return NULL;
+    }
+    self->hub->npytimers++;
+    Py_INCREF(self);   /* an armed timer stays alive; partner: timer_stop_impl / firing */
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+timer_stop(TimerObject *self, PyObject *Py_UNUSED(ignored))
+{
+    timer_stop_impl(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+timer_close(TimerObject *self, PyObject *Py_UNUSED(ignored))
+{
+    timer_stop_impl(self);
+    self->closed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+timer_get_active(TimerObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->t.index >= 0);
+}
+
+static PyObject *
+timer_get_pending(TimerObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->t.index >= 0);
+}
+
+static PyObject *
+timer_get_closed(TimerObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+timer_get_after(TimerObject *self, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble((double)self->after / 1e9);
+}
+
+static PyObject *
+timer_get_repeat(TimerObject *self, void *Py_UNUSED(c))
+{
+    return PyFloat_FromDouble((double)self->repeat / 1e9);
+}
+
+/* timer fired via a fired-by-the-loop callback: a timer whose callback is running is inactive
+ * unless it repeats. The Python reference for an armed timer is dropped after firing. */
+
+static PyMethodDef timer_methods[] = {
+    {"start", (PyCFunction)(void (*)(void))timer_start, METH_VARARGS | METH_KEYWORDS,
+     "start(callback, *args): call callback(*args) in the hub when the timer expires"},
+    {"stop", (PyCFunction)timer_stop, METH_NOARGS, "stop(): disarm"},
+    {"close", (PyCFunction)timer_close, METH_NOARGS, "close(): disarm for good"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef timer_getset[] = {
+    {"active", (getter)timer_get_active, NULL, NULL, NULL},
+    {"pending", (getter)timer_get_pending, NULL, NULL, NULL},
+    {"closed", (getter)timer_get_closed, NULL, NULL, NULL},
+    {"after", (getter)timer_get_after, NULL, NULL, NULL},
+    {"repeat", (getter)timer_get_repeat, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef timer_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TimerObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot timer_slots[] = {
+    {Py_tp_dealloc, timer_dealloc},
+    {Py_tp_traverse, timer_traverse},
+    {Py_tp_clear, timer_clear},
+    {Py_tp_methods, timer_methods},
+    {Py_tp_getset, timer_getset},
+    {Py_tp_members, timer_members},
+    {Py_tp_doc, "A hub timer (hub.loop.timer(after, repeat=0.0))"},
+    {0, NULL},
+};
+
+static PyType_Spec timer_spec = {
+    .name = "pyconc._core.HubTimer",
+    .basicsize = sizeof(TimerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = timer_slots,
+};
+
+/* Seconds (a real number) to ns, for the hub's own API: negative counts as 0. */
+static int
+seconds_arg(PyObject *obj, pc_time_t *ns)
+{
+    double s = PyFloat_AsDouble(obj);
+    if (s == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(s > 0)) {
+        *ns = 0;
+    }
+    else if (s > 9e9) {
+        *ns = (pc_time_t)9e18;
+    }
+    else {
+        *ns = (pc_time_t)(s * 1e9);
+    }
+    return 0;
+}
+
+/* -- the Hub type ---------------------------------------------------------------------------------- */
+
+static int
+hub_traverse(HubObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->greenlet);
+    Py_VISIT(self->main);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+hub_clear(HubObject *self)
+{
+    Py_CLEAR(self->greenlet);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+hub_dealloc(HubObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    if (!self->dead) {
+        hub_destroy(self);
+    }
+    hub_clear(self);
+    Py_CLEAR(self->main);
+    PyMem_Free(self->heap);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+hub_repr(HubObject *self)
+{
+    char buf[200];
+    snprintf(buf, sizeof(buf), "epoll%s ready=%zd timers=%zd watchers=%d thread_ident=%#lx",
+             self->dead ? " destroyed" : "", self->ready.count, self->nheap, self->nwatch,
+             self->ident);
+    return PyUnicode_FromFormat("<Hub at %p %s>", self, buf);
+}
+
+static PyObject *
+hub_switch(HubObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->dead) {
+        PyErr_SetString(PyExc_ValueError, "the hub is destroyed");
+        return NULL;
+    }
+    PyObject *cur = pc_greenlet_current(self->st);
+    if (cur == NULL) {
+        return NULL;
+    }
+    if (cur == self->greenlet) {
+        PyErr_Format(self->st->BlockingSwitchOutError,
+                     "Impossible to call blocking function in the event loop callback");
+        return NULL;
+    }
+    return pc_greenlet_switch(self->greenlet, PyTuple_New(0), NULL);
+}
+
+static PyObject *
+hub_run_callback(HubObject *self, PyObject *args)
+{
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_TypeError, "run_callback() needs a callable");
+        return NULL;
+    }
+    if (self->dead) {
+        PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
+        return NULL;
+    }
+    PyObject *cargs = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (cargs == NULL ||
+            pc_hub_schedule_call(self, PyTuple_GET_ITEM(args, 0), cargs) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hub_timer(HubObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"after", "repeat", "ref", "priority", NULL};
+    PyObject *after, *repeat = NULL, *ref = NULL, *priority = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOO:timer", kwlist, &after, &repeat, &ref,
+                                     &priority)) {
+        return NULL;
+    }
+    TimerObject *t = PyObject_GC_New(TimerObject, self->st->HubTimer_Type);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->t.index = -1;
+    t->t.kind = T_PY;
+    t->hub = (HubObject *)Py_NewRef(self);
+    t->callback = t->args = NULL;
+    t->closed = 0;
+    t->weakreflist = NULL;
+    t->after = t->repeat = 0;
+    PyObject_GC_Track(t);
+    if (seconds_arg(after, &t->after) < 0 ||
+            (repeat != NULL && seconds_arg(repeat, &t->repeat) < 0)) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    return (PyObject *)t;
+}
+
+static PyObject *
+hub_now(HubObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble((double)pc_monotonic_ns() / 1e9);
+}
+
+static PyObject *
+hub_destroy_meth(HubObject *self, PyObject *Py_UNUSED(ignored))
+{
+    hub_destroy(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hub_get_loop(HubObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self);   /* the hub is its own loop object */
+}
+
+static PyObject *
+hub_get_parent(HubObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->main);
+}
+
+static PyObject *
+hub_get_greenlet(HubObject *self, void *Py_UNUSED(c))
+{
+    return Py_NewRef(self->greenlet ? self->greenlet : Py_None);
+}
+
+static PyObject *
+hub_get_dead(HubObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->dead);
+}
+
+static PyObject *
+hub_get_thread_ident(HubObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLong(self->ident);
+}
+
+static PyObject *
+hub_get_stats(HubObject *self, void *Py_UNUSED(c))
+{
+    return Py_BuildValue("{snsnsnsisisn}", "ready", self->ready.count, "idle", self->idle.count,
+                         "timers", self->nheap, "watchers", self->nwatch,
+                         "py_timers", self->npytimers, "parked", self->nparks);
+}
+
+static PyMethodDef hub_methods[] = {
+    {"_run", (PyCFunction)hub_run, METH_NOARGS, "the loop (the hub greenlet's run)"},
+    {"switch", (PyCFunction)hub_switch, METH_NOARGS,
+     "switch(): switch to the hub greenlet; returns when something switches back"},
+    {"run_callback", (PyCFunction)hub_run_callback, METH_VARARGS,
+     "run_callback(func, *args): call func(*args) in the hub, after what is ready now"},
+    {"timer", (PyCFunction)(void (*)(void))hub_timer, METH_VARARGS | METH_KEYWORDS,
+     "timer(after, repeat=0.0): a Timer; start(callback, *args) arms it"},
+    {"now", (PyCFunction)hub_now, METH_NOARGS, "the loop's clock (monotonic seconds)"},
+    {"update_now", (PyCFunction)hub_now, METH_NOARGS, "as now(): the clock is always read"},
+    {"destroy", (PyCFunction)hub_destroy_meth, METH_NOARGS, "destroy(): end the hub"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef hub_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"loop", (getter)hub_get_loop, NULL, NULL, NULL},
+    {"parent", (getter)hub_get_parent, NULL, NULL, NULL},
+    {"greenlet", (getter)hub_get_greenlet, NULL, NULL, NULL},
+    {"dead", (getter)hub_get_dead, NULL, NULL, NULL},
+    {"thread_ident", (getter)hub_get_thread_ident, NULL, NULL, NULL},
+    {"_stats", (getter)hub_get_stats, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef hub_members[] = {
+    {"__dictoffset__", T_PYSSIZET, offsetof(HubObject, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(HubObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot hub_slots[] = {
+    {Py_tp_dealloc, hub_dealloc},
+    {Py_tp_traverse, hub_traverse},
+    {Py_tp_clear, hub_clear},
+    {Py_tp_repr, hub_repr},
+    {Py_tp_methods, hub_methods},
+    {Py_tp_getset, hub_getset},
+    {Py_tp_members, hub_members},
+    {Py_tp_doc, "The coroutine hub of one OS thread (get_hub())"},
+    {0, NULL},
+};
+
+static PyType_Spec hub_spec = {
+    .name = "pyconc._core.Hub",
+    .basicsize = sizeof(HubObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = hub_slots,
+};
+
+/* -- module functions ------------------------------------------------------------------------------ */
+
+static PyObject *
+m_get_hub(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    HubObject *hub = pc_hub_get(st, 1);
+    return hub ? Py_NewRef(hub) : NULL;
+}
+
+static PyObject *
+m_get_hub_if_exists(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    HubObject *hub = pc_hub_get((pc_state *)PyModule_GetState(module), 0);
+    return Py_NewRef(hub ? (PyObject *)hub : Py_None);
+}
+
+static PyObject *
+m_sleep(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"seconds", "ref"};
+    PyObject *a[2];
+    if (pc_parse_args("sleep", args, nargs, kwnames, names, 2, a) < 0) {
+        return NULL;
+    }
+    pc_time_t ns = 0;
+    if (a[0] != NULL && seconds_arg(a[0], &ns) < 0) {
+        return NULL;
+    }
+    if (pc_hub_sleep((pc_state *)PyModule_GetState(module), ns) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+m_idle(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"priority"};
+    PyObject *a[1];
+    if (pc_parse_args("idle", args, nargs, kwnames, names, 1, a) < 0) {
+        return NULL;
+    }
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    HubObject *hub = yielding_hub(st);
+    if (hub == NULL) {
+        return NULL;
+    }
+    if (park(hub, NULL, PC_FOREVER, 2, NULL, -1, 0) == PC_WAIT_ERROR) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+m_spawn_raw(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_TypeError, "spawn_raw() missing 1 required positional argument: "
+                        "'function'");
+        return NULL;
+    }
+    PyObject *func = PyTuple_GET_ITEM(args, 0);
+    if (!PyCallable_Check(func)) {
+        PyErr_SetString(PyExc_TypeError, "function must be callable");
+        return NULL;
+    }
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    HubObject *hub = pc_hub_get(st, 1);
+    if (hub == NULL) {
+        return NULL;
+    }
+    PyObject *g = pc_greenlet_new(st, NULL, func, hub->greenlet);
+    if (g == NULL) {
+        return NULL;
+    }
+    PyObject *rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (rest == NULL) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    PyObject *kw = NULL;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0 && (kw = PyDict_Copy(kwargs)) == NULL) {
+        Py_DECREF(rest);
+        Py_DECREF(g);
+        return NULL;
+    }
+    int r = pc_hub_schedule_switch(hub, g, rest, kw);
+    if (r < 0) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    return g;
+}
+
+static PyMethodDef hub_module_methods[] = {
+    {"get_hub", m_get_hub, METH_NOARGS, "get_hub(): this thread's hub, created on first use"},
+    {"_get_hub_if_exists", m_get_hub_if_exists, METH_NOARGS, "this thread's hub, or None"},
+    {"sleep", (PyCFunction)(void (*)(void))m_sleep, METH_FASTCALL | METH_KEYWORDS,
+     "sleep(seconds=0, ref=True): park this greenlet; sleep(0) yields to every ready greenlet "
+     "once"},
+    {"idle", (PyCFunction)(void (*)(void))m_idle, METH_FASTCALL | METH_KEYWORDS,
+     "idle(priority=0): park until nothing else is ready"},
+    {"spawn_raw", (PyCFunction)(void (*)(void))m_spawn_raw, METH_VARARGS | METH_KEYWORDS,
+     "spawn_raw(function, *args, **kwargs): a greenlet whose parent is the hub, started at the "
+     "hub's next turn"},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+pc_hub_install(PyObject *module, pc_state *st)
+{
+    st->LoopExit = PyErr_NewExceptionWithDoc(
+        "pyconc.gevent.exceptions.LoopExit", "Nothing could ever wake the blocked greenlet: "
+        "the hub has nothing ready, no timer, no watcher, and no other thread exists.",
+        PyExc_Exception, NULL);
+    st->BlockingSwitchOutError = st->LoopExit ? PyErr_NewExceptionWithDoc(
+        "pyconc.gevent.exceptions.BlockingSwitchOutError", "A blocking call in the hub "
+        "greenlet itself.", PyExc_AssertionError, NULL) : NULL;
+    st->InvalidSwitchError = st->BlockingSwitchOutError ? PyErr_NewExceptionWithDoc(
+        "pyconc.gevent.exceptions.InvalidSwitchError", "A parked greenlet was switched to by "
+        "something other than its hub.", PyExc_AssertionError, NULL) : NULL;
+    st->ConcurrentObjectUseError = st->InvalidSwitchError ? PyErr_NewExceptionWithDoc(
+        "pyconc.gevent.exceptions.ConcurrentObjectUseError", "Two greenlets waited on the same "
+        "object at once where only one may.", PyExc_AssertionError, NULL) : NULL;
+    if (st->ConcurrentObjectUseError == NULL ||
+            PyModule_AddObjectRef(module, "LoopExit", st->LoopExit) < 0 ||
+            PyModule_AddObjectRef(module, "BlockingSwitchOutError",
+                                  st->BlockingSwitchOutError) < 0 ||
+            PyModule_AddObjectRef(module, "InvalidSwitchError", st->InvalidSwitchError) < 0 ||
+            PyModule_AddObjectRef(module, "ConcurrentObjectUseError",
+                                  st->ConcurrentObjectUseError) < 0) {
+        return -1;
+    }
+    if (pc_add_type(module, &hub_spec, NULL, &st->Hub_Type) < 0 ||
+            pc_add_type(module, &timer_spec, NULL, &st->HubTimer_Type) < 0 ||
+            PyModule_AddFunctions(module, hub_module_methods) < 0) {
+        return -1;
+    }
+    pc_hub = &hub_ops;
+    return 0;
+}

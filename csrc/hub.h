@@ -1,0 +1,51 @@
+/* hub.h -- the per-thread coroutine hub (hub.c): its C interface for the rest of the core.
+ *
+ * A hub is created lazily, once per OS thread, by the first call that needs it (pc_hub_get with
+ * create). Its loop runs in a greenlet of its own whose parent is the thread's main greenlet. It
+ * owns a FIFO ready queue, a timer min-heap, an epoll instance and an eventfd that other threads
+ * write to wake it. Everything here needs the GIL, and works on the calling thread's hub unless a
+ * hub is passed.
+ */
+#ifndef PYCONC_HUB_H
+#define PYCONC_HUB_H
+
+#include "pyconc.h"
+
+typedef struct HubObject HubObject;
+
+/* The calling thread's hub (borrowed). create: make one if there is none (NULL with an
+ * exception on failure); otherwise NULL without an exception when there is none. */
+HubObject *pc_hub_get(pc_state *st, int create);
+
+/* Installs the hub's pc_hub_ops in wait.c (module init). 0 or -1. */
+int pc_hub_install(PyObject *module, pc_state *st);
+
+/* Schedules target.switch(*args, **kwargs) (args: a tuple or NULL for none, kwargs: a dict or
+ * NULL; both stolen, also on failure) on hub's ready queue, FIFO. 0, or -1 with MemoryError. */
+int pc_hub_schedule_switch(HubObject *hub, PyObject *target, PyObject *args, PyObject *kwargs);
+
+/* Schedules callable(*args) (args stolen; NULL: no arguments) to run in the hub greenlet. */
+int pc_hub_schedule_call(HubObject *hub, PyObject *callable, PyObject *args);
+
+/* Schedules target.throw(exc) (exc borrowed). */
+int pc_hub_schedule_throw(HubObject *hub, PyObject *target, PyObject *exc);
+
+/* Parks the calling greenlet until the hub resumes it: seconds <= 0 yields to every greenlet
+ * that was ready before it (sleep(0)); else a timer. 0, or -1 with an exception (thrown into it
+ * while it slept). */
+int pc_hub_sleep(pc_state *st, pc_time_t rel_ns);
+
+/* The hub's greenlet (borrowed). */
+PyObject *pc_hub_greenlet(HubObject *hub);
+
+/* Waits until fd has one of events (EPOLLIN / EPOLLOUT), the deadline passes or the wait is
+ * cancelled (another greenlet closes the fd: pc_hub_cancel_fd). Parks the calling greenlet; the
+ * caller must be able to yield (not the hub). Returns 1 ready, 0 timed out, -1 with an exception
+ * (thrown in, cancelled: OSError(EBADF), or a second waiter for the same fd and direction). */
+int pc_hub_wait_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline);
+
+/* Wakes every greenlet waiting on fd with exc (borrowed; e.g. OSError(EBADF, "File descriptor
+ * was closed in another greenlet")) and forgets fd's registration. */
+void pc_hub_cancel_fd(HubObject *hub, int fd, PyObject *exc);
+
+#endif /* PYCONC_HUB_H */
