@@ -35,9 +35,35 @@ def load_suites():
     return suites
 
 
+def imports_table(runs):
+    modes = [m for m in MODES if m in runs]
+    first = runs[modes[0]]
+    m = first["machine"]
+    limit = first["limit_ms"]
+    lines = [
+        f"**imports** — a fresh interpreter's `from pyconc import X` against `import X`, the "
+        f"import statement alone, best of {first['repeat']}, Python {m['python']}; ms from the "
+        f"{modes[0]} run, then pyconc's extra cost per mode",
+        "",
+        "| module | stdlib ms | pyconc ms | " + " | ".join(f"extra ({mode})" for mode in modes) +
+        " | target |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in modes) + " | ---: |",
+    ]
+    by_mode = {mode: {r["case"]: r for r in runs[mode]["results"]} for mode in modes}
+    for r in first["results"]:
+        extras = [by_mode[mode][r["case"]]["extra_ms"] for mode in modes if r["case"] in by_mode[mode]]
+        ok = all(e <= limit for e in extras)
+        lines.append(f"| {r['case']} | {r['stdlib_ms']:.2f} | {r['pyconc_ms']:.2f} | " +
+                     " | ".join(f"{e:+.2f} ms" for e in extras) +
+                     f" | ≤ +{limit:g} ms {'✓' if ok else '✗'} |")
+    return "\n".join(lines)
+
+
 def table(suite, runs):
     modes = [m for m in MODES if m in runs]
     first = runs[modes[0]]
+    if first.get("kind") == "imports":
+        return imports_table(runs)
     base, impl = first["baseline"], first["impl"]
     m = first["machine"]
     targets = first.get("targets", {})

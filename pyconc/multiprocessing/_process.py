@@ -12,7 +12,6 @@ import os
 import signal
 
 from multiprocessing import process as _mpp
-from multiprocessing import util as _util
 
 from .. import _core
 
@@ -21,6 +20,7 @@ class _ForkPopen:
     method = 'fork'
 
     def __init__(self, process_obj):
+        from multiprocessing import util as _util   # on first use: it imports subprocess
         _util._flush_std_streams()
         self.returncode = None
         self.finalizer = None
