@@ -147,10 +147,12 @@ typedef struct {
     uint32_t registered;      /* events registered with epoll (0: not registered) */
 } fdwatch_t;
 
+/* The hub's data. The Python-level hub (pyconc._core.Hub) is a greenlet -- its run() is the loop,
+ * its parent the thread's main greenlet, as gevent's Hub -- and this struct lives in that object
+ * after the greenlet's own fields (HUB(obj)); `self` points back. */
 struct HubObject {
-    PyObject_HEAD
+    PyObject *self;           /* borrowed: the hub greenlet this data lives in */
     pc_state *st;             /* the module state (the module outlives its hubs' use) */
-    PyObject *greenlet;       /* strong: the loop's greenlet; its parent is main */
     PyObject *main;           /* strong: the thread's main greenlet */
     unsigned long ident;      /* the thread's ident */
     uint64_t gen;             /* pc_fork_generation when the hub was (re)initialised */
@@ -169,9 +171,10 @@ struct HubObject {
     int capfds;
     int nwatch;               /* descriptors with a waiter */
     int npytimers;            /* armed Timer objects (they keep the loop from LoopExit) */
-    PyObject *dict;
-    PyObject *weakreflist;
 };
+
+static Py_ssize_t hub_data_offset;   /* the greenlet type's basicsize: where HubObject starts */
+#define HUB(obj) ((HubObject *)((char *)(obj) + hub_data_offset))
 
 static _Thread_local HubObject *tls_hub = NULL;   /* borrowed; the thread state dict owns it */
 
@@ -384,54 +387,64 @@ pc_hub_schedule_throw(HubObject *hub, PyObject *target, PyObject *exc)
 PyObject *
 pc_hub_greenlet(HubObject *hub)
 {
-    return hub->greenlet;
+    return hub->self;
 }
 
 /* -- errors --------------------------------------------------------------------------------------- */
 
-/* With an exception set that escaped into the hub from `context` (a greenlet or callable, may be
- * NULL): SystemExit, KeyboardInterrupt and SystemError go to the main greenlet (returns 1 with
- * the exception still set: the caller throws it there); anything else is printed as gevent
- * prints it -- the traceback, then "<context> failed with <ExceptionName>" -- and cleared
- * (returns 0). */
-static int
-hub_handle_error(HubObject *hub, PyObject *context)
+/* gevent's Hub.handle_error for the set exception, which escaped into the hub from `context` (a
+ * greenlet, a callable, or NULL for the loop itself): printed -- the traceback, then "<context>
+ * failed with <ExceptionName>" -- unless it is GreenletExit or SystemExit (NOT_ERROR);
+ * KeyboardInterrupt, SystemExit and SystemError (SYSTEM_ERROR) then belong to the main greenlet:
+ * returns 1 with the exception still set, for the caller to raise there. Otherwise the exception
+ * is cleared and 0 returned. */
+int
+pc_hub_handle_error(HubObject *hub, PyObject *context)
 {
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
-            PyErr_ExceptionMatches(PyExc_SystemError)) {
-        return 1;
-    }
+    int not_error = PyErr_ExceptionMatches(hub->st->GreenletExit) ||
+                    PyErr_ExceptionMatches(PyExc_SystemExit);
+    int system = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
+                 PyErr_ExceptionMatches(PyExc_SystemExit) ||
+                 PyErr_ExceptionMatches(PyExc_SystemError);
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
     PyErr_NormalizeException(&et, &ev, &etb);
     if (etb != NULL) {
         PyException_SetTraceback(ev, etb);
     }
-    PyObject *tbmod = PyImport_ImportModule("traceback");
-    PyObject *r = tbmod ? PyObject_CallMethod(tbmod, "print_exception", "OOO", et, ev,
-                                              etb ? etb : Py_None) : NULL;
-    Py_XDECREF(r);
-    Py_XDECREF(tbmod);
-    if (r != NULL) {
+    if (!not_error) {
+        PyObject *tbmod = PyImport_ImportModule("traceback");
+        PyObject *r = tbmod ? PyObject_CallMethod(tbmod, "print_exception", "OOO", et, ev,
+                                                  etb ? etb : Py_None) : NULL;
+        Py_XDECREF(r);
+        Py_XDECREF(tbmod);
+        PyObject *ctx = context ? PyObject_Repr(context) : NULL;
         PyObject *err = PySys_GetObject("stderr");   /* borrowed */
-        PyObject *msg = PyUnicode_FromFormat("%R failed with %s\n\n",
-                                             context ? context : Py_None,
-                                             ((PyTypeObject *)et)->tp_name);
+        PyObject *msg = (r && ctx) ? PyUnicode_FromFormat("%U failed with %s\n\n", ctx,
+                                                          ((PyTypeObject *)et)->tp_name) : NULL;
         if (err != NULL && err != Py_None && msg != NULL) {
             PyFile_WriteObject(msg, err, Py_PRINT_RAW);
         }
         Py_XDECREF(msg);
+        Py_XDECREF(ctx);
+        PyErr_Clear();   /* printing is best effort */
     }
-    PyErr_Clear();   /* printing is best effort */
+    if (system) {
+        PyErr_Restore(et, ev, etb);
+        return 1;
+    }
     Py_XDECREF(et);
     Py_XDECREF(ev);
     Py_XDECREF(etb);
     return 0;
 }
 
+#define hub_handle_error pc_hub_handle_error
+
 /* Raises the set exception in the main greenlet (switching to it), as gevent does for system
- * errors and LoopExit. Returns when main switches back to the hub. */
-static void
+ * errors and LoopExit. Returns when main switches back to the hub: 0, or 2 with GreenletExit
+ * (the hub is being killed). */
+static int
 throw_to_main(HubObject *hub)
 {
     PyObject *et, *ev, *etb;
@@ -445,10 +458,15 @@ throw_to_main(HubObject *hub)
     PyObject *r = pc_greenlet_throw(hub->main, ev);
     Py_DECREF(ev);
     if (r == NULL) {
-        hub_handle_error(hub, hub->main);
-        PyErr_Clear();
+        if (PyErr_ExceptionMatches(hub->st->GreenletExit)) {
+            return 2;
+        }
+        if (hub_handle_error(hub, hub->main)) {
+            PyErr_Clear();   /* a system error main threw back at the hub: nowhere to go */
+        }
     }
     Py_XDECREF(r);
+    return 0;
 }
 
 /* -- fd watchers -------------------------------------------------------------------------------- */
@@ -579,7 +597,7 @@ park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot,
         *slot = p;
     }
 
-    PyObject *r = pc_greenlet_switch(hub->greenlet, PyTuple_New(0), NULL);
+    PyObject *r = pc_greenlet_switch(hub->self, PyTuple_New(0), NULL);
 
     int result;
     if (r == NULL) {
@@ -627,8 +645,8 @@ park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot,
 
 /* -- the loop ----------------------------------------------------------------------------------- */
 
-/* Dispatches one ready node. Returns 0, or 1 with an exception that belongs to the main
- * greenlet (the caller throws it there). */
+/* Dispatches one ready node. Returns 0; 1 with an exception that belongs to the main greenlet
+ * (the caller throws it there); 2 with GreenletExit: the hub itself is being killed. */
 static int
 dispatch(HubObject *hub, rnode_t *n)
 {
@@ -647,7 +665,7 @@ dispatch(HubObject *hub, rnode_t *n)
         r = pc_greenlet_switch(g, PyTuple_New(0), NULL);
         context = g;
         if (r == NULL) {
-            int sys = hub_handle_error(hub, g);
+            int sys = PyErr_ExceptionMatches(hub->st->GreenletExit) ? 2 : hub_handle_error(hub, g);
             Py_DECREF(g);
             return sys;
         }
@@ -672,7 +690,10 @@ dispatch(HubObject *hub, rnode_t *n)
     }
     int sys = 0;
     if (r == NULL) {
-        sys = hub_handle_error(hub, context);
+        /* GreenletExit out of a switch or throw was thrown into the hub itself: it is being
+         * killed (a callback's GreenletExit is just not an error) */
+        sys = (kind != N_CALL && PyErr_ExceptionMatches(hub->st->GreenletExit))
+              ? 2 : hub_handle_error(hub, context);
     }
     Py_XDECREF(r);
     Py_XDECREF(arg);
@@ -682,8 +703,9 @@ dispatch(HubObject *hub, rnode_t *n)
 }
 
 static void reset_after_fork(HubObject *hub);
+static void hub_destroy(HubObject *hub);
 
-/* Runs what was ready when called. Returns 1 with a main-greenlet exception set, else 0. */
+/* Runs what was ready when called. Returns as dispatch(). */
 static int
 run_ready(HubObject *hub)
 {
@@ -693,8 +715,9 @@ run_ready(HubObject *hub)
         if (node == NULL) {
             break;
         }
-        if (dispatch(hub, node)) {
-            return 1;
+        int r = dispatch(hub, node);
+        if (r) {
+            return r;
         }
         if (hub->gen != pc_fork_generation) {
             reset_after_fork(hub);   /* a greenlet forked: this is the child now */
@@ -763,7 +786,7 @@ poll_once(HubObject *hub)
                                           ? INT32_MAX : (int)((left + 999999) / 1000000));
     }
     else if (hub->nwatch == 0 && only_thread()) {
-        PyErr_Format(hub->st->LoopExit, "This operation would block forever\n\tHub: %R", hub);
+        PyErr_Format(hub->st->LoopExit, "This operation would block forever\n\tHub: %R", hub->self);
         return 1;
     }
     struct epoll_event events[64];
@@ -784,7 +807,7 @@ poll_once(HubObject *hub)
         if (err != EINTR) {
             errno = err;
             PyErr_SetFromErrno(PyExc_OSError);
-            return hub_handle_error(hub, (PyObject *)hub);
+            return hub_handle_error(hub, hub->self);
         }
         n = 0;
     }
@@ -828,20 +851,31 @@ poll_once(HubObject *hub)
     return 0;
 }
 
-/* The hub greenlet's run(): loops until the hub is destroyed. */
+/* The hub greenlet's run(): loops until the hub is destroyed, or killed (GreenletExit thrown into
+ * it, which then ends it like any greenlet). */
 static PyObject *
-hub_run(HubObject *hub, PyObject *Py_UNUSED(ignored))
+hub_run(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_INCREF(hub);
+    HubObject *hub = HUB(self);
     while (!hub->dead) {
         if (hub->gen != pc_fork_generation) {
             reset_after_fork(hub);
         }
-        if (run_ready(hub) || run_timers(hub) || poll_once(hub)) {
-            throw_to_main(hub);
+        int r = run_ready(hub);
+        if (r == 0) {
+            r = run_timers(hub);
+        }
+        if (r == 0) {
+            r = poll_once(hub);
+        }
+        if (r == 1) {
+            r = throw_to_main(hub);
+        }
+        if (r == 2) {
+            hub_destroy(hub);
+            return NULL;   /* GreenletExit: the greenlet's parent gets it as a value */
         }
     }
-    Py_DECREF(hub);
     Py_RETURN_NONE;
 }
 
@@ -941,7 +975,7 @@ reset_after_fork(HubObject *hub)
     hub->polling = hub->poked = 0;
     hub->gen = pc_fork_generation;
     if (open_fds(hub) < 0) {
-        PyErr_WriteUnraisable((PyObject *)hub);
+        PyErr_WriteUnraisable(hub->self);
         hub->dead = 1;
     }
 }
@@ -967,8 +1001,7 @@ capsule_destructor(PyObject *capsule)
     HubObject *hub = PyCapsule_GetPointer(capsule, "pyconc.hub");
     if (hub != NULL) {
         hub_destroy(hub);
-        Py_CLEAR(hub->greenlet);   /* breaks hub -> greenlet -> run -> hub */
-        Py_DECREF(hub);
+        Py_DECREF(hub->self);   /* partner: pc_hub_get */
     }
     PyErr_Clear();
 }
@@ -991,39 +1024,27 @@ pc_hub_get(pc_state *st, int create)
         return NULL;
     }
     main = pc_greenlet_main();
-    hub = PyObject_GC_New(HubObject, st->Hub_Type);
-    if (hub == NULL) {
+    PyObject *obj = pc_greenlet_new(st, st->Hub_Type, NULL, main);
+    if (obj == NULL) {
         return NULL;
     }
+    hub = HUB(obj);
+    hub->self = obj;
     hub->st = st;
-    hub->greenlet = NULL;
     hub->main = Py_NewRef(main);
     hub->ident = PyThread_get_thread_ident();
     hub->gen = pc_fork_generation;
     hub->epfd = hub->evfd = -1;
-    hub->polling = hub->poked = hub->dead = 0;
-    memset(&hub->ready, 0, sizeof(hub->ready));
-    memset(&hub->idle, 0, sizeof(hub->idle));
-    hub->heap = NULL;
-    hub->nheap = hub->capheap = 0;
-    hub->seq = 0;
     hub->parks.next = hub->parks.prev = &hub->parks;
-    hub->nparks = 0;
-    hub->fds = NULL;
-    hub->capfds = hub->nwatch = hub->npytimers = 0;
-    hub->dict = NULL;
-    hub->weakreflist = NULL;
-    PyObject_GC_Track(hub);
+    /* the rest is zero (tp_alloc) */
     if (open_fds(hub) < 0) {
-        Py_DECREF(hub);
+        hub->dead = 1;
+        Py_DECREF(obj);
         return NULL;
     }
-    PyObject *run = PyObject_GetAttrString((PyObject *)hub, "_run");
-    hub->greenlet = run ? pc_greenlet_new(st, NULL, run, main) : NULL;
-    Py_XDECREF(run);
     PyObject *tsdict = PyThreadState_GetDict();   /* borrowed */
-    PyObject *cap = hub->greenlet && tsdict ? PyCapsule_New(hub, "pyconc.hub",
-                                                             capsule_destructor) : NULL;
+    /* the capsule owns the reference to obj; partner: capsule_destructor */
+    PyObject *cap = tsdict ? PyCapsule_New(hub, "pyconc.hub", capsule_destructor) : NULL;
     if (cap == NULL || PyDict_SetItemString(tsdict, "pyconc.hub", cap) < 0) {
         if (cap != NULL) {
             PyCapsule_SetDestructor(cap, NULL);
@@ -1033,8 +1054,7 @@ pc_hub_get(pc_state *st, int create)
             PyErr_SetString(PyExc_RuntimeError, "cannot create a hub: no thread state dict");
         }
         hub_destroy(hub);
-        Py_CLEAR(hub->greenlet);
-        Py_DECREF(hub);
+        Py_DECREF(obj);
         return NULL;
     }
     Py_DECREF(cap);   /* the dict's reference owns it; the capsule owns the hub reference */
@@ -1055,7 +1075,7 @@ ops_can_yield(void)
     if (cur == NULL) {
         return 0;
     }
-    return cur == hub->greenlet ? -1 : 1;
+    return cur == hub->self ? -1 : 1;
 }
 
 static int
@@ -1100,7 +1120,7 @@ yielding_hub(pc_state *st)
     if (hub == NULL) {
         return NULL;
     }
-    if (pc_greenlet_current(st) == hub->greenlet) {
+    if (pc_greenlet_current(st) == hub->self) {
         PyErr_Format(st->BlockingSwitchOutError,
                      "Impossible to call blocking function in the event loop callback");
         return NULL;
@@ -1187,7 +1207,8 @@ pc_hub_cancel_fd(HubObject *hub, int fd, PyObject *exc)
 typedef struct {
     PyObject_HEAD
     htimer_t t;
-    HubObject *hub;           /* strong */
+    HubObject *hub;           /* the hub's data, inside hubobj */
+    PyObject *hubobj;         /* strong: the hub */
     pc_time_t after, repeat;  /* ns */
     PyObject *callback;       /* strong while armed */
     PyObject *args;           /* strong while armed */
@@ -1236,7 +1257,7 @@ static int
 timer_traverse(TimerObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->hub);
+    Py_VISIT(self->hubobj);
     Py_VISIT(self->callback);
     Py_VISIT(self->args);
     return 0;
@@ -1258,7 +1279,8 @@ static int
 timer_clear(TimerObject *self)
 {
     timer_stop_impl(self);
-    Py_CLEAR(self->hub);
+    self->hub = NULL;
+    Py_CLEAR(self->hubobj);
     return 0;
 }
 
@@ -1272,7 +1294,8 @@ timer_dealloc(TimerObject *self)
     }
     Py_CLEAR(self->callback);
     Py_CLEAR(self->args);
-    Py_CLEAR(self->hub);
+    self->hub = NULL;
+    Py_CLEAR(self->hubobj);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -1422,91 +1445,102 @@ seconds_arg(PyObject *obj, pc_time_t *ns)
 /* -- the Hub type ---------------------------------------------------------------------------------- */
 
 static int
-hub_traverse(HubObject *self, visitproc visit, void *arg)
+hub_traverse(PyObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->greenlet);
-    Py_VISIT(self->main);
-    Py_VISIT(self->dict);
-    return 0;
+    HubObject *hub = HUB(self);
+    Py_VISIT(hub->main);
+    return hub->st->Greenlet_Type->tp_traverse(self, visit, arg);
 }
 
 static int
-hub_clear(HubObject *self)
+hub_clear(PyObject *self)
 {
-    Py_CLEAR(self->greenlet);
-    Py_CLEAR(self->dict);
-    return 0;
+    HubObject *hub = HUB(self);
+    return hub->st->Greenlet_Type->tp_clear(self);
 }
 
 static void
-hub_dealloc(HubObject *self)
+hub_dealloc(PyObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
+    HubObject *hub = HUB(self);
+    destructor base = hub->st->Greenlet_Type->tp_dealloc;
+    if (!hub->dead) {
+        hub_destroy(hub);
     }
-    if (!self->dead) {
-        hub_destroy(self);
-    }
-    hub_clear(self);
-    Py_CLEAR(self->main);
-    PyMem_Free(self->heap);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    base(self);   /* may resurrect it (a suspended greenlet is killed first) */
+}
+
+/* The greenlet's part of the hub is freed by the base type; ours when the object really goes. */
+static void
+hub_finalize_data(HubObject *hub)
+{
+    Py_CLEAR(hub->main);
+    PyMem_Free(hub->heap);
+    hub->heap = NULL;
+    hub->nheap = hub->capheap = 0;
+}
+
+static void
+hub_free(void *self)
+{
+    HubObject *hub = HUB(self);
+    hub_finalize_data(hub);
+    PyObject_GC_Del(self);
 }
 
 static PyObject *
-hub_repr(HubObject *self)
+hub_repr(PyObject *self)
 {
+    HubObject *hub = HUB(self);
     char buf[200];
     snprintf(buf, sizeof(buf), "epoll%s ready=%zd timers=%zd watchers=%d thread_ident=%#lx",
-             self->dead ? " destroyed" : "", self->ready.count, self->nheap, self->nwatch,
-             self->ident);
+             hub->dead ? " destroyed" : "", hub->ready.count, hub->nheap, hub->nwatch,
+             hub->ident);
     return PyUnicode_FromFormat("<Hub at %p %s>", self, buf);
 }
 
 static PyObject *
-hub_switch(HubObject *self, PyObject *Py_UNUSED(ignored))
+hub_switch(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->dead) {
+    HubObject *hub = HUB(self);
+    if (hub->dead) {
         PyErr_SetString(PyExc_ValueError, "the hub is destroyed");
         return NULL;
     }
-    PyObject *cur = pc_greenlet_current(self->st);
+    PyObject *cur = pc_greenlet_current(hub->st);
     if (cur == NULL) {
         return NULL;
     }
-    if (cur == self->greenlet) {
-        PyErr_Format(self->st->BlockingSwitchOutError,
+    if (cur == self) {
+        PyErr_Format(hub->st->BlockingSwitchOutError,
                      "Impossible to call blocking function in the event loop callback");
         return NULL;
     }
-    return pc_greenlet_switch(self->greenlet, PyTuple_New(0), NULL);
+    return pc_greenlet_switch(self, PyTuple_New(0), NULL);
 }
 
 static PyObject *
-hub_run_callback(HubObject *self, PyObject *args)
+hub_run_callback(PyObject *self, PyObject *args)
 {
+    HubObject *hub = HUB(self);
     if (PyTuple_GET_SIZE(args) < 1) {
         PyErr_SetString(PyExc_TypeError, "run_callback() needs a callable");
         return NULL;
     }
-    if (self->dead) {
+    if (hub->dead) {
         PyErr_SetString(PyExc_ValueError, "operation on destroyed loop");
         return NULL;
     }
     PyObject *cargs = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
     if (cargs == NULL ||
-            pc_hub_schedule_call(self, PyTuple_GET_ITEM(args, 0), cargs) < 0) {
+            pc_hub_schedule_call(hub, PyTuple_GET_ITEM(args, 0), cargs) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *
-hub_timer(HubObject *self, PyObject *args, PyObject *kwds)
+hub_timer(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"after", "repeat", "ref", "priority", NULL};
     PyObject *after, *repeat = NULL, *ref = NULL, *priority = NULL;
@@ -1514,13 +1548,15 @@ hub_timer(HubObject *self, PyObject *args, PyObject *kwds)
                                      &priority)) {
         return NULL;
     }
-    TimerObject *t = PyObject_GC_New(TimerObject, self->st->HubTimer_Type);
+    HubObject *hub = HUB(self);
+    TimerObject *t = PyObject_GC_New(TimerObject, hub->st->HubTimer_Type);
     if (t == NULL) {
         return NULL;
     }
     t->t.index = -1;
     t->t.kind = T_PY;
-    t->hub = (HubObject *)Py_NewRef(self);
+    t->hub = hub;
+    t->hubobj = Py_NewRef(self);
     t->callback = t->args = NULL;
     t->closed = 0;
     t->weakreflist = NULL;
@@ -1535,102 +1571,127 @@ hub_timer(HubObject *self, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-hub_now(HubObject *self, PyObject *Py_UNUSED(ignored))
+hub_now(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     return PyFloat_FromDouble((double)pc_monotonic_ns() / 1e9);
 }
 
 static PyObject *
-hub_destroy_meth(HubObject *self, PyObject *Py_UNUSED(ignored))
+hub_destroy_meth(PyObject *self, PyObject *args)
 {
-    hub_destroy(self);
+    hub_destroy(HUB(self));
     Py_RETURN_NONE;
 }
 
 static PyObject *
-hub_get_loop(HubObject *self, void *Py_UNUSED(c))
+hub_handle_error_meth(PyObject *self, PyObject *args)
+{
+    PyObject *context, *type, *value, *tb;
+    if (!PyArg_ParseTuple(args, "OOOO:handle_error", &context, &type, &value, &tb)) {
+        return NULL;
+    }
+    HubObject *hub = HUB(self);
+    if (value == Py_None || !PyExceptionInstance_Check(value)) {
+        PyErr_SetObject(type, value);
+    }
+    else {
+        PyErr_Restore(Py_NewRef(type), Py_NewRef(value), tb == Py_None ? NULL : Py_NewRef(tb));
+    }
+    if (pc_hub_handle_error(hub, context == Py_None ? NULL : context)) {
+        /* a system error: raise it in main, now if we are the hub, else from the hub */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        PyObject *cur = pc_greenlet_current_or_null();
+        int r;
+        if (cur == self || cur == hub->main) {
+            PyErr_Restore(et, ev, etb);
+            r = throw_to_main(hub);
+            if (r == 2) {
+                return NULL;
+            }
+        }
+        else {
+            Py_XDECREF(et);
+            Py_XDECREF(etb);
+            r = pc_hub_schedule_throw(hub, hub->main, ev);
+            Py_DECREF(ev);
+            if (r < 0) {
+                return NULL;
+            }
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hub_get_loop(PyObject *self, void *Py_UNUSED(c))
 {
     return Py_NewRef(self);   /* the hub is its own loop object */
 }
 
 static PyObject *
-hub_get_parent(HubObject *self, void *Py_UNUSED(c))
+hub_get_thread_ident(PyObject *self, void *Py_UNUSED(c))
 {
-    return Py_NewRef(self->main);
+    return PyLong_FromUnsignedLong(HUB(self)->ident);
 }
 
 static PyObject *
-hub_get_greenlet(HubObject *self, void *Py_UNUSED(c))
+hub_get_destroyed(PyObject *self, void *Py_UNUSED(c))
 {
-    return Py_NewRef(self->greenlet ? self->greenlet : Py_None);
+    return PyBool_FromLong(HUB(self)->dead);
 }
 
 static PyObject *
-hub_get_dead(HubObject *self, void *Py_UNUSED(c))
+hub_get_stats(PyObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->dead);
-}
-
-static PyObject *
-hub_get_thread_ident(HubObject *self, void *Py_UNUSED(c))
-{
-    return PyLong_FromUnsignedLong(self->ident);
-}
-
-static PyObject *
-hub_get_stats(HubObject *self, void *Py_UNUSED(c))
-{
-    return Py_BuildValue("{snsnsnsisisn}", "ready", self->ready.count, "idle", self->idle.count,
-                         "timers", self->nheap, "watchers", self->nwatch,
-                         "py_timers", self->npytimers, "parked", self->nparks);
+    HubObject *hub = HUB(self);
+    return Py_BuildValue("{snsnsnsisisn}", "ready", hub->ready.count, "idle", hub->idle.count,
+                         "timers", hub->nheap, "watchers", hub->nwatch,
+                         "py_timers", hub->npytimers, "parked", hub->nparks);
 }
 
 static PyMethodDef hub_methods[] = {
-    {"_run", (PyCFunction)hub_run, METH_NOARGS, "the loop (the hub greenlet's run)"},
+    {"run", (PyCFunction)hub_run, METH_NOARGS, "the loop: the hub greenlet's run()"},
     {"switch", (PyCFunction)hub_switch, METH_NOARGS,
-     "switch(): switch to the hub greenlet; returns when something switches back"},
+     "switch(): switch to the hub; returns when something switches back"},
     {"run_callback", (PyCFunction)hub_run_callback, METH_VARARGS,
      "run_callback(func, *args): call func(*args) in the hub, after what is ready now"},
     {"timer", (PyCFunction)(void (*)(void))hub_timer, METH_VARARGS | METH_KEYWORDS,
      "timer(after, repeat=0.0): a Timer; start(callback, *args) arms it"},
     {"now", (PyCFunction)hub_now, METH_NOARGS, "the loop's clock (monotonic seconds)"},
     {"update_now", (PyCFunction)hub_now, METH_NOARGS, "as now(): the clock is always read"},
-    {"destroy", (PyCFunction)hub_destroy_meth, METH_NOARGS, "destroy(): end the hub"},
+    {"destroy", (PyCFunction)hub_destroy_meth, METH_VARARGS, "destroy(): end the hub"},
+    {"handle_error", (PyCFunction)hub_handle_error_meth, METH_VARARGS,
+     "handle_error(context, type, value, tb): print it (unless GreenletExit or SystemExit); "
+     "KeyboardInterrupt, SystemExit and SystemError go on to the main greenlet"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef hub_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"loop", (getter)hub_get_loop, NULL, NULL, NULL},
-    {"parent", (getter)hub_get_parent, NULL, NULL, NULL},
-    {"greenlet", (getter)hub_get_greenlet, NULL, NULL, NULL},
-    {"dead", (getter)hub_get_dead, NULL, NULL, NULL},
     {"thread_ident", (getter)hub_get_thread_ident, NULL, NULL, NULL},
+    {"destroyed", (getter)hub_get_destroyed, NULL, NULL, NULL},
     {"_stats", (getter)hub_get_stats, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyMemberDef hub_members[] = {
-    {"__dictoffset__", T_PYSSIZET, offsetof(HubObject, dict), READONLY, NULL},
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(HubObject, weakreflist), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
 static PyType_Slot hub_slots[] = {
     {Py_tp_dealloc, hub_dealloc},
+    {Py_tp_free, hub_free},
     {Py_tp_traverse, hub_traverse},
     {Py_tp_clear, hub_clear},
     {Py_tp_repr, hub_repr},
     {Py_tp_methods, hub_methods},
     {Py_tp_getset, hub_getset},
-    {Py_tp_members, hub_members},
-    {Py_tp_doc, "The coroutine hub of one OS thread (get_hub())"},
+    {Py_tp_doc, "The coroutine hub of one OS thread (get_hub()): a greenlet whose run() is the "
+                "event loop."},
     {0, NULL},
 };
 
 static PyType_Spec hub_spec = {
     .name = "pyconc._core.Hub",
-    .basicsize = sizeof(HubObject),
+    .basicsize = 0,   /* set at install: the greenlet type's size + sizeof(HubObject) */
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
              Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = hub_slots,
@@ -1643,14 +1704,14 @@ m_get_hub(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     pc_state *st = (pc_state *)PyModule_GetState(module);
     HubObject *hub = pc_hub_get(st, 1);
-    return hub ? Py_NewRef(hub) : NULL;
+    return hub ? Py_NewRef(hub->self) : NULL;
 }
 
 static PyObject *
 m_get_hub_if_exists(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
     HubObject *hub = pc_hub_get((pc_state *)PyModule_GetState(module), 0);
-    return Py_NewRef(hub ? (PyObject *)hub : Py_None);
+    return Py_NewRef(hub ? hub->self : Py_None);
 }
 
 static PyObject *
@@ -1708,7 +1769,7 @@ m_spawn_raw(PyObject *module, PyObject *args, PyObject *kwargs)
     if (hub == NULL) {
         return NULL;
     }
-    PyObject *g = pc_greenlet_new(st, NULL, func, hub->greenlet);
+    PyObject *g = pc_greenlet_new(st, NULL, func, hub->self);
     if (g == NULL) {
         return NULL;
     }
@@ -1770,7 +1831,9 @@ pc_hub_install(PyObject *module, pc_state *st)
                                   st->ConcurrentObjectUseError) < 0) {
         return -1;
     }
-    if (pc_add_type(module, &hub_spec, NULL, &st->Hub_Type) < 0 ||
+    hub_data_offset = st->Greenlet_Type->tp_basicsize;
+    hub_spec.basicsize = (int)(hub_data_offset + sizeof(HubObject));
+    if (pc_add_type(module, &hub_spec, (PyObject *)st->Greenlet_Type, &st->Hub_Type) < 0 ||
             pc_add_type(module, &timer_spec, NULL, &st->HubTimer_Type) < 0 ||
             PyModule_AddFunctions(module, hub_module_methods) < 0) {
         return -1;

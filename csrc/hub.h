@@ -35,6 +35,11 @@ int pc_hub_schedule_throw(HubObject *hub, PyObject *target, PyObject *exc);
  * while it slept). */
 int pc_hub_sleep(pc_state *st, pc_time_t rel_ns);
 
+/* gevent's Hub.handle_error for the set exception that escaped from context (may be NULL): see
+ * hub.c. Returns 1 with the exception still set when it belongs to the main greenlet (a system
+ * error), else 0 with it cleared. */
+int pc_hub_handle_error(HubObject *hub, PyObject *context);
+
 /* The hub's greenlet (borrowed). */
 PyObject *pc_hub_greenlet(HubObject *hub);
 
