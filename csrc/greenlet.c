@@ -1353,3 +1353,17 @@ pc_greenlet_parent(PyObject *g)
 {
     return (PyObject *)((GreenletObject *)g)->parent;
 }
+
+void
+pc_greenlet_set_new_parent(PyObject *g, PyObject *parent)
+{
+    GreenletObject *self = (GreenletObject *)g;
+    assert(!STARTED(self));
+    Py_XSETREF(self->parent, (GreenletObject *)Py_NewRef(parent));
+}
+
+Py_ssize_t
+pc_greenlet_basicsize(pc_state *st)
+{
+    return st->Greenlet_Type->tp_basicsize;
+}

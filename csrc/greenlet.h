@@ -46,4 +46,8 @@ int pc_greenlet_is_started(PyObject *g);
 /* g's parent (borrowed, may be NULL for a main greenlet). */
 PyObject *pc_greenlet_parent(PyObject *g);
 
+/* Sets the parent of a greenlet that has not started and was just created in this thread (no
+ * cycle or thread check is needed). */
+void pc_greenlet_set_new_parent(PyObject *g, PyObject *parent);
+
 #endif /* PYCONC_GREENLET_H */

@@ -57,7 +57,11 @@
 
 /* -- nodes of the ready queue ------------------------------------------------------------------ */
 
-enum { N_RESUME = 1, N_SWITCH, N_THROW, N_CALL };
+enum { N_RESUME = 1, N_SWITCH, N_THROW, N_CALL, N_START };
+
+/* glet.c's check for a scheduled Greenlet start (N_START): 1 if it still may start (it was not
+ * killed meanwhile), and it marks the start as begun. */
+int pc_glet_start_begins(PyObject *g);
 
 typedef struct rnode {
     struct rnode *next;
@@ -373,6 +377,12 @@ pc_hub_schedule_switch(HubObject *hub, PyObject *target, PyObject *args, PyObjec
 }
 
 int
+pc_hub_schedule_start(HubObject *hub, PyObject *glet)
+{
+    return schedule(hub, N_START, glet, NULL, NULL);
+}
+
+int
 pc_hub_schedule_call(HubObject *hub, PyObject *callable, PyObject *args)
 {
     return schedule(hub, N_CALL, callable, args, NULL);
@@ -388,6 +398,22 @@ PyObject *
 pc_hub_greenlet(HubObject *hub)
 {
     return hub->self;
+}
+
+PyObject *
+pc_hub_main(HubObject *hub)
+{
+    return hub->main;
+}
+
+HubObject *
+pc_hub_of(pc_state *st, PyObject *obj)
+{
+    if (!PyObject_TypeCheck(obj, st->Hub_Type)) {
+        PyErr_Format(PyExc_TypeError, "Expected a hub, not %s", Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    return HUB(obj);
 }
 
 /* -- errors --------------------------------------------------------------------------------------- */
@@ -678,7 +704,10 @@ dispatch(HubObject *hub, rnode_t *n)
     int kind = n->kind;
     PyMem_Free(c);
     context = target;
-    if (kind == N_SWITCH) {
+    if (kind == N_START && !pc_glet_start_begins(target)) {
+        r = Py_NewRef(Py_None);   /* killed before it started: it never runs */
+    }
+    else if (kind == N_SWITCH || kind == N_START) {
         r = pc_greenlet_switch(target, arg != NULL ? arg : PyTuple_New(0), kwargs);
         arg = kwargs = NULL;   /* stolen */
     }

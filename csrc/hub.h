@@ -24,6 +24,9 @@ int pc_hub_install(PyObject *module, pc_state *st);
  * NULL; both stolen, also on failure) on hub's ready queue, FIFO. 0, or -1 with MemoryError. */
 int pc_hub_schedule_switch(HubObject *hub, PyObject *target, PyObject *args, PyObject *kwargs);
 
+/* Schedules the start of a Greenlet (glet.c): it is switched to unless it was killed first. */
+int pc_hub_schedule_start(HubObject *hub, PyObject *glet);
+
 /* Schedules callable(*args) (args stolen; NULL: no arguments) to run in the hub greenlet. */
 int pc_hub_schedule_call(HubObject *hub, PyObject *callable, PyObject *args);
 
@@ -42,6 +45,12 @@ int pc_hub_handle_error(HubObject *hub, PyObject *context);
 
 /* The hub's greenlet (borrowed). */
 PyObject *pc_hub_greenlet(HubObject *hub);
+
+/* The hub data of a hub object (a pyconc._core.Hub), or NULL with TypeError if obj is not one. */
+HubObject *pc_hub_of(pc_state *st, PyObject *obj);
+
+/* The hub's thread's main greenlet (borrowed). */
+PyObject *pc_hub_main(HubObject *hub);
 
 /* Waits until fd has one of events (EPOLLIN / EPOLLOUT), the deadline passes or the wait is
  * cancelled (another greenlet closes the fd: pc_hub_cancel_fd). Parks the calling greenlet; the

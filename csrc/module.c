@@ -174,7 +174,8 @@ module_exec(PyObject *module)
             pc_connection_init_types(module, st) < 0 ||
             pc_block_init_types(module, st) < 0 ||
             pc_mpevent_init_types(module, st) < 0 ||
-            pc_hub_install(module, st) < 0) {
+            pc_hub_install(module, st) < 0 ||
+            pc_glet_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",
@@ -214,6 +215,9 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->BlockingSwitchOutError);
     Py_VISIT(st->InvalidSwitchError);
     Py_VISIT(st->ConcurrentObjectUseError);
+    Py_VISIT(st->GeventGreenlet_Type);
+    Py_VISIT(st->GeventTimeout);
+    Py_VISIT(st->greenlet_throw);
     Py_VISIT(st->MPQueue_Type);
     Py_VISIT(st->Connection_Type);
     Py_VISIT(st->SharedBlock_Type);
@@ -252,6 +256,9 @@ module_clear(PyObject *module)
     Py_CLEAR(st->BlockingSwitchOutError);
     Py_CLEAR(st->InvalidSwitchError);
     Py_CLEAR(st->ConcurrentObjectUseError);
+    Py_CLEAR(st->GeventGreenlet_Type);
+    Py_CLEAR(st->GeventTimeout);
+    Py_CLEAR(st->greenlet_throw);
     Py_CLEAR(st->MPQueue_Type);
     Py_CLEAR(st->Connection_Type);
     Py_CLEAR(st->SharedBlock_Type);

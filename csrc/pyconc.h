@@ -44,6 +44,9 @@ typedef struct {
     PyObject *BlockingSwitchOutError;
     PyObject *InvalidSwitchError;
     PyObject *ConcurrentObjectUseError;
+    PyTypeObject *GeventGreenlet_Type; /* pyconc._core.Greenlet (glet.c) */
+    PyObject *GeventTimeout;        /* pyconc.gevent.Timeout, set by the face */
+    PyObject *greenlet_throw;       /* the greenlet type's throw method descriptor */
     /* process-shared objects */
     PyTypeObject *SemLock_Type;
     PyTypeObject *MPQueue_Type;
@@ -99,6 +102,7 @@ int pc_mpqueue_init_types(PyObject *module, pc_state *st);
 int pc_connection_init_types(PyObject *module, pc_state *st);
 int pc_block_init_types(PyObject *module, pc_state *st);
 int pc_mpevent_init_types(PyObject *module, pc_state *st);
+int pc_glet_init_types(PyObject *module, pc_state *st);
 
 /* _pickle.dumps and _pickle.loads (new references in *dumps, *loads), for the process-shared
  * types that carry pickled messages (mpqueue.c, connection.c). 0, or -1 with an exception. */

@@ -1,0 +1,1214 @@
+/* glet.c -- pyconc._core.Greenlet: the core of pyconc.gevent's Greenlet, gevent's "light-weight
+ * cooperatively-scheduled execution unit", as a C subclass of pyconc's greenlet type.
+ *
+ * Its data lives after the greenlet's own fields (GLET(obj)). Its parent is the hub of the thread
+ * it was made in; start() queues its first switch on that hub (a node the hub skips if the
+ * greenlet was killed before it started); its run() calls the function (or the subclass's _run)
+ * and records the outcome:
+ *     not started -> pending start (queued, or a timer for start_later) -> running -> finished
+ *                 \-> cancelled (killed before it started: it never runs; it is dead, and its
+ *                     outcome is the kill's exception, GreenletExit counting as success)
+ * A finished greenlet wakes everyone in join() / get() -- one wait list, so a plain thread can
+ * join a greenlet of another thread's hub -- and has its links (rawlink) called in the hub, after
+ * what is already ready, as gevent does. An error that ends it is also reported to the hub's
+ * handle_error (printed; KeyboardInterrupt, SystemExit, SystemError raised in the main greenlet).
+ *
+ * The Python face (pyconc/gevent/_greenlet.py) subclasses this type for what is not on a hot
+ * path: repr, name, minimal_ident, link/link_value/link_exception, the context manager.
+ *
+ * All fields are protected by the GIL.
+ */
+#include "pyconc.h"
+#include "greenlet.h"
+#include "hub.h"
+
+enum { S_NONE = 0, S_PENDING, S_TIMER, S_RUNNING, S_CANCELLED };
+
+typedef struct {
+    int state;                /* S_* above */
+    int finished;             /* the outcome is recorded: exc_* set (success: all NULL) */
+    int notifier;             /* a _notify_links call is queued in the hub */
+    PyObject *func;           /* the run argument, or NULL: self._run (strong) */
+    PyObject *args;           /* tuple (strong) */
+    PyObject *kwargs;         /* dict (strong) */
+    PyObject *value;          /* the result (strong, None until finished) */
+    PyObject *exc_type, *exc_value, *exc_tb;   /* the error that ended it (strong or NULL) */
+    PyObject *links;          /* list of callables (strong) */
+    PyObject *start_timer;    /* start_later's timer while pending (strong) */
+    PyObject *hub;            /* the hub it belongs to (strong) */
+    uint64_t finish_seq;      /* completion order, for wait()'s result order */
+    pc_waitlist joiners;      /* join() / get() callers */
+} glet_t;
+
+static Py_ssize_t glet_offset;   /* the greenlet type's basicsize */
+#define GLET(obj) ((glet_t *)((char *)(obj) + glet_offset))
+
+static uint64_t finish_counter = 0;
+
+/* -- the state machine ------------------------------------------------------------------------ */
+
+static pc_state *
+state_of(PyObject *self)
+{
+    return pc_state_of_type(Py_TYPE(self));
+}
+
+static int
+is_dead(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    if (pc_greenlet_current_or_null() == self) {
+        return 0;
+    }
+    return g->state == S_CANCELLED || pc_greenlet_is_dead(self);
+}
+
+static int
+is_ready(PyObject *self)
+{
+    return GLET(self)->finished || is_dead(self);
+}
+
+/* hub.c's N_START check: the start happens unless the greenlet was killed meanwhile. */
+int
+pc_glet_start_begins(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    if (g->state != S_PENDING) {
+        return 0;
+    }
+    g->state = S_RUNNING;
+    return 1;
+}
+
+/* Queues _notify_links in the hub if there are links and none is queued. 0 or -1. */
+static int
+schedule_notify(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    if (g->notifier || g->links == NULL || PyList_GET_SIZE(g->links) == 0) {
+        return 0;
+    }
+    pc_state *st = state_of(self);
+    HubObject *hub = st ? pc_hub_of(st, g->hub) : NULL;
+    PyObject *meth = hub ? PyObject_GetAttrString(self, "_notify_links") : NULL;
+    if (meth == NULL) {
+        return -1;
+    }
+    int r = pc_hub_schedule_call(hub, meth, NULL);
+    Py_DECREF(meth);
+    if (r == 0) {
+        g->notifier = 1;
+    }
+    return r;
+}
+
+/* Records the end: wakes join()/get() callers, queues the links. */
+static void
+finish(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    g->finished = 1;
+    g->finish_seq = ++finish_counter;
+    pc_waitlist_wake_n(&g->joiners, -1);
+    if (schedule_notify(self) < 0) {
+        PyErr_WriteUnraisable(self);
+    }
+}
+
+static void
+report_result(PyObject *self, PyObject *result)
+{
+    glet_t *g = GLET(self);
+    Py_CLEAR(g->exc_type);
+    Py_CLEAR(g->exc_value);
+    Py_CLEAR(g->exc_tb);
+    Py_XSETREF(g->value, Py_NewRef(result));
+    finish(self);
+}
+
+/* With the exception that ended self set: GreenletExit is a result, anything else an error,
+ * reported to the hub (handle_error), which may send it on to the main greenlet. Clears it. */
+static void
+report_error(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    pc_state *st = state_of(self);
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    if (st != NULL && PyObject_TypeCheck(ev, (PyTypeObject *)st->GreenletExit)) {
+        report_result(self, ev);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        return;
+    }
+    Py_XSETREF(g->exc_type, Py_NewRef(et));
+    Py_XSETREF(g->exc_value, Py_NewRef(ev));
+    Py_XSETREF(g->exc_tb, Py_XNewRef(etb));
+    finish(self);
+    HubObject *hub = st ? pc_hub_of(st, g->hub) : NULL;
+    if (hub == NULL) {
+        PyErr_Clear();
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        return;
+    }
+    /* the hub's handle_error (a Python-level override on the hub instance is honoured) */
+    PyObject *override = NULL;
+    PyObject *hdict = PyObject_GenericGetDict(g->hub, NULL);
+    if (hdict == NULL) {
+        PyErr_Clear();
+    }
+    else {
+        override = PyDict_GetItemString(hdict, "handle_error");   /* borrowed from hdict */
+        Py_XINCREF(override);
+        Py_DECREF(hdict);
+    }
+    if (override != NULL) {
+        PyObject *r = PyObject_CallFunctionObjArgs(override, self, et, ev, etb ? etb : Py_None,
+                                                   NULL);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(override);
+        }
+        Py_XDECREF(r);
+        Py_DECREF(override);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        return;
+    }
+    PyErr_Restore(et, ev, etb);
+    if (pc_hub_handle_error(hub, self)) {
+        /* a system error: the main greenlet gets it, from the hub (we are not the hub) */
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (pc_hub_schedule_throw(hub, pc_hub_main(hub), ev) < 0) {
+            PyErr_WriteUnraisable(self);
+        }
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+    }
+}
+
+/* Forgets what run() needed. */
+static void
+free_call(glet_t *g)
+{
+    Py_CLEAR(g->func);
+    Py_XSETREF(g->args, PyTuple_New(0));
+    if (g->kwargs != NULL) {
+        PyDict_Clear(g->kwargs);
+    }
+}
+
+/* Stops a pending start for good (kill or throw before it ran). */
+static void
+cancel_start(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    if (g->state == S_NONE || g->state == S_PENDING || g->state == S_TIMER) {
+        g->state = S_CANCELLED;
+    }
+    if (g->start_timer != NULL) {
+        PyObject *r = PyObject_CallMethod(g->start_timer, "stop", NULL);
+        if (r == NULL) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(r);
+        Py_CLEAR(g->start_timer);
+    }
+}
+
+/* An exception instance from gevent's kill/throw argument forms: a class (instantiated), an
+ * instance, or a (type, value, tb) triple. New reference, or NULL with an exception. */
+static PyObject *
+exception_from(PyObject *spec)
+{
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 3) {
+        PyObject *t = PyTuple_GET_ITEM(spec, 0), *v = PyTuple_GET_ITEM(spec, 1);
+        PyObject *tb = PyTuple_GET_ITEM(spec, 2);
+        PyObject *inst;
+        if (PyExceptionInstance_Check(v)) {
+            inst = Py_NewRef(v);
+        }
+        else {
+            inst = v == Py_None ? PyObject_CallNoArgs(t) : PyObject_CallOneArg(t, v);
+        }
+        if (inst != NULL && tb != Py_None && PyTraceBack_Check(tb)) {
+            PyException_SetTraceback(inst, tb);
+        }
+        return inst;
+    }
+    if (PyExceptionClass_Check(spec)) {
+        return PyObject_CallNoArgs(spec);
+    }
+    if (PyExceptionInstance_Check(spec)) {
+        return Py_NewRef(spec);
+    }
+    /* gevent wraps anything else in a BaseException */
+    return PyObject_CallFunctionObjArgs(PyExc_BaseException, spec, NULL);
+}
+
+/* gevent's __handle_death_before_start: a greenlet that will never run gets the exception as
+ * its outcome (links notified as if it had raised). spec as exception_from(). 0 or -1. */
+static int
+death_before_start(PyObject *self, PyObject *spec)
+{
+    glet_t *g = GLET(self);
+    if (g->finished || !is_dead(self)) {
+        return 0;
+    }
+    PyObject *exc = exception_from(spec);
+    if (exc == NULL) {
+        return -1;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    report_error(self);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* -- the type --------------------------------------------------------------------------------- */
+
+static int
+glet_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    glet_t *g = GLET(self);
+    Py_VISIT(g->func);
+    Py_VISIT(g->args);
+    Py_VISIT(g->kwargs);
+    Py_VISIT(g->value);
+    Py_VISIT(g->exc_type);
+    Py_VISIT(g->exc_value);
+    Py_VISIT(g->exc_tb);
+    Py_VISIT(g->links);
+    Py_VISIT(g->start_timer);
+    Py_VISIT(g->hub);
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return st->Greenlet_Type->tp_traverse(self, visit, arg);
+}
+
+static void
+clear_data(glet_t *g)
+{
+    Py_CLEAR(g->func);
+    Py_CLEAR(g->args);
+    Py_CLEAR(g->kwargs);
+    Py_CLEAR(g->value);
+    Py_CLEAR(g->exc_type);
+    Py_CLEAR(g->exc_value);
+    Py_CLEAR(g->exc_tb);
+    Py_CLEAR(g->links);
+    Py_CLEAR(g->start_timer);
+}
+
+static int
+glet_clear(PyObject *self)
+{
+    clear_data(GLET(self));
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return st->Greenlet_Type->tp_clear(self);
+}
+
+static void
+glet_free(void *self)
+{
+    glet_t *g = GLET(self);
+    clear_data(g);
+    Py_CLEAR(g->hub);
+    PyObject_GC_Del(self);
+}
+
+static int
+glet_init(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        return -1;
+    }
+    glet_t *g = GLET(self);
+    if (g->hub != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Greenlet.__init__ called twice");
+        return -1;
+    }
+    HubObject *hub = pc_hub_get(st, 1);
+    if (hub == NULL) {
+        return -1;
+    }
+    if (pc_greenlet_is_started(self)) {
+        PyErr_SetString(PyExc_ValueError, "cannot reinitialise a started greenlet");
+        return -1;
+    }
+    pc_greenlet_set_new_parent(self, pc_hub_greenlet(hub));
+    g->hub = Py_NewRef(pc_hub_greenlet(hub));
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *run = NULL;
+    if (kwargs != NULL && (run = PyDict_GetItemString(kwargs, "run")) != NULL) {
+        if (n > 0) {
+            PyErr_SetString(PyExc_TypeError, "__init__() got multiple values for argument 'run'");
+            return -1;
+        }
+        Py_INCREF(run);
+        if (PyDict_DelItemString(kwargs, "run") < 0) {
+            Py_DECREF(run);
+            return -1;
+        }
+        g->args = PyTuple_New(0);
+    }
+    else if (n > 0) {
+        run = Py_NewRef(PyTuple_GET_ITEM(args, 0));
+        g->args = PyTuple_GetSlice(args, 1, n);
+    }
+    else {
+        g->args = PyTuple_New(0);
+    }
+    if (run == Py_None) {
+        Py_CLEAR(run);
+    }
+    g->func = run;
+    g->kwargs = kwargs != NULL ? PyDict_Copy(kwargs) : PyDict_New();
+    g->value = Py_NewRef(Py_None);
+    g->links = PyList_New(0);
+    pc_waitlist_init(&g->joiners);
+    if (g->args == NULL || g->kwargs == NULL || g->links == NULL) {
+        return -1;
+    }
+    /* "If they didn't pass a callable at all, then they must already have one." */
+    PyObject *check = g->func ? Py_NewRef(g->func) : PyObject_GetAttrString(self, "_run");
+    if (check == NULL) {
+        return -1;
+    }
+    int ok = PyCallable_Check(check);
+    Py_DECREF(check);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError, "The run argument or self._run must be callable");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+check_init(PyObject *self)
+{
+    if (GLET(self)->hub == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%s' object has no attribute 'args' (Greenlet."
+                     "__init__ was not called)", Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The greenlet's run(): called once, when it is first switched to. */
+static PyObject *
+glet_run(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    glet_t *g = GLET(self);
+    g->state = S_RUNNING;
+    Py_CLEAR(g->start_timer);
+    PyObject *func = g->func ? Py_NewRef(g->func) : PyObject_GetAttrString(self, "_run");
+    PyObject *args = Py_NewRef(g->args), *kwargs = g->kwargs;
+    PyObject *r = NULL;
+    if (func != NULL) {
+        Py_INCREF(kwargs);
+        r = PyObject_Call(func, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+        Py_DECREF(kwargs);
+        Py_DECREF(func);
+    }
+    Py_DECREF(args);
+    if (r == NULL) {
+        report_error(self);
+    }
+    else {
+        report_result(self, r);
+        Py_DECREF(r);
+    }
+    free_call(g);
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable(self);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_default_run(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_NONE;   /* gevent's Greenlet._run: subclasses override it */
+}
+
+static PyObject *
+glet_start(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    glet_t *g = GLET(self);
+    if (g->state != S_NONE) {
+        Py_RETURN_NONE;
+    }
+    pc_state *st = state_of(self);
+    HubObject *hub = st ? pc_hub_of(st, g->hub) : NULL;
+    if (hub == NULL || pc_hub_schedule_start(hub, self) < 0) {
+        return NULL;
+    }
+    g->state = S_PENDING;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_start_later(PyObject *self, PyObject *seconds)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    glet_t *g = GLET(self);
+    if (g->state != S_NONE) {
+        Py_RETURN_NONE;
+    }
+    PyObject *timer = PyObject_CallMethod(g->hub, "timer", "O", seconds);
+    if (timer == NULL) {
+        return NULL;
+    }
+    PyObject *sw = PyObject_GetAttrString(self, "switch");
+    PyObject *r = sw ? PyObject_CallMethod(timer, "start", "O", sw) : NULL;
+    Py_XDECREF(sw);
+    if (r == NULL) {
+        Py_DECREF(timer);
+        return NULL;
+    }
+    Py_DECREF(r);
+    g->start_timer = timer;
+    g->state = S_TIMER;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_spawn(PyObject *cls, PyObject *args, PyObject *kwargs)
+{
+    PyObject *self = PyObject_Call(cls, args, kwargs);
+    if (self == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(self, "start", NULL);
+    if (r == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return self;
+}
+
+static PyObject *
+glet_spawn_later(PyObject *cls, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "spawn_later() missing 1 required positional argument: "
+                        "'seconds'");
+        return NULL;
+    }
+    pc_state *st = pc_state_of_type((PyTypeObject *)cls);
+    if (st == NULL) {
+        return NULL;
+    }
+    if ((PyTypeObject *)cls == st->GeventGreenlet_Type && n == 1 &&
+            (kwargs == NULL || PyDict_GetItemString(kwargs, "run") == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "");
+        return NULL;
+    }
+    PyObject *rest = PyTuple_GetSlice(args, 1, n);
+    PyObject *self = rest ? PyObject_Call(cls, rest, kwargs) : NULL;
+    Py_XDECREF(rest);
+    if (self == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(self, "start_later", "O", PyTuple_GET_ITEM(args, 0));
+    if (r == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return self;
+}
+
+static PyObject *
+glet_ready(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(is_ready(self));
+}
+
+static PyObject *
+glet_successful(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    glet_t *g = GLET(self);
+    return PyBool_FromLong(g->finished && g->exc_value == NULL);
+}
+
+static int
+glet_bool(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    return g->state != S_NONE && !g->finished;
+}
+
+/* Waits until self is ready or the deadline passes. 1 ready, 0 timed out, -1 error. */
+static int
+wait_ready(PyObject *self, pc_time_t rel_ns)
+{
+    glet_t *g = GLET(self);
+    pc_time_t deadline = rel_ns < 0 ? PC_FOREVER : pc_deadline_after(rel_ns);
+    while (!is_ready(self)) {
+        if (rel_ns == 0) {
+            return 0;
+        }
+        pc_waiter w;
+        int r = pc_wait_on(&g->joiners, &w, deadline, 0);
+        if (r == PC_WAIT_ERROR) {
+            return -1;
+        }
+        if (r == PC_WAIT_TIMEOUT) {
+            return is_ready(self);
+        }
+    }
+    return 1;
+}
+
+/* gevent's timeouts: None waits forever; a number is seconds (negative: do not wait). */
+static int
+parse_timeout(PyObject *timeout, pc_time_t *rel_ns)
+{
+    if (timeout == NULL || timeout == Py_None) {
+        *rel_ns = -1;
+        return 0;
+    }
+    double t = PyFloat_AsDouble(timeout);
+    if (t == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(t > 0)) {
+        *rel_ns = 0;
+    }
+    else if (t > 9e9) {
+        *rel_ns = -1;
+    }
+    else {
+        *rel_ns = (pc_time_t)(t * 1e9);
+        if (*rel_ns == 0) {
+            *rel_ns = 1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+glet_join(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"timeout"};
+    PyObject *a[1];
+    pc_time_t rel;
+    if (pc_parse_args("join", args, nargs, kwnames, names, 1, a) < 0 ||
+            check_init(self) < 0 || parse_timeout(a[0], &rel) < 0) {
+        return NULL;
+    }
+    if (wait_ready(self, rel) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+raise_outcome(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    if (g->exc_value == NULL) {
+        return Py_NewRef(g->value);
+    }
+    PyErr_Restore(Py_NewRef(g->exc_type), Py_NewRef(g->exc_value), Py_XNewRef(g->exc_tb));
+    return NULL;
+}
+
+static PyObject *
+raise_timeout(PyObject *self)
+{
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (st->GeventTimeout == NULL) {
+        PyErr_SetString(PyExc_TimeoutError, "");
+        return NULL;
+    }
+    PyObject *exc = PyObject_CallNoArgs(st->GeventTimeout);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *
+glet_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"block", "timeout"};
+    PyObject *a[2];
+    if (pc_parse_args("get", args, nargs, kwnames, names, 2, a) < 0 || check_init(self) < 0) {
+        return NULL;
+    }
+    if (is_ready(self)) {
+        return raise_outcome(self);
+    }
+    int block = 1;
+    if (a[0] != NULL && (block = PyObject_IsTrue(a[0])) < 0) {
+        return NULL;
+    }
+    if (!block) {
+        return raise_timeout(self);
+    }
+    pc_time_t rel;
+    if (parse_timeout(a[1], &rel) < 0) {
+        return NULL;
+    }
+    int r = wait_ready(self, rel);
+    if (r < 0) {
+        return NULL;
+    }
+    if (r == 0) {
+        return raise_timeout(self);
+    }
+    return raise_outcome(self);
+}
+
+static PyObject *
+glet_maybe_kill_before_start(PyObject *self, PyObject *exception)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    cancel_start(self);
+    free_call(GLET(self));
+    int dead = is_dead(self);
+    if (dead && death_before_start(self, exception) < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(dead);
+}
+
+static PyObject *
+glet_kill(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"exception", "block", "timeout"};
+    PyObject *a[3];
+    if (pc_parse_args("kill", args, nargs, kwnames, names, 3, a) < 0 || check_init(self) < 0) {
+        return NULL;
+    }
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    PyObject *spec = a[0] ? a[0] : st->GreenletExit;
+    PyObject *dead = glet_maybe_kill_before_start(self, spec);
+    if (dead == NULL) {
+        return NULL;
+    }
+    int was_dead = dead == Py_True;
+    Py_DECREF(dead);
+    if (was_dead || is_ready(self)) {
+        Py_RETURN_NONE;
+    }
+    int block = 1;
+    if (a[1] != NULL && (block = PyObject_IsTrue(a[1])) < 0) {
+        return NULL;
+    }
+    pc_time_t rel;
+    if (parse_timeout(a[2], &rel) < 0) {
+        return NULL;
+    }
+    PyObject *exc = exception_from(spec);
+    HubObject *hub = exc ? pc_hub_of(st, GLET(self)->hub) : NULL;
+    int r = hub ? pc_hub_schedule_throw(hub, self, exc) : -1;
+    Py_XDECREF(exc);
+    if (r < 0) {
+        return NULL;
+    }
+    if (block && wait_ready(self, rel) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_throw(PyObject *self, PyObject *args)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        return NULL;
+    }
+    cancel_start(self);
+    PyObject *r = Py_NewRef(Py_None);
+    if (!is_dead(self)) {
+        /* greenlet.throw(self, *args): the base method, self first */
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        PyObject *full = PyTuple_New(n + 1);
+        if (full == NULL) {
+            Py_DECREF(r);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(full, 0, Py_NewRef(self));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyTuple_SET_ITEM(full, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+        }
+        Py_DECREF(r);
+        r = PyObject_Call(st->greenlet_throw, full, NULL);
+        Py_DECREF(full);
+    }
+    /* finally: a greenlet that never ran gets the exception as its outcome */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *spec = n == 0 ? Py_NewRef(st->GreenletExit)
+                   : n == 1 ? Py_NewRef(PyTuple_GET_ITEM(args, 0))
+                   : PyTuple_Pack(3, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1),
+                                  n > 2 ? PyTuple_GET_ITEM(args, 2) : Py_None);
+    if (spec == NULL || death_before_start(self, spec) < 0) {
+        PyErr_WriteUnraisable(self);
+    }
+    Py_XDECREF(spec);
+    if (et != NULL) {
+        Py_XDECREF(r);
+        PyErr_Restore(et, ev, etb);
+        return NULL;
+    }
+    return r;
+}
+
+static PyObject *
+glet_rawlink(PyObject *self, PyObject *callback)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (!PyCallable_Check(callback)) {
+        PyErr_Format(PyExc_TypeError, "Expected callable: %R", callback);
+        return NULL;
+    }
+    glet_t *g = GLET(self);
+    if (PyList_Append(g->links, callback) < 0) {
+        return NULL;
+    }
+    if (is_ready(self) && schedule_notify(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_unlink(PyObject *self, PyObject *callback)
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(GLET(self)->links, "remove", "O", callback);
+    if (r == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_unlink_all(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    if (PyList_SetSlice(GLET(self)->links, 0, PY_SSIZE_T_MAX, NULL) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_has_links(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(PyList_GET_SIZE(GLET(self)->links));
+}
+
+static PyObject *
+glet_notify_links(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    glet_t *g = GLET(self);
+    g->notifier = 0;
+    pc_state *st = state_of(self);
+    HubObject *hub = st ? pc_hub_of(st, g->hub) : NULL;
+    if (hub == NULL) {
+        return NULL;
+    }
+    while (g->links != NULL && PyList_GET_SIZE(g->links) > 0) {
+        /* early links may remove or add later ones: take one at a time */
+        PyObject *link = Py_NewRef(PyList_GET_ITEM(g->links, 0));
+        if (PyList_SetSlice(g->links, 0, 1, NULL) < 0) {
+            Py_DECREF(link);
+            return NULL;
+        }
+        PyObject *r = PyObject_CallOneArg(link, self);
+        if (r == NULL) {
+            PyObject *ctx = PyTuple_Pack(2, link, self);
+            if (ctx != NULL && pc_hub_handle_error(hub, ctx)) {
+                PyObject *et, *ev, *etb;
+                PyErr_Fetch(&et, &ev, &etb);
+                PyErr_NormalizeException(&et, &ev, &etb);
+                if (pc_hub_schedule_throw(hub, pc_hub_main(hub), ev) < 0) {
+                    PyErr_Clear();
+                }
+                Py_XDECREF(et);
+                Py_XDECREF(ev);
+                Py_XDECREF(etb);
+            }
+            PyErr_Clear();
+            Py_XDECREF(ctx);
+        }
+        Py_XDECREF(r);
+        Py_DECREF(link);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+glet_raise_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    glet_t *g = GLET(self);
+    if (g->exc_value == NULL) {
+        Py_RETURN_NONE;
+    }
+    return raise_outcome(self);
+}
+
+/* -- attributes -- */
+
+#define OBJ_GETSET(name)                                                                      \
+    static PyObject *glet_get_##name(PyObject *self, void *Py_UNUSED(c))                      \
+    {                                                                                         \
+        if (check_init(self) < 0) {                                                           \
+            return NULL;                                                                      \
+        }                                                                                     \
+        return Py_NewRef(GLET(self)->name ? GLET(self)->name : Py_None);                      \
+    }                                                                                         \
+    static int glet_set_##name(PyObject *self, PyObject *v, void *Py_UNUSED(c))               \
+    {                                                                                         \
+        if (check_init(self) < 0) {                                                           \
+            return -1;                                                                        \
+        }                                                                                     \
+        if (v == NULL) {                                                                      \
+            PyErr_SetString(PyExc_AttributeError, "cannot delete attribute " #name);           \
+            return -1;                                                                        \
+        }                                                                                     \
+        Py_XSETREF(GLET(self)->name, Py_NewRef(v));                                           \
+        return 0;                                                                             \
+    }
+
+OBJ_GETSET(args)
+OBJ_GETSET(kwargs)
+OBJ_GETSET(value)
+
+static PyObject *
+glet_get_exception(PyObject *self, void *Py_UNUSED(c))
+{
+    glet_t *g = GLET(self);
+    return Py_NewRef(g->exc_value ? g->exc_value : Py_None);
+}
+
+static PyObject *
+glet_get_exc_info(PyObject *self, void *Py_UNUSED(c))
+{
+    glet_t *g = GLET(self);
+    if (g->exc_value == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyTuple_Pack(3, g->exc_type, g->exc_value, g->exc_tb ? g->exc_tb : Py_None);
+}
+
+static PyObject *
+glet_get_raw_exc_info(PyObject *self, void *Py_UNUSED(c))
+{
+    glet_t *g = GLET(self);
+    if (!g->finished) {
+        Py_RETURN_NONE;
+    }
+    if (g->exc_value == NULL) {
+        return PyTuple_Pack(3, Py_None, Py_None, Py_None);
+    }
+    return PyTuple_Pack(3, g->exc_type, g->exc_value, g->exc_tb ? g->exc_tb : Py_None);
+}
+
+static PyObject *
+glet_get_dead(PyObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(is_dead(self));
+}
+
+static PyObject *
+glet_get_started(PyObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(glet_bool(self));
+}
+
+static PyObject *
+glet_get_links(PyObject *self, void *Py_UNUSED(c))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(GLET(self)->links);
+}
+
+static PyObject *
+glet_get_loop(PyObject *self, void *Py_UNUSED(c))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(GLET(self)->hub);
+}
+
+static PyObject *
+glet_get_run_attr(PyObject *self, void *Py_UNUSED(c))
+{
+    glet_t *g = GLET(self);
+    if (g->func != NULL) {
+        return Py_NewRef(g->func);
+    }
+    /* no run argument: the class's _run (the default one returns None) */
+    PyObject *meth = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_default_run");
+    if (meth == NULL) {
+        return NULL;
+    }
+    PyObject *bound = PyMethod_New(meth, self);
+    Py_DECREF(meth);
+    return bound;
+}
+
+static int
+glet_set_run_attr(PyObject *self, PyObject *v, void *Py_UNUSED(c))
+{
+    Py_XSETREF(GLET(self)->func, Py_XNewRef(v));
+    return 0;
+}
+
+static PyObject *
+glet_get_finish_seq(PyObject *self, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLongLong(GLET(self)->finish_seq);
+}
+
+static PyObject *
+glet_get_pending_start(PyObject *self, void *Py_UNUSED(c))
+{
+    int s = GLET(self)->state;
+    return PyBool_FromLong(s == S_PENDING || s == S_TIMER);
+}
+
+static PyMethodDef glet_methods[] = {
+    {"run", (PyCFunction)glet_run, METH_NOARGS, NULL},
+    {"_default_run", (PyCFunction)glet_default_run, METH_NOARGS, NULL},
+    {"start", (PyCFunction)glet_start, METH_NOARGS,
+     "Schedule the greenlet to run in this loop iteration"},
+    {"start_later", (PyCFunction)glet_start_later, METH_O,
+     "start_later(seconds): schedule the greenlet to run seconds later"},
+    {"spawn", (PyCFunction)(void (*)(void))glet_spawn, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "spawn(function, *args, **kwargs) -> Greenlet"},
+    {"spawn_later", (PyCFunction)(void (*)(void))glet_spawn_later,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "spawn_later(seconds, function, *args, **kwargs) -> Greenlet"},
+    {"ready", (PyCFunction)glet_ready, METH_NOARGS, NULL},
+    {"successful", (PyCFunction)glet_successful, METH_NOARGS, NULL},
+    {"join", (PyCFunction)(void (*)(void))glet_join, METH_FASTCALL | METH_KEYWORDS,
+     "join(timeout=None): wait until the greenlet finishes or the timeout expires"},
+    {"get", (PyCFunction)(void (*)(void))glet_get, METH_FASTCALL | METH_KEYWORDS,
+     "get(block=True, timeout=None): the result, or the exception raised again"},
+    {"kill", (PyCFunction)(void (*)(void))glet_kill, METH_FASTCALL | METH_KEYWORDS,
+     "kill(exception=GreenletExit, block=True, timeout=None)"},
+    {"throw", (PyCFunction)glet_throw, METH_VARARGS, NULL},
+    {"_maybe_kill_before_start", (PyCFunction)glet_maybe_kill_before_start, METH_O, NULL},
+    {"rawlink", (PyCFunction)glet_rawlink, METH_O, NULL},
+    {"unlink", (PyCFunction)glet_unlink, METH_O, NULL},
+    {"unlink_all", (PyCFunction)glet_unlink_all, METH_NOARGS, NULL},
+    {"has_links", (PyCFunction)glet_has_links, METH_NOARGS, NULL},
+    {"_notify_links", (PyCFunction)glet_notify_links, METH_NOARGS, NULL},
+    {"_raise_exception", (PyCFunction)glet_raise_exception, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef glet_getset[] = {
+    {"args", glet_get_args, glet_set_args, NULL, NULL},
+    {"kwargs", glet_get_kwargs, glet_set_kwargs, NULL, NULL},
+    {"value", glet_get_value, glet_set_value, NULL, NULL},
+    {"exception", glet_get_exception, NULL, NULL, NULL},
+    {"exc_info", glet_get_exc_info, NULL, NULL, NULL},
+    {"_exc_info", glet_get_raw_exc_info, NULL, NULL, NULL},
+    {"dead", glet_get_dead, NULL, NULL, NULL},
+    {"started", glet_get_started, NULL, NULL, NULL},
+    {"_links", glet_get_links, NULL, NULL, NULL},
+    {"loop", glet_get_loop, NULL, NULL, NULL},
+    {"_run", glet_get_run_attr, glet_set_run_attr, NULL, NULL},
+    {"_finish_seq", glet_get_finish_seq, NULL, NULL, NULL},
+    {"_start_pending", glet_get_pending_start, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot glet_slots[] = {
+    {Py_tp_init, glet_init},
+    {Py_tp_traverse, glet_traverse},
+    {Py_tp_clear, glet_clear},
+    {Py_tp_free, glet_free},
+    {Py_nb_bool, glet_bool},
+    {Py_tp_methods, glet_methods},
+    {Py_tp_getset, glet_getset},
+    {Py_tp_doc, "Greenlet(run=None, *args, **kwargs): gevent's Greenlet"},
+    {0, NULL},
+};
+
+static PyType_Spec glet_spec = {
+    .name = "pyconc._core.Greenlet",
+    .basicsize = 0,   /* set at init: the greenlet type's size + sizeof(glet_t) */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = glet_slots,
+};
+
+/* _core._set_gevent_timeout(Timeout): the class Greenlet.get raises (pyconc.gevent's). */
+static PyObject *
+m_set_gevent_timeout(PyObject *module, PyObject *cls)
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    Py_XSETREF(st->GeventTimeout, Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+/* wait_greenlets(greenlets, timeout=None): waits until every one is finished or the timeout
+ * passes; returns the finished ones in the order they finished (gevent's wait/joinall without a
+ * count; the face handles counts and other objects). */
+static PyObject *
+m_wait_greenlets(PyObject *module, PyObject *args)
+{
+    PyObject *seq, *timeout = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O:wait_greenlets", &seq, &timeout)) {
+        return NULL;
+    }
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    PyObject *list = PySequence_List(seq);
+    if (list == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    pc_time_t rel;
+    if (parse_timeout(timeout, &rel) < 0) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyObject_TypeCheck(PyList_GET_ITEM(list, i), st->GeventGreenlet_Type)) {
+            PyErr_SetString(PyExc_TypeError, "wait_greenlets() takes Greenlets only");
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *g = PyList_GET_ITEM(list, i);
+        if (is_ready(g)) {
+            continue;
+        }
+        pc_time_t left = -1;
+        if (deadline != PC_FOREVER) {
+            left = deadline - pc_monotonic_ns();
+            if (left <= 0) {
+                break;
+            }
+        }
+        int r = wait_ready(g, left);
+        if (r < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        if (r == 0) {
+            break;   /* the timeout passed */
+        }
+    }
+    /* the finished ones, in the order they finished */
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *g = PyList_GET_ITEM(list, i);
+        if (is_ready(g) && PyList_Append(out, g) < 0) {
+            Py_DECREF(out);
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    Py_DECREF(list);
+    Py_ssize_t m = PyList_GET_SIZE(out);
+    /* insertion sort by finish order (killed-before-start ones, never finished, first) */
+    for (Py_ssize_t i = 1; i < m; i++) {
+        PyObject *x = PyList_GET_ITEM(out, i);
+        uint64_t kx = GLET(x)->finish_seq;
+        Py_ssize_t j = i - 1;
+        while (j >= 0 && GLET(PyList_GET_ITEM(out, j))->finish_seq > kx) {
+            PyList_SET_ITEM(out, j + 1, PyList_GET_ITEM(out, j));
+            j--;
+        }
+        PyList_SET_ITEM(out, j + 1, x);
+    }
+    return out;
+}
+
+static PyMethodDef glet_module_methods[] = {
+    {"_set_gevent_timeout", m_set_gevent_timeout, METH_O, NULL},
+    {"wait_greenlets", m_wait_greenlets, METH_VARARGS,
+     "wait_greenlets(greenlets, timeout=None): the finished ones, in finish order"},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+pc_glet_init_types(PyObject *module, pc_state *st)
+{
+    glet_offset = st->Greenlet_Type->tp_basicsize;
+    glet_spec.basicsize = (int)(glet_offset + sizeof(glet_t));
+    if (pc_add_type(module, &glet_spec, (PyObject *)st->Greenlet_Type,
+                    &st->GeventGreenlet_Type) < 0) {
+        return -1;
+    }
+    st->greenlet_throw = PyObject_GetAttrString((PyObject *)st->Greenlet_Type, "throw");
+    if (st->greenlet_throw == NULL) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, glet_module_methods);
+}
