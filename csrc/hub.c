@@ -144,6 +144,9 @@ typedef struct parked {
 #define PARKED_OF_NODE(n) ((parked_t *)((char *)(n) - offsetof(parked_t, node)))
 #define PARKED_OF_TIMER(t) ((parked_t *)((char *)(t) - offsetof(parked_t, timer)))
 
+struct TimerObject;
+static PyObject *timer_object_of(htimer_t *t);   /* the Timer object around a T_PY timer */
+
 /* -- the hub object ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -174,7 +177,9 @@ struct HubObject {
     fdwatch_t *fds;           /* indexed by descriptor */
     int capfds;
     int nwatch;               /* descriptors with a waiter */
-    int npytimers;            /* armed Timer objects (they keep the loop from LoopExit) */
+    int npytimers;            /* armed Timer objects */
+    int nunref;               /* ... of which created with ref=False: they do not keep the loop
+                                 from LoopExit */
 };
 
 static Py_ssize_t hub_data_offset;   /* the greenlet type's basicsize: where HubObject starts */
@@ -809,12 +814,17 @@ poll_once(HubObject *hub)
     if (hub->ready.count > 0 || hub->idle.count > 0) {
         timeout_ms = 0;
     }
-    else if (hub->nheap > 0) {
+    else if (hub->nheap > hub->nunref || (hub->nheap > 0 && (hub->nwatch > 0 ||
+                                                            (hub->nparks > 0 &&
+                                                             !only_thread())))) {
         pc_time_t left = hub->heap[0]->deadline - pc_monotonic_ns();
         timeout_ms = left <= 0 ? 0 : (left > (pc_time_t)INT32_MAX * 1000000
                                           ? INT32_MAX : (int)((left + 999999) / 1000000));
     }
-    else if (hub->nwatch == 0 && only_thread()) {
+    else if (hub->nheap == hub->nunref && hub->nwatch == 0 &&
+             (hub->nparks == 0 || only_thread())) {
+        /* Nothing can happen any more: nothing ready, no timer that counts, no descriptor
+         * watched, and nobody parked that another thread could wake. */
         PyErr_Format(hub->st->LoopExit, "This operation would block forever\n\tHub: %R", hub->self);
         return 1;
     }
@@ -985,8 +995,21 @@ drop_state(HubObject *hub, int unlink)
         p->orphaned = 1;
         p->timer.index = -1;
     }
+    /* Armed Timer objects hold a reference to themselves (timer_start): dropped once the heap
+     * is consistent again, since a Timer going away may take the hub with it. */
+    PyObject *armed = PyList_New(0);
     for (Py_ssize_t i = 0; i < hub->nheap; i++) {
-        hub->heap[i]->index = -1;
+        htimer_t *t = hub->heap[i];
+        t->index = -1;
+        if (t->kind == T_PY) {
+            PyObject *tm = timer_object_of(t);
+            if (armed == NULL || PyList_Append(armed, tm) < 0) {
+                PyErr_Clear();   /* leaks the one timer rather than freeing it too early */
+            }
+            else {
+                Py_DECREF(tm);   /* the list holds it now */
+            }
+        }
     }
     hub->nheap = 0;
     PyMem_Free(hub->fds);
@@ -994,6 +1017,8 @@ drop_state(HubObject *hub, int unlink)
     hub->capfds = 0;
     hub->nwatch = 0;
     hub->npytimers = 0;
+    hub->nunref = 0;
+    Py_XDECREF(armed);
 }
 
 static void
@@ -1053,7 +1078,8 @@ pc_hub_get(pc_state *st, int create)
         return NULL;
     }
     main = pc_greenlet_main();
-    PyObject *obj = pc_greenlet_new(st, st->Hub_Type, NULL, main);
+    PyObject *obj = pc_greenlet_new(st, st->HubClass ? (PyTypeObject *)st->HubClass
+                                                     : st->Hub_Type, NULL, main);
     if (obj == NULL) {
         return NULL;
     }
@@ -1238,6 +1264,7 @@ typedef struct {
     htimer_t t;
     HubObject *hub;           /* the hub's data, inside hubobj */
     PyObject *hubobj;         /* strong: the hub */
+    int ref;                  /* 0: does not keep the loop alive (ref=False) */
     pc_time_t after, repeat;  /* ns */
     PyObject *callback;       /* strong while armed */
     PyObject *args;           /* strong while armed */
@@ -1247,11 +1274,21 @@ typedef struct {
 
 #define TIMER_OF(t) ((TimerObject *)((char *)(t) - offsetof(TimerObject, t)))
 
+static PyObject *
+timer_object_of(htimer_t *t)
+{
+    TimerObject *tm = TIMER_OF(t);
+    Py_CLEAR(tm->callback);
+    Py_CLEAR(tm->args);
+    return (PyObject *)tm;
+}
+
 static int
 timer_fire_py(HubObject *hub, htimer_t *t)
 {
     TimerObject *tm = TIMER_OF(t);   /* the armed timer's self-reference is ours now */
     hub->npytimers--;
+    hub->nunref -= !tm->ref;
     PyObject *cb = tm->callback, *args = tm->args;
     tm->callback = tm->args = NULL;
     if (tm->repeat > 0 && !tm->closed && cb != NULL) {
@@ -1260,6 +1297,7 @@ timer_fire_py(HubObject *hub, htimer_t *t)
         tm->args = Py_XNewRef(args);
         if (timer_arm(hub, &tm->t, t->deadline + tm->repeat) == 0) {
             hub->npytimers++;
+            hub->nunref += !tm->ref;
             Py_INCREF(tm);   /* armed again; partner: the next firing or timer_stop_impl */
         }
         else {
@@ -1298,6 +1336,7 @@ timer_stop_impl(TimerObject *self)
     if (self->t.index >= 0 && self->hub != NULL) {
         timer_cancel(self->hub, &self->t);
         self->hub->npytimers--;
+        self->hub->nunref -= !self->ref;
         Py_DECREF(self);   /* partner: the armed timer's self-reference (timer_start) */
     }
     Py_CLEAR(self->callback);
@@ -1341,8 +1380,16 @@ timer_start(TimerObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
-        PyErr_SetString(PyExc_TypeError, "start() takes no keyword arguments");
-        return NULL;
+        /* update= (libev's "update the loop's clock first") is accepted: ours is always read */
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(kwds, &pos, &key, &value)) {
+            if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "update") != 0) {
+                PyErr_Format(PyExc_TypeError, "start() got an unexpected keyword argument '%S'",
+                             key);
+                return NULL;
+            }
+        }
     }
     PyObject *cb = PyTuple_GET_ITEM(args, 0);
     PyObject *cargs = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
@@ -1358,6 +1405,7 @@ timer_start(TimerObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->hub->npytimers++;
+    self->hub->nunref += !self->ref;
     Py_INCREF(self);   /* an armed timer stays alive; partner: timer_stop_impl / firing */
     Py_RETURN_NONE;
 }
@@ -1410,7 +1458,23 @@ timer_get_repeat(TimerObject *self, void *Py_UNUSED(c))
 /* timer fired via a fired-by-the-loop callback: a timer whose callback is running is inactive
  * unless it repeats. The Python reference for an armed timer is dropped after firing. */
 
+static PyObject *
+timer_enter(TimerObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+timer_exit(TimerObject *self, PyObject *args)
+{
+    timer_stop_impl(self);
+    self->closed = 1;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef timer_methods[] = {
+    {"__enter__", (PyCFunction)timer_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)timer_exit, METH_VARARGS, NULL},
     {"start", (PyCFunction)(void (*)(void))timer_start, METH_VARARGS | METH_KEYWORDS,
      "start(callback, *args): call callback(*args) in the hub when the timer expires"},
     {"stop", (PyCFunction)timer_stop, METH_NOARGS, "stop(): disarm"},
@@ -1590,6 +1654,7 @@ hub_timer(PyObject *self, PyObject *args, PyObject *kwds)
     t->closed = 0;
     t->weakreflist = NULL;
     t->after = t->repeat = 0;
+    t->ref = ref == NULL || PyObject_IsTrue(ref);
     PyObject_GC_Track(t);
     if (seconds_arg(after, &t->after) < 0 ||
             (repeat != NULL && seconds_arg(repeat, &t->repeat) < 0)) {
@@ -1722,7 +1787,7 @@ static PyType_Spec hub_spec = {
     .name = "pyconc._core.Hub",
     .basicsize = 0,   /* set at install: the greenlet type's size + sizeof(HubObject) */
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+             Py_TPFLAGS_DISALLOW_INSTANTIATION | Py_TPFLAGS_BASETYPE,
     .slots = hub_slots,
 };
 
@@ -1821,7 +1886,22 @@ m_spawn_raw(PyObject *module, PyObject *args, PyObject *kwargs)
     return g;
 }
 
+/* _set_hub_class(cls): the class new hubs are made of (pyconc.gevent's Hub, a subclass adding
+ * the Python-level API). */
+static PyObject *
+m_set_hub_class(PyObject *module, PyObject *cls)
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->Hub_Type)) {
+        PyErr_SetString(PyExc_TypeError, "_set_hub_class() needs a subclass of Hub");
+        return NULL;
+    }
+    Py_XSETREF(st->HubClass, Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef hub_module_methods[] = {
+    {"_set_hub_class", m_set_hub_class, METH_O, NULL},
     {"get_hub", m_get_hub, METH_NOARGS, "get_hub(): this thread's hub, created on first use"},
     {"_get_hub_if_exists", m_get_hub_if_exists, METH_NOARGS, "this thread's hub, or None"},
     {"sleep", (PyCFunction)(void (*)(void))m_sleep, METH_FASTCALL | METH_KEYWORDS,

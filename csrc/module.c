@@ -211,6 +211,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->SharedEvent_Type);
     Py_VISIT(st->Hub_Type);
     Py_VISIT(st->HubTimer_Type);
+    Py_VISIT(st->HubClass);
     Py_VISIT(st->LoopExit);
     Py_VISIT(st->BlockingSwitchOutError);
     Py_VISIT(st->InvalidSwitchError);
@@ -252,6 +253,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->SharedEvent_Type);
     Py_CLEAR(st->Hub_Type);
     Py_CLEAR(st->HubTimer_Type);
+    Py_CLEAR(st->HubClass);
     Py_CLEAR(st->LoopExit);
     Py_CLEAR(st->BlockingSwitchOutError);
     Py_CLEAR(st->InvalidSwitchError);

@@ -40,6 +40,7 @@ typedef struct {
     /* the coroutine hub (hub.c) */
     PyTypeObject *Hub_Type;
     PyTypeObject *HubTimer_Type;
+    PyObject *HubClass;             /* the class new hubs are made of (a Hub subclass) or NULL */
     PyObject *LoopExit;
     PyObject *BlockingSwitchOutError;
     PyObject *InvalidSwitchError;
