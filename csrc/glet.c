@@ -22,6 +22,8 @@
 #include "greenlet.h"
 #include "hub.h"
 
+#include <string.h>
+
 enum { S_NONE = 0, S_PENDING, S_TIMER, S_RUNNING, S_CANCELLED };
 
 typedef struct {
@@ -645,7 +647,7 @@ raise_outcome(PyObject *self)
 }
 
 static PyObject *
-raise_timeout(PyObject *self)
+raise_timeout(PyObject *self, PyObject *seconds)
 {
     pc_state *st = state_of(self);
     if (st == NULL) {
@@ -655,7 +657,8 @@ raise_timeout(PyObject *self)
         PyErr_SetString(PyExc_TimeoutError, "");
         return NULL;
     }
-    PyObject *exc = PyObject_CallNoArgs(st->GeventTimeout);
+    PyObject *exc = seconds ? PyObject_CallOneArg(st->GeventTimeout, seconds)
+                            : PyObject_CallNoArgs(st->GeventTimeout);
     if (exc != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         Py_DECREF(exc);
@@ -679,7 +682,7 @@ glet_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         return NULL;
     }
     if (!block) {
-        return raise_timeout(self);
+        return raise_timeout(self, NULL);
     }
     pc_time_t rel;
     if (parse_timeout(a[1], &rel) < 0) {
@@ -690,7 +693,7 @@ glet_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         return NULL;
     }
     if (r == 0) {
-        return raise_timeout(self);
+        return raise_timeout(self, a[1]);
     }
     return raise_outcome(self);
 }
@@ -1101,12 +1104,27 @@ static PyType_Spec glet_spec = {
     .slots = glet_slots,
 };
 
-/* _core._set_gevent_timeout(Timeout): the class Greenlet.get raises (pyconc.gevent's). */
+/* _core._set_gevent_class(name, cls): pyconc.gevent's classes the core raises -- "Timeout"
+ * (Greenlet.get) and "LoopExit" (a subclass of _core.LoopExit with gevent's repr). */
 static PyObject *
-m_set_gevent_timeout(PyObject *module, PyObject *cls)
+m_set_gevent_class(PyObject *module, PyObject *args)
 {
+    const char *name;
+    PyObject *cls;
+    if (!PyArg_ParseTuple(args, "sO:_set_gevent_class", &name, &cls)) {
+        return NULL;
+    }
     pc_state *st = (pc_state *)PyModule_GetState(module);
-    Py_XSETREF(st->GeventTimeout, Py_NewRef(cls));
+    if (strcmp(name, "Timeout") == 0) {
+        Py_XSETREF(st->GeventTimeout, Py_NewRef(cls));
+    }
+    else if (strcmp(name, "LoopExit") == 0) {
+        Py_XSETREF(st->GeventLoopExit, Py_NewRef(cls));
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "unknown class name %s", name);
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -1191,7 +1209,7 @@ m_wait_greenlets(PyObject *module, PyObject *args)
 }
 
 static PyMethodDef glet_module_methods[] = {
-    {"_set_gevent_timeout", m_set_gevent_timeout, METH_O, NULL},
+    {"_set_gevent_class", m_set_gevent_class, METH_VARARGS, NULL},
     {"wait_greenlets", m_wait_greenlets, METH_VARARGS,
      "wait_greenlets(greenlets, timeout=None): the finished ones, in finish order"},
     {NULL, NULL, 0, NULL},

@@ -53,6 +53,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* -- nodes of the ready queue ------------------------------------------------------------------ */
@@ -449,10 +450,25 @@ pc_hub_handle_error(HubObject *hub, PyObject *context)
                                                   etb ? etb : Py_None) : NULL;
         Py_XDECREF(r);
         Py_XDECREF(tbmod);
+        /* then gevent's line: an ISO-8601 UTC timestamp and "<context> failed with <Type>" */
+        char stamp[40] = "";
+        time_t now = time(NULL);
+        struct tm tmv;
+        if (gmtime_r(&now, &tmv) != NULL) {
+            strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+        }
         PyObject *ctx = context ? PyObject_Repr(context) : NULL;
         PyObject *err = PySys_GetObject("stderr");   /* borrowed */
-        PyObject *msg = (r && ctx) ? PyUnicode_FromFormat("%U failed with %s\n\n", ctx,
-                                                          ((PyTypeObject *)et)->tp_name) : NULL;
+        PyObject *msg = NULL;
+        if (r != NULL && context == NULL) {
+            msg = PyUnicode_FromFormat("%s\n", stamp);
+        }
+        else if (r != NULL && ctx != NULL) {
+            PyObject *tname = PyType_GetName((PyTypeObject *)et);
+            msg = tname ? PyUnicode_FromFormat("%s %U failed with %U\n\n", stamp, ctx, tname)
+                        : NULL;
+            Py_XDECREF(tname);
+        }
         if (err != NULL && err != Py_None && msg != NULL) {
             PyFile_WriteObject(msg, err, Py_PRINT_RAW);
         }
@@ -825,7 +841,14 @@ poll_once(HubObject *hub)
              (hub->nparks == 0 || only_thread())) {
         /* Nothing can happen any more: nothing ready, no timer that counts, no descriptor
          * watched, and nobody parked that another thread could wake. */
-        PyErr_Format(hub->st->LoopExit, "This operation would block forever\n\tHub: %R", hub->self);
+        /* gevent's form: args (message, hub, handles); its str() is its repr() */
+        PyObject *cls = hub->st->GeventLoopExit ? hub->st->GeventLoopExit : hub->st->LoopExit;
+        PyObject *exc = PyObject_CallFunction(cls, "sO[]",
+                                              "This operation would block forever", hub->self);
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
         return 1;
     }
     struct epoll_event events[64];

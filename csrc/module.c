@@ -218,6 +218,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ConcurrentObjectUseError);
     Py_VISIT(st->GeventGreenlet_Type);
     Py_VISIT(st->GeventTimeout);
+    Py_VISIT(st->GeventLoopExit);
     Py_VISIT(st->greenlet_throw);
     Py_VISIT(st->MPQueue_Type);
     Py_VISIT(st->Connection_Type);
@@ -260,6 +261,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->ConcurrentObjectUseError);
     Py_CLEAR(st->GeventGreenlet_Type);
     Py_CLEAR(st->GeventTimeout);
+    Py_CLEAR(st->GeventLoopExit);
     Py_CLEAR(st->greenlet_throw);
     Py_CLEAR(st->MPQueue_Type);
     Py_CLEAR(st->Connection_Type);

@@ -47,6 +47,7 @@ typedef struct {
     PyObject *ConcurrentObjectUseError;
     PyTypeObject *GeventGreenlet_Type; /* pyconc._core.Greenlet (glet.c) */
     PyObject *GeventTimeout;        /* pyconc.gevent.Timeout, set by the face */
+    PyObject *GeventLoopExit;       /* pyconc.gevent's LoopExit (a subclass), set by the face */
     PyObject *greenlet_throw;       /* the greenlet type's throw method descriptor */
     /* process-shared objects */
     PyTypeObject *SemLock_Type;

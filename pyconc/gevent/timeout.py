@@ -162,4 +162,4 @@ def with_timeout(seconds, function, *args, **kwds):
 
 
 _NONE = object()
-_core._set_gevent_timeout(Timeout)
+_core._set_gevent_class('Timeout', Timeout)
