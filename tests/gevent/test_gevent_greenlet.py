@@ -47,6 +47,15 @@ def test_lifecycle_flags_value_and_repr(gv):
     assert (g.args, g.kwargs) == ((), {})
 
 
+def test_repr_formatted_first_after_finish_reads_run(gv):
+    # gevent caches the "f(args)" part the first time the repr is formatted; a greenlet that
+    # finished (and freed its function and args) before that shows "_run".
+    gevent = gv.gevent
+    g = gevent.spawn(f, 1)
+    g.join()
+    assert norm(repr(g)) == "<Greenlet at 0xADDR: _run>"
+
+
 def test_repr_shows_name_only_once_assigned_or_generated(gv):
     gevent = gv.gevent
     g = gevent.Greenlet(f, 1)
