@@ -5,6 +5,7 @@ Scenarios that need a fresh process run as subprocess scripts (gv.run)."""
 import os
 import re
 import signal
+import sys
 import time
 
 import pytest
@@ -108,6 +109,7 @@ def test_get_hub_and_switch_interval(gv):
     try:
         gevent.setswitchinterval(0.01)
         assert gevent.getswitchinterval() == 0.01
+        assert sys.getswitchinterval() == 0.01   # gevent's are the sys functions themselves
     finally:
         gevent.setswitchinterval(old)
 
