@@ -67,6 +67,9 @@ SMALL_MODULES = ["test__joinall", "test__timeout", "test__iwait", "test__exc_inf
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.skipif(UNDER_ASAN, reason="gevent's greenlets abort under the preloaded ASan "
+                                       "runtime (stack copying in an intercepted memcpy); the "
+                                       "regular CI pass runs it")
 def test_harness_passes_on_real_gevent():
     """Pass-through mode: the harness and its exclusion list are right on the real gevent."""
     full = os.environ.get("PYCONC_GEVENT_SUITE_SELFCHECK") == "1"

@@ -20,6 +20,8 @@ import textwrap
 
 import pytest
 
+UNDER_ASAN = os.environ.get("PYCONC_UNDER_ASAN") == "1"
+
 TARGETS = ["gevent", "pyconc.gevent"]
 IDS = ["gevent", "pyconc"]
 
@@ -85,6 +87,12 @@ def load_face(name):
 
 @pytest.fixture(params=TARGETS, ids=IDS)
 def gv(request):
+    if UNDER_ASAN and request.param == "gevent":
+        # Checked: with the ASan runtime preloaded, gevent's greenlets (the greenlet package)
+        # abort in the intercepted memcpy of their stack copying. The gevent halves prove the
+        # tests right in the regular run; under ASan the pyconc halves run alone.
+        pytest.skip("the gevent oracle cannot run under ASan (the greenlet package's stack "
+                    "copying aborts in ASan's memcpy); the regular CI pass runs it")
     face = load_face(request.param)
     yield face
     if "gevent" in sys.modules and not face.is_pyconc:
