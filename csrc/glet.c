@@ -105,17 +105,20 @@ schedule_notify(PyObject *self)
     return r;
 }
 
-/* Records the end: wakes join()/get() callers, queues the links. */
+/* Records the end. With links, one hub callback calls them and then wakes join()/get()
+ * callers (gevent's join is a link registered last: it returns after the links ran); without,
+ * the callers are woken now. */
 static void
 finish(PyObject *self)
 {
     glet_t *g = GLET(self);
     g->finished = 1;
     g->finish_seq = ++finish_counter;
-    pc_waitlist_wake_n(&g->joiners, -1);
-    if (schedule_notify(self) < 0) {
-        PyErr_WriteUnraisable(self);
+    if (g->links != NULL && PyList_GET_SIZE(g->links) > 0 && schedule_notify(self) == 0) {
+        return;
     }
+    PyErr_Clear();
+    pc_waitlist_wake_n(&g->joiners, -1);
 }
 
 static void
@@ -187,10 +190,26 @@ report_error(PyObject *self)
     }
     PyErr_Restore(et, ev, etb);
     if (pc_hub_handle_error(hub, self)) {
-        /* a system error: the main greenlet gets it, from the hub (we are not the hub) */
+        /* A system error goes to the main greenlet now, as gevent's handle_system_error does
+         * from a greenlet: thrown into main directly, with a callback queued that switches
+         * back here later so that this greenlet can end. */
         PyErr_Fetch(&et, &ev, &etb);
         PyErr_NormalizeException(&et, &ev, &etb);
-        if (pc_hub_schedule_throw(hub, pc_hub_main(hub), ev) < 0) {
+        PyObject *main = pc_hub_main(hub);
+        PyObject *cur = pc_greenlet_current_or_null();
+        if (cur == main || cur == pc_hub_greenlet(hub)) {
+            if (pc_hub_schedule_throw(hub, main, ev) < 0) {
+                PyErr_WriteUnraisable(self);
+            }
+        }
+        else if (pc_hub_schedule_switch(hub, cur, NULL, NULL) == 0) {
+            PyObject *r = pc_greenlet_throw(main, ev);
+            if (r == NULL) {
+                PyErr_Clear();   /* thrown back at us: nothing to do but end */
+            }
+            Py_XDECREF(r);
+        }
+        else {
             PyErr_WriteUnraisable(self);
         }
         Py_XDECREF(et);
@@ -899,6 +918,10 @@ glet_notify_links(PyObject *self, PyObject *Py_UNUSED(ignored))
         Py_XDECREF(r);
         Py_DECREF(link);
     }
+    /* join() and get() return after the links, as in gevent (their link comes last) */
+    if (g->finished) {
+        pc_waitlist_wake_n(&g->joiners, -1);
+    }
     Py_RETURN_NONE;
 }
 
@@ -1157,6 +1180,7 @@ m_wait_greenlets(PyObject *module, PyObject *args)
         }
     }
     pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
+    uint64_t before = finish_counter;   /* finished before we began: input order */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *g = PyList_GET_ITEM(list, i);
         if (is_ready(g)) {
@@ -1194,17 +1218,19 @@ m_wait_greenlets(PyObject *module, PyObject *args)
     }
     Py_DECREF(list);
     Py_ssize_t m = PyList_GET_SIZE(out);
-    /* insertion sort by finish order (killed-before-start ones, never finished, first) */
+    /* insertion sort: the ones done before the wait in input order, then by finish order */
+#define WAIT_KEY(o) (GLET(o)->finish_seq <= before ? 0 : GLET(o)->finish_seq)
     for (Py_ssize_t i = 1; i < m; i++) {
         PyObject *x = PyList_GET_ITEM(out, i);
-        uint64_t kx = GLET(x)->finish_seq;
+        uint64_t kx = WAIT_KEY(x);
         Py_ssize_t j = i - 1;
-        while (j >= 0 && GLET(PyList_GET_ITEM(out, j))->finish_seq > kx) {
+        while (j >= 0 && WAIT_KEY(PyList_GET_ITEM(out, j)) > kx) {
             PyList_SET_ITEM(out, j + 1, PyList_GET_ITEM(out, j));
             j--;
         }
         PyList_SET_ITEM(out, j + 1, x);
     }
+#undef WAIT_KEY
     return out;
 }
 

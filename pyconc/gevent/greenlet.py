@@ -153,6 +153,13 @@ class Greenlet(_core.Greenlet):
         else:
             self.kill((t, v, tb))
 
+    @classmethod
+    def spawn_later(cls, seconds, *args, **kwargs):
+        """spawn_later(seconds, function, *args, **kwargs) -> Greenlet started seconds later"""
+        if cls is Greenlet and not args and 'run' not in kwargs:
+            raise TypeError("")
+        return super(Greenlet, cls).spawn_later(seconds, *args, **kwargs)
+
     @staticmethod
     def add_spawn_callback(callback):
         _spawn_callbacks.add(callback)
