@@ -1,0 +1,189 @@
+"""pyconc.gevent.lock -- Semaphore, BoundedSemaphore, DummySemaphore, RLock.
+
+Semaphore and BoundedSemaphore are pyconc's C semaphores (FIFO wake-ups, waits for greenlets,
+threads and other threads' hubs alike) with gevent's API on top: acquire returns True/False,
+release returns the new counter, wait() waits without acquiring, rawlink callbacks run while the
+semaphore is available. RLock is owned by a greenlet, not a thread, as gevent's."""
+from .. import _core
+from ..greenlet import getcurrent
+from ._links import Linkable
+
+__all__ = ['Semaphore', 'BoundedSemaphore', 'DummySemaphore', 'RLock']
+
+
+class Semaphore(Linkable, _core.Semaphore):
+    """Semaphore(value=1): acquire() takes a unit, waiting if there is none; release() gives
+    one back (it may be released more times than acquired)."""
+
+    _recheck = True   # a link is called only while a unit is available
+
+    def __init__(self, value=1, hub=None):
+        if value is not None and value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        _core.Semaphore.__init__(self, 1 if value is None else value)
+
+    @property
+    def counter(self):
+        return self._value
+
+    def __str__(self):
+        return '<%s at 0x%x counter=%s _links[%s]>' % (
+            type(self).__name__, id(self), self.counter, self.linkcount())
+
+    __repr__ = __str__
+
+    def locked(self):
+        """True if acquire() would have to wait."""
+        return self._value <= 0
+
+    def ready(self):
+        """True if acquire() would not wait."""
+        return self._value > 0
+
+    _links_ready = ready
+
+    def acquire(self, blocking=True, timeout=None):
+        """Take a unit; True if taken, False if not (non-blocking, or the timeout passed)."""
+        if timeout is not None and not blocking:
+            blocking = True if timeout else False
+        return _core.Semaphore.acquire(self, blocking, timeout)
+
+    def release(self):
+        """Give a unit back; return the new counter."""
+        _core.Semaphore.release(self)
+        if '_links' in self.__dict__:
+            self._notify_links()
+        return self._value
+
+    def wait(self, timeout=None):
+        """Wait until a unit is available (not taking it), or the timeout; return the counter."""
+        if self._value > 0:
+            return self._value
+        if _core.Semaphore.acquire(self, True, timeout):
+            _core.Semaphore.release(self)   # hand it on: wait() does not take it
+        return self._value
+
+    def __enter__(self):
+        self.acquire()
+
+    def __exit__(self, t, v, tb):
+        self.release()
+
+    def _at_fork_reinit(self):
+        pass
+
+
+class BoundedSemaphore(Semaphore, _core.BoundedSemaphore):
+    """A Semaphore that may not be released more times than it was acquired
+    (ValueError('Semaphore released too many times'))."""
+
+    _OVER_RELEASE_ERROR = ValueError
+
+    def __init__(self, value=1, hub=None):
+        if value is not None and value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        _core.BoundedSemaphore.__init__(self, 1 if value is None else value)
+
+    def release(self):
+        _core.BoundedSemaphore.release(self)
+        if '_links' in self.__dict__:
+            self._notify_links()
+        return self._value
+
+
+class DummySemaphore:
+    """A Semaphore that is never locked: for APIs that take a semaphore when none is needed."""
+
+    def __init__(self, value=None):
+        pass
+
+    def __str__(self):
+        return '<%s>' % self.__class__.__name__
+
+    def locked(self):
+        return False
+
+    def ready(self):
+        return True
+
+    def release(self):
+        pass
+
+    def rawlink(self, callback):
+        pass
+
+    def unlink(self, callback):
+        pass
+
+    def wait(self, timeout=None):
+        return 1
+
+    def acquire(self, blocking=True, timeout=None):
+        return True
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, typ, val, tb):
+        pass
+
+
+class RLock:
+    """A mutex that the greenlet holding it may acquire again (owned by a greenlet, not a
+    thread)."""
+    __slots__ = ('_block', '_owner', '_count', '__weakref__')
+
+    def __init__(self, hub=None):
+        self._block = Semaphore(1, hub)
+        self._owner = None
+        self._count = 0
+
+    def __repr__(self):
+        return "<%s at 0x%x _block=%s _count=%r _owner=%r)>" % (
+            self.__class__.__name__, id(self), self._block, self._count, self._owner)
+
+    def acquire(self, blocking=True, timeout=None):
+        me = getcurrent()
+        if self._owner is me:
+            self._count += 1
+            return 1
+        rc = self._block.acquire(blocking, timeout)
+        if rc:
+            self._owner = me
+            self._count = 1
+        return rc
+
+    def __enter__(self):
+        return self.acquire()
+
+    def release(self):
+        if self._owner is not getcurrent():
+            raise RuntimeError("cannot release un-acquired lock. Owner: %r Current: %r" % (
+                self._owner, getcurrent()))
+        self._count = count = self._count - 1
+        if not count:
+            self._owner = None
+            self._block.release()
+
+    def __exit__(self, typ, value, tb):
+        self.release()
+
+    def locked(self):
+        return self._count > 0
+
+    def _acquire_restore(self, count_owner):
+        count, owner = count_owner
+        self._block.acquire()
+        self._count = count
+        self._owner = owner
+
+    def _release_save(self):
+        count = self._count
+        self._count = 0
+        owner = self._owner
+        self._owner = None
+        self._block.release()
+        return (count, owner)
+
+    def _is_owned(self):
+        return self._owner is getcurrent()
