@@ -900,9 +900,10 @@ poll_once(HubObject *hub)
             }
         }
     }
-    /* Python's signal handlers (the main thread's hub): a handler that raises goes to main. */
+    /* Python's signal handlers (the main thread's hub): a handler that raises goes to main,
+     * reported first as gevent reports a system error with no context. */
     if (PyErr_CheckSignals() < 0) {
-        return 1;
+        return pc_hub_handle_error(hub, NULL);
     }
     /* nothing else to do: the idle callers run */
     if (hub->ready.count == 0 && hub->idle.count > 0) {
