@@ -617,7 +617,8 @@ q_put(QueueObject *q, PyObject *item, int plain)
     if (!(q->hooks & HOOK_PUT)) {
         return q_store_put(q, item, plain);
     }
-    PyObject *r = PyObject_CallMethod((PyObject *)q, "_put", "O", item);
+    /* "(O)", not "O": PyObject_CallMethod unpacks a lone tuple argument into arguments */
+    PyObject *r = PyObject_CallMethod((PyObject *)q, "_put", "(O)", item);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }

@@ -319,6 +319,23 @@ def test_subclass_calling_base_hooks():
     assert_same(f)
 
 
+def test_subclass_hooks_receive_tuple_items_whole():
+    # PyObject_CallMethod(q, "_put", "O", item) unpacks a tuple item into arguments:
+    # "TypeError: _put() takes 2 positional arguments but 3 were given" (found by tests/fuzz).
+    def f(m):
+        seen = []
+
+        class Hooked(m.PriorityQueue):
+            def _put(self, item):
+                seen.append(item)
+                super()._put(item)
+        q = Hooked()
+        for item in [(2, "b"), (1, "a"), (), (3,)]:
+            q.put(item)
+        return seen, [q.get() for _ in range(4)]
+    assert_same(f)
+
+
 # -- shutdown, Python 3.13 semantics -----------------------------------------------------------
 
 @pytest.mark.parametrize("kind", KINDS)
