@@ -1003,7 +1003,7 @@ queue_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
 
 /* -- sizes, tasks, shutdown ---------------------------------------------------------------------- */
 
-/* qsize(), empty() and full(): q_size() under the mutex when it calls a hook. n receives the
+/* qsize() and empty(): q_size() under the mutex when it calls a hook. n receives the
  * size. 0, or -1 with an exception set. */
 static int
 queue_size_locked(QueueObject *self, Py_ssize_t *n)
@@ -1040,8 +1040,14 @@ queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_ssize_t n;
-    if (queue_size_locked(self, &n) < 0) {
+    int locked = q_enter(self, self->hooks & HOOK_QSIZE);
+    if (locked < 0) {
+        return NULL;
+    }
+    /* as the stdlib's `0 < self.maxsize <= self._qsize()`: no _qsize() call when unbounded */
+    Py_ssize_t n = self->maxsize > 0 ? q_size(self) : 0;
+    q_leave(self, locked);
+    if (n < 0 && PyErr_Occurred()) {
         return NULL;
     }
     return PyBool_FromLong(self->maxsize > 0 && self->maxsize <= n);

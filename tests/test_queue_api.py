@@ -319,6 +319,26 @@ def test_subclass_calling_base_hooks():
     assert_same(f)
 
 
+def test_full_calls_the_qsize_hook_only_when_bounded():
+    # The stdlib's full() is `0 < self.maxsize <= self._qsize()`: no _qsize() call when
+    # unbounded (found by tests/fuzz/test_model_queue.py).
+    def f(m):
+        calls = []
+
+        class Counted(m.Queue):
+            def _qsize(self):
+                calls.append(self.maxsize)
+                return super()._qsize()
+        q = Counted()
+        r = [q.full()]
+        q.maxsize = 1
+        r.append(q.full())
+        q.put(1)
+        r.append(q.full())
+        return r, calls
+    assert_same(f)
+
+
 def test_subclass_hooks_receive_tuple_items_whole():
     # PyObject_CallMethod(q, "_put", "O", item) unpacks a tuple item into arguments:
     # "TypeError: _put() takes 2 positional arguments but 3 were given" (found by tests/fuzz).
