@@ -2,6 +2,7 @@
 Python code, and thread runners that turn a hang into a failure."""
 import math
 import threading
+import time
 
 from .profiles import HANG_S
 
@@ -72,14 +73,16 @@ class PyItem:
 
 def run_threads(targets, hang_s=HANG_S):
     """Runs each callable of targets in its own thread (the stdlib's threads: the harness must
-    not depend on the code under test) and joins them. Returns the exceptions they raised.
-    A thread still alive after hang_s fails the test as a hang (it is a daemon: it cannot keep
-    the interpreter from exiting)."""
+    not depend on the code under test), all released at once, and joins them. Returns the
+    exceptions they raised. A thread still alive after hang_s fails the test as a hang (it is a
+    daemon: it cannot keep the interpreter from exiting)."""
     errors = []
+    gate = threading.Barrier(len(targets)) if targets else None
 
     def wrap(fn):
         def run():
             try:
+                gate.wait(hang_s)
                 fn()
             except BaseException as exc:  # reported, not lost in a thread
                 errors.append(exc)
@@ -87,8 +90,18 @@ def run_threads(targets, hang_s=HANG_S):
     threads = [threading.Thread(target=wrap(fn), daemon=True) for fn in targets]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + hang_s
     for t in threads:
-        t.join(hang_s)
+        t.join(max(0.0, deadline - time.monotonic()))
     alive = [t.name for t in threads if t.is_alive()]
     assert not alive, f"hang: {alive} still running after {hang_s} s"
     return errors
+
+
+# What the fuzz tests did in this run, printed at the end (tests/fuzz/conftest.py).
+TALLY = {"examples": 0, "operations": 0}
+
+
+def tally(examples=0, operations=0):
+    TALLY["examples"] += examples
+    TALLY["operations"] += operations

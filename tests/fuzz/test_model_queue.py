@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 import pyconc.queue as pc_queue
 
 from . import queue313
-from .common import PyItem, canon, outcome
+from .common import PyItem, canon, outcome, tally
 from .profiles import fuzz_settings
 
 pytestmark = pytest.mark.timeout(300)
@@ -93,6 +93,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @initialize(maxsize=st.integers(-1, 3), data=st.data())
     def setup(self, maxsize, data):
+        tally(examples=1)
         self.std = make_class(queue313, self.kind, self.variant)(maxsize)
         self.pc = make_class(pc_queue, self.kind, self.variant)(maxsize)
         self.items = (data.draw(st.sampled_from(sorted(prio_families)), label="family")
@@ -101,6 +102,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.items_strategy = (prio_families[self.items] if self.items else any_items)
 
     def both(self, name, *args, **kwargs):
+        tally(operations=1)
         a = outcome(getattr(self.std, name), *args, **kwargs)
         b = outcome(getattr(self.pc, name), *args, **kwargs)
         assert b == a, f"{name}{args}{kwargs}: pyconc {b!r}, stdlib {a!r}"
@@ -176,8 +178,10 @@ class SimpleQueueMachine(RuleBasedStateMachine):
         self.std = std_queue.SimpleQueue()
         self.pc = pc_queue.SimpleQueue()
         self.count = 0
+        tally(examples=1)
 
     def both(self, name, *args, **kwargs):
+        tally(operations=1)
         a = outcome(getattr(self.std, name), *args, **kwargs)
         b = outcome(getattr(self.pc, name), *args, **kwargs)
         assert b == a, f"{name}{args}{kwargs}: pyconc {b!r}, stdlib {a!r}"

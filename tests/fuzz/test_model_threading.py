@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from pyconc import threading as pc_threading
 
-from .common import outcome
+from .common import outcome, tally
 from .profiles import HANG_S, fuzz_settings
 
 pytestmark = pytest.mark.timeout(300)
@@ -27,7 +27,12 @@ IMPLS = (std_threading, pc_threading)
 class Pair(RuleBasedStateMachine):
     """The same call on the stdlib's object (self.std) and pyconc's (self.pc)."""
 
+    def __init__(self):
+        super().__init__()
+        tally(examples=1)
+
     def both(self, name, *args, **kwargs):
+        tally(operations=1)
         results = []
         for obj in (self.std, self.pc):
             fn = getattr(obj, name) if isinstance(name, str) else (lambda *a, **k: name(obj))
@@ -276,6 +281,7 @@ class BarrierMachine(RuleBasedStateMachine):
 
     @initialize(parties=st.integers(1, 3), action=st.sampled_from([None, "log", "raise"]))
     def setup(self, parties, action):
+        tally(examples=1)
         self.logs = ([], [])
         self.results = ([], [])
         self.threads = ([], [])
@@ -304,6 +310,7 @@ class BarrierMachine(RuleBasedStateMachine):
             self.threads[i][:] = [t for t in self.threads[i] if t.is_alive()]
 
     def check(self, what):
+        tally(operations=1)
         self.settle()
         std_b, pc_b = self.barriers
         assert sorted(self.results[1], key=repr) == sorted(self.results[0], key=repr), what
