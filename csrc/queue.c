@@ -5,7 +5,8 @@
  * order is (item, seq): items that compare equal leave in insertion order. Heap operations first
  * find where things go, comparing only, and move nothing until every comparison has succeeded, so
  * a comparison that raises leaves the queue exactly as it was. version counts changes, so that a
- * comparison that re-entered the queue (an __lt__ calling get()) is detected.
+ * comparison that changed the queue behind the operation's back (an __lt__ calling the base
+ * _get()) is detected.
  *
  * Waiting: three wait lists, as the stdlib's three Conditions: not_empty (getters), not_full
  * (putters on a bounded queue) and all_tasks_done (join). Every block goes through wait.h. A put
@@ -14,15 +15,44 @@
  * passes its wake on, so no wake-up is lost.
  *
  * Subclasses: a Python subclass that overrides _qsize, _put or _get has them called (hooks), and
- * one that overrides _init has it called by __init__, exactly where the stdlib calls them. The
- * plain types never look at their methods: they use the C storage directly.
+ * one that overrides _init has it called by __init__, exactly where and as often as the stdlib
+ * calls them (put/get/shutdown follow Lib/queue.py of 3.13 step by step). The plain types never
+ * look at their methods: they use the C storage directly.
  *
  * Shut-down follows Python 3.13: shutdown(immediate=False) makes put() raise ShutDown, and get()
  * raise it once the queue is empty; immediate=True also drops the items and releases join().
  *
- * All fields are protected by the GIL.
+ * Locking. Every field is protected by the GIL. The GIL alone makes an operation atomic only as
+ * long as it runs no Python code; a Python-level item comparison (__lt__, __eq__), a hook, or
+ * the parsing of an unusual timeout object can switch threads in the middle of an operation. So
+ * each queue also has a mutex, the counterpart of the stdlib's self.mutex: mutex_owner is the
+ * ident of the thread holding it (0 when free), mutex_waiters the threads waiting for it (a wait
+ * list of wait.h, taken with pc_wait_acquire, so the wait is FIFO and interruptible).
+ *   - An operation that may run Python code takes the mutex for its whole length (q_enter with
+ *     need), and releases it only around a block on not_empty/not_full/all_tasks_done, as
+ *     Condition.wait() releases the stdlib's mutex. Such operations: any operation of a subclass
+ *     with hooks; on a PriorityQueue, a put or get when the item put or any item stored is not
+ *     "plain" (is_plain(): exact int, bool, float, str, bytes, None and tuples of those, whose
+ *     comparisons run C code only; store.unplain counts the stored others); a put/get whose
+ *     timeout is not None, an exact int or an exact float.
+ *   - Every other operation runs no Python code from its first look at the queue to its last
+ *     change, so it stays lock-free: it only checks that no other thread holds the mutex, and
+ *     waits for it (then holds it) if one does. The fast paths of put and get check mutex_owner
+ *     == 0 and nothing else.
+ *   - The holder calling back into the same queue (an __lt__ that calls q.qsize() or q.put(), a
+ *     _get hook that calls self.empty(), a __del__ run by it) gets RuntimeError. (The stdlib's
+ *     mutex is a plain Lock: the same calls deadlock there.) The base hooks Queue._put/_get/
+ *     _qsize/_init never touch the mutex, so an override may call them, as with the stdlib.
+ *   - Identity is the thread ident: a greenlet that switches away inside a hook, to another
+ *     greenlet of the same thread that uses the queue, makes that one's call a RuntimeError too.
+ *   - Fork: a mutex held by a thread that did not survive the fork is free in the child, and its
+ *     waiters are dropped (mutex_fork_check()).
+ * SimpleQueue never runs Python code in an operation (no hooks, no comparisons) and never takes
+ * the mutex.
  */
 #include "pyconc.h"
+
+#include <pythread.h>
 
 enum { Q_FIFO = 0, Q_LIFO = 1, Q_PRIO = 2, Q_SIMPLE = 3 };
 enum { HOOK_QSIZE = 1, HOOK_PUT = 2, HOOK_GET = 4 };
@@ -39,6 +69,8 @@ typedef struct {
     Py_ssize_t count;         /* entries stored */
     uint64_t next_seq;        /* seq of the next entry put */
     uint64_t version;         /* bumped by every change */
+    Py_ssize_t unplain;       /* heap: entries that are not is_plain() (their comparisons may run
+                               * Python code, so operations on the heap take the mutex) */
 } store_t;
 
 typedef struct {
@@ -52,6 +84,10 @@ typedef struct {
     pc_waitlist not_empty;    /* callers blocked in get() */
     pc_waitlist not_full;     /* callers blocked in put() */
     pc_waitlist all_tasks_done; /* callers blocked in join() */
+    unsigned long mutex_owner; /* ident of the thread holding the mutex, 0 when free */
+    uint64_t mutex_gen;       /* pc_fork_generation when mutex_owner took it */
+    int mutex_pending;        /* 1 while a woken mutex waiter has not yet run (pc_wait_acquire) */
+    pc_waitlist mutex_waiters; /* threads waiting for the mutex */
     PyObject *dict;
     PyObject *weakreflist;
 } QueueObject;
@@ -200,6 +236,31 @@ fast_lt(PyObject *a, PyObject *b)
     return PyObject_RichCompareBool(a, b, Py_LT);
 }
 
+/* Nesting of tuples is_plain() looks into; deeper items count as not plain. */
+#define PLAIN_DEPTH 4
+
+/* 1 if comparing o with another plain object runs no Python code (fast_lt and the rich
+ * comparisons of these exact types are C code throughout): an exact int, bool, float, str or
+ * bytes, None, or an exact tuple of plain objects. 0 otherwise. */
+static int
+is_plain(PyObject *o, int depth)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyLong_Type || t == &PyUnicode_Type || t == &PyFloat_Type || t == &PyBool_Type ||
+            t == &PyBytes_Type || o == Py_None) {
+        return 1;
+    }
+    if (t != &PyTuple_Type || depth == 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(o); i < n; i++) {
+        if (!is_plain(PyTuple_GET_ITEM(o, i), depth - 1)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* 1 if a goes before b in the heap order (item, seq), 0 if not, -1 on error. Sequence numbers
  * are distinct, so one `<` decides: with seq a < seq b, a goes first unless b < a; otherwise a
  * goes first only if a < b. References are held by the caller. */
@@ -235,9 +296,10 @@ heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, Py_ssize_t j, 
     return r;
 }
 
-/* Pushes item (a new reference is taken only on success). 0, or -1 with the heap unchanged. */
+/* Pushes item (a new reference is taken only on success); plain is is_plain(item). 0, or -1
+ * with the heap unchanged. */
 static int
-heap_push(store_t *s, PyObject *item)
+heap_push(store_t *s, PyObject *item, int plain)
 {
     if (store_reserve_one(s) < 0) {
         return -1;
@@ -265,6 +327,7 @@ heap_push(store_t *s, PyObject *item)
     s->next_seq++;
     s->count++;
     s->version++;
+    s->unplain += !plain;
     return 0;
 }
 
@@ -317,23 +380,42 @@ heap_pop(store_t *s)
     }
     s->count = n;
     s->version++;
+    if (s->unplain > 0 && !is_plain(root, PLAIN_DEPTH)) {
+        s->unplain--;
+    }
     store_maybe_shrink(s);
     return root;
 }
 
-/* Drops every item. Detaches first: the DECREFs may run code that uses the queue again. */
+/* Empties s and returns what it held (its buffer and entries), to be dropped with
+ * store_release() once the queue's state is consistent: the DECREFs may run code that uses the
+ * queue again. */
+static store_t
+store_detach(store_t *s)
+{
+    store_t old = *s;
+    s->buf = NULL;
+    s->cap = s->head = s->count = s->unplain = 0;
+    s->version++;
+    return old;
+}
+
+/* Drops the items of a detached store and frees its buffer. */
+static void
+store_release(store_t *old)
+{
+    for (Py_ssize_t i = 0; i < old->count; i++) {
+        Py_DECREF(old->buf[(old->head + i) & (old->cap - 1)].item);
+    }
+    PyMem_Free(old->buf);
+}
+
+/* Drops every item. */
 static void
 store_clear(store_t *s)
 {
-    entry_t *buf = s->buf;
-    Py_ssize_t cap = s->cap, head = s->head, count = s->count;
-    s->buf = NULL;
-    s->cap = s->head = s->count = 0;
-    s->version++;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_DECREF(buf[(head + i) & (cap - 1)].item);
-    }
-    PyMem_Free(buf);
+    store_t old = store_detach(s);
+    store_release(&old);
 }
 
 /* -- GC -------------------------------------------------------------------------------------- */
@@ -398,7 +480,90 @@ queue_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     pc_waitlist_init(&self->not_empty);
     pc_waitlist_init(&self->not_full);
     pc_waitlist_init(&self->all_tasks_done);
+    pc_waitlist_init(&self->mutex_waiters);
     return (PyObject *)self;
+}
+
+/* -- the mutex (see the top of the file) ----------------------------------------------------- */
+
+/* After a fork: a mutex held by a thread that does not exist in the child is free, and the
+ * waiters of such threads are gone. Cheap when nothing forked. */
+static inline void
+mutex_fork_check(QueueObject *q)
+{
+    if (q->mutex_waiters.gen == pc_fork_generation) {
+        return;
+    }
+    pc_waitlist_init(&q->mutex_waiters);
+    q->mutex_pending = 0;
+    if (q->mutex_owner != 0 && q->mutex_gen != pc_fork_generation &&
+            q->mutex_owner != PyThread_get_thread_ident()) {
+        q->mutex_owner = 0;
+    }
+}
+
+static int
+mutex_try_take(void *obj)
+{
+    QueueObject *q = (QueueObject *)obj;
+    if (q->mutex_owner != 0) {
+        return 0;
+    }
+    q->mutex_owner = PyThread_get_thread_ident();
+    q->mutex_gen = pc_fork_generation;
+    return 1;
+}
+
+static void
+mutex_unlock(QueueObject *q)
+{
+    q->mutex_owner = 0;
+    mutex_fork_check(q);
+    pc_wait_release_one(&q->mutex_waiters, &q->mutex_pending);
+}
+
+/* Enters an operation on q. need: the operation may run Python code (see the top of the file),
+ * so it takes the mutex. Without need it takes the mutex only to wait for another thread's
+ * operation to end; when the mutex is free it touches nothing (the lock-free path).
+ * Returns 1 when the caller now holds the mutex (to release with q_leave(q, 1)), 0 when it does
+ * not, or -1 with an exception set: RuntimeError when the calling thread already holds it (a
+ * re-entrant call), or what a signal handler raised during the wait. */
+static int
+q_enter(QueueObject *q, int need)
+{
+    if (q->mutex_owner == 0 && !need) {
+        return 0;
+    }
+    if (q->mutex_owner != 0) {
+        mutex_fork_check(q);
+        if (q->mutex_owner == PyThread_get_thread_ident()) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "re-entrant call: this thread is already inside an operation on "
+                            "this queue (in an item comparison or a _qsize/_put/_get hook)");
+            return -1;
+        }
+    }
+    if (pc_wait_acquire(&q->mutex_waiters, &q->mutex_pending, mutex_try_take, q, -1) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
+/* Leaves an operation entered with q_enter(), which returned locked (0 or 1). */
+static inline void
+q_leave(QueueObject *q, int locked)
+{
+    if (locked) {
+        mutex_unlock(q);
+    }
+}
+
+/* A timeout that put/get can parse without running Python code. */
+static inline int
+plain_timeout(PyObject *timeout)
+{
+    return timeout == NULL || timeout == Py_None || PyFloat_CheckExact(timeout) ||
+           PyLong_CheckExact(timeout);
 }
 
 /* -- the storage operations, through the hooks when a subclass overrides them ---------------- */
@@ -418,12 +583,12 @@ q_size(QueueObject *q)
     return n;
 }
 
-/* The base _put: 0 or -1. Does not steal item. */
+/* The base _put: 0 or -1. Does not steal item. plain: is_plain(item) (used by the heap). */
 static int
-q_store_put(QueueObject *q, PyObject *item)
+q_store_put(QueueObject *q, PyObject *item, int plain)
 {
     if (q->kind == Q_PRIO) {
-        return heap_push(&q->store, item);
+        return heap_push(&q->store, item, plain);
     }
     if (store_reserve_one(&q->store) < 0) {
         return -1;
@@ -447,12 +612,13 @@ q_store_get(QueueObject *q)
 }
 
 static int
-q_put(QueueObject *q, PyObject *item)
+q_put(QueueObject *q, PyObject *item, int plain)
 {
     if (!(q->hooks & HOOK_PUT)) {
-        return q_store_put(q, item);
+        return q_store_put(q, item, plain);
     }
-    PyObject *r = PyObject_CallMethod((PyObject *)q, "_put", "O", item);
+    /* "(O)", not "O": PyObject_CallMethod unpacks a lone tuple argument into arguments */
+    PyObject *r = PyObject_CallMethod((PyObject *)q, "_put", "(O)", item);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }
@@ -561,7 +727,8 @@ queue_base_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_base_put(QueueObject *self, PyObject *item)
 {
-    if (q_store_put(self, item) < 0) {
+    int plain = self->kind == Q_PRIO && is_plain(item, PLAIN_DEPTH);
+    if (q_store_put(self, item, plain) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -592,67 +759,97 @@ parse_get_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObj
     return *block < 0 ? -1 : 0;
 }
 
+/* put(item, block, timeout), step by step as the stdlib's Queue.put (3.13). */
 static PyObject *
 queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
 {
-    if (self->is_shutdown) {
-        return RAISE_SHUTDOWN(self);
+    int plain = self->kind == Q_PRIO && is_plain(item, PLAIN_DEPTH);
+    int need = self->hooks || (self->kind == Q_PRIO && (!plain || self->store.unplain > 0)) ||
+               (block && self->maxsize > 0 && !plain_timeout(timeout));
+    int locked = q_enter(self, need);
+    if (locked < 0) {
+        return NULL;
     }
+    PyObject *result = NULL;
     pc_waiter w;
     pc_waiter_init(&w);
+    if (self->is_shutdown) {
+        RAISE_SHUTDOWN(self);
+        goto done;
+    }
     if (self->maxsize > 0) {
-        Py_ssize_t n = q_size(self);
-        if (n < 0 && PyErr_Occurred()) {
-            return NULL;
-        }
+        Py_ssize_t n;
         if (!block) {
+            n = q_size(self);
+            if (n < 0 && PyErr_Occurred()) {
+                goto done;
+            }
             if (n >= self->maxsize) {
-                return RAISE_FULL(self);
+                RAISE_FULL(self);
+                goto done;
             }
         }
         else {
             pc_time_t rel_ns;
             if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
-                return NULL;
+                goto done;
             }
             pc_time_t deadline = pc_deadline_after(rel_ns);
             int front = 0;
-            while (n >= self->maxsize) {
-                if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
-                    return RAISE_FULL(self);
-                }
-                int r = pc_wait_on(&self->not_full, &w, deadline, front);
-                if (r == PC_WAIT_ERROR) {
-                    pc_waiter_pass_on(&w, &self->not_full);
-                    return NULL;
-                }
-                if (self->is_shutdown) {
-                    return RAISE_SHUTDOWN(self);
-                }
-                front = r == PC_WAIT_WOKEN;
+            for (;;) {
                 n = q_size(self);
                 if (n < 0 && PyErr_Occurred()) {
-                    return NULL;
+                    goto fail;
+                }
+                if (n < self->maxsize) {
+                    break;
+                }
+                if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+                    RAISE_FULL(self);
+                    goto fail;
+                }
+                q_leave(self, locked);  /* as Condition.wait releases the stdlib's mutex */
+                locked = 0;
+                int r = pc_wait_on(&self->not_full, &w, deadline, front);
+                if (r == PC_WAIT_ERROR) {
+                    goto fail;
+                }
+                front = r == PC_WAIT_WOKEN;
+                need = self->hooks ||
+                       (self->kind == Q_PRIO && (!plain || self->store.unplain > 0));
+                if ((locked = q_enter(self, need)) < 0) {
+                    locked = 0;
+                    goto fail;
+                }
+                if (self->is_shutdown) {
+                    RAISE_SHUTDOWN(self);
+                    goto fail;
                 }
             }
         }
     }
-    if (q_put(self, item) < 0) {
-        pc_waiter_pass_on(&w, &self->not_full);
-        return NULL;
+    if (q_put(self, item, plain) < 0) {
+        goto fail;
     }
     self->unfinished_tasks++;
+    q_leave(self, locked);
     if (self->not_empty.head != NULL) {
         pc_waitlist_wake_one(&self->not_empty);
     }
     Py_RETURN_NONE;
+fail:
+    /* a woken putter that leaves without putting hands its wake to the next one */
+    pc_waiter_pass_on(&w, &self->not_full);
+done:
+    q_leave(self, locked);
+    return result;
 }
 
 static PyObject *
 queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs == 1 && kwnames == NULL && !self->hooks && !self->is_shutdown &&
-            self->kind != Q_PRIO &&
+    if (nargs == 1 && kwnames == NULL && self->mutex_owner == 0 && !self->hooks &&
+            !self->is_shutdown && self->kind != Q_PRIO &&
             (self->maxsize <= 0 || self->store.count < self->maxsize) &&
             self->store.count < self->store.cap) {  /* the fast path: no parsing, no growth */
         ring_push(&self->store, Py_NewRef(args[0]));
@@ -684,65 +881,106 @@ queue_put_nowait(QueueObject *self, PyObject *item)
     return queue_put_impl(self, item, 0, NULL);
 }
 
+/* get(block, timeout), step by step as the stdlib's Queue.get (3.13). Also SimpleQueue's get
+ * (no hooks, no heap, never shut down: it never takes the mutex). */
 static PyObject *
 queue_get_impl(QueueObject *self, int block, PyObject *timeout)
 {
-    Py_ssize_t n = q_size(self);
-    if (n < 0 && PyErr_Occurred()) {
+    int need = self->hooks || (self->kind == Q_PRIO && self->store.unplain > 0) ||
+               (block && self->kind != Q_SIMPLE && !plain_timeout(timeout));
+    int locked = q_enter(self, need);
+    if (locked < 0) {
         return NULL;
     }
-    if (self->is_shutdown && n == 0) {
-        return RAISE_SHUTDOWN(self);
-    }
+    PyObject *item = NULL;
     pc_waiter w;
     pc_waiter_init(&w);
-    if (!block) {
+    Py_ssize_t n;
+    if (self->is_shutdown) {
+        n = q_size(self);
+        if (n < 0 && PyErr_Occurred()) {
+            goto done;
+        }
         if (n == 0) {
-            return RAISE_EMPTY(self);
+            RAISE_SHUTDOWN(self);
+            goto done;
+        }
+    }
+    if (!block) {
+        n = q_size(self);
+        if (n < 0 && PyErr_Occurred()) {
+            goto done;
+        }
+        if (n == 0) {
+            RAISE_EMPTY(self);
+            goto done;
         }
     }
     else {
         pc_time_t rel_ns;
         if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
-            return NULL;
+            goto done;
         }
         pc_time_t deadline = pc_deadline_after(rel_ns);
         int front = 0;
-        while (n == 0) {
-            if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
-                return RAISE_EMPTY(self);
-            }
-            int r = pc_wait_on(&self->not_empty, &w, deadline, front);
-            if (r == PC_WAIT_ERROR) {
-                pc_waiter_pass_on(&w, &self->not_empty);
-                return NULL;
-            }
-            front = r == PC_WAIT_WOKEN;
+        for (;;) {
             n = q_size(self);
             if (n < 0 && PyErr_Occurred()) {
-                return NULL;
+                goto fail;
             }
-            if (self->is_shutdown && n == 0) {
-                return RAISE_SHUTDOWN(self);
+            if (n != 0) {
+                break;
+            }
+            if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+                RAISE_EMPTY(self);
+                goto fail;
+            }
+            q_leave(self, locked);  /* as Condition.wait releases the stdlib's mutex */
+            locked = 0;
+            int r = pc_wait_on(&self->not_empty, &w, deadline, front);
+            if (r == PC_WAIT_ERROR) {
+                goto fail;
+            }
+            front = r == PC_WAIT_WOKEN;
+            need = self->hooks || (self->kind == Q_PRIO && self->store.unplain > 0);
+            if ((locked = q_enter(self, need)) < 0) {
+                locked = 0;
+                goto fail;
+            }
+            if (self->is_shutdown) {
+                n = q_size(self);
+                if (n < 0 && PyErr_Occurred()) {
+                    goto fail;
+                }
+                if (n == 0) {
+                    RAISE_SHUTDOWN(self);
+                    goto fail;
+                }
             }
         }
     }
-    PyObject *item = q_get(self);
+    item = q_get(self);
     if (item == NULL) {
-        pc_waiter_pass_on(&w, &self->not_empty);
-        return NULL;
+        goto fail;
     }
+    q_leave(self, locked);
     if (self->not_full.head != NULL) {
         pc_waitlist_wake_one(&self->not_full);
     }
     return item;
+fail:
+    /* a woken getter that leaves without an item hands its wake to the next one */
+    pc_waiter_pass_on(&w, &self->not_empty);
+done:
+    q_leave(self, locked);
+    return NULL;
 }
 
 static PyObject *
 queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs == 0 && kwnames == NULL && !self->hooks && self->store.count > 0 &&
-            self->kind != Q_PRIO) {  /* the fast path */
+    if (nargs == 0 && kwnames == NULL && self->mutex_owner == 0 && !self->hooks &&
+            self->store.count > 0 && self->kind != Q_PRIO) {  /* the fast path */
         PyObject *item = ring_pop(&self->store, self->kind == Q_LIFO);
         if (self->not_full.head != NULL) {
             pc_waitlist_wake_one(&self->not_full);
@@ -765,11 +1003,25 @@ queue_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
 
 /* -- sizes, tasks, shutdown ---------------------------------------------------------------------- */
 
+/* qsize() and empty(): q_size() under the mutex when it calls a hook. n receives the
+ * size. 0, or -1 with an exception set. */
+static int
+queue_size_locked(QueueObject *self, Py_ssize_t *n)
+{
+    int locked = q_enter(self, self->hooks & HOOK_QSIZE);
+    if (locked < 0) {
+        return -1;
+    }
+    *n = q_size(self);
+    q_leave(self, locked);
+    return *n < 0 && PyErr_Occurred() ? -1 : 0;
+}
+
 static PyObject *
 queue_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_ssize_t n = q_size(self);
-    if (n < 0 && PyErr_Occurred()) {
+    Py_ssize_t n;
+    if (queue_size_locked(self, &n) < 0) {
         return NULL;
     }
     return PyLong_FromSsize_t(n);
@@ -778,8 +1030,8 @@ queue_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_ssize_t n = q_size(self);
-    if (n < 0 && PyErr_Occurred()) {
+    Py_ssize_t n;
+    if (queue_size_locked(self, &n) < 0) {
         return NULL;
     }
     return PyBool_FromLong(n == 0);
@@ -788,7 +1040,13 @@ queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    Py_ssize_t n = q_size(self);
+    int locked = q_enter(self, self->hooks & HOOK_QSIZE);
+    if (locked < 0) {
+        return NULL;
+    }
+    /* as the stdlib's `0 < self.maxsize <= self._qsize()`: no _qsize() call when unbounded */
+    Py_ssize_t n = self->maxsize > 0 ? q_size(self) : 0;
+    q_leave(self, locked);
     if (n < 0 && PyErr_Occurred()) {
         return NULL;
     }
@@ -798,27 +1056,42 @@ queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_task_done(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    int locked = q_enter(self, 0);
+    if (locked < 0) {
+        return NULL;
+    }
     Py_ssize_t unfinished = self->unfinished_tasks - 1;
     if (unfinished <= 0) {
         if (unfinished < 0) {
+            q_leave(self, locked);
             PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
             return NULL;
         }
         pc_waitlist_wake_n(&self->all_tasks_done, -1);
     }
     self->unfinished_tasks = unfinished;
+    q_leave(self, locked);
     Py_RETURN_NONE;
 }
 
 static PyObject *
 queue_join(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    int locked = q_enter(self, 0);
+    if (locked < 0) {
+        return NULL;
+    }
     while (self->unfinished_tasks) {
+        q_leave(self, locked);
         pc_waiter w;
         if (pc_wait_on(&self->all_tasks_done, &w, PC_FOREVER, 0) == PC_WAIT_ERROR) {
+            return NULL;  /* join() wakes every waiter: there is no wake to pass on */
+        }
+        if ((locked = q_enter(self, 0)) < 0) {
             return NULL;
         }
     }
+    q_leave(self, locked);
     Py_RETURN_NONE;
 }
 
@@ -835,29 +1108,73 @@ queue_shutdown(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     if (imm != NULL && (immediate = PyObject_IsTrue(imm)) < 0) {
         return NULL;
     }
+    int hooked = immediate && (self->hooks & (HOOK_QSIZE | HOOK_GET));
+    int locked = q_enter(self, hooked);
+    if (locked < 0) {
+        return NULL;
+    }
+    /* The items dropped by immediate=True are released last, after the mutex: their __del__
+     * may use the queue. */
+    store_t dropped = {0};
+    PyObject *got = NULL;  /* the items the _get hook returned */
+    int failed = 0;
     self->is_shutdown = 1;
     if (immediate) {
-        for (;;) {
-            Py_ssize_t n = q_size(self);
-            if (n < 0 && PyErr_Occurred()) {
-                return NULL;
-            }
-            if (n == 0) {
-                break;
-            }
-            PyObject *item = q_get(self);
-            if (item == NULL) {
-                return NULL;
-            }
-            Py_DECREF(item);
-            if (self->unfinished_tasks > 0) {
-                self->unfinished_tasks--;
+        if (!hooked) {
+            Py_ssize_t n = self->store.count;
+            dropped = store_detach(&self->store);
+            self->unfinished_tasks = self->unfinished_tasks > n ? self->unfinished_tasks - n
+                                     : self->unfinished_tasks > 0 ? 0 : self->unfinished_tasks;
+        }
+        else if ((got = PyList_New(0)) == NULL) {
+            failed = 1;
+        }
+        else {
+            for (;;) {  /* as the stdlib: while self._qsize(): self._get() */
+                Py_ssize_t n = q_size(self);
+                if (n < 0 && PyErr_Occurred()) {
+                    failed = 1;
+                    break;
+                }
+                if (n == 0) {
+                    break;
+                }
+                PyObject *item = q_get(self);
+                if (item == NULL || PyList_Append(got, item) < 0) {
+                    Py_XDECREF(item);
+                    failed = 1;
+                    break;
+                }
+                Py_DECREF(item);
+                if (self->unfinished_tasks > 0) {
+                    self->unfinished_tasks--;
+                }
             }
         }
-        pc_waitlist_wake_n(&self->all_tasks_done, -1);
+        if (!failed) {
+            pc_waitlist_wake_n(&self->all_tasks_done, -1);
+        }
     }
-    pc_waitlist_wake_n(&self->not_empty, -1);
-    pc_waitlist_wake_n(&self->not_full, -1);
+    if (!failed) {
+        pc_waitlist_wake_n(&self->not_empty, -1);
+        pc_waitlist_wake_n(&self->not_full, -1);
+    }
+    q_leave(self, locked);
+    if (dropped.buf != NULL) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        store_release(&dropped);
+        PyErr_Restore(et, ev, etb);
+    }
+    if (got != NULL) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        Py_DECREF(got);
+        PyErr_Restore(et, ev, etb);
+    }
+    if (failed) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

@@ -235,6 +235,9 @@ def test_priority_get_with_raising_comparison_leaves_queue_intact():
 
 
 def test_priority_comparison_that_mutates_the_queue_is_detected():
+    # A comparison cannot re-enter the queue through its public methods (the queue's mutex:
+    # RuntimeError, see test_queue_atomic.py), but it can through the base _get(), which the
+    # mutex does not guard (an override must be able to call it): that is detected.
     q = pc_queue.PriorityQueue()
 
     class Evil:
@@ -243,7 +246,7 @@ def test_priority_comparison_that_mutates_the_queue_is_detected():
 
         def __lt__(self, other):
             if self.v == 99:
-                q.get_nowait()
+                pc_queue.PriorityQueue._get(q)
             return self.v < other.v
     for v in (1, 2, 3):
         q.put(Evil(v))
@@ -313,6 +316,43 @@ def test_subclass_calling_base_hooks():
         for i in range(3):
             q.put(i)
         return q.n, [q.get() for _ in range(3)]
+    assert_same(f)
+
+
+def test_full_calls_the_qsize_hook_only_when_bounded():
+    # The stdlib's full() is `0 < self.maxsize <= self._qsize()`: no _qsize() call when
+    # unbounded (found by tests/fuzz/test_model_queue.py).
+    def f(m):
+        calls = []
+
+        class Counted(m.Queue):
+            def _qsize(self):
+                calls.append(self.maxsize)
+                return super()._qsize()
+        q = Counted()
+        r = [q.full()]
+        q.maxsize = 1
+        r.append(q.full())
+        q.put(1)
+        r.append(q.full())
+        return r, calls
+    assert_same(f)
+
+
+def test_subclass_hooks_receive_tuple_items_whole():
+    # PyObject_CallMethod(q, "_put", "O", item) unpacks a tuple item into arguments:
+    # "TypeError: _put() takes 2 positional arguments but 3 were given" (found by tests/fuzz).
+    def f(m):
+        seen = []
+
+        class Hooked(m.PriorityQueue):
+            def _put(self, item):
+                seen.append(item)
+                super()._put(item)
+        q = Hooked()
+        for item in [(2, "b"), (1, "a"), (), (3,)]:
+            q.put(item)
+        return seen, [q.get() for _ in range(4)]
     assert_same(f)
 
 
