@@ -74,6 +74,17 @@ int pc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObjec
 int pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                   const char *const *names, Py_ssize_t n, PyObject **out);
 
+/* Parses the (args, kwds) of an __init__ that the stdlib writes in Python, with Python's own
+ * messages ("Barrier.__init__() missing 1 required positional argument: 'parties'"). names has n
+ * entries: the first npos positional-or-keyword (the first nrequired of them required), the rest
+ * keyword-only. out[i] receives a borrowed reference or NULL. Returns 0, or -1 with TypeError. */
+int pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char *const *names,
+                       Py_ssize_t n, Py_ssize_t npos, Py_ssize_t nrequired, PyObject **out);
+
+/* Raises the AttributeError the stdlib's Python classes give when __init__ did not run (or failed
+ * before it set the attribute): "'<type name>' object has no attribute '<attr>'". Returns -1. */
+int pc_uninitialized(PyObject *self, const char *attr);
+
 /* "module.qualname" of a type, as the stdlib's reprs print it. New reference or NULL. */
 PyObject *pc_type_fullname(PyTypeObject *tp);
 

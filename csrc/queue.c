@@ -20,6 +20,13 @@
  * Shut-down follows Python 3.13: shutdown(immediate=False) makes put() raise ShutDown, and get()
  * raise it once the queue is empty; immediate=True also drops the items and releases join().
  *
+ * Life cycle. Queue, LifoQueue and PriorityQueue are Python classes in the stdlib: before __init__
+ * has run, their methods raise AttributeError for the attribute they reach first (not_full,
+ * not_empty, mutex, ...); `initialized` mirrors that. A second __init__ empties the queue, as the
+ * stdlib's does, and wakes every parked caller so that each re-checks the new state (the wait
+ * lists belong to the object from tp_new on, so none is dropped). SimpleQueue is C in the stdlib
+ * and is complete from tp_new on.
+ *
  * All fields are protected by the GIL.
  */
 #include "pyconc.h"
@@ -47,6 +54,7 @@ typedef struct {
     int kind;                 /* Q_FIFO, Q_LIFO, Q_PRIO or Q_SIMPLE */
     int hooks;                /* HOOK_* overridden by a Python subclass */
     int is_shutdown;          /* 1 after shutdown() */
+    int initialized;          /* __init__ completed once (always 1 for SimpleQueue) */
     Py_ssize_t maxsize;       /* <= 0: unbounded */
     Py_ssize_t unfinished_tasks;
     pc_waitlist not_empty;    /* callers blocked in get() */
@@ -385,6 +393,7 @@ queue_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     if (PyType_IsSubtype(type, st->SimpleQueue_Type)) {
         self->kind = Q_SIMPLE;
+        self->initialized = 1;
     }
     else if (PyType_IsSubtype(type, st->PriorityQueue_Type)) {
         self->kind = Q_PRIO;
@@ -437,7 +446,9 @@ static PyObject *
 q_store_get(QueueObject *q)
 {
     if (q->store.count == 0) {
-        PyErr_SetString(PyExc_IndexError, "pop from an empty queue");
+        /* the messages of the stdlib's storage: deque.popleft, list.pop, heapq.heappop */
+        PyErr_SetString(PyExc_IndexError, q->kind == Q_PRIO ? "index out of range"
+                        : q->kind == Q_LIFO ? "pop from empty list" : "pop from an empty deque");
         return NULL;
     }
     if (q->kind == Q_PRIO) {
@@ -478,6 +489,13 @@ raise_exc(QueueObject *q, int which)
 #define RAISE_EMPTY(q) raise_exc((q), 0)
 #define RAISE_FULL(q) raise_exc((q), 1)
 #define RAISE_SHUTDOWN(q) raise_exc((q), 2)
+
+/* 0, or -1 with the stdlib's AttributeError for attr when __init__ has not run. */
+static inline int
+q_ready(QueueObject *q, const char *attr)
+{
+    return q->initialized ? 0 : pc_uninitialized((PyObject *)q, attr);
+}
 
 /* -- __init__ and the hooks' base versions --------------------------------------------------- */
 
@@ -522,10 +540,17 @@ find_hooks(QueueObject *self, int *call_init)
 static int
 queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"maxsize", NULL};
-    Py_ssize_t maxsize = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize)) {
+    static const char *const names[] = {"maxsize"};
+    PyObject *mobj;
+    if (pc_parse_init_args("Queue.__init__", args, kwds, names, 1, 1, 0, &mobj) < 0) {
         return -1;
+    }
+    Py_ssize_t maxsize = 0;
+    if (mobj != NULL) {
+        maxsize = PyNumber_AsSsize_t(mobj, PyExc_OverflowError);
+        if (maxsize == -1 && PyErr_Occurred()) {
+            return -1;
+        }
     }
     int call_init;
     if (find_hooks(self, &call_init) < 0) {
@@ -535,6 +560,11 @@ queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
     store_clear(&self->store);
     self->unfinished_tasks = 0;
     self->is_shutdown = 0;
+    self->initialized = 1;
+    /* A second __init__: every parked caller re-checks the new, empty queue. */
+    pc_waitlist_wake_n(&self->not_empty, -1);
+    pc_waitlist_wake_n(&self->not_full, -1);
+    pc_waitlist_wake_n(&self->all_tasks_done, -1);
     if (call_init) {
         PyObject *r = PyObject_CallMethod((PyObject *)self, "_init", "n", maxsize);
         if (r == NULL) {
@@ -555,13 +585,16 @@ queue_base_init(QueueObject *self, PyObject *maxsize)
 static PyObject *
 queue_base_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "queue") < 0) {
+        return NULL;
+    }
     return PyLong_FromSsize_t(self->store.count);
 }
 
 static PyObject *
 queue_base_put(QueueObject *self, PyObject *item)
 {
-    if (q_store_put(self, item) < 0) {
+    if (q_ready(self, "queue") < 0 || q_store_put(self, item) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -570,6 +603,9 @@ queue_base_put(QueueObject *self, PyObject *item)
 static PyObject *
 queue_base_get(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "queue") < 0) {
+        return NULL;
+    }
     return q_store_get(self);
 }
 
@@ -595,6 +631,9 @@ parse_get_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObj
 static PyObject *
 queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
 {
+    if (q_ready(self, "not_full") < 0) {
+        return NULL;
+    }
     if (self->is_shutdown) {
         return RAISE_SHUTDOWN(self);
     }
@@ -652,7 +691,7 @@ static PyObject *
 queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs == 1 && kwnames == NULL && !self->hooks && !self->is_shutdown &&
-            self->kind != Q_PRIO &&
+            self->kind != Q_PRIO && self->initialized &&
             (self->maxsize <= 0 || self->store.count < self->maxsize) &&
             self->store.count < self->store.cap) {  /* the fast path: no parsing, no growth */
         ring_push(&self->store, Py_NewRef(args[0]));
@@ -687,6 +726,9 @@ queue_put_nowait(QueueObject *self, PyObject *item)
 static PyObject *
 queue_get_impl(QueueObject *self, int block, PyObject *timeout)
 {
+    if (q_ready(self, "not_empty") < 0) {
+        return NULL;
+    }
     Py_ssize_t n = q_size(self);
     if (n < 0 && PyErr_Occurred()) {
         return NULL;
@@ -742,7 +784,7 @@ static PyObject *
 queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs == 0 && kwnames == NULL && !self->hooks && self->store.count > 0 &&
-            self->kind != Q_PRIO) {  /* the fast path */
+            self->kind != Q_PRIO && self->initialized) {  /* the fast path */
         PyObject *item = ring_pop(&self->store, self->kind == Q_LIFO);
         if (self->not_full.head != NULL) {
             pc_waitlist_wake_one(&self->not_full);
@@ -768,6 +810,9 @@ queue_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "mutex") < 0) {
+        return NULL;
+    }
     Py_ssize_t n = q_size(self);
     if (n < 0 && PyErr_Occurred()) {
         return NULL;
@@ -778,6 +823,9 @@ queue_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "mutex") < 0) {
+        return NULL;
+    }
     Py_ssize_t n = q_size(self);
     if (n < 0 && PyErr_Occurred()) {
         return NULL;
@@ -788,6 +836,9 @@ queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "mutex") < 0) {
+        return NULL;
+    }
     Py_ssize_t n = q_size(self);
     if (n < 0 && PyErr_Occurred()) {
         return NULL;
@@ -798,6 +849,9 @@ queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_task_done(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "all_tasks_done") < 0) {
+        return NULL;
+    }
     Py_ssize_t unfinished = self->unfinished_tasks - 1;
     if (unfinished <= 0) {
         if (unfinished < 0) {
@@ -813,6 +867,9 @@ queue_task_done(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_join(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "all_tasks_done") < 0) {
+        return NULL;
+    }
     while (self->unfinished_tasks) {
         pc_waiter w;
         if (pc_wait_on(&self->all_tasks_done, &w, PC_FOREVER, 0) == PC_WAIT_ERROR) {
@@ -833,6 +890,9 @@ queue_shutdown(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     int immediate = 0;
     if (imm != NULL && (immediate = PyObject_IsTrue(imm)) < 0) {
+        return NULL;
+    }
+    if (q_ready(self, "mutex") < 0) {
         return NULL;
     }
     self->is_shutdown = 1;
@@ -874,6 +934,64 @@ queue_reduce_ex(QueueObject *self, PyObject *Py_UNUSED(protocol))
     return queue_reduce(self, NULL);
 }
 
+/* The stdlib's plain attributes maxsize, unfinished_tasks and is_shutdown (3.13). */
+static PyObject *
+queue_get_maxsize(QueueObject *self, void *Py_UNUSED(closure))
+{
+    if (q_ready(self, "maxsize") < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(self->maxsize);
+}
+
+static int
+queue_set_maxsize(QueueObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute 'maxsize'");
+        return -1;
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(value, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->maxsize = n;
+    return 0;
+}
+
+static PyObject *
+queue_get_unfinished(QueueObject *self, void *Py_UNUSED(closure))
+{
+    if (q_ready(self, "unfinished_tasks") < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(self->unfinished_tasks);
+}
+
+static int
+queue_set_unfinished(QueueObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute 'unfinished_tasks'");
+        return -1;
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(value, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->unfinished_tasks = n;
+    return 0;
+}
+
+static PyObject *
+queue_get_is_shutdown(QueueObject *self, void *Py_UNUSED(closure))
+{
+    if (q_ready(self, "is_shutdown") < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(self->is_shutdown);
+}
+
 static PyMethodDef queue_methods[] = {
     {"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("put(item, block=True, timeout=None)\n\nPut an item into the queue; block while "
@@ -906,9 +1024,6 @@ static PyMethodDef queue_methods[] = {
 };
 
 static PyMemberDef queue_members[] = {
-    {"maxsize", T_PYSSIZET, offsetof(QueueObject, maxsize), 0, NULL},
-    {"unfinished_tasks", T_PYSSIZET, offsetof(QueueObject, unfinished_tasks), 0, NULL},
-    {"is_shutdown", T_BOOL, offsetof(QueueObject, is_shutdown), READONLY, NULL},
     {"__dictoffset__", T_PYSSIZET, offsetof(QueueObject, dict), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(QueueObject, weakreflist), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
@@ -916,6 +1031,9 @@ static PyMemberDef queue_members[] = {
 
 static PyGetSetDef queue_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"maxsize", (getter)queue_get_maxsize, (setter)queue_set_maxsize, NULL, NULL},
+    {"unfinished_tasks", (getter)queue_get_unfinished, (setter)queue_set_unfinished, NULL, NULL},
+    {"is_shutdown", (getter)queue_get_is_shutdown, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -977,18 +1095,25 @@ static PyType_Spec prio_spec = {
 
 /* -- SimpleQueue ------------------------------------------------------------------------------ */
 
-static int
-simple_init(QueueObject *self, PyObject *args, PyObject *kwds)
+/* The stdlib's SimpleQueue is complete after __new__, which takes no arguments; it has no
+ * __init__ of its own (so a second __init__ is object.__init__: nothing). */
+static PyObject *
+simple_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    /* As the stdlib's: the arguments are refused unless a subclass's __init__ takes them. */
+    int own_init = type->tp_init != PyBaseObject_Type.tp_init;
+    if (own_init) {
+        return queue_new(type, args, kwds);
+    }
     if (PyTuple_GET_SIZE(args) != 0) {
         PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no positional arguments");
-        return -1;
+        return NULL;
     }
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no keyword arguments");
-        return -1;
+        return NULL;
     }
-    return 0;
+    return queue_new(type, args, kwds);
 }
 
 static PyObject *
@@ -1088,8 +1213,7 @@ static PyType_Slot simple_slots[] = {
     {Py_tp_dealloc, queue_dealloc},
     {Py_tp_traverse, queue_traverse},
     {Py_tp_clear, queue_clear},
-    {Py_tp_new, queue_new},
-    {Py_tp_init, simple_init},
+    {Py_tp_new, simple_new},
     {Py_tp_methods, simple_methods},
     {Py_tp_members, simple_members},
     {Py_tp_doc, (void *)PyDoc_STR(

@@ -4,6 +4,11 @@
  * acquire() takes one unit or parks through pc_wait_acquire(); release(n) adds n units and wakes
  * up to n waiters (each retakes a unit when it runs; one that finds none goes back to the head).
  * All fields are protected by the GIL.
+ *
+ * Life cycle. The stdlib's Semaphore is a Python class: before __init__ has run (or after it
+ * failed) its methods raise AttributeError for _cond or _value; `initialized` mirrors that. The
+ * wait list belongs to the object from tp_new on: a second __init__ sets the value (the stdlib's
+ * rebinds it) and wakes parked waiters so that they take the new units; none is dropped.
  */
 #include "pyconc.h"
 
@@ -11,6 +16,7 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t value;         /* units available */
     Py_ssize_t bound;         /* BoundedSemaphore: the initial value; Semaphore: -1 */
+    int initialized;          /* __init__ completed once */
     pc_waitlist waiters;
     PyObject *weakreflist;
 } SemaphoreObject;
@@ -37,26 +43,58 @@ sem_dealloc(SemaphoreObject *self)
     Py_DECREF(tp);
 }
 
+static PyObject *
+sem_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SemaphoreObject *self = (SemaphoreObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->bound = -1;
+    pc_waitlist_init(&self->waiters);
+    return (PyObject *)self;
+}
+
 static int
 sem_init(SemaphoreObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"value", NULL};
-    Py_ssize_t value = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Semaphore", kwlist, &value)) {
+    static const char *const names[] = {"value"};
+    pc_state *st = pc_state_of_type(Py_TYPE(self));
+    if (st == NULL) {
         return -1;
+    }
+    int bounded = PyObject_TypeCheck(self, st->BoundedSemaphore_Type);
+    PyObject *vobj;
+    if (pc_parse_init_args(bounded ? "BoundedSemaphore.__init__" : "Semaphore.__init__", args,
+                           kwds, names, 1, 1, 0, &vobj) < 0) {
+        return -1;
+    }
+    Py_ssize_t value = 1;
+    if (vobj != NULL) {
+        value = PyNumber_AsSsize_t(vobj, PyExc_OverflowError);
+        if (value == -1 && PyErr_Occurred()) {
+            return -1;
+        }
     }
     if (value < 0) {
         PyErr_SetString(PyExc_ValueError, "semaphore initial value must be >= 0");
         return -1;
     }
-    pc_state *st = pc_state_of_type(Py_TYPE(self));
-    if (st == NULL) {
-        return -1;
-    }
     self->value = value;
-    self->bound = PyObject_TypeCheck(self, st->BoundedSemaphore_Type) ? value : -1;
-    pc_waitlist_init(&self->waiters);
+    self->bound = bounded ? value : -1;
+    self->initialized = 1;
+    /* A second __init__: waiters parked on the old value may take the new units. */
+    if (self->waiters.head != NULL && value > 0) {
+        pc_waitlist_wake_n(&self->waiters, value);
+    }
     return 0;
+}
+
+/* The stdlib's methods start from self._cond: AttributeError before __init__. 0 or -1. */
+static inline int
+sem_check(SemaphoreObject *self)
+{
+    return self->initialized ? 0 : pc_uninitialized((PyObject *)self, "_cond");
 }
 
 static const char *const acquire_names[] = {"blocking", "timeout"};
@@ -81,6 +119,9 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
         PyErr_SetString(PyExc_ValueError, "can't specify timeout for non-blocking acquire");
         return NULL;
     }
+    if (sem_check(self) < 0) {
+        return NULL;
+    }
     if (sem_try_take(self)) {
         Py_RETURN_TRUE;
     }
@@ -98,6 +139,9 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
 static PyObject *
 sem_enter(SemaphoreObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (sem_check(self) < 0) {
+        return NULL;
+    }
     if (pc_wait_acquire(&self->waiters, NULL, sem_try_take, self, -1) < 0) {
         return NULL;
     }
@@ -109,6 +153,9 @@ sem_release_n(SemaphoreObject *self, Py_ssize_t n)
 {
     if (n < 1) {
         PyErr_SetString(PyExc_ValueError, "n must be one or more");
+        return -1;
+    }
+    if (sem_check(self) < 0) {
         return -1;
     }
     if (self->bound >= 0 && self->value + n > self->bound) {
@@ -158,6 +205,10 @@ sem_exit(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sem_repr(SemaphoreObject *self)
 {
+    if (!self->initialized) {
+        pc_uninitialized((PyObject *)self, "_value");
+        return NULL;
+    }
     PyObject *mod = pc_type_fullname(Py_TYPE(self));
     if (mod == NULL) {
         return NULL;
@@ -175,6 +226,36 @@ sem_repr(SemaphoreObject *self)
     return r;
 }
 
+static PyObject *
+sem_get_value(SemaphoreObject *self, void *Py_UNUSED(closure))
+{
+    if (!self->initialized) {
+        pc_uninitialized((PyObject *)self, "_value");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(self->value);
+}
+
+static PyObject *
+sem_get_initial_value(SemaphoreObject *self, void *Py_UNUSED(closure))
+{
+    if (!self->initialized) {
+        pc_uninitialized((PyObject *)self, "_initial_value");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(self->bound);
+}
+
+static PyGetSetDef sem_getset[] = {
+    {"_value", (getter)sem_get_value, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyGetSetDef bsem_getset[] = {
+    {"_initial_value", (getter)sem_get_initial_value, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef sem_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))sem_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=None) -> bool\n\nTake one unit.")},
@@ -186,18 +267,18 @@ static PyMethodDef sem_methods[] = {
 };
 
 static PyMemberDef sem_members[] = {
-    {"_value", T_PYSSIZET, offsetof(SemaphoreObject, value), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(SemaphoreObject, weakreflist), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyType_Slot sem_slots[] = {
     {Py_tp_dealloc, sem_dealloc},
-    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_new, sem_new},
     {Py_tp_init, sem_init},
     {Py_tp_repr, sem_repr},
     {Py_tp_methods, sem_methods},
     {Py_tp_members, sem_members},
+    {Py_tp_getset, sem_getset},
     {Py_tp_doc, (void *)PyDoc_STR(
         "Semaphore(value=1)\n\nA counting semaphore, a drop-in for threading.Semaphore.")},
     {0, NULL},
@@ -210,13 +291,8 @@ static PyType_Spec sem_spec = {
     .slots = sem_slots,
 };
 
-static PyMemberDef bsem_members[] = {
-    {"_initial_value", T_PYSSIZET, offsetof(SemaphoreObject, bound), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
 static PyType_Slot bsem_slots[] = {
-    {Py_tp_members, bsem_members},
+    {Py_tp_getset, bsem_getset},
     {Py_tp_doc, (void *)PyDoc_STR(
         "BoundedSemaphore(value=1)\n\nA semaphore that refuses to be released above its "
         "initial value (ValueError), a drop-in for threading.BoundedSemaphore.")},
