@@ -136,11 +136,8 @@ parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, pc_tim
         return -1;
     }
     int blocking = 1;
-    if (argv[0] != NULL) {
-        blocking = PyObject_IsTrue(argv[0]);
-        if (blocking < 0) {
-            return -1;
-        }
+    if (argv[0] != NULL && pc_parse_blocking(argv[0], &blocking) < 0) {
+        return -1;
     }
     return pc_parse_acquire_timeout(blocking, argv[1], rel_ns);
 }
