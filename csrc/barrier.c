@@ -141,10 +141,37 @@ barrier_lock(BarrierObject *self)
     return r < 0 ? -1 : 0;
 }
 
-static void
+/* Releases the internal lock. 0, or -1 with RuntimeError if it was not held (it is held by
+ * every caller of this, and never replaced; checked all the same, so that a broken invariant
+ * surfaces as an exception rather than as a result returned with an exception set). */
+static int
 barrier_unlock(BarrierObject *self)
 {
-    (void)pc_lock_release(self->lock);  /* cannot fail: we hold it */
+    return pc_lock_release(self->lock);
+}
+
+/* barrier_unlock on a path that is already failing: the exception set stays the one raised,
+ * with a failure to unlock as its __context__. Returns NULL. */
+static PyObject *
+barrier_unlock_failing(BarrierObject *self)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (barrier_unlock(self) < 0) {
+        PyObject *ut, *uv, *utb;
+        PyErr_Fetch(&ut, &uv, &utb);
+        PyErr_NormalizeException(&ut, &uv, &utb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (ev != NULL && uv != NULL) {
+            PyException_SetContext(ev, uv);  /* steals uv */
+            uv = NULL;
+        }
+        Py_XDECREF(ut);
+        Py_XDECREF(uv);
+        Py_XDECREF(utb);
+    }
+    PyErr_Restore(et, ev, etb);
+    return NULL;
 }
 
 /* The Condition.wait of the stdlib's version, on the internal lock. Returns as pc_waiter_park();
@@ -155,7 +182,10 @@ barrier_cond_wait(BarrierObject *self, pc_time_t deadline)
     pc_waiter w;
     pc_waiter_init(&w);
     pc_waitlist_link(&self->waiters, &w, 0);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        pc_waitlist_unlink(&w);
+        return PC_WAIT_ERROR;   /* not released, so still "held" for the caller's unlock */
+    }
     int r = pc_waiter_park(&w, deadline);
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
@@ -284,7 +314,9 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     self->count--;
     barrier_exit(self);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        return NULL;
+    }
     return PyLong_FromSsize_t(index);
 
 fail_counted:
@@ -293,8 +325,7 @@ fail_counted:
         barrier_exit(self);
     }
 fail_locked:
-    barrier_unlock(self);
-    return NULL;
+    return barrier_unlock_failing(self);
 }
 
 static PyObject *
@@ -312,7 +343,9 @@ barrier_reset(BarrierObject *self, PyObject *Py_UNUSED(ignored))
         self->state = FILLING;
     }
     barrier_notify_all(self);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -323,7 +356,9 @@ barrier_abort(BarrierObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     barrier_break(self);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

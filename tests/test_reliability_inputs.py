@@ -99,3 +99,68 @@ def test_acquire_blocking_argument(kind, blocking):
             done.set()
     same(held)
     same(lambda T, Q: LOCKS[kind](T).acquire(blocking=blocking))
+
+
+# -- item 10: a Barrier action that re-initialises the barrier ---------------------------------
+
+def run_barrier_round(T, parties, action_factory, timeout=5):
+    """parties-1 helper threads and the caller wait on a new barrier whose action comes from
+    action_factory(barrier). Returns the caller's outcome, the helpers' outcomes (sorted), and
+    the barrier's broken flag afterwards."""
+    box = []
+    b = T.Barrier(parties, action=lambda: action_factory(box[0])(), timeout=timeout)
+    box.append(b)
+    outs = []
+
+    def helper():
+        try:
+            outs.append(("ret", b.wait()))
+        except Exception as exc:
+            outs.append(("exc", type(exc).__name__, str(exc)))
+
+    helpers = [std_threading.Thread(target=helper, daemon=True) for _ in range(parties - 1)]
+    for h in helpers:
+        h.start()
+    while b.n_waiting < parties - 1:
+        std_threading.Event().wait(0.001)
+    mine = guarded(b.wait)
+    b.abort()   # releases any helper the round left parked (the stdlib's never wakes them)
+    for h in helpers:
+        h.join(10)
+    return mine, sorted(outs), b.broken
+
+
+def test_barrier_action_reinitialising_the_barrier():
+    # pyconc used to return the index with RuntimeError('release unlocked lock') set
+    # (SystemError: "... returned a result with an exception set"). Now the re-initialisation
+    # starts a new generation and everybody inside wait() gets BrokenBarrierError. (The stdlib's
+    # caller gets RuntimeError from notifying the new, unheld Condition and its other parties
+    # stay parked until their timeout: see barrier.c's top comment.)
+    for parties in (2, 3):
+        mine, others, broken = run_barrier_round(pc_threading, parties,
+                                                 lambda b: lambda: b.__init__(2))
+        assert mine == ("exc", "BrokenBarrierError", "")
+        assert others == [("exc", "BrokenBarrierError", "")] * (parties - 1)
+    box = []
+    b = pc_threading.Barrier(2, action=lambda: (b.__init__(2, timeout=7), box.append(1)))
+    t = std_threading.Thread(target=guarded, args=(b.wait,), daemon=True)
+    t.start()
+    assert guarded(b.wait) == ("exc", "BrokenBarrierError", "")
+    t.join(10)
+    assert box == [1] and b.n_waiting == 0 and not b.broken
+    # the new generation works
+    t = std_threading.Thread(target=b.wait, daemon=True)
+    t.start()
+    assert guarded(b.wait)[0] == "ret"
+    t.join(10)
+
+
+@pytest.mark.parametrize("action", [
+    lambda b: lambda: b.__init__(),            # TypeError: missing parties
+    lambda b: lambda: b.__init__("x", 1, 2, 3),  # TypeError: too many arguments
+    lambda b: lambda: 1 / 0,
+], ids=["init-no-args", "init-too-many", "raises"])
+def test_barrier_action_errors_as_stdlib(action):
+    std = run_barrier_round(std_threading, 2, action, timeout=1)
+    mine = run_barrier_round(pc_threading, 2, action, timeout=1)
+    assert mine == std
