@@ -275,7 +275,7 @@ conn_send_bytes(ConnObject *self, PyObject *args, PyObject *kwds)
             PyErr_SetString(PyExc_ValueError, "size is negative");
             goto done;
         }
-        if (offset + size > n) {
+        if (size > n - offset) {   /* offset + size > n, without overflowing (offset <= n) */
             PyErr_SetString(PyExc_ValueError, "buffer length < offset + size");
             goto done;
         }

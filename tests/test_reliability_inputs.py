@@ -38,7 +38,8 @@ def same(scenario):
     """scenario(threading_module, queue_module) must have the same outcome on both."""
     expected = guarded(lambda: scenario(*IMPLS["stdlib"]))
     actual = guarded(lambda: scenario(*IMPLS["pyconc"]))
-    assert actual == expected, f"pyconc: {actual!r}, stdlib: {expected!r}"
+    # compared by repr: nan is a value like any other here
+    assert repr(actual) == repr(expected), f"pyconc: {actual!r}, stdlib: {expected!r}"
     return actual
 
 
@@ -164,3 +165,91 @@ def test_barrier_action_errors_as_stdlib(action):
     std = run_barrier_round(std_threading, 2, action, timeout=1)
     mine = run_barrier_round(pc_threading, 2, action, timeout=1)
     assert mine == std
+
+
+# -- item 11: arithmetic on user-supplied sizes -------------------------------------------------
+
+def test_semaphore_counter_beyond_ssize_t():
+    # pyconc's counter was a Py_ssize_t: release(sys.maxsize) wrapped it to -2**63 and the
+    # semaphore could never be acquired again. The stdlib's counter is a Python int.
+    # (The stdlib's release(n) also calls notify() n times, so release(sys.maxsize) does not
+    # return in practice there; pyconc wakes at most the parked waiters.)
+    s = pc_threading.Semaphore(1)
+    s.release(sys.maxsize)
+    assert s._value == sys.maxsize + 1
+    s.release(sys.maxsize)
+    assert s._value == 2 * sys.maxsize + 1
+    assert s.acquire(False) and s._value == 2 * sys.maxsize
+    for _ in range(3):
+        assert s.acquire(timeout=0)
+    assert s._value == 2 * sys.maxsize - 3
+    # and back below Py_ssize_t
+    s = pc_threading.Semaphore(2**64)
+    assert s.acquire(False) and s._value == 2**64 - 1
+
+
+@pytest.mark.parametrize("taken", [0, 1, 2])
+@pytest.mark.parametrize("n", [1, 2, sys.maxsize, sys.maxsize - 1, 2**63, 2**70])
+def test_bounded_semaphore_bound_check_overflow(taken, n):
+    # value + n overflowed in the bound check: BoundedSemaphore(2) with a unit taken accepted
+    # release(sys.maxsize).
+    def scenario(T, Q):
+        b = T.BoundedSemaphore(2)
+        for _ in range(taken):
+            b.acquire()
+        try:
+            b.release(n)
+        finally:
+            value = b._value
+        return value
+    same(scenario)
+
+
+@pytest.mark.parametrize("value", [1, 0, 2**70, 1.5, "x", -1, -0.5, 2.0, True, float("nan"),
+                                   float("inf")], ids=repr)
+@pytest.mark.parametrize("n", [1, 2, 2**20, 2.0, 0, -1, 0.5, 2**70], ids=repr)
+def test_semaphore_counter_as_stdlib(value, n):
+    # The counter is whatever the stdlib's would be: any number (Semaphore(1.5) never blocks,
+    # its counter never equals 0), release(n) with a non-integer n raises TypeError after the
+    # counter has grown (the stdlib's `for i in range(n)`).
+    if n == 2**70:
+        n = 2**20  # the stdlib notifies n times: 2**70 does not return there
+    for cls in ("Semaphore", "BoundedSemaphore"):
+        def scenario(T, Q):
+            s = getattr(T, cls)(value)
+            seen = []
+            for op in (lambda: s.acquire(False), lambda: s.release(n), lambda: s.acquire(False),
+                       lambda: s.acquire(timeout=0)):
+                try:
+                    seen.append(op())
+                except Exception as exc:
+                    seen.append((type(exc).__name__, str(exc)))
+                seen.append(s._value)
+            return seen
+        same(scenario)
+
+
+def test_send_bytes_offset_plus_size_overflow():
+    # offset + size overflowed the bounds check and ended in OSError: Bad address.
+    import multiprocessing as std_mp
+    from pyconc import multiprocessing as pc_mp
+    outcomes = []
+    for mp in (std_mp, pc_mp):
+        a, b = mp.Pipe()
+        outcomes.append([guarded(lambda: a.send_bytes(b"abc", offset, size))
+                         for offset, size in [(1, sys.maxsize), (3, sys.maxsize), (0, 3),
+                                              (2, sys.maxsize - 1), (1, 2)]])
+        a.close()
+        b.close()
+    assert outcomes[1] == outcomes[0]
+
+
+def test_shared_block_size_near_ssize_max():
+    # 64 + size wrapped into a negative file size (ftruncate: EINVAL); now refused as a file
+    # size that cannot exist (EFBIG, as the stdlib's heap arena reports sizes it cannot have).
+    import errno
+    from pyconc import _core
+    for size in (sys.maxsize, sys.maxsize - 63):
+        with pytest.raises(OSError) as info:
+            _core.SharedBlock(size)
+        assert info.value.errno == errno.EFBIG
