@@ -411,6 +411,8 @@ barrier_repr(BarrierObject *self)
     return r;
 }
 
+PC_NO_PICKLE(barrier, "_thread.lock")
+
 static PyMethodDef barrier_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))barrier_wait, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("wait(timeout=None) -> int\n\nWait until `parties` callers are waiting; "
@@ -419,6 +421,8 @@ static PyMethodDef barrier_methods[] = {
      PyDoc_STR("Reset to the initial state; current waiters get BrokenBarrierError.")},
     {"abort", (PyCFunction)barrier_abort, METH_NOARGS,
      PyDoc_STR("Break the barrier: every waiter, now and later, gets BrokenBarrierError.")},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(barrier),
     {NULL, NULL, 0, NULL},
 };
 

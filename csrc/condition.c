@@ -624,6 +624,43 @@ cond_get_lock(ConditionObject *self, void *Py_UNUSED(closure))
     return cond_lock(self, &kind);
 }
 
+/* Pickling fails, as the stdlib's, on the Condition's lock. */
+static PyObject *
+cond_reduce_ex(ConditionObject *self, PyObject *protocol)
+{
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
+    }
+    PyObject *r = NULL;
+    if (kind == KIND_LOCK) {
+        pc_cannot_pickle("_thread.lock");
+    }
+    else if (kind == KIND_RLOCK) {
+        pc_cannot_pickle("_thread.RLock");
+    }
+    else {
+        /* the stdlib would pickle the lock first: its error, if it has one */
+        r = PyObject_CallMethod(lock, "__reduce_ex__", "O", protocol);
+        if (r != NULL) {
+            Py_CLEAR(r);
+            PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", Py_TYPE(self)->tp_name);
+        }
+    }
+    Py_DECREF(lock);
+    return r;
+}
+
+static PyObject *
+cond_reduce(ConditionObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *protocol = PyLong_FromLong(0);
+    PyObject *r = protocol ? cond_reduce_ex(self, protocol) : NULL;
+    Py_XDECREF(protocol);
+    return r;
+}
+
 static PyMethodDef cond_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))cond_wait, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("wait(timeout=None) -> bool\n\nRelease the lock, block until notified or "
@@ -640,6 +677,9 @@ static PyMethodDef cond_methods[] = {
     {"_release_save", (PyCFunction)cond_release_save_meth, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)cond_acquire_restore_meth, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)cond_at_fork_reinit, METH_NOARGS, NULL},
+    {"__reduce__", (PyCFunction)cond_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)cond_reduce_ex, METH_O, NULL},
+    PC_COPY_SELF_METHOD,
     {NULL, NULL, 0, NULL},
 };
 

@@ -147,6 +147,8 @@ event_repr(EventObject *self)
     return r;
 }
 
+PC_NO_PICKLE(event, "_thread.lock")
+
 static PyMethodDef event_methods[] = {
     {"is_set", (PyCFunction)event_is_set, METH_NOARGS, PyDoc_STR("True if the flag is set.")},
     {"isSet", (PyCFunction)event_isSet, METH_NOARGS, NULL},
@@ -155,6 +157,8 @@ static PyMethodDef event_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))event_wait, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("wait(timeout=None) -> bool\n\nBlock until the flag is set or timed out.")},
     {"_at_fork_reinit", (PyCFunction)event_at_fork_reinit, METH_NOARGS, NULL},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(event),
     {NULL, NULL, 0, NULL},
 };
 

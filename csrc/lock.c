@@ -230,6 +230,8 @@ lock_repr(LockObject *self)
                                 Py_TYPE(self)->tp_name, self);
 }
 
+PC_NO_PICKLE(lock, "_thread.lock")
+
 static PyMethodDef lock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=-1) -> bool\n\nLock the lock; see threading.Lock.")},
@@ -242,6 +244,7 @@ static PyMethodDef lock_methods[] = {
     {"_release_save", (PyCFunction)lock_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)lock_acquire_restore, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)lock_at_fork_reinit, METH_NOARGS, NULL},
+    PC_NO_PICKLE_METHODS(lock),
     {NULL, NULL, 0, NULL},
 };
 
@@ -469,6 +472,8 @@ rlock_repr(RLockObject *self)
                                 self->owner, self->count, self);
 }
 
+PC_NO_PICKLE(rlock, "_thread.RLock")
+
 static PyMethodDef rlock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))rlock_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=-1) -> bool\n\nAcquire the lock, recursively "
@@ -483,6 +488,7 @@ static PyMethodDef rlock_methods[] = {
     {"_release_save", (PyCFunction)rlock_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)rlock_acquire_restore, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)rlock_at_fork_reinit, METH_NOARGS, NULL},
+    PC_NO_PICKLE_METHODS(rlock),
     {NULL, NULL, 0, NULL},
 };
 

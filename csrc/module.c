@@ -116,6 +116,19 @@ pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     return 0;
 }
 
+PyObject *
+pc_copy_self(PyObject *self, PyObject *Py_UNUSED(unused))
+{
+    return Py_NewRef(self);
+}
+
+PyObject *
+pc_cannot_pickle(const char *what)
+{
+    PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", what);
+    return NULL;
+}
+
 int
 pc_uninitialized(PyObject *self, const char *attr)
 {

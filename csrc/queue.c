@@ -921,18 +921,9 @@ queue_shutdown(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     Py_RETURN_NONE;
 }
 
-static PyObject *
-queue_reduce(QueueObject *self, PyObject *Py_UNUSED(ignored))
-{
-    PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", Py_TYPE(self)->tp_name);
-    return NULL;
-}
-
-static PyObject *
-queue_reduce_ex(QueueObject *self, PyObject *Py_UNUSED(protocol))
-{
-    return queue_reduce(self, NULL);
-}
+/* Pickling and copy.copy as the stdlib's (see pyconc.h): a Queue's copy is the queue itself. */
+PC_NO_PICKLE(queue, "_thread.lock")
+PC_NO_PICKLE(simple, "_queue.SimpleQueue")
 
 /* The stdlib's plain attributes maxsize, unfinished_tasks and is_shutdown (3.13). */
 static PyObject *
@@ -1016,8 +1007,8 @@ static PyMethodDef queue_methods[] = {
     {"_qsize", (PyCFunction)queue_base_qsize, METH_NOARGS, NULL},
     {"_put", (PyCFunction)queue_base_put, METH_O, NULL},
     {"_get", (PyCFunction)queue_base_get, METH_NOARGS, NULL},
-    {"__reduce__", (PyCFunction)queue_reduce, METH_NOARGS, NULL},
-    {"__reduce_ex__", (PyCFunction)queue_reduce_ex, METH_O, NULL},
+    PC_NO_PICKLE_METHODS(queue),
+    PC_COPY_SELF_METHOD,
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
      PyDoc_STR("See PEP 585")},
     {NULL, NULL, 0, NULL},
@@ -1198,8 +1189,7 @@ static PyMethodDef simple_methods[] = {
      PyDoc_STR("get_nowait(): get(block=False).")},
     {"qsize", (PyCFunction)queue_base_qsize, METH_NOARGS, PyDoc_STR("Number of items queued.")},
     {"empty", (PyCFunction)simple_empty, METH_NOARGS, PyDoc_STR("True if no item is queued.")},
-    {"__reduce__", (PyCFunction)queue_reduce, METH_NOARGS, NULL},
-    {"__reduce_ex__", (PyCFunction)queue_reduce_ex, METH_O, NULL},
+    PC_NO_PICKLE_METHODS(simple),
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, PyDoc_STR("See PEP 585")},
     {NULL, NULL, 0, NULL},
 };

@@ -464,6 +464,8 @@ static PyGetSetDef bsem_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+PC_NO_PICKLE(sem, "_thread.lock")
+
 static PyMethodDef sem_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))sem_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=None) -> bool\n\nTake one unit.")},
@@ -471,6 +473,8 @@ static PyMethodDef sem_methods[] = {
      PyDoc_STR("release(n=1)\n\nGive back n units, waking up to n waiters.")},
     {"__enter__", (PyCFunction)sem_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))sem_exit, METH_FASTCALL, NULL},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(sem),
     {NULL, NULL, 0, NULL},
 };
 

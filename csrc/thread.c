@@ -646,6 +646,8 @@ thread_repr(ThreadObject *self)
     return r;
 }
 
+PC_NO_PICKLE(thread, "_thread.lock")
+
 static PyMethodDef thread_methods[] = {
     {"start", (PyCFunction)thread_start, METH_NOARGS,
      PyDoc_STR("Start the thread's activity: run() in a new OS thread. Once only.")},
@@ -659,6 +661,8 @@ static PyMethodDef thread_methods[] = {
     {"setDaemon", (PyCFunction)thread_setDaemon, METH_O, NULL},
     {"getName", (PyCFunction)thread_getName, METH_NOARGS, NULL},
     {"setName", (PyCFunction)thread_setName, METH_O, NULL},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(thread),
     {NULL, NULL, 0, NULL},
 };
 

@@ -253,3 +253,66 @@ def test_shared_block_size_near_ssize_max():
         with pytest.raises(OSError) as info:
             _core.SharedBlock(size)
         assert info.value.errno == errno.EFBIG
+
+
+# -- item 12: copy.copy, pickling, Barrier.n_waiting after fork --------------------------------
+
+PRIMITIVES = {
+    "Lock": lambda T, Q: T.Lock(), "RLock": lambda T, Q: T.RLock(),
+    "Condition": lambda T, Q: T.Condition(), "Condition(Lock)": lambda T, Q: T.Condition(T.Lock()),
+    "Semaphore": lambda T, Q: T.Semaphore(), "BoundedSemaphore": lambda T, Q: T.BoundedSemaphore(),
+    "Event": lambda T, Q: T.Event(), "Barrier": lambda T, Q: T.Barrier(2),
+    "Thread": lambda T, Q: T.Thread(), "Queue": lambda T, Q: Q.Queue(),
+    "LifoQueue": lambda T, Q: Q.LifoQueue(), "PriorityQueue": lambda T, Q: Q.PriorityQueue(),
+    "SimpleQueue": lambda T, Q: Q.SimpleQueue(),
+}
+
+
+@pytest.mark.parametrize("op", ["copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_copy_and_pickle_as_stdlib(name, op):
+    # copy.copy(Queue()) was a TypeError; the stdlib's Python classes copy into an object that
+    # shares all their state, and pickling fails on the first C lock they hold.
+    fn = {"copy": copy.copy, "deepcopy": copy.deepcopy,
+          "pickle": lambda o: pickle.dumps(o, pickle.HIGHEST_PROTOCOL)}[op]
+    same(lambda T, Q: type(fn(PRIMITIVES[name](T, Q))).__name__)
+
+
+def test_copied_queue_is_the_same_queue():
+    def scenario(T, Q):
+        seen = []
+        for cls in (Q.Queue, Q.LifoQueue, Q.PriorityQueue):
+            q = cls(2)
+            c = copy.copy(q)
+            c.put(1)
+            q.put(2)
+            seen += [q.qsize(), c.full(), c.get_nowait(), q.get_nowait(), c.empty()]
+        e = T.Event()
+        copy.copy(e).set()
+        s = T.Semaphore(1)
+        copy.copy(s).acquire()
+        return seen + [e.is_set(), s.acquire(False)]
+    same(scenario)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_barrier_n_waiting_right_after_fork():
+    # The waiters of threads lost in a fork used to show in n_waiting (and repr) until the
+    # barrier's next wait/reset/abort.
+    import os
+    b = pc_threading.Barrier(3)
+    helpers = [std_threading.Thread(target=guarded, args=(b.wait,), daemon=True)
+               for _ in range(2)]
+    for h in helpers:
+        h.start()
+    while b.n_waiting < 2:
+        std_threading.Event().wait(0.001)
+    pid = os.fork()
+    if pid == 0:
+        ok = b.n_waiting == 0 and not b.broken and "waiters=0/3" in repr(b)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    b.abort()
+    for h in helpers:
+        h.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0
