@@ -6,6 +6,15 @@
  * caller is parked on waiters. Threads may only enter once the previous cycle has drained.
  *
  * Every field is read and written with the GIL and the internal lock held.
+ *
+ * Life cycle. Before __init__ has run, methods raise the stdlib's AttributeError (for _cond,
+ * _timeout, _parties or _state: `initialized`). The internal lock is created by the first __init__
+ * and kept for the object's life, so that a second __init__ -- even one called by the action,
+ * which runs with the lock held -- cannot pull it from under a caller. A second __init__ starts a
+ * new generation: state and count start afresh, and the callers inside wait() (the generation they
+ * entered is gone) are woken and get BrokenBarrierError without touching the new generation's
+ * count. (The stdlib's version rebinds its Condition instead: its parked callers are never woken,
+ * and the action's caller gets RuntimeError from notifying a Condition it does not hold.)
  */
 #include "pyconc.h"
 
@@ -19,6 +28,8 @@ typedef struct {
     Py_ssize_t parties;
     Py_ssize_t count;         /* callers inside wait() */
     int state;                /* FILLING, DRAINING, RESETTING or BROKEN */
+    int initialized;          /* __init__ completed once */
+    uint64_t generation;      /* bumped by every __init__ (see the top comment) */
     pc_waitlist waiters;      /* callers parked inside wait() */
     PyObject *weakreflist;
 } BarrierObject;
@@ -55,47 +66,67 @@ barrier_dealloc(BarrierObject *self)
     Py_DECREF(tp);
 }
 
+static void
+barrier_notify_all(BarrierObject *self)
+{
+    pc_waitlist_wake_n(&self->waiters, -1);
+}
+
 static int
 barrier_init(BarrierObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"parties", "action", "timeout", NULL};
-    Py_ssize_t parties;
-    PyObject *action = Py_None, *timeout = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|OO:Barrier", kwlist, &parties, &action,
-                                     &timeout)) {
+    static const char *const names[] = {"parties", "action", "timeout"};
+    PyObject *argv[3];
+    if (pc_parse_init_args("Barrier.__init__", args, kwds, names, 3, 3, 1, argv) < 0) {
+        return -1;
+    }
+    Py_ssize_t parties = PyNumber_AsSsize_t(argv[0], PyExc_OverflowError);
+    if (parties == -1 && PyErr_Occurred()) {
         return -1;
     }
     pc_state *st = pc_state_of_type(Py_TYPE(self));
     if (st == NULL) {
         return -1;
     }
-    PyObject *lock = PyObject_CallNoArgs((PyObject *)st->Lock_Type);
-    if (lock == NULL) {
-        return -1;
+    if (self->lock == NULL) {
+        PyObject *lock = PyObject_CallNoArgs((PyObject *)st->Lock_Type);
+        if (lock == NULL) {
+            return -1;
+        }
+        self->lock = lock;
     }
-    Py_XSETREF(self->lock, lock);
-    Py_XSETREF(self->action, Py_NewRef(action));
-    Py_XSETREF(self->timeout, Py_NewRef(timeout));
+    Py_XSETREF(self->action, Py_NewRef(argv[1] ? argv[1] : Py_None));
+    Py_XSETREF(self->timeout, Py_NewRef(argv[2] ? argv[2] : Py_None));
     self->parties = parties;
     self->count = 0;
     self->state = FILLING;
-    pc_waitlist_init(&self->waiters);
+    self->generation++;
+    self->initialized = 1;
+    pc_waitlist_check(&self->waiters);
+    barrier_notify_all(self);   /* callers of the previous generation leave (BrokenBarrierError) */
     return 0;
 }
 
-static int
-barrier_ready(BarrierObject *self)
+/* The fork check every method and getter starts with. */
+static void
+barrier_fork_check(BarrierObject *self)
 {
-    if (self->lock == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Barrier.__init__() not called");
-        return -1;
-    }
     if (self->waiters.gen != pc_fork_generation) {
         /* The callers inside wait() did not survive a fork: start afresh. */
         pc_waitlist_init(&self->waiters);
         self->count = 0;
         self->state = FILLING;
     }
+}
+
+/* 0, or -1 with the stdlib's AttributeError for attr if __init__ has not run. */
+static int
+barrier_ready(BarrierObject *self, const char *attr)
+{
+    if (!self->initialized || self->lock == NULL) {
+        return pc_uninitialized((PyObject *)self, attr);
+    }
+    barrier_fork_check(self);
     return 0;
 }
 
@@ -110,10 +141,37 @@ barrier_lock(BarrierObject *self)
     return r < 0 ? -1 : 0;
 }
 
-static void
+/* Releases the internal lock. 0, or -1 with RuntimeError if it was not held (it is held by
+ * every caller of this, and never replaced; checked all the same, so that a broken invariant
+ * surfaces as an exception rather than as a result returned with an exception set). */
+static int
 barrier_unlock(BarrierObject *self)
 {
-    (void)pc_lock_release(self->lock);  /* cannot fail: we hold it */
+    return pc_lock_release(self->lock);
+}
+
+/* barrier_unlock on a path that is already failing: the exception set stays the one raised,
+ * with a failure to unlock as its __context__. Returns NULL. */
+static PyObject *
+barrier_unlock_failing(BarrierObject *self)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (barrier_unlock(self) < 0) {
+        PyObject *ut, *uv, *utb;
+        PyErr_Fetch(&ut, &uv, &utb);
+        PyErr_NormalizeException(&ut, &uv, &utb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (ev != NULL && uv != NULL) {
+            PyException_SetContext(ev, uv);  /* steals uv */
+            uv = NULL;
+        }
+        Py_XDECREF(ut);
+        Py_XDECREF(uv);
+        Py_XDECREF(utb);
+    }
+    PyErr_Restore(et, ev, etb);
+    return NULL;
 }
 
 /* The Condition.wait of the stdlib's version, on the internal lock. Returns as pc_waiter_park();
@@ -124,7 +182,10 @@ barrier_cond_wait(BarrierObject *self, pc_time_t deadline)
     pc_waiter w;
     pc_waiter_init(&w);
     pc_waitlist_link(&self->waiters, &w, 0);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        pc_waitlist_unlink(&w);
+        return PC_WAIT_ERROR;   /* not released, so still "held" for the caller's unlock */
+    }
     int r = pc_waiter_park(&w, deadline);
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
@@ -140,12 +201,6 @@ barrier_cond_wait(BarrierObject *self, pc_time_t deadline)
     }
     PyErr_Restore(et, ev, etb);
     return r;
-}
-
-static void
-barrier_notify_all(BarrierObject *self)
-{
-    pc_waitlist_wake_n(&self->waiters, -1);
 }
 
 static void
@@ -183,17 +238,18 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     if (pc_parse_args("Barrier.wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
         return NULL;
     }
-    if (barrier_ready(self) < 0) {
+    int default_timeout = timeout == NULL || timeout == Py_None;
+    if (barrier_ready(self, default_timeout ? "_timeout" : "_cond") < 0) {
         return NULL;
     }
-    if (timeout == NULL || timeout == Py_None) {
+    if (default_timeout) {
         timeout = self->timeout;
     }
+    Py_INCREF(timeout);  /* a second __init__ may replace self->timeout */
     pc_time_t rel_ns;
-    if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
-        return NULL;
-    }
-    if (barrier_lock(self) < 0) {
+    int parsed = pc_parse_wait_timeout(timeout, &rel_ns);
+    Py_DECREF(timeout);
+    if (parsed < 0 || barrier_lock(self) < 0) {
         return NULL;
     }
     /* _enter: block while the previous cycle drains or resets */
@@ -206,16 +262,27 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
         raise_broken(self);
         goto fail_locked;
     }
+    /* From here on this caller belongs to the current generation: it counts itself in, and
+     * counts itself out only if no __init__ started a new generation meanwhile. */
+    uint64_t gen = self->generation;
     Py_ssize_t index = self->count++;
     if (index + 1 == self->parties) {
         /* _release: the last one in runs the action and lets everybody go */
         if (self->action != Py_None) {
-            PyObject *r = PyObject_CallNoArgs(self->action);
+            PyObject *action = Py_NewRef(self->action);
+            PyObject *r = PyObject_CallNoArgs(action);
+            Py_DECREF(action);
             if (r == NULL) {
-                barrier_break(self);
+                if (self->generation == gen) {
+                    barrier_break(self);
+                }
                 goto fail_counted;
             }
             Py_DECREF(r);
+            if (self->generation != gen) {
+                raise_broken(self);  /* the action re-initialised the barrier */
+                goto fail_counted;
+            }
         }
         self->state = DRAINING;
         barrier_notify_all(self);
@@ -223,14 +290,17 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     else {
         /* _wait: until released, reset or broken, or the timeout breaks the barrier */
         pc_time_t deadline = pc_deadline_after(rel_ns);
-        while (self->state == FILLING) {
+        int timed_out = 0;
+        while (self->state == FILLING && self->generation == gen && !timed_out) {
             int r = barrier_cond_wait(self, deadline);
             if (r == PC_WAIT_ERROR) {
                 goto fail_counted;
             }
-            if (r == PC_WAIT_TIMEOUT) {
-                break;
-            }
+            timed_out = r == PC_WAIT_TIMEOUT;
+        }
+        if (self->generation != gen) {
+            raise_broken(self);
+            goto fail_counted;
         }
         if (self->state == FILLING) {
             barrier_break(self);
@@ -244,21 +314,24 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     self->count--;
     barrier_exit(self);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        return NULL;
+    }
     return PyLong_FromSsize_t(index);
 
 fail_counted:
-    self->count--;
-    barrier_exit(self);
+    if (self->generation == gen) {
+        self->count--;
+        barrier_exit(self);
+    }
 fail_locked:
-    barrier_unlock(self);
-    return NULL;
+    return barrier_unlock_failing(self);
 }
 
 static PyObject *
 barrier_reset(BarrierObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (barrier_ready(self) < 0 || barrier_lock(self) < 0) {
+    if (barrier_ready(self, "_cond") < 0 || barrier_lock(self) < 0) {
         return NULL;
     }
     if (self->count > 0) {
@@ -270,42 +343,58 @@ barrier_reset(BarrierObject *self, PyObject *Py_UNUSED(ignored))
         self->state = FILLING;
     }
     barrier_notify_all(self);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *
 barrier_abort(BarrierObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (barrier_ready(self) < 0 || barrier_lock(self) < 0) {
+    if (barrier_ready(self, "_cond") < 0 || barrier_lock(self) < 0) {
         return NULL;
     }
     barrier_break(self);
-    barrier_unlock(self);
+    if (barrier_unlock(self) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *
 barrier_get_parties(BarrierObject *self, void *Py_UNUSED(closure))
 {
+    if (barrier_ready(self, "_parties") < 0) {
+        return NULL;
+    }
     return PyLong_FromSsize_t(self->parties);
 }
 
 static PyObject *
 barrier_get_n_waiting(BarrierObject *self, void *Py_UNUSED(closure))
 {
+    if (barrier_ready(self, "_state") < 0) {
+        return NULL;
+    }
     return PyLong_FromSsize_t(self->state == FILLING ? self->count : 0);
 }
 
 static PyObject *
 barrier_get_broken(BarrierObject *self, void *Py_UNUSED(closure))
 {
+    if (barrier_ready(self, "_state") < 0) {
+        return NULL;
+    }
     return PyBool_FromLong(self->state == BROKEN);
 }
 
 static PyObject *
 barrier_repr(BarrierObject *self)
 {
+    if (barrier_ready(self, "_state") < 0) {
+        return NULL;
+    }
     PyObject *name = pc_type_fullname(Py_TYPE(self));
     if (name == NULL) {
         return NULL;
@@ -322,6 +411,8 @@ barrier_repr(BarrierObject *self)
     return r;
 }
 
+PC_NO_PICKLE(barrier, "_thread.lock")
+
 static PyMethodDef barrier_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))barrier_wait, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("wait(timeout=None) -> int\n\nWait until `parties` callers are waiting; "
@@ -330,6 +421,8 @@ static PyMethodDef barrier_methods[] = {
      PyDoc_STR("Reset to the initial state; current waiters get BrokenBarrierError.")},
     {"abort", (PyCFunction)barrier_abort, METH_NOARGS,
      PyDoc_STR("Break the barrier: every waiter, now and later, gets BrokenBarrierError.")},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(barrier),
     {NULL, NULL, 0, NULL},
 };
 

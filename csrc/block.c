@@ -4,6 +4,8 @@
 #include "pyconc.h"
 #include "shm.h"
 
+#include <errno.h>
+
 #define BLOCK_OFF 64u   /* data starts after the segment header, 64-byte aligned */
 
 typedef struct {
@@ -24,6 +26,13 @@ block_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     if (size < 0) {
         PyErr_SetString(PyExc_ValueError, "size must be >= 0");
+        return NULL;
+    }
+    if ((size_t)size > (size_t)PY_SSIZE_T_MAX - BLOCK_OFF) {
+        /* BLOCK_OFF + size would not be a valid file size: the error ftruncate gives for a
+         * size it cannot have, as the stdlib's heap arena reports it */
+        errno = EFBIG;
+        PyErr_SetFromErrno(PyExc_OSError);
         return NULL;
     }
     BlockObject *self = (BlockObject *)type->tp_alloc(type, 0);

@@ -10,15 +10,27 @@
  * _acquire_restore and _is_owned when it has them, as the stdlib does).
  *
  * State is protected by the GIL; notify() and wait() also require the caller to hold the lock.
+ *
+ * Life cycle. The stdlib's Condition is a Python class whose __init__ sets _lock, then acquire and
+ * release, then _waiters; a method of an object whose __init__ did not run (or failed part way)
+ * raises AttributeError naming the first attribute it misses. init_state mirrors that: NONE (no
+ * _lock), LOCK (_lock set, __init__ failed before _waiters) and DONE. The wait list belongs to
+ * the object from tp_new on and is never re-initialised: a second __init__ (which rebinds the
+ * lock, as the stdlib's does) leaves parked waiters on it, still notifiable. A method that drives
+ * the lock takes its own reference to the lock (and its kind) first, so that a Python callback
+ * (a lock's release(), a predicate) re-initialising the Condition cannot free it under the call,
+ * and a waiter always takes back the very lock it released.
  */
 #include "pyconc.h"
 
 enum { KIND_OTHER = 0, KIND_LOCK = 1, KIND_RLOCK = 2 };
+enum { INIT_NONE = 0, INIT_LOCK = 1, INIT_DONE = 2 };
 
 typedef struct {
     PyObject_HEAD
     PyObject *lock;           /* the underlying lock (strong) */
     int kind;                 /* KIND_*: how the lock is driven */
+    int init_state;           /* INIT_*: how far __init__ got */
     pc_waitlist waiters;      /* callers blocked in wait() */
     PyObject *dict;           /* instance __dict__: acquire/release are attributes, as in stdlib */
     PyObject *weakreflist;
@@ -68,16 +80,16 @@ cond_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 cond_init(ConditionObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"lock", NULL};
-    PyObject *lock = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Condition", kwlist, &lock)) {
+    static const char *const names[] = {"lock"};
+    PyObject *lock;
+    if (pc_parse_init_args("Condition.__init__", args, kwds, names, 1, 1, 0, &lock) < 0) {
         return -1;
     }
     pc_state *st = pc_state_of_type(Py_TYPE(self));
     if (st == NULL) {
         return -1;
     }
-    if (lock == Py_None) {
+    if (lock == NULL || lock == Py_None) {
         lock = PyObject_CallNoArgs((PyObject *)st->RLock_Type);
         if (lock == NULL) {
             return -1;
@@ -86,48 +98,68 @@ cond_init(ConditionObject *self, PyObject *args, PyObject *kwds)
     else {
         Py_INCREF(lock);
     }
-    Py_XSETREF(self->lock, lock);
-    if (Py_IS_TYPE(lock, st->Lock_Type)) {
-        self->kind = KIND_LOCK;
-    }
-    else if (Py_IS_TYPE(lock, st->RLock_Type)) {
-        self->kind = KIND_RLOCK;
-    }
-    else {
-        self->kind = KIND_OTHER;
-    }
+    int kind = Py_IS_TYPE(lock, st->Lock_Type) ? KIND_LOCK
+               : Py_IS_TYPE(lock, st->RLock_Type) ? KIND_RLOCK : KIND_OTHER;
     /* Like the stdlib: cond.acquire and cond.release are the lock's own bound methods. */
-    PyObject *dict = PyObject_GenericGetDict((PyObject *)self, NULL);
-    if (dict == NULL) {
-        return -1;
-    }
-    int rc = -1;
     PyObject *acq = PyObject_GetAttrString(lock, "acquire");
     PyObject *rel = acq ? PyObject_GetAttrString(lock, "release") : NULL;
-    if (rel != NULL && PyDict_SetItemString(dict, "acquire", acq) == 0 &&
-            PyDict_SetItemString(dict, "release", rel) == 0) {
-        rc = 0;
+    PyObject *dict = rel ? PyObject_GenericGetDict((PyObject *)self, NULL) : NULL;
+    int rc = -1;
+    if (dict != NULL) {
+        rc = PyDict_SetItemString(dict, "acquire", acq) < 0 ||
+             PyDict_SetItemString(dict, "release", rel) < 0 ? -1 : 0;
     }
+    if (rc == 0 || self->init_state == INIT_NONE) {
+        /* The first __init__ keeps _lock even if it fails after setting it, as the stdlib's
+         * does; a second one that fails leaves the Condition as it was. */
+        Py_XSETREF(self->lock, Py_NewRef(lock));
+        self->kind = kind;
+        self->init_state = rc == 0 ? INIT_DONE : INIT_LOCK;
+    }
+    Py_DECREF(lock);
     Py_XDECREF(acq);
     Py_XDECREF(rel);
-    Py_DECREF(dict);
-    pc_waitlist_init(&self->waiters);
+    Py_XDECREF(dict);
     return rc;
+}
+
+/* The lock and its kind, taken for the duration of one method call (see the top comment).
+ * Returns a new reference, or NULL with the stdlib's AttributeError when _lock does not exist. */
+static PyObject *
+cond_lock(ConditionObject *self, int *kind)
+{
+    if (self->init_state == INIT_NONE || self->lock == NULL) {
+        pc_uninitialized((PyObject *)self, "_lock");
+        return NULL;
+    }
+    *kind = self->kind;
+    return Py_NewRef(self->lock);
+}
+
+/* The stdlib reaches self._waiters after the ownership check (wait, notify) or first
+ * (notify_all): AttributeError if __init__ stopped before it set it. 0 or -1. */
+static int
+cond_check_waiters(ConditionObject *self)
+{
+    if (self->init_state != INIT_DONE) {
+        return pc_uninitialized((PyObject *)self, "_waiters");
+    }
+    return 0;
 }
 
 /* -- driving the lock ------------------------------------------------------------------------ */
 
 /* 1 if the calling thread owns the lock, 0 if not, -1 on error. */
 static int
-cond_is_owned(ConditionObject *self)
+cond_is_owned(PyObject *lock, int kind)
 {
-    switch (self->kind) {
+    switch (kind) {
     case KIND_LOCK:
-        return pc_lock_is_locked(self->lock);
+        return pc_lock_is_locked(lock);
     case KIND_RLOCK:
-        return pc_rlock_is_owned(self->lock);
+        return pc_rlock_is_owned(lock);
     }
-    PyObject *meth = PyObject_GetAttrString(self->lock, "_is_owned");
+    PyObject *meth = PyObject_GetAttrString(lock, "_is_owned");
     if (meth != NULL) {
         PyObject *r = PyObject_CallNoArgs(meth);
         Py_DECREF(meth);
@@ -143,7 +175,7 @@ cond_is_owned(ConditionObject *self)
     }
     PyErr_Clear();
     /* The stdlib's fallback: if we can take it, nobody (so not we) held it. */
-    PyObject *r = PyObject_CallMethod(self->lock, "acquire", "O", Py_False);
+    PyObject *r = PyObject_CallMethod(lock, "acquire", "O", Py_False);
     if (r == NULL) {
         return -1;
     }
@@ -153,7 +185,7 @@ cond_is_owned(ConditionObject *self)
         return -1;
     }
     if (got) {
-        r = PyObject_CallMethod(self->lock, "release", NULL);
+        r = PyObject_CallMethod(lock, "release", NULL);
         if (r == NULL) {
             return -1;
         }
@@ -166,23 +198,23 @@ cond_is_owned(ConditionObject *self)
 /* Releases the lock completely. Stores what restore needs in *saved (a new reference, or NULL
  * for the C kinds, which use *count and *owner). 0 or -1. */
 static int
-cond_release_save(ConditionObject *self, PyObject **saved, unsigned long *count,
+cond_release_save(PyObject *lock, int kind, PyObject **saved, unsigned long *count,
                   unsigned long *owner)
 {
     *saved = NULL;
-    switch (self->kind) {
+    switch (kind) {
     case KIND_LOCK:
-        return pc_lock_release(self->lock);
+        return pc_lock_release(lock);
     case KIND_RLOCK:
-        return pc_rlock_release_save(self->lock, count, owner);
+        return pc_rlock_release_save(lock, count, owner);
     }
-    PyObject *meth = PyObject_GetAttrString(self->lock, "_release_save");
+    PyObject *meth = PyObject_GetAttrString(lock, "_release_save");
     if (meth == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
             return -1;
         }
         PyErr_Clear();
-        meth = PyObject_GetAttrString(self->lock, "release");
+        meth = PyObject_GetAttrString(lock, "release");
         if (meth == NULL) {
             return -1;
         }
@@ -201,29 +233,31 @@ cond_release_save(ConditionObject *self, PyObject **saved, unsigned long *count,
 
 /* Takes the lock back after a wait; consumes saved. 0 or -1. */
 static int
-cond_acquire_restore(ConditionObject *self, PyObject *saved, unsigned long count,
+cond_acquire_restore(PyObject *lock, int kind, PyObject *saved, unsigned long count,
                      unsigned long owner)
 {
-    switch (self->kind) {
+    switch (kind) {
     case KIND_LOCK: {
+        Py_XDECREF(saved);
         int r;
         do {
-            r = pc_lock_acquire(self->lock, -1);
+            r = pc_lock_acquire(lock, -1);
         } while (r == 0);
         return r < 0 ? -1 : 0;
     }
     case KIND_RLOCK:
-        return pc_rlock_acquire_restore(self->lock, count, owner);
+        Py_XDECREF(saved);
+        return pc_rlock_acquire_restore(lock, count, owner);
     }
     PyObject *r;
-    PyObject *meth = PyObject_GetAttrString(self->lock, "_acquire_restore");
+    PyObject *meth = PyObject_GetAttrString(lock, "_acquire_restore");
     if (meth != NULL) {
         r = PyObject_CallOneArg(meth, saved ? saved : Py_None);
         Py_DECREF(meth);
     }
     else if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
         PyErr_Clear();
-        r = PyObject_CallMethod(self->lock, "acquire", NULL);
+        r = PyObject_CallMethod(lock, "acquire", NULL);
     }
     else {
         r = NULL;
@@ -239,7 +273,7 @@ cond_acquire_restore(ConditionObject *self, PyObject *saved, unsigned long count
 /* The wait itself: the caller has checked ownership. Returns 1 notified, 0 timed out, -1 error.
  * The lock is held again on every return, except when taking it back failed. */
 static int
-cond_wait_impl(ConditionObject *self, pc_time_t rel_ns)
+cond_wait_impl(ConditionObject *self, PyObject *lock, int kind, pc_time_t rel_ns)
 {
     pc_waiter w;
     pc_waiter_init(&w);
@@ -247,7 +281,7 @@ cond_wait_impl(ConditionObject *self, pc_time_t rel_ns)
     pc_waitlist_link(&self->waiters, &w, 0);  /* before the release: no notify can be missed */
     PyObject *saved;
     unsigned long count = 0, owner = 0;
-    if (cond_release_save(self, &saved, &count, &owner) < 0) {
+    if (cond_release_save(lock, kind, &saved, &count, &owner) < 0) {
         pc_waitlist_unlink(&w);
         return -1;
     }
@@ -265,7 +299,7 @@ cond_wait_impl(ConditionObject *self, pc_time_t rel_ns)
     /* Take the lock back whatever happened, keeping an exception from the wait. */
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
-    if (cond_acquire_restore(self, saved, count, owner) < 0) {
+    if (cond_acquire_restore(lock, kind, saved, count, owner) < 0) {
         if (et != NULL) {
             /* chain: the restore failure happened while handling the wait's exception */
             PyObject *nt, *nv, *ntb;
@@ -291,6 +325,18 @@ cond_wait_impl(ConditionObject *self, pc_time_t rel_ns)
 
 /* -- methods --------------------------------------------------------------------------------- */
 
+/* The ownership check of wait()/notify(): 0 if the caller owns lock, else -1 with the stdlib's
+ * RuntimeError (or the error the lock's methods raised). */
+static int
+cond_check_owned(PyObject *lock, int kind, const char *msg)
+{
+    int owned = cond_is_owned(lock, kind);
+    if (owned == 0) {
+        PyErr_SetString(PyExc_RuntimeError, msg);
+    }
+    return owned > 0 ? 0 : -1;
+}
+
 static const char *const wait_names[] = {"timeout"};
 
 static PyObject *
@@ -300,23 +346,20 @@ cond_wait(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
     if (pc_parse_args("Condition.wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
         return NULL;
     }
-    int owned = cond_is_owned(self);
-    if (owned < 0) {
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
         return NULL;
     }
-    if (!owned) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot wait on un-acquired lock");
-        return NULL;
-    }
+    PyObject *ret = NULL;
     pc_time_t rel_ns;
-    if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
-        return NULL;
+    if (cond_check_owned(lock, kind, "cannot wait on un-acquired lock") == 0 &&
+            cond_check_waiters(self) == 0 && pc_parse_wait_timeout(timeout, &rel_ns) == 0) {
+        int r = cond_wait_impl(self, lock, kind, rel_ns);
+        ret = r < 0 ? NULL : PyBool_FromLong(r);
     }
-    int r = cond_wait_impl(self, rel_ns);
-    if (r < 0) {
-        return NULL;
-    }
-    return PyBool_FromLong(r);
+    Py_DECREF(lock);
+    return ret;
 }
 
 static const char *const wait_for_names[] = {"predicate", "timeout"};
@@ -362,31 +405,44 @@ cond_wait_for(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, Py
             }
         }
         first = 0;
-        int owned = cond_is_owned(self);
-        if (owned <= 0) {
-            if (owned == 0) {
-                PyErr_SetString(PyExc_RuntimeError, "cannot wait on un-acquired lock");
+        /* The lock is looked up again for every wait, as the stdlib's self.wait() does. */
+        int kind;
+        PyObject *lock = cond_lock(self, &kind);
+        int r = -1;
+        if (lock != NULL) {
+            if (cond_check_owned(lock, kind, "cannot wait on un-acquired lock") == 0 &&
+                    cond_check_waiters(self) == 0) {
+                r = cond_wait_impl(self, lock, kind, rel_ns);
             }
-            Py_DECREF(result);
-            return NULL;
-        }
-        if (cond_wait_impl(self, rel_ns) < 0) {
-            Py_DECREF(result);
-            return NULL;
+            Py_DECREF(lock);
         }
         Py_DECREF(result);
+        if (r < 0) {
+            return NULL;
+        }
         result = PyObject_CallNoArgs(predicate);
     }
 }
 
-static int
-cond_check_notify(ConditionObject *self)
+/* notify(n) and notify_all() after their argument handling: the ownership check, then _waiters,
+ * as the stdlib. n < 0 wakes every waiter. */
+static PyObject *
+cond_notify_n(ConditionObject *self, Py_ssize_t n)
 {
-    int owned = cond_is_owned(self);
-    if (owned == 0) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot notify on un-acquired lock");
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
     }
-    return owned > 0 ? 0 : -1;
+    int r = cond_check_owned(lock, kind, "cannot notify on un-acquired lock");
+    Py_DECREF(lock);
+    if (r < 0 || cond_check_waiters(self) < 0) {
+        return NULL;
+    }
+    if (n != 0) {
+        pc_waitlist_wake_n(&self->waiters, n);
+    }
+    Py_RETURN_NONE;
 }
 
 static const char *const notify_names[] = {"n"};
@@ -405,23 +461,17 @@ cond_notify(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
             return NULL;
         }
     }
-    if (cond_check_notify(self) < 0) {
-        return NULL;
-    }
-    if (n > 0) {
-        pc_waitlist_wake_n(&self->waiters, n);
-    }
-    Py_RETURN_NONE;
+    return cond_notify_n(self, n > 0 ? n : 0);
 }
 
 static PyObject *
 cond_notify_all(ConditionObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (cond_check_notify(self) < 0) {
+    /* The stdlib's notify_all() is notify(len(self._waiters)): _waiters is looked up first. */
+    if (cond_check_waiters(self) < 0) {
         return NULL;
     }
-    pc_waitlist_wake_n(&self->waiters, -1);
-    Py_RETURN_NONE;
+    return cond_notify_n(self, -1);
 }
 
 static PyObject *
@@ -436,13 +486,26 @@ cond_notifyAll(ConditionObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 cond_enter(ConditionObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyObject_CallMethod(self->lock, "__enter__", NULL);
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(lock, "__enter__", NULL);
+    Py_DECREF(lock);
+    return r;
 }
 
 static PyObject *
 cond_exit(ConditionObject *self, PyObject *args)
 {
-    PyObject *meth = PyObject_GetAttrString(self->lock, "__exit__");
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
+    }
+    PyObject *meth = PyObject_GetAttrString(lock, "__exit__");
+    Py_DECREF(lock);
     if (meth == NULL) {
         return NULL;
     }
@@ -454,41 +517,66 @@ cond_exit(ConditionObject *self, PyObject *args)
 static PyObject *
 cond_is_owned_meth(ConditionObject *self, PyObject *Py_UNUSED(ignored))
 {
-    int r = cond_is_owned(self);
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
+    }
+    int r = cond_is_owned(lock, kind);
+    Py_DECREF(lock);
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
 static PyObject *
 cond_release_save_meth(ConditionObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *saved;
-    unsigned long count = 0, owner = 0;
-    if (cond_release_save(self, &saved, &count, &owner) < 0) {
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
         return NULL;
     }
-    if (saved != NULL) {
-        return saved;
+    PyObject *saved, *ret;
+    unsigned long count = 0, owner = 0;
+    if (cond_release_save(lock, kind, &saved, &count, &owner) < 0) {
+        ret = NULL;
     }
-    if (self->kind == KIND_RLOCK) {
-        return Py_BuildValue("(kk)", count, owner);
+    else if (saved != NULL) {
+        ret = saved;
     }
-    Py_RETURN_NONE;
+    else if (kind == KIND_RLOCK) {
+        ret = Py_BuildValue("(kk)", count, owner);
+    }
+    else {
+        ret = Py_NewRef(Py_None);
+    }
+    Py_DECREF(lock);
+    return ret;
 }
 
 static PyObject *
 cond_acquire_restore_meth(ConditionObject *self, PyObject *state)
 {
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
+    }
     unsigned long count = 0, owner = 0;
     PyObject *saved = NULL;
-    if (self->kind == KIND_RLOCK) {
+    int r = 0;
+    if (kind == KIND_RLOCK) {
         if (!PyArg_ParseTuple(state, "kk:_acquire_restore", &count, &owner)) {
-            return NULL;
+            r = -1;
         }
     }
-    else if (self->kind == KIND_OTHER) {
+    else if (kind == KIND_OTHER) {
         saved = Py_NewRef(state);
     }
-    if (cond_acquire_restore(self, saved, count, owner) < 0) {
+    if (r == 0) {
+        r = cond_acquire_restore(lock, kind, saved, count, owner);
+    }
+    Py_DECREF(lock);
+    if (r < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -497,28 +585,80 @@ cond_acquire_restore_meth(ConditionObject *self, PyObject *state)
 static PyObject *
 cond_at_fork_reinit(ConditionObject *self, PyObject *Py_UNUSED(ignored))
 {
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethod(lock, "_at_fork_reinit", NULL);
+    Py_DECREF(lock);
+    if (r == NULL || cond_check_waiters(self) < 0) {
+        Py_XDECREF(r);
+        return NULL;
+    }
     pc_waitlist_init(&self->waiters);
-    return PyObject_CallMethod(self->lock, "_at_fork_reinit", NULL);
+    return r;
 }
 
 static PyObject *
 cond_repr(ConditionObject *self)
 {
-    if (self->lock == NULL) {
-        return PyUnicode_FromFormat("<Condition(uninitialized)>");
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
+        return NULL;
     }
-    pc_waitlist_check(&self->waiters);
-    return PyUnicode_FromFormat("<Condition(%R, %zd)>", self->lock, self->waiters.count);
+    PyObject *r = NULL;
+    if (cond_check_waiters(self) == 0) {
+        pc_waitlist_check(&self->waiters);
+        r = PyUnicode_FromFormat("<Condition(%R, %zd)>", lock, self->waiters.count);
+    }
+    Py_DECREF(lock);
+    return r;
 }
 
 static PyObject *
 cond_get_lock(ConditionObject *self, void *Py_UNUSED(closure))
 {
-    if (self->lock == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "_lock");
+    int kind;
+    return cond_lock(self, &kind);
+}
+
+/* Pickling fails, as the stdlib's, on the Condition's lock. */
+static PyObject *
+cond_reduce_ex(ConditionObject *self, PyObject *protocol)
+{
+    int kind;
+    PyObject *lock = cond_lock(self, &kind);
+    if (lock == NULL) {
         return NULL;
     }
-    return Py_NewRef(self->lock);
+    PyObject *r = NULL;
+    if (kind == KIND_LOCK) {
+        pc_cannot_pickle("_thread.lock");
+    }
+    else if (kind == KIND_RLOCK) {
+        pc_cannot_pickle("_thread.RLock");
+    }
+    else {
+        /* the stdlib would pickle the lock first: its error, if it has one */
+        r = PyObject_CallMethod(lock, "__reduce_ex__", "O", protocol);
+        if (r != NULL) {
+            Py_CLEAR(r);
+            PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", Py_TYPE(self)->tp_name);
+        }
+    }
+    Py_DECREF(lock);
+    return r;
+}
+
+static PyObject *
+cond_reduce(ConditionObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *protocol = PyLong_FromLong(0);
+    PyObject *r = protocol ? cond_reduce_ex(self, protocol) : NULL;
+    Py_XDECREF(protocol);
+    return r;
 }
 
 static PyMethodDef cond_methods[] = {
@@ -537,6 +677,9 @@ static PyMethodDef cond_methods[] = {
     {"_release_save", (PyCFunction)cond_release_save_meth, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)cond_acquire_restore_meth, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)cond_at_fork_reinit, METH_NOARGS, NULL},
+    {"__reduce__", (PyCFunction)cond_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)cond_reduce_ex, METH_O, NULL},
+    PC_COPY_SELF_METHOD,
     {NULL, NULL, 0, NULL},
 };
 

@@ -128,22 +128,23 @@ send_buffer(ConnObject *self, const char *data, uint64_t n)
     return write_all(self->fd, iov, n ? 2 : 1);
 }
 
-/* Reads a message header. 1 with *n set, 0 EOF (EOFError set), -1 error. */
+/* Reads a message header from fd (spinning first on sp's budget). 1 with *n set, 0 EOF
+ * (EOFError set), -1 error. */
 static int
-recv_header(ConnObject *self, uint64_t *n)
+recv_header(int fd, pc_spin *sp, uint64_t *n)
 {
     unsigned char hdr[8];
-    if (pc_spin_until_readable(self->fd, &self->spin) < 0) {
+    if (pc_spin_until_readable(fd, sp) < 0) {
         return -1;
     }
-    int r = read_exact(self->fd, (char *)hdr, 4, 1);
+    int r = read_exact(fd, (char *)hdr, 4, 1);
     if (r <= 0) {
         return r;
     }
     uint64_t len = ((uint64_t)hdr[0] << 24) | ((uint64_t)hdr[1] << 16) | ((uint64_t)hdr[2] << 8) |
                    hdr[3];
     if (len == 0xffffffffu) {
-        if (read_exact(self->fd, (char *)hdr, 8, 0) < 0) {
+        if (read_exact(fd, (char *)hdr, 8, 0) < 0) {
             return -1;
         }
         len = 0;
@@ -158,8 +159,11 @@ recv_header(ConnObject *self, uint64_t *n)
 static PyObject *
 recv_message(ConnObject *self, Py_ssize_t maxlength)
 {
+    /* One message comes from one descriptor, even if __init__ or close() runs in another
+     * thread while this one reads (the GIL is released between the reads). */
+    int fd = self->fd;
     uint64_t n;
-    int r = recv_header(self, &n);
+    int r = recv_header(fd, &self->spin, &n);
     if (r <= 0) {
         return NULL;
     }
@@ -184,7 +188,7 @@ recv_message(ConnObject *self, Py_ssize_t maxlength)
     if (b == NULL) {
         return NULL;
     }
-    if (n > 0 && read_exact(self->fd, PyBytes_AS_STRING(b), (size_t)n, 0) < 0) {
+    if (n > 0 && read_exact(fd, PyBytes_AS_STRING(b), (size_t)n, 0) < 0) {
         Py_DECREF(b);
         return NULL;
     }
@@ -285,7 +289,7 @@ conn_send_bytes(ConnObject *self, PyObject *args, PyObject *kwds)
             PyErr_SetString(PyExc_ValueError, "size is negative");
             goto done;
         }
-        if (offset + size > n) {
+        if (size > n - offset) {   /* offset + size > n, without overflowing (offset <= n) */
             PyErr_SetString(PyExc_ValueError, "buffer length < offset + size");
             goto done;
         }

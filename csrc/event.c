@@ -3,12 +3,17 @@
  * flag: 0/1. set() raises the flag and wakes every waiter; clear() lowers it; wait() returns at
  * once if the flag is up, otherwise parks until a set() (True) or the timeout (the flag).
  * All fields are protected by the GIL. set() on an Event nobody waits on is two stores.
+ *
+ * Life cycle. As the stdlib's Python class: before __init__ has run, methods raise AttributeError
+ * for _flag or _cond (`initialized`); __init__ clears the flag. The wait list belongs to the object
+ * from tp_new on: callers parked in wait() when __init__ runs again stay parked until a set().
  */
 #include "pyconc.h"
 
 typedef struct {
     PyObject_HEAD
     char flag;                /* 1 when set */
+    char initialized;         /* __init__ ran */
     pc_waitlist waiters;      /* callers blocked in wait() */
     PyObject *weakreflist;
 } EventObject;
@@ -27,22 +32,6 @@ event_dealloc(EventObject *self)
 static PyObject *
 event_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    if (type->tp_init == PyBaseObject_Type.tp_init) {
-        /* The stdlib's Event.__init__(self) is Python: same messages. */
-        if (PyTuple_GET_SIZE(args) != 0) {
-            PyErr_Format(PyExc_TypeError, "Event.__init__() takes 1 positional argument but %zd "
-                         "were given", PyTuple_GET_SIZE(args) + 1);
-            return NULL;
-        }
-        if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
-            Py_ssize_t pos = 0;
-            PyObject *key, *value;
-            PyDict_Next(kwds, &pos, &key, &value);
-            PyErr_Format(PyExc_TypeError, "Event.__init__() got an unexpected keyword argument "
-                         "'%U'", key);
-            return NULL;
-        }
-    }
     EventObject *self = (EventObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
@@ -51,9 +40,30 @@ event_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+static int
+event_init(EventObject *self, PyObject *args, PyObject *kwds)
+{
+    if (pc_parse_init_args("Event.__init__", args, kwds, NULL, 0, 0, 0, NULL) < 0) {
+        return -1;
+    }
+    self->flag = 0;
+    self->initialized = 1;
+    return 0;
+}
+
+/* AttributeError for the stdlib attribute a method of an uninitialised Event reaches first. */
+#define EVENT_CHECK(self, attr, fail)                                   \
+    do {                                                                \
+        if (!(self)->initialized) {                                     \
+            pc_uninitialized((PyObject *)(self), attr);                 \
+            return fail;                                                \
+        }                                                               \
+    } while (0)
+
 static PyObject *
 event_is_set(EventObject *self, PyObject *Py_UNUSED(ignored))
 {
+    EVENT_CHECK(self, "_flag", NULL);
     return PyBool_FromLong(self->flag);
 }
 
@@ -63,12 +73,13 @@ event_isSet(EventObject *self, PyObject *Py_UNUSED(ignored))
     if (pc_deprecated("isSet() is deprecated, use is_set() instead") < 0) {
         return NULL;
     }
-    return PyBool_FromLong(self->flag);
+    return event_is_set(self, NULL);
 }
 
 static PyObject *
 event_set(EventObject *self, PyObject *Py_UNUSED(ignored))
 {
+    EVENT_CHECK(self, "_cond", NULL);
     self->flag = 1;
     if (self->waiters.head != NULL) {
         pc_waitlist_wake_n(&self->waiters, -1);
@@ -79,6 +90,7 @@ event_set(EventObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 event_clear(EventObject *self, PyObject *Py_UNUSED(ignored))
 {
+    EVENT_CHECK(self, "_cond", NULL);
     self->flag = 0;
     Py_RETURN_NONE;
 }
@@ -96,6 +108,7 @@ event_wait(EventObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
             pc_parse_args("Event.wait", args, nargs, kwnames, wait_names, 1, &timeout) < 0) {
         return NULL;
     }
+    EVENT_CHECK(self, "_cond", NULL);
     pc_time_t rel_ns;
     if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
         return NULL;
@@ -115,6 +128,7 @@ event_wait(EventObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
 static PyObject *
 event_at_fork_reinit(EventObject *self, PyObject *Py_UNUSED(ignored))
 {
+    EVENT_CHECK(self, "_cond", NULL);
     pc_waitlist_init(&self->waiters);
     Py_RETURN_NONE;
 }
@@ -122,6 +136,7 @@ event_at_fork_reinit(EventObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 event_repr(EventObject *self)
 {
+    EVENT_CHECK(self, "_flag", NULL);
     PyObject *mod = pc_type_fullname(Py_TYPE(self));
     if (mod == NULL) {
         return NULL;
@@ -132,6 +147,8 @@ event_repr(EventObject *self)
     return r;
 }
 
+PC_NO_PICKLE(event, "_thread.lock")
+
 static PyMethodDef event_methods[] = {
     {"is_set", (PyCFunction)event_is_set, METH_NOARGS, PyDoc_STR("True if the flag is set.")},
     {"isSet", (PyCFunction)event_isSet, METH_NOARGS, NULL},
@@ -140,6 +157,8 @@ static PyMethodDef event_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))event_wait, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("wait(timeout=None) -> bool\n\nBlock until the flag is set or timed out.")},
     {"_at_fork_reinit", (PyCFunction)event_at_fork_reinit, METH_NOARGS, NULL},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(event),
     {NULL, NULL, 0, NULL},
 };
 
@@ -151,6 +170,7 @@ static PyMemberDef event_members[] = {
 static PyType_Slot event_slots[] = {
     {Py_tp_dealloc, event_dealloc},
     {Py_tp_new, event_new},
+    {Py_tp_init, event_init},
     {Py_tp_repr, event_repr},
     {Py_tp_methods, event_methods},
     {Py_tp_members, event_members},

@@ -136,11 +136,8 @@ parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, pc_tim
         return -1;
     }
     int blocking = 1;
-    if (argv[0] != NULL) {
-        blocking = PyObject_IsTrue(argv[0]);
-        if (blocking < 0) {
-            return -1;
-        }
+    if (argv[0] != NULL && pc_parse_blocking(argv[0], &blocking) < 0) {
+        return -1;
     }
     return pc_parse_acquire_timeout(blocking, argv[1], rel_ns);
 }
@@ -233,6 +230,8 @@ lock_repr(LockObject *self)
                                 Py_TYPE(self)->tp_name, self);
 }
 
+PC_NO_PICKLE(lock, "_thread.lock")
+
 static PyMethodDef lock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=-1) -> bool\n\nLock the lock; see threading.Lock.")},
@@ -245,6 +244,7 @@ static PyMethodDef lock_methods[] = {
     {"_release_save", (PyCFunction)lock_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)lock_acquire_restore, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)lock_at_fork_reinit, METH_NOARGS, NULL},
+    PC_NO_PICKLE_METHODS(lock),
     {NULL, NULL, 0, NULL},
 };
 
@@ -472,6 +472,8 @@ rlock_repr(RLockObject *self)
                                 self->owner, self->count, self);
 }
 
+PC_NO_PICKLE(rlock, "_thread.RLock")
+
 static PyMethodDef rlock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))rlock_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=-1) -> bool\n\nAcquire the lock, recursively "
@@ -486,6 +488,7 @@ static PyMethodDef rlock_methods[] = {
     {"_release_save", (PyCFunction)rlock_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)rlock_acquire_restore, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)rlock_at_fork_reinit, METH_NOARGS, NULL},
+    PC_NO_PICKLE_METHODS(rlock),
     {NULL, NULL, 0, NULL},
 };
 

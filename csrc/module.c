@@ -117,6 +117,116 @@ pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     return 0;
 }
 
+PyObject *
+pc_copy_self(PyObject *self, PyObject *Py_UNUSED(unused))
+{
+    return Py_NewRef(self);
+}
+
+PyObject *
+pc_cannot_pickle(const char *what)
+{
+    PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", what);
+    return NULL;
+}
+
+int
+pc_uninitialized(PyObject *self, const char *attr)
+{
+    PyObject *name = PyType_GetName(Py_TYPE(self));
+    if (name != NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%U' object has no attribute '%s'", name, attr);
+        Py_DECREF(name);
+    }
+    return -1;
+}
+
+/* "'a'", "'a' and 'b'", "'a', 'b' and 'c'": the list in Python's missing-argument message. */
+static PyObject *
+quoted_names(const char *const *names, const Py_ssize_t *which, Py_ssize_t k)
+{
+    PyObject *r = PyUnicode_FromString("");
+    for (Py_ssize_t i = 0; r != NULL && i < k; i++) {
+        const char *sep = i == 0 ? "" : (i == k - 1 ? (k > 2 ? ", and " : " and ") : ", ");
+        PyObject *part = PyUnicode_FromFormat("%s'%s'", sep, names[which[i]]);
+        PyObject *joined = part ? PyUnicode_Concat(r, part) : NULL;
+        Py_XDECREF(part);
+        Py_SETREF(r, joined);
+    }
+    return r;
+}
+
+int
+pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char *const *names,
+                   Py_ssize_t n, Py_ssize_t npos, Py_ssize_t nrequired, PyObject **out)
+{
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = i < nargs && i < npos ? PyTuple_GET_ITEM(args, i) : NULL;
+    }
+    Py_ssize_t kwonly_given = 0;
+    if (kwds != NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(kwds, &pos, &key, &value)) {
+            Py_ssize_t i = 0;
+            for (; i < n; i++) {
+                if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+                    break;
+                }
+            }
+            if (i == n) {
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
+                             fname, key);
+                return -1;
+            }
+            if (out[i] != NULL) {
+                PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'",
+                             fname, names[i]);
+                return -1;
+            }
+            out[i] = value;
+            kwonly_given += i >= npos;
+        }
+    }
+    if (nargs > npos) {  /* counts include self, as Python's messages do */
+        PyObject *takes = nrequired == npos
+            ? PyUnicode_FromFormat("%zd positional argument%s", npos + 1, npos ? "s" : "")
+            : PyUnicode_FromFormat("from %zd to %zd positional arguments", nrequired + 1,
+                                   npos + 1);
+        if (takes == NULL) {
+            return -1;
+        }
+        if (kwonly_given) {
+            PyErr_Format(PyExc_TypeError, "%s() takes %U but %zd positional argument%s (and %zd "
+                         "keyword-only argument%s) were given", fname, takes, nargs + 1,
+                         nargs + 1 == 1 ? "" : "s", kwonly_given, kwonly_given == 1 ? "" : "s");
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "%s() takes %U but %zd %s given", fname, takes,
+                         nargs + 1, nargs + 1 == 1 ? "was" : "were");
+        }
+        Py_DECREF(takes);
+        return -1;
+    }
+    Py_ssize_t missing[8], k = 0;
+    for (Py_ssize_t i = 0; i < nrequired && k < 8; i++) {
+        if (out[i] == NULL) {
+            missing[k++] = i;
+        }
+    }
+    if (k > 0) {
+        PyObject *list = quoted_names(names, missing, k);
+        if (list != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: %U",
+                         fname, k, k == 1 ? "" : "s", list);
+            Py_DECREF(list);
+        }
+        return -1;
+    }
+    return 0;
+}
+
 /* -- module ---------------------------------------------------------------------------------- */
 
 static PyMethodDef module_methods[] = {

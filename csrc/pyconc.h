@@ -87,6 +87,48 @@ int pc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObjec
 int pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                   const char *const *names, Py_ssize_t n, PyObject **out);
 
+/* Parses the (args, kwds) of an __init__ that the stdlib writes in Python, with Python's own
+ * messages ("Barrier.__init__() missing 1 required positional argument: 'parties'"). names has n
+ * entries: the first npos positional-or-keyword (the first nrequired of them required), the rest
+ * keyword-only. out[i] receives a borrowed reference or NULL. Returns 0, or -1 with TypeError. */
+int pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char *const *names,
+                       Py_ssize_t n, Py_ssize_t npos, Py_ssize_t nrequired, PyObject **out);
+
+/* Raises the AttributeError the stdlib's Python classes give when __init__ did not run (or failed
+ * before it set the attribute): "'<type name>' object has no attribute '<attr>'". Returns -1. */
+int pc_uninitialized(PyObject *self, const char *attr);
+
+/* copy.copy and pickling, as the stdlib's classes behave.
+ *
+ * A stdlib primitive written in Python (Condition, Semaphore, Event, Barrier, Thread, Queue, ...)
+ * is copied by copy.copy into a new object that shares every piece of its state (its locks,
+ * conditions and storage): the copy and the original are the same primitive. pyconc keeps that
+ * state in C, inside the object, so its __copy__ returns the object itself.
+ *
+ * Pickling (and copy.deepcopy) fails in the stdlib on the first C lock or queue the object holds:
+ * TypeError "cannot pickle '_thread.lock' object" (or '_thread.RLock', '_queue.SimpleQueue').
+ * PC_NO_PICKLE(prefix, what) defines prefix_reduce and prefix_reduce_ex raising that, and
+ * PC_NO_PICKLE_METHODS(prefix) their method-table entries. */
+PyObject *pc_copy_self(PyObject *self, PyObject *unused);
+PyObject *pc_cannot_pickle(const char *what);
+
+#define PC_NO_PICKLE(prefix, what)                                              \
+    static PyObject *prefix##_reduce(PyObject *self, PyObject *unused)          \
+    {                                                                           \
+        return pc_cannot_pickle(what);                                          \
+    }                                                                           \
+    static PyObject *prefix##_reduce_ex(PyObject *self, PyObject *protocol)     \
+    {                                                                           \
+        return pc_cannot_pickle(what);                                          \
+    }
+
+#define PC_NO_PICKLE_METHODS(prefix)                                            \
+    {"__reduce__", (PyCFunction)prefix##_reduce, METH_NOARGS, NULL},            \
+    {"__reduce_ex__", (PyCFunction)prefix##_reduce_ex, METH_O, NULL}
+
+#define PC_COPY_SELF_METHOD                                                     \
+    {"__copy__", (PyCFunction)pc_copy_self, METH_NOARGS, NULL}
+
 /* "module.qualname" of a type, as the stdlib's reprs print it. New reference or NULL. */
 PyObject *pc_type_fullname(PyTypeObject *tp);
 

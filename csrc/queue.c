@@ -49,6 +49,13 @@
  *     waiters are dropped (mutex_fork_check()).
  * SimpleQueue never runs Python code in an operation (no hooks, no comparisons) and never takes
  * the mutex.
+ *
+ * Life cycle. Queue, LifoQueue and PriorityQueue are Python classes in the stdlib: before __init__
+ * has run, their methods raise AttributeError for the attribute they reach first (not_full,
+ * not_empty, mutex, ...); `initialized` mirrors that. A second __init__ empties the queue, as the
+ * stdlib's does, and wakes every parked caller so that each re-checks the new state (the wait
+ * lists belong to the object from tp_new on, so none is dropped). SimpleQueue is C in the stdlib
+ * and is complete from tp_new on.
  */
 #include "pyconc.h"
 
@@ -79,6 +86,7 @@ typedef struct {
     int kind;                 /* Q_FIFO, Q_LIFO, Q_PRIO or Q_SIMPLE */
     int hooks;                /* HOOK_* overridden by a Python subclass */
     int is_shutdown;          /* 1 after shutdown() */
+    int initialized;          /* __init__ completed once (always 1 for SimpleQueue) */
     Py_ssize_t maxsize;       /* <= 0: unbounded */
     Py_ssize_t unfinished_tasks;
     pc_waitlist not_empty;    /* callers blocked in get() */
@@ -467,6 +475,7 @@ queue_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     if (PyType_IsSubtype(type, st->SimpleQueue_Type)) {
         self->kind = Q_SIMPLE;
+        self->initialized = 1;
     }
     else if (PyType_IsSubtype(type, st->PriorityQueue_Type)) {
         self->kind = Q_PRIO;
@@ -602,7 +611,9 @@ static PyObject *
 q_store_get(QueueObject *q)
 {
     if (q->store.count == 0) {
-        PyErr_SetString(PyExc_IndexError, "pop from an empty queue");
+        /* the messages of the stdlib's storage: deque.popleft, list.pop, heapq.heappop */
+        PyErr_SetString(PyExc_IndexError, q->kind == Q_PRIO ? "index out of range"
+                        : q->kind == Q_LIFO ? "pop from empty list" : "pop from an empty deque");
         return NULL;
     }
     if (q->kind == Q_PRIO) {
@@ -644,6 +655,13 @@ raise_exc(QueueObject *q, int which)
 #define RAISE_EMPTY(q) raise_exc((q), 0)
 #define RAISE_FULL(q) raise_exc((q), 1)
 #define RAISE_SHUTDOWN(q) raise_exc((q), 2)
+
+/* 0, or -1 with the stdlib's AttributeError for attr when __init__ has not run. */
+static inline int
+q_ready(QueueObject *q, const char *attr)
+{
+    return q->initialized ? 0 : pc_uninitialized((PyObject *)q, attr);
+}
 
 /* -- __init__ and the hooks' base versions --------------------------------------------------- */
 
@@ -688,10 +706,17 @@ find_hooks(QueueObject *self, int *call_init)
 static int
 queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"maxsize", NULL};
-    Py_ssize_t maxsize = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize)) {
+    static const char *const names[] = {"maxsize"};
+    PyObject *mobj;
+    if (pc_parse_init_args("Queue.__init__", args, kwds, names, 1, 1, 0, &mobj) < 0) {
         return -1;
+    }
+    Py_ssize_t maxsize = 0;
+    if (mobj != NULL) {
+        maxsize = PyNumber_AsSsize_t(mobj, PyExc_OverflowError);
+        if (maxsize == -1 && PyErr_Occurred()) {
+            return -1;
+        }
     }
     int call_init;
     if (find_hooks(self, &call_init) < 0) {
@@ -701,6 +726,11 @@ queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
     store_clear(&self->store);
     self->unfinished_tasks = 0;
     self->is_shutdown = 0;
+    self->initialized = 1;
+    /* A second __init__: every parked caller re-checks the new, empty queue. */
+    pc_waitlist_wake_n(&self->not_empty, -1);
+    pc_waitlist_wake_n(&self->not_full, -1);
+    pc_waitlist_wake_n(&self->all_tasks_done, -1);
     if (call_init) {
         PyObject *r = PyObject_CallMethod((PyObject *)self, "_init", "n", maxsize);
         if (r == NULL) {
@@ -721,12 +751,18 @@ queue_base_init(QueueObject *self, PyObject *maxsize)
 static PyObject *
 queue_base_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "queue") < 0) {
+        return NULL;
+    }
     return PyLong_FromSsize_t(self->store.count);
 }
 
 static PyObject *
 queue_base_put(QueueObject *self, PyObject *item)
 {
+    if (q_ready(self, "queue") < 0) {
+        return NULL;
+    }
     int plain = self->kind == Q_PRIO && is_plain(item, PLAIN_DEPTH);
     if (q_store_put(self, item, plain) < 0) {
         return NULL;
@@ -737,6 +773,9 @@ queue_base_put(QueueObject *self, PyObject *item)
 static PyObject *
 queue_base_get(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "queue") < 0) {
+        return NULL;
+    }
     return q_store_get(self);
 }
 
@@ -763,6 +802,9 @@ parse_get_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObj
 static PyObject *
 queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
 {
+    if (q_ready(self, "not_full") < 0) {
+        return NULL;
+    }
     int plain = self->kind == Q_PRIO && is_plain(item, PLAIN_DEPTH);
     int need = self->hooks || (self->kind == Q_PRIO && (!plain || self->store.unplain > 0)) ||
                (block && self->maxsize > 0 && !plain_timeout(timeout));
@@ -849,7 +891,7 @@ static PyObject *
 queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs == 1 && kwnames == NULL && self->mutex_owner == 0 && !self->hooks &&
-            !self->is_shutdown && self->kind != Q_PRIO &&
+            !self->is_shutdown && self->kind != Q_PRIO && self->initialized &&
             (self->maxsize <= 0 || self->store.count < self->maxsize) &&
             self->store.count < self->store.cap) {  /* the fast path: no parsing, no growth */
         ring_push(&self->store, Py_NewRef(args[0]));
@@ -886,6 +928,9 @@ queue_put_nowait(QueueObject *self, PyObject *item)
 static PyObject *
 queue_get_impl(QueueObject *self, int block, PyObject *timeout)
 {
+    if (q_ready(self, "not_empty") < 0) {
+        return NULL;
+    }
     int need = self->hooks || (self->kind == Q_PRIO && self->store.unplain > 0) ||
                (block && self->kind != Q_SIMPLE && !plain_timeout(timeout));
     int locked = q_enter(self, need);
@@ -980,7 +1025,8 @@ static PyObject *
 queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs == 0 && kwnames == NULL && self->mutex_owner == 0 && !self->hooks &&
-            self->store.count > 0 && self->kind != Q_PRIO) {  /* the fast path */
+            self->store.count > 0 && self->kind != Q_PRIO &&
+            self->initialized) {  /* the fast path */
         PyObject *item = ring_pop(&self->store, self->kind == Q_LIFO);
         if (self->not_full.head != NULL) {
             pc_waitlist_wake_one(&self->not_full);
@@ -1020,6 +1066,9 @@ queue_size_locked(QueueObject *self, Py_ssize_t *n)
 static PyObject *
 queue_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "mutex") < 0) {
+        return NULL;
+    }
     Py_ssize_t n;
     if (queue_size_locked(self, &n) < 0) {
         return NULL;
@@ -1030,6 +1079,9 @@ queue_qsize(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "mutex") < 0) {
+        return NULL;
+    }
     Py_ssize_t n;
     if (queue_size_locked(self, &n) < 0) {
         return NULL;
@@ -1040,6 +1092,9 @@ queue_empty(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "mutex") < 0) {
+        return NULL;
+    }
     int locked = q_enter(self, self->hooks & HOOK_QSIZE);
     if (locked < 0) {
         return NULL;
@@ -1056,6 +1111,9 @@ queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_task_done(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "all_tasks_done") < 0) {
+        return NULL;
+    }
     int locked = q_enter(self, 0);
     if (locked < 0) {
         return NULL;
@@ -1077,6 +1135,9 @@ queue_task_done(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 queue_join(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (q_ready(self, "all_tasks_done") < 0) {
+        return NULL;
+    }
     int locked = q_enter(self, 0);
     if (locked < 0) {
         return NULL;
@@ -1106,6 +1167,9 @@ queue_shutdown(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     int immediate = 0;
     if (imm != NULL && (immediate = PyObject_IsTrue(imm)) < 0) {
+        return NULL;
+    }
+    if (q_ready(self, "mutex") < 0) {
         return NULL;
     }
     int hooked = immediate && (self->hooks & (HOOK_QSIZE | HOOK_GET));
@@ -1178,17 +1242,66 @@ queue_shutdown(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     Py_RETURN_NONE;
 }
 
+/* Pickling and copy.copy as the stdlib's (see pyconc.h): a Queue's copy is the queue itself. */
+PC_NO_PICKLE(queue, "_thread.lock")
+PC_NO_PICKLE(simple, "_queue.SimpleQueue")
+
+/* The stdlib's plain attributes maxsize, unfinished_tasks and is_shutdown (3.13). */
 static PyObject *
-queue_reduce(QueueObject *self, PyObject *Py_UNUSED(ignored))
+queue_get_maxsize(QueueObject *self, void *Py_UNUSED(closure))
 {
-    PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", Py_TYPE(self)->tp_name);
-    return NULL;
+    if (q_ready(self, "maxsize") < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(self->maxsize);
+}
+
+static int
+queue_set_maxsize(QueueObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute 'maxsize'");
+        return -1;
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(value, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->maxsize = n;
+    return 0;
 }
 
 static PyObject *
-queue_reduce_ex(QueueObject *self, PyObject *Py_UNUSED(protocol))
+queue_get_unfinished(QueueObject *self, void *Py_UNUSED(closure))
 {
-    return queue_reduce(self, NULL);
+    if (q_ready(self, "unfinished_tasks") < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(self->unfinished_tasks);
+}
+
+static int
+queue_set_unfinished(QueueObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute 'unfinished_tasks'");
+        return -1;
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(value, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->unfinished_tasks = n;
+    return 0;
+}
+
+static PyObject *
+queue_get_is_shutdown(QueueObject *self, void *Py_UNUSED(closure))
+{
+    if (q_ready(self, "is_shutdown") < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(self->is_shutdown);
 }
 
 static PyMethodDef queue_methods[] = {
@@ -1215,17 +1328,14 @@ static PyMethodDef queue_methods[] = {
     {"_qsize", (PyCFunction)queue_base_qsize, METH_NOARGS, NULL},
     {"_put", (PyCFunction)queue_base_put, METH_O, NULL},
     {"_get", (PyCFunction)queue_base_get, METH_NOARGS, NULL},
-    {"__reduce__", (PyCFunction)queue_reduce, METH_NOARGS, NULL},
-    {"__reduce_ex__", (PyCFunction)queue_reduce_ex, METH_O, NULL},
+    PC_NO_PICKLE_METHODS(queue),
+    PC_COPY_SELF_METHOD,
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
      PyDoc_STR("See PEP 585")},
     {NULL, NULL, 0, NULL},
 };
 
 static PyMemberDef queue_members[] = {
-    {"maxsize", T_PYSSIZET, offsetof(QueueObject, maxsize), 0, NULL},
-    {"unfinished_tasks", T_PYSSIZET, offsetof(QueueObject, unfinished_tasks), 0, NULL},
-    {"is_shutdown", T_BOOL, offsetof(QueueObject, is_shutdown), READONLY, NULL},
     {"__dictoffset__", T_PYSSIZET, offsetof(QueueObject, dict), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(QueueObject, weakreflist), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
@@ -1233,6 +1343,9 @@ static PyMemberDef queue_members[] = {
 
 static PyGetSetDef queue_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"maxsize", (getter)queue_get_maxsize, (setter)queue_set_maxsize, NULL, NULL},
+    {"unfinished_tasks", (getter)queue_get_unfinished, (setter)queue_set_unfinished, NULL, NULL},
+    {"is_shutdown", (getter)queue_get_is_shutdown, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1294,18 +1407,25 @@ static PyType_Spec prio_spec = {
 
 /* -- SimpleQueue ------------------------------------------------------------------------------ */
 
-static int
-simple_init(QueueObject *self, PyObject *args, PyObject *kwds)
+/* The stdlib's SimpleQueue is complete after __new__, which takes no arguments; it has no
+ * __init__ of its own (so a second __init__ is object.__init__: nothing). */
+static PyObject *
+simple_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    /* As the stdlib's: the arguments are refused unless a subclass's __init__ takes them. */
+    int own_init = type->tp_init != PyBaseObject_Type.tp_init;
+    if (own_init) {
+        return queue_new(type, args, kwds);
+    }
     if (PyTuple_GET_SIZE(args) != 0) {
         PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no positional arguments");
-        return -1;
+        return NULL;
     }
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "SimpleQueue() takes no keyword arguments");
-        return -1;
+        return NULL;
     }
-    return 0;
+    return queue_new(type, args, kwds);
 }
 
 static PyObject *
@@ -1390,8 +1510,7 @@ static PyMethodDef simple_methods[] = {
      PyDoc_STR("get_nowait(): get(block=False).")},
     {"qsize", (PyCFunction)queue_base_qsize, METH_NOARGS, PyDoc_STR("Number of items queued.")},
     {"empty", (PyCFunction)simple_empty, METH_NOARGS, PyDoc_STR("True if no item is queued.")},
-    {"__reduce__", (PyCFunction)queue_reduce, METH_NOARGS, NULL},
-    {"__reduce_ex__", (PyCFunction)queue_reduce_ex, METH_O, NULL},
+    PC_NO_PICKLE_METHODS(simple),
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, PyDoc_STR("See PEP 585")},
     {NULL, NULL, 0, NULL},
 };
@@ -1405,8 +1524,7 @@ static PyType_Slot simple_slots[] = {
     {Py_tp_dealloc, queue_dealloc},
     {Py_tp_traverse, queue_traverse},
     {Py_tp_clear, queue_clear},
-    {Py_tp_new, queue_new},
-    {Py_tp_init, simple_init},
+    {Py_tp_new, simple_new},
     {Py_tp_methods, simple_methods},
     {Py_tp_members, simple_members},
     {Py_tp_doc, (void *)PyDoc_STR(

@@ -1,28 +1,130 @@
 /* semaphore.c -- Semaphore and BoundedSemaphore.
  *
- * value: the counter; bound: the initial value for BoundedSemaphore, -1 for Semaphore.
- * acquire() takes one unit or parks through pc_wait_acquire(); release(n) adds n units and wakes
- * up to n waiters (each retakes a unit when it runs; one that finds none goes back to the head).
+ * The counter has two representations, chosen per value:
+ *   fast mode (value_obj == NULL): a Py_ssize_t, 0 <= value. Every exact int the stdlib's
+ *     counter can hold in practice; acquire and release are a compare and an add.
+ *   object mode (value_obj != NULL, value == 0): the counter is a Python object, changed with the
+ *     stdlib's own Python operations (`value == 0`, `value -= 1`, `value += n`). The stdlib's
+ *     Semaphore is a Python class whose counter is whatever object was given: an int beyond
+ *     Py_ssize_t (Semaphore(1).release(sys.maxsize) twice), a float or a Fraction (Semaphore(1.5)
+ *     never blocks: the counter never equals 0). A result that is an exact int in range goes back
+ *     to fast mode.
+ * bound_obj is BoundedSemaphore's initial value (any object), NULL for Semaphore; bound is the
+ * same as a Py_ssize_t when it is an exact int in range, else -1.
+ *
+ * acquire() takes one unit or parks on the wait list (sem_acquire_timed: in object mode the
+ * take runs Python comparisons, which may raise); release(n) adds n units and wakes up to n
+ * waiters (each retakes a unit when it runs; one that finds none goes back to the head).
  * All fields are protected by the GIL.
+ *
+ * Life cycle. The stdlib's Semaphore is a Python class: before __init__ has run (or after it
+ * failed) its methods raise AttributeError for _cond or _value; `initialized` mirrors that. The
+ * wait list belongs to the object from tp_new on: a second __init__ sets the value (the stdlib's
+ * rebinds it) and wakes parked waiters so that they take the new units; none is dropped.
  */
 #include "pyconc.h"
 
 typedef struct {
     PyObject_HEAD
-    Py_ssize_t value;         /* units available */
-    Py_ssize_t bound;         /* BoundedSemaphore: the initial value; Semaphore: -1 */
+    Py_ssize_t value;         /* fast mode: units available; 0 in object mode */
+    PyObject *value_obj;      /* object mode: the counter (strong); NULL in fast mode */
+    PyObject *bound_obj;      /* BoundedSemaphore: the initial value (strong); else NULL */
+    Py_ssize_t bound;         /* bound_obj as a Py_ssize_t if it is one, else -1 */
+    int initialized;          /* __init__ completed once */
     pc_waitlist waiters;
     PyObject *weakreflist;
 } SemaphoreObject;
 
-static int
-sem_try_take(void *obj)
+/* -- the counter -------------------------------------------------------------------------------- */
+
+/* Py_ssize_t of an exact int in range; -1 (no exception) for anything else. */
+static Py_ssize_t
+exact_ssize(PyObject *obj)
 {
-    SemaphoreObject *self = (SemaphoreObject *)obj;
-    if (self->value > 0) {
-        self->value--;
-        return 1;
+    if (!PyLong_CheckExact(obj)) {
+        return -1;
     }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow || v < 0 || v > PY_SSIZE_T_MAX) {
+        return -1;
+    }
+    return (Py_ssize_t)v;
+}
+
+/* Stores v (stolen) as the counter, in fast mode when it can be. */
+static void
+set_counter(SemaphoreObject *self, PyObject *v)
+{
+    Py_ssize_t n = exact_ssize(v);
+    if (n >= 0) {
+        Py_CLEAR(self->value_obj);
+        self->value = n;
+        Py_DECREF(v);
+    }
+    else {
+        Py_XSETREF(self->value_obj, v);
+        self->value = 0;
+    }
+}
+
+/* The counter as a Python object: a new reference, or NULL with MemoryError. */
+static PyObject *
+get_counter(SemaphoreObject *self)
+{
+    if (self->value_obj != NULL) {
+        return Py_NewRef(self->value_obj);
+    }
+    return PyLong_FromSsize_t(self->value);
+}
+
+/* The stdlib's `if self._value == 0: wait; else: self._value -= 1`, once. 1 took a unit,
+ * 0 none available, -1 with an exception (object mode's comparison or subtraction raised). */
+static int
+sem_take(SemaphoreObject *self)
+{
+    if (self->value_obj == NULL) {
+        if (self->value > 0) {
+            self->value--;
+            return 1;
+        }
+        return 0;
+    }
+    PyObject *counter = Py_NewRef(self->value_obj);  /* Python code below may replace it */
+    PyObject *zero = PyLong_FromLong(0);
+    int is_zero = zero ? PyObject_RichCompareBool(counter, zero, Py_EQ) : -1;
+    Py_XDECREF(zero);
+    if (is_zero != 0) {
+        Py_DECREF(counter);
+        return is_zero < 0 ? -1 : 0;
+    }
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *less = one ? PyNumber_InPlaceSubtract(counter, one) : NULL;
+    Py_XDECREF(one);
+    Py_DECREF(counter);
+    if (less == NULL) {
+        return -1;
+    }
+    set_counter(self, less);
+    return 1;
+}
+
+/* -- GC ---------------------------------------------------------------------------------------- */
+
+static int
+sem_traverse(SemaphoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->value_obj);
+    Py_VISIT(self->bound_obj);
+    return 0;
+}
+
+static int
+sem_clear(SemaphoreObject *self)
+{
+    Py_CLEAR(self->value_obj);
+    Py_CLEAR(self->bound_obj);
     return 0;
 }
 
@@ -30,33 +132,103 @@ static void
 sem_dealloc(SemaphoreObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
+    sem_clear(self);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
+}
+
+static PyObject *
+sem_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SemaphoreObject *self = (SemaphoreObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->bound = -1;
+    pc_waitlist_init(&self->waiters);
+    return (PyObject *)self;
 }
 
 static int
 sem_init(SemaphoreObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"value", NULL};
-    Py_ssize_t value = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Semaphore", kwlist, &value)) {
-        return -1;
-    }
-    if (value < 0) {
-        PyErr_SetString(PyExc_ValueError, "semaphore initial value must be >= 0");
-        return -1;
-    }
+    static const char *const names[] = {"value"};
     pc_state *st = pc_state_of_type(Py_TYPE(self));
     if (st == NULL) {
         return -1;
     }
-    self->value = value;
-    self->bound = PyObject_TypeCheck(self, st->BoundedSemaphore_Type) ? value : -1;
-    pc_waitlist_init(&self->waiters);
+    int bounded = PyObject_TypeCheck(self, st->BoundedSemaphore_Type);
+    PyObject *vobj;
+    if (pc_parse_init_args(bounded ? "BoundedSemaphore.__init__" : "Semaphore.__init__", args,
+                           kwds, names, 1, 1, 0, &vobj) < 0) {
+        return -1;
+    }
+    PyObject *value = vobj != NULL ? Py_NewRef(vobj) : PyLong_FromLong(1);
+    if (value == NULL) {
+        return -1;
+    }
+    /* `if value < 0`, as the stdlib: any object that compares with 0 is a value. */
+    PyObject *zero = PyLong_FromLong(0);
+    int negative = zero ? PyObject_RichCompareBool(value, zero, Py_LT) : -1;
+    Py_XDECREF(zero);
+    if (negative != 0) {
+        if (negative > 0) {
+            PyErr_SetString(PyExc_ValueError, "semaphore initial value must be >= 0");
+        }
+        Py_DECREF(value);
+        return -1;
+    }
+    if (bounded) {
+        Py_XSETREF(self->bound_obj, Py_NewRef(value));
+        self->bound = exact_ssize(value);
+    }
+    set_counter(self, value);
+    self->initialized = 1;
+    /* A second __init__: waiters parked on the old value may take the new units. */
+    if (self->waiters.head != NULL) {
+        pc_waitlist_wake_n(&self->waiters, self->value_obj != NULL ? -1 : self->value);
+    }
     return 0;
+}
+
+/* The stdlib's methods start from self._cond: AttributeError before __init__. 0 or -1. */
+static inline int
+sem_check(SemaphoreObject *self)
+{
+    return self->initialized ? 0 : pc_uninitialized((PyObject *)self, "_cond");
+}
+
+/* -- acquire ----------------------------------------------------------------------------------- */
+
+/* Takes a unit, waiting up to rel_ns (-1 forever, 0 not at all). 1, 0, or -1 with an
+ * exception. The loop of pc_wait_acquire, with a take that may raise: a waiter that leaves with
+ * an exception passes a wake it consumed on to the next waiter. */
+static int
+sem_acquire_timed(SemaphoreObject *self, pc_time_t rel_ns)
+{
+    int r = sem_take(self);
+    if (r != 0 || rel_ns == 0) {
+        return r;
+    }
+    pc_time_t deadline = pc_deadline_after(rel_ns);
+    int front = 0;
+    for (;;) {
+        pc_waiter w;
+        int pr = pc_wait_on(&self->waiters, &w, deadline, front);
+        r = pr == PC_WAIT_ERROR ? -1 : sem_take(self);
+        if (r < 0) {
+            pc_waiter_pass_on(&w, &self->waiters);
+            return -1;
+        }
+        if (r > 0 || pr == PC_WAIT_TIMEOUT) {
+            return r;
+        }
+        front = 1;  /* woken, but a barging thread took the unit: keep our place */
+    }
 }
 
 static const char *const acquire_names[] = {"blocking", "timeout"};
@@ -81,14 +253,18 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
         PyErr_SetString(PyExc_ValueError, "can't specify timeout for non-blocking acquire");
         return NULL;
     }
-    if (sem_try_take(self)) {
-        Py_RETURN_TRUE;
+    if (sem_check(self) < 0) {
+        return NULL;
+    }
+    int r = sem_take(self);
+    if (r != 0) {
+        return r < 0 ? NULL : Py_NewRef(Py_True);
     }
     pc_time_t rel_ns = 0;
     if (blocking && pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
         return NULL;
     }
-    int r = pc_wait_acquire(&self->waiters, NULL, sem_try_take, self, rel_ns);
+    r = sem_acquire_timed(self, rel_ns);
     if (r < 0) {
         return NULL;
     }
@@ -98,22 +274,38 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
 static PyObject *
 sem_enter(SemaphoreObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (pc_wait_acquire(&self->waiters, NULL, sem_try_take, self, -1) < 0) {
+    if (sem_check(self) < 0 || sem_acquire_timed(self, -1) < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;
 }
 
+/* -- release ----------------------------------------------------------------------------------- */
+
+/* release(n), as the stdlib's: `n < 1` is a ValueError; BoundedSemaphore refuses
+ * `value + n > initial value`; then value += n and up to n waiters are woken (the stdlib's
+ * `for i in range(n): notify()`, so an n that is not an integer raises TypeError -- after the
+ * counter has grown, as there). nobj NULL means 1. 0 or -1. */
 static int
-sem_release_n(SemaphoreObject *self, Py_ssize_t n)
+sem_release_n(SemaphoreObject *self, PyObject *nobj)
 {
+    Py_ssize_t n = nobj == NULL ? 1 : exact_ssize(nobj);
+    if (n < 0 || self->value_obj != NULL || (self->bound_obj != NULL && self->bound < 0)) {
+        return -2;  /* object mode: see sem_release_obj */
+    }
     if (n < 1) {
         PyErr_SetString(PyExc_ValueError, "n must be one or more");
         return -1;
     }
-    if (self->bound >= 0 && self->value + n > self->bound) {
+    if (sem_check(self) < 0) {
+        return -1;
+    }
+    if (self->bound_obj != NULL && n > self->bound - self->value) {  /* no overflow: value <= bound */
         PyErr_SetString(PyExc_ValueError, "Semaphore released too many times");
         return -1;
+    }
+    if (n > PY_SSIZE_T_MAX - self->value) {
+        return -2;  /* the sum needs a Python int */
     }
     self->value += n;
     if (self->waiters.head != NULL) {
@@ -122,25 +314,84 @@ sem_release_n(SemaphoreObject *self, Py_ssize_t n)
     return 0;
 }
 
+/* sem_release_n for the cases beyond Py_ssize_t: the same steps with Python operations. */
+static int
+sem_release_obj(SemaphoreObject *self, PyObject *nobj)
+{
+    PyObject *n = nobj != NULL ? Py_NewRef(nobj) : PyLong_FromLong(1);
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *counter = NULL, *sum = NULL, *index = NULL;
+    int rc = -1;
+    if (n == NULL || one == NULL) {
+        goto done;
+    }
+    int small = PyObject_RichCompareBool(n, one, Py_LT);
+    if (small != 0) {
+        if (small > 0) {
+            PyErr_SetString(PyExc_ValueError, "n must be one or more");
+        }
+        goto done;
+    }
+    if (sem_check(self) < 0 || (counter = get_counter(self)) == NULL) {
+        goto done;
+    }
+    if (self->bound_obj != NULL) {
+        /* `if self._value + n > self._initial_value` */
+        PyObject *bound = Py_NewRef(self->bound_obj);
+        PyObject *total = PyNumber_Add(counter, n);
+        int over = total ? PyObject_RichCompareBool(total, bound, Py_GT) : -1;
+        Py_XDECREF(total);
+        Py_DECREF(bound);
+        if (over != 0) {
+            if (over > 0) {
+                PyErr_SetString(PyExc_ValueError, "Semaphore released too many times");
+            }
+            goto done;
+        }
+    }
+    sum = PyNumber_InPlaceAdd(counter, n);  /* `self._value += n` */
+    if (sum == NULL) {
+        goto done;
+    }
+    set_counter(self, sum);
+    sum = NULL;
+    /* range(n): n must be an integer; the counter has grown already, as in the stdlib */
+    index = PyNumber_Index(n);
+    if (index == NULL) {
+        goto done;
+    }
+    if (self->waiters.head != NULL) {
+        Py_ssize_t k = PyNumber_AsSsize_t(index, NULL);  /* clamped: more than waiters is all */
+        pc_waitlist_wake_n(&self->waiters, k);
+    }
+    rc = 0;
+done:
+    Py_XDECREF(n);
+    Py_XDECREF(one);
+    Py_XDECREF(counter);
+    Py_XDECREF(sum);
+    Py_XDECREF(index);
+    return rc;
+}
+
+static int
+sem_release_any(SemaphoreObject *self, PyObject *nobj)
+{
+    int r = sem_release_n(self, nobj);
+    return r == -2 ? sem_release_obj(self, nobj) : r;
+}
+
 static const char *const release_names[] = {"n"};
 
 static PyObject *
 sem_release(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t n = 1;
-    if (nargs != 0 || kwnames != NULL) {
-        PyObject *nobj;
-        if (pc_parse_args("Semaphore.release", args, nargs, kwnames, release_names, 1, &nobj) < 0) {
-            return NULL;
-        }
-        if (nobj != NULL) {
-            n = PyNumber_AsSsize_t(nobj, PyExc_OverflowError);
-            if (n == -1 && PyErr_Occurred()) {
-                return NULL;
-            }
-        }
+    PyObject *nobj = NULL;
+    if ((nargs != 0 || kwnames != NULL) &&
+            pc_parse_args("Semaphore.release", args, nargs, kwnames, release_names, 1, &nobj) < 0) {
+        return NULL;
     }
-    if (sem_release_n(self, n) < 0) {
+    if (sem_release_any(self, nobj) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -149,31 +400,71 @@ sem_release(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
 static PyObject *
 sem_exit(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (sem_release_n(self, 1) < 0) {
+    if (sem_release_any(self, NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
+/* -- attributes -------------------------------------------------------------------------------- */
+
 static PyObject *
 sem_repr(SemaphoreObject *self)
 {
-    PyObject *mod = pc_type_fullname(Py_TYPE(self));
-    if (mod == NULL) {
+    if (!self->initialized) {
+        pc_uninitialized((PyObject *)self, "_value");
         return NULL;
     }
-    PyObject *r;
-    if (self->bound >= 0) {
-        r = PyUnicode_FromFormat("<%U at %p: value=%zd/%zd>", mod,
-                                 self, self->value, self->bound);
+    PyObject *mod = pc_type_fullname(Py_TYPE(self));
+    PyObject *value = mod ? get_counter(self) : NULL;
+    PyObject *r = NULL;
+    if (value != NULL) {
+        /* f"...value={self._value}" formats with format(value, ""), as here */
+        if (self->bound_obj != NULL) {
+            PyObject *bound = Py_NewRef(self->bound_obj);
+            r = PyUnicode_FromFormat("<%U at %p: value=%S/%S>", mod, self, value, bound);
+            Py_DECREF(bound);
+        }
+        else {
+            r = PyUnicode_FromFormat("<%U at %p: value=%S>", mod, self, value);
+        }
     }
-    else {
-        r = PyUnicode_FromFormat("<%U at %p: value=%zd>", mod,
-                                 self, self->value);
-    }
-    Py_DECREF(mod);
+    Py_XDECREF(mod);
+    Py_XDECREF(value);
     return r;
 }
+
+static PyObject *
+sem_get_value(SemaphoreObject *self, void *Py_UNUSED(closure))
+{
+    if (!self->initialized) {
+        pc_uninitialized((PyObject *)self, "_value");
+        return NULL;
+    }
+    return get_counter(self);
+}
+
+static PyObject *
+sem_get_initial_value(SemaphoreObject *self, void *Py_UNUSED(closure))
+{
+    if (!self->initialized || self->bound_obj == NULL) {
+        pc_uninitialized((PyObject *)self, "_initial_value");
+        return NULL;
+    }
+    return Py_NewRef(self->bound_obj);
+}
+
+static PyGetSetDef sem_getset[] = {
+    {"_value", (getter)sem_get_value, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyGetSetDef bsem_getset[] = {
+    {"_initial_value", (getter)sem_get_initial_value, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PC_NO_PICKLE(sem, "_thread.lock")
 
 static PyMethodDef sem_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))sem_acquire, METH_FASTCALL | METH_KEYWORDS,
@@ -182,22 +473,26 @@ static PyMethodDef sem_methods[] = {
      PyDoc_STR("release(n=1)\n\nGive back n units, waking up to n waiters.")},
     {"__enter__", (PyCFunction)sem_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))sem_exit, METH_FASTCALL, NULL},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(sem),
     {NULL, NULL, 0, NULL},
 };
 
 static PyMemberDef sem_members[] = {
-    {"_value", T_PYSSIZET, offsetof(SemaphoreObject, value), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(SemaphoreObject, weakreflist), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyType_Slot sem_slots[] = {
     {Py_tp_dealloc, sem_dealloc},
-    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_traverse, sem_traverse},
+    {Py_tp_clear, sem_clear},
+    {Py_tp_new, sem_new},
     {Py_tp_init, sem_init},
     {Py_tp_repr, sem_repr},
     {Py_tp_methods, sem_methods},
     {Py_tp_members, sem_members},
+    {Py_tp_getset, sem_getset},
     {Py_tp_doc, (void *)PyDoc_STR(
         "Semaphore(value=1)\n\nA counting semaphore, a drop-in for threading.Semaphore.")},
     {0, NULL},
@@ -206,17 +501,15 @@ static PyType_Slot sem_slots[] = {
 static PyType_Spec sem_spec = {
     .name = "pyconc.Semaphore",
     .basicsize = sizeof(SemaphoreObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
     .slots = sem_slots,
 };
 
-static PyMemberDef bsem_members[] = {
-    {"_initial_value", T_PYSSIZET, offsetof(SemaphoreObject, bound), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
 static PyType_Slot bsem_slots[] = {
-    {Py_tp_members, bsem_members},
+    {Py_tp_traverse, sem_traverse},
+    {Py_tp_clear, sem_clear},
+    {Py_tp_getset, bsem_getset},
     {Py_tp_doc, (void *)PyDoc_STR(
         "BoundedSemaphore(value=1)\n\nA semaphore that refuses to be released above its "
         "initial value (ValueError), a drop-in for threading.BoundedSemaphore.")},
@@ -226,7 +519,8 @@ static PyType_Slot bsem_slots[] = {
 static PyType_Spec bsem_spec = {
     .name = "pyconc.BoundedSemaphore",
     .basicsize = sizeof(SemaphoreObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
     .slots = bsem_slots,
 };
 

@@ -176,13 +176,14 @@ default_name(ThreadObject *self, PyObject *target)
 static int
 thread_init(ThreadObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"group", "target", "name", "args", "kwargs", "daemon", NULL};
-    PyObject *group = Py_None, *target = Py_None, *name = Py_None, *targs = NULL;
-    PyObject *tkwargs = Py_None, *daemon = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOOO$O:Thread", kwlist, &group, &target,
-                                     &name, &targs, &tkwargs, &daemon)) {
+    static const char *const names[] = {"group", "target", "name", "args", "kwargs", "daemon"};
+    PyObject *argv[6];
+    if (pc_parse_init_args("Thread.__init__", args, kwds, names, 6, 5, 0, argv) < 0) {
         return -1;
     }
+    PyObject *group = argv[0] ? argv[0] : Py_None, *target = argv[1] ? argv[1] : Py_None;
+    PyObject *name = argv[2] ? argv[2] : Py_None, *targs = argv[3];
+    PyObject *tkwargs = argv[4] ? argv[4] : Py_None, *daemon = argv[5] ? argv[5] : Py_None;
     if (group != Py_None) {
         PyErr_SetString(PyExc_AssertionError, "group argument must be None for now");
         return -1;
@@ -325,11 +326,23 @@ thread_bootstrap(void *arg)
 
 /* -- methods --------------------------------------------------------------------------------- */
 
+/* Before __init__ has run, the stdlib's methods raise RuntimeError (start, join, the daemon
+ * setter) or fail an assert (is_alive and the properties): same exceptions, same messages. */
 static int
 check_initialized(ThreadObject *self, const char *msg)
 {
     if (!self->initialized) {
         PyErr_SetString(PyExc_RuntimeError, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+assert_initialized(ThreadObject *self)
+{
+    if (!self->initialized) {
+        PyErr_SetString(PyExc_AssertionError, "Thread.__init__() not called");
         return -1;
     }
     return 0;
@@ -375,6 +388,11 @@ thread_start(ThreadObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 thread_run(ThreadObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->target == NULL) {
+        /* not initialised, or run() already ran: the stdlib deleted _target */
+        pc_uninitialized((PyObject *)self, "_target");
+        return NULL;
+    }
     PyObject *r = Py_None;
     Py_INCREF(r);
     if (self->target != NULL && self->target != Py_None) {
@@ -466,7 +484,7 @@ thread_join(ThreadObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
 static PyObject *
 thread_is_alive(ThreadObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+    if (assert_initialized(self) < 0) {
         return NULL;
     }
     return PyBool_FromLong(thread_alive(self));
@@ -475,7 +493,7 @@ thread_is_alive(ThreadObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 thread_get_name(ThreadObject *self, void *Py_UNUSED(closure))
 {
-    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+    if (assert_initialized(self) < 0) {
         return NULL;
     }
     return Py_NewRef(self->name);
@@ -484,7 +502,7 @@ thread_get_name(ThreadObject *self, void *Py_UNUSED(closure))
 static int
 thread_set_name(ThreadObject *self, PyObject *value, void *Py_UNUSED(closure))
 {
-    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+    if (assert_initialized(self) < 0) {
         return -1;
     }
     if (value == NULL) {
@@ -502,7 +520,7 @@ thread_set_name(ThreadObject *self, PyObject *value, void *Py_UNUSED(closure))
 static PyObject *
 thread_get_daemon(ThreadObject *self, void *Py_UNUSED(closure))
 {
-    if (check_initialized(self, "Thread.__init__() not called") < 0) {
+    if (assert_initialized(self) < 0) {
         return NULL;
     }
     return PyBool_FromLong(self->daemon);
@@ -533,6 +551,9 @@ thread_set_daemon(ThreadObject *self, PyObject *value, void *Py_UNUSED(closure))
 static PyObject *
 thread_get_ident(ThreadObject *self, void *Py_UNUSED(closure))
 {
+    if (assert_initialized(self) < 0) {
+        return NULL;
+    }
     if (self->state == T_INITIAL) {
         Py_RETURN_NONE;
     }
@@ -542,6 +563,9 @@ thread_get_ident(ThreadObject *self, void *Py_UNUSED(closure))
 static PyObject *
 thread_get_native_id(ThreadObject *self, void *Py_UNUSED(closure))
 {
+    if (assert_initialized(self) < 0) {
+        return NULL;
+    }
     if (self->state == T_INITIAL) {
         Py_RETURN_NONE;
     }
@@ -603,9 +627,9 @@ thread_repr(ThreadObject *self)
         return NULL;
     }
     if (!self->initialized) {
-        PyObject *r = PyUnicode_FromFormat("<%U(uninitialized)>", cls);
         Py_DECREF(cls);
-        return r;
+        PyErr_SetString(PyExc_AssertionError, "Thread.__init__() was not called");
+        return NULL;
     }
     const char *status = self->state == T_INITIAL ? "initial"
                          : self->state == T_STARTED ? "started" : "stopped";
@@ -622,6 +646,8 @@ thread_repr(ThreadObject *self)
     return r;
 }
 
+PC_NO_PICKLE(thread, "_thread.lock")
+
 static PyMethodDef thread_methods[] = {
     {"start", (PyCFunction)thread_start, METH_NOARGS,
      PyDoc_STR("Start the thread's activity: run() in a new OS thread. Once only.")},
@@ -635,6 +661,8 @@ static PyMethodDef thread_methods[] = {
     {"setDaemon", (PyCFunction)thread_setDaemon, METH_O, NULL},
     {"getName", (PyCFunction)thread_getName, METH_NOARGS, NULL},
     {"setName", (PyCFunction)thread_setName, METH_O, NULL},
+    PC_COPY_SELF_METHOD,
+    PC_NO_PICKLE_METHODS(thread),
     {NULL, NULL, 0, NULL},
 };
 

@@ -70,6 +70,50 @@ pc_deadline_after(pc_time_t rel_ns)
     return now + rel_ns;
 }
 
+/* -- the stdlib's argument rules and messages ------------------------------------------------
+ *
+ * CPython 3.11's, in this one place; where a later version parses or words something differently,
+ * the #if below picks its way. (3.13: Lock.acquire's blocking is a bool ('p'), a negative timeout
+ * "must be a non-negative number", and _PyTime_t became PyTime_t in the overflow message.) */
+#if PY_VERSION_HEX >= 0x030D0000
+#define BLOCKING_IS_BOOL 1
+#define MSG_TIMEOUT_NEGATIVE "timeout value must be a non-negative number"
+#define MSG_PYTIME_OVERFLOW "timestamp too large to convert to C PyTime_t"
+#else
+#define BLOCKING_IS_BOOL 0
+#define MSG_TIMEOUT_NEGATIVE "timeout value must be positive"
+#define MSG_PYTIME_OVERFLOW "timestamp too large to convert to C _PyTime_t"
+#endif
+
+int
+pc_parse_blocking(PyObject *obj, int *blocking)
+{
+#if BLOCKING_IS_BOOL
+    int b = PyObject_IsTrue(obj);
+    if (b < 0) {
+        return -1;
+    }
+    *blocking = b;
+    return 0;
+#else
+    /* PyArg_Parse's "i": an integer through __index__ (a float is a TypeError), range-checked. */
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "signed integer is greater than maximum");
+        return -1;
+    }
+    if (v < INT_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "signed integer is less than minimum");
+        return -1;
+    }
+    *blocking = v != 0;
+    return 0;
+#endif
+}
+
 /* Converts a timeout object to a double like the stdlib does: floats as they are, anything else
  * through __index__. Returns 0, or -1 with TypeError set. */
 static int
@@ -138,7 +182,7 @@ pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns)
         return -1;
     }
     if (t < 0 && t != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "timeout value must be positive");
+        PyErr_SetString(PyExc_ValueError, MSG_TIMEOUT_NEGATIVE);
         return -1;
     }
     if (!blocking) {

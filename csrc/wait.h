@@ -128,6 +128,10 @@ pc_time_t pc_deadline_after(pc_time_t rel_ns);
 /* Largest timeout accepted, in seconds: threading.TIMEOUT_MAX. */
 #define PC_TIMEOUT_MAX_SECONDS ((double)(PY_TIMEOUT_MAX / 1000000))
 
+/* Parses Lock.acquire's blocking argument as the running CPython's C lock does (3.11: an int,
+ * through __index__, so acquire(0.5) is a TypeError; 3.13: any object's truth). 0 or -1. */
+int pc_parse_blocking(PyObject *obj, int *blocking);
+
 /* Parses a Lock.acquire-style (blocking, timeout) pair with the stdlib's rules and messages.
  * timeout_obj may be NULL (not given, i.e. -1). On success stores in *rel_ns: -1 (wait forever),
  * 0 (do not block) or the relative timeout, and returns 0. Returns -1 with an exception set. */
