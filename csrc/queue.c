@@ -643,6 +643,25 @@ q_get(QueueObject *q)
     return PyObject_CallMethod((PyObject *)q, "_get", NULL);
 }
 
+/* The item q_get() would remove, left in place (strong reference). With a _get hook, the
+ * subclass's _peek() (gevent's hook name). */
+static PyObject *
+q_peek(QueueObject *q)
+{
+    if (q->hooks & HOOK_GET) {
+        return PyObject_CallMethod((PyObject *)q, "_peek", NULL);
+    }
+    store_t *st = &q->store;
+    if (st->count == 0) {
+        PyErr_SetString(PyExc_IndexError, "peek from an empty queue");
+        return NULL;
+    }
+    Py_ssize_t i = q->kind == Q_PRIO ? 0
+                 : q->kind == Q_LIFO ? ((st->head + st->count - 1) & (st->cap - 1))
+                 : st->head;
+    return Py_NewRef(st->buf[i].item);
+}
+
 static PyObject *
 raise_exc(QueueObject *q, int which)
 {
@@ -926,7 +945,7 @@ queue_put_nowait(QueueObject *self, PyObject *item)
 /* get(block, timeout), step by step as the stdlib's Queue.get (3.13). Also SimpleQueue's get
  * (no hooks, no heap, never shut down: it never takes the mutex). */
 static PyObject *
-queue_get_impl(QueueObject *self, int block, PyObject *timeout)
+queue_take(QueueObject *self, int block, PyObject *timeout, int peek)
 {
     if (q_ready(self, "not_empty") < 0) {
         return NULL;
@@ -1004,12 +1023,16 @@ queue_get_impl(QueueObject *self, int block, PyObject *timeout)
             }
         }
     }
-    item = q_get(self);
+    item = peek ? q_peek(self) : q_get(self);
     if (item == NULL) {
         goto fail;
     }
     q_leave(self, locked);
-    if (self->not_full.head != NULL) {
+    if (peek) {
+        /* the item stays: a wake this peeker used is the next getter's */
+        pc_waiter_pass_on(&w, &self->not_empty);
+    }
+    else if (self->not_full.head != NULL) {
         pc_waitlist_wake_one(&self->not_full);
     }
     return item;
@@ -1019,6 +1042,25 @@ fail:
 done:
     q_leave(self, locked);
     return NULL;
+}
+
+static PyObject *
+queue_get_impl(QueueObject *self, int block, PyObject *timeout)
+{
+    return queue_take(self, block, timeout, 0);
+}
+
+/* _peek(block=True, timeout=None): the item get() would return, left in the queue (gevent's
+ * Queue.peek; the stdlib's queues have no such method, so it is private here). */
+static PyObject *
+queue_peek(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    int block;
+    PyObject *timeout;
+    if (parse_get_args("Queue.peek", args, nargs, kwnames, &block, &timeout) < 0) {
+        return NULL;
+    }
+    return queue_take(self, block, timeout, 1);
 }
 
 static PyObject *
@@ -1268,6 +1310,9 @@ queue_set_maxsize(QueueObject *self, PyObject *value, void *Py_UNUSED(closure))
         return -1;
     }
     self->maxsize = n;
+    if (self->not_full.head != NULL) {
+        pc_waitlist_wake_n(&self->not_full, -1);   /* each re-checks against the new bound */
+    }
     return 0;
 }
 
@@ -1304,6 +1349,46 @@ queue_get_is_shutdown(QueueObject *self, void *Py_UNUSED(closure))
     return PyBool_FromLong(self->is_shutdown);
 }
 
+static PyObject *
+queue_snapshot(QueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    store_t *st = &self->store;
+    PyObject *list = PyList_New(st->count);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < st->count; i++) {
+        Py_ssize_t j = self->kind == Q_PRIO ? i : ((st->head + i) & (st->cap - 1));
+        PyList_SET_ITEM(list, i, Py_NewRef(st->buf[j].item));
+    }
+    return list;
+}
+
+/* _join_timeout(timeout): join() bounded by a timeout; True if all tasks are done. */
+static PyObject *
+queue_join_timeout(QueueObject *self, PyObject *timeout)
+{
+    if (q_ready(self, "all_tasks_done") < 0) {
+        return NULL;
+    }
+    pc_time_t rel_ns;
+    if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
+        return NULL;
+    }
+    pc_time_t deadline = pc_deadline_after(rel_ns);
+    while (self->unfinished_tasks) {
+        if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+            Py_RETURN_FALSE;
+        }
+        pc_waiter w;
+        int r = pc_wait_on(&self->all_tasks_done, &w, deadline, 0);
+        if (r == PC_WAIT_ERROR) {
+            return NULL;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef queue_methods[] = {
     {"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("put(item, block=True, timeout=None)\n\nPut an item into the queue; block while "
@@ -1315,6 +1400,12 @@ static PyMethodDef queue_methods[] = {
                "queue is empty. Empty after the timeout; ShutDown once shut down and empty.")},
     {"get_nowait", (PyCFunction)queue_get_nowait, METH_NOARGS,
      PyDoc_STR("get_nowait(): get(block=False).")},
+    {"_peek", (PyCFunction)(void (*)(void))queue_peek, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("_peek(block=True, timeout=None): the next item, left in the queue.")},
+    {"_snapshot", (PyCFunction)queue_snapshot, METH_NOARGS,
+     PyDoc_STR("_snapshot(): the items in storage order, as a list.")},
+    {"_join_timeout", (PyCFunction)queue_join_timeout, METH_O,
+     PyDoc_STR("_join_timeout(timeout): join() for at most timeout seconds; True if done.")},
     {"qsize", (PyCFunction)queue_qsize, METH_NOARGS, PyDoc_STR("Number of items queued.")},
     {"empty", (PyCFunction)queue_empty, METH_NOARGS, PyDoc_STR("True if no item is queued.")},
     {"full", (PyCFunction)queue_full, METH_NOARGS, PyDoc_STR("True if maxsize items are queued.")},
@@ -1341,8 +1432,24 @@ static PyMemberDef queue_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+/* For pyconc.gevent.queue's repr and its `queue` attribute: how many callers wait, and a
+ * snapshot of the items in storage order (ring: oldest first; heap: array order). */
+static PyObject *
+queue_get_getters(QueueObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->not_empty.count);
+}
+
+static PyObject *
+queue_get_putters(QueueObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->not_full.count);
+}
+
 static PyGetSetDef queue_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"_getters", (getter)queue_get_getters, NULL, NULL, NULL},
+    {"_putters", (getter)queue_get_putters, NULL, NULL, NULL},
     {"maxsize", (getter)queue_get_maxsize, (setter)queue_set_maxsize, NULL, NULL},
     {"unfinished_tasks", (getter)queue_get_unfinished, (setter)queue_set_unfinished, NULL, NULL},
     {"is_shutdown", (getter)queue_get_is_shutdown, NULL, NULL, NULL},
