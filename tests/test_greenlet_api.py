@@ -190,6 +190,20 @@ def test_parent_checks():
     run_both(lambda m, log: m.getcurrent().parent)
 
 
+@pytest.mark.parametrize("op", ["parent = None", "parent = greenlet", "del parent", "run",
+                                "run = len", "del run"])
+def test_main_greenlet_has_no_run_and_a_fixed_parent(op):
+    def s(m, log):
+        main = m.getcurrent()
+        return {"parent = None": lambda: setattr(main, "parent", None),
+                "parent = greenlet": lambda: setattr(main, "parent", m.greenlet()),
+                "del parent": lambda: delattr(main, "parent"),
+                "run": lambda: main.run,
+                "run = len": lambda: setattr(main, "run", len),
+                "del run": lambda: delattr(main, "run")}[op]()
+    run_both(s)
+
+
 def test_run_attribute():
     def s(m, log):
         g = m.greenlet()
