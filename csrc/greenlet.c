@@ -411,7 +411,10 @@ g_switchstack(void)
 {
     PyThreadState *ts = PyThreadState_Get();
     G.origin = G.current;
-    pc_pystate_save(&G.origin->py, ts);
+    if (pc_pystate_save(&G.origin->py, ts) < 0) {
+        G.origin = NULL;
+        return -1;
+    }
     int err = pc_stack_switch(save_hook, restore_hook);
     /* From here on, this is the target (0), the new greenlet (1), or unchanged (-1). */
     if (err < 0) {
@@ -680,8 +683,8 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     G.args = G.kwargs = G.exc = NULL;
     G.origin = G.target = NULL;
     PyThreadState *ts = PyThreadState_Get();
-    _PyCFrame cframe;  /* lives as long as the greenlet runs: this frame is never left */
-    pc_pystate_start(ts, &cframe, &self->py);
+    pc_pystate_root root;  /* lives as long as the greenlet runs: this frame is never left */
+    pc_pystate_start(ts, &root, &self->py);
     /* A started greenlet has no run attribute. Cleared only now, in the greenlet's own state:
      * dropping it may run a __del__, which may even switch away and back. */
     Py_CLEAR(self->run);
@@ -715,7 +718,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
 
     /* dead: hand the result (or exception) to the nearest parent that takes it */
     self->stack_start = NULL;
-    pc_pystate_finish(ts);
+    pc_pystate_finish(&self->py, ts);
     for (GreenletObject *p = self->parent; p != NULL; p = p->parent) {
         PyObject *pass = result ? PyTuple_Pack(1, result) : NULL;
         Py_CLEAR(result);
@@ -1149,8 +1152,9 @@ greenlet_set_parent(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
 static PyObject *
 greenlet_get_frame(GreenletObject *self, void *Py_UNUSED(c))
 {
-    if (ACTIVE(self) && self != G.current && self->py.top_frame != NULL) {
-        return Py_NewRef((PyObject *)self->py.top_frame);
+    PyFrameObject *top = pc_pystate_top_frame(&self->py);
+    if (ACTIVE(self) && self != G.current && top != NULL) {
+        return Py_NewRef((PyObject *)top);
     }
     Py_RETURN_NONE;
 }
@@ -1199,7 +1203,7 @@ greenlet_set_context(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
                         "thread");
         return -1;
     }
-    Py_XSETREF(self->py.context, Py_XNewRef(value));
+    pc_pystate_set_context(&self->py, Py_XNewRef(value));
     return 0;
 }
 

@@ -1,41 +1,43 @@
-/* pystate.c -- save and restore of interpreter state across greenlet switches, per CPython
- * version. See pystate.h. */
+/* pystate.c -- save and restore of interpreter state across greenlet switches, CPython 3.11 and
+ * 3.12. See pystate.h for what is saved on each version.
+ *
+ * Layout: one section per CPython version (the only place where field names and types differ),
+ * each defining the same small set of static helpers; then the code shared by every version,
+ * written against those helpers:
+ *   save_version / restore_version / start_version   the thread-state fields of that version
+ *   frame_on_c_stack(f)       f lives in a C stack frame of the eval loop (3.12+): its owner
+ *                             (FRAME_OWNED_BY_CSTACK)
+ *   frame_code(f)             f's code object (borrowed), NULL if it has none
+ *   frame_live_slots(f)       how many of f's localsplus slots hold references while f is
+ *                             suspended in a call: locals, cells, free variables, and the value
+ *                             stack when the version records its depth during calls from C
+ *   frame_drop(f, n)          drops f's references as CPython's _PyFrame_Clear does (n slots)
+ *   frame_copy(src, dst, n)   copies f into a frame object's storage, taking over its references
+ *                             (CPython's _PyFrame_Copy, limited to n slots)
+ *   clear_finalized(op)       clears op's "finalizer was called" GC bit
+ * Only their definitions are used from CPython's internal headers (struct layouts and inline
+ * functions), no internal exported function. All of this runs with the GIL held.
+ */
 #include "pystate.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#include <string.h>
 
-/* The interpreter frame and frame object layouts (struct _PyInterpreterFrame, struct _frame) and
- * the GC header (see pc_pystate_unmark_finalized) are internal on 3.11; only their definitions are used, no internal function. */
 #ifndef Py_BUILD_CORE
 #define Py_BUILD_CORE 1
 #endif
+
+/* Data-stack root chunks of finished greenlets are kept for the next ones (see pc_pystate_start).
+ * CPython's DATA_STACK_CHUNK_SIZE, the same on 3.11 and 3.12: a chunk of another size is never
+ * cached, so a different value would only cost the cache. */
+#define ROOT_CHUNK_SIZE (16 * 1024)
+
+/* ================================================================================================
+ * CPython 3.11
+ */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #include "internal/pycore_frame.h"
 
-void
-pc_pystate_save(pc_pystate *st, PyThreadState *ts)
-{
-    /* The frame object first, with the GC off: creating it allocates, and a collection here
-     * could run a finalizer that switches greenlets while this switch is half done. */
-    int gc_was_enabled = PyGC_Disable();
-    st->top_frame = PyThreadState_GetFrame(ts);
-    if (gc_was_enabled) {
-        PyGC_Enable();
-    }
-    st->cframe = ts->cframe;
-    st->current_frame = ts->cframe->current_frame;
-    st->use_tracing = ts->cframe->use_tracing;
-    st->recursion_depth = ts->recursion_limit - ts->recursion_remaining;
-    st->datastack_chunk = ts->datastack_chunk;
-    st->datastack_top = ts->datastack_top;
-    st->datastack_limit = ts->datastack_limit;
-    st->exc_info = ts->exc_info == &ts->exc_state ? NULL : ts->exc_info;
-    st->exc_state = ts->exc_state;          /* moves the reference */
-    ts->exc_state.exc_value = NULL;
-    ts->exc_state.previous_item = NULL;
-    st->context = ts->context;              /* moves the reference */
-    ts->context = NULL;
-    st->trash_delete_nesting = ts->trash_delete_nesting;
-}
+#define ts_current_frame(ts) ((ts)->cframe->current_frame)
 
 /* Tracing is a property of the thread: a greenlet resumes with the thread's current setting.
  * Computed as CPython does (_PyThreadState_ResumeTracing), never read through ts->cframe, which
@@ -46,13 +48,290 @@ thread_use_tracing(PyThreadState *ts)
     return (ts->tracing == 0 && (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL)) ? 255 : 0;
 }
 
-void
-pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->cframe = ts->cframe;
+    st->current_frame = ts->cframe->current_frame;
+    st->use_tracing = ts->cframe->use_tracing;
+    st->py_recursion_depth = ts->recursion_limit - ts->recursion_remaining;
+    st->trash_delete_nesting = ts->trash_delete_nesting;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
 {
     ts->cframe = st->cframe;
     ts->cframe->current_frame = st->current_frame;
     ts->cframe->use_tracing = thread_use_tracing(ts);
-    ts->recursion_remaining = ts->recursion_limit - st->recursion_depth;
+    ts->recursion_remaining = ts->recursion_limit - st->py_recursion_depth;
+    ts->trash_delete_nesting = st->trash_delete_nesting;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    root->cframe.use_tracing = thread_use_tracing(ts);
+    root->cframe.previous = &ts->root_cframe;
+    root->cframe.current_frame = NULL;
+    ts->cframe = &root->cframe;
+}
+
+/* 3.11 never links C-stack frames into the chain. */
+#define frame_on_c_stack(f) ((void)(f), 0)
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return f->f_code;
+}
+
+/* stacktop is -1 while a frame calls C code (3.11 records the value-stack depth only around
+ * Python-to-Python calls): then only locals, cells and free variables are known. */
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    return f->stacktop >= 0 ? f->stacktop : f->f_code->co_nlocalsplus;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_CLEAR(f->localsplus[i]);
+    }
+    Py_CLEAR(f->f_locals);
+    Py_CLEAR(f->f_func);
+    Py_CLEAR(f->f_code);
+}
+
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, (size_t)((char *)&src->localsplus[n] - (char *)src));
+    dst->stacktop = n;
+}
+
+/* 3.11's GC header (internal/pycore_gc.h, which clashes with the public headers when included)
+ * sits right before the object: {uintptr_t _gc_next, _gc_prev}, and bit 0 of _gc_prev is
+ * _PyGC_PREV_MASK_FINALIZED. */
+static inline void
+clear_finalized(PyObject *op)
+{
+    uintptr_t *gc_prev = (uintptr_t *)op - 1;
+    *gc_prev &= ~(uintptr_t)1;
+}
+
+#define interpreter_finalizing() _Py_IsFinalizing()
+
+/* ================================================================================================
+ * CPython 3.12
+ */
+#elif PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+#include "internal/pycore_frame.h"
+
+#define ts_current_frame(ts) ((ts)->cframe->current_frame)
+
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->cframe = ts->cframe;
+    st->current_frame = ts->cframe->current_frame;
+    st->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+    st->c_recursion_remaining = ts->c_recursion_remaining;
+    st->trash_delete_nesting = ts->trash.delete_nesting;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
+{
+    ts->cframe = st->cframe;
+    ts->cframe->current_frame = st->current_frame;
+    ts->py_recursion_remaining = ts->py_recursion_limit - st->py_recursion_depth;
+    ts->c_recursion_remaining = st->c_recursion_remaining;
+    ts->trash.delete_nesting = st->trash_delete_nesting;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    root->cframe.previous = &ts->root_cframe;
+    root->cframe.current_frame = NULL;
+    ts->cframe = &root->cframe;
+}
+
+#define frame_on_c_stack(f) ((f)->owner == FRAME_OWNED_BY_CSTACK)
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return f->f_code;
+}
+
+/* stacktop is set only around Python-to-Python calls (-1 after it is read back). */
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    return f->stacktop >= 0 ? f->stacktop : f->f_code->co_nlocalsplus;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_CLEAR(f->localsplus[i]);
+    }
+    Py_CLEAR(f->f_locals);
+    Py_CLEAR(f->f_funcobj);
+    Py_CLEAR(f->f_code);
+}
+
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, (size_t)((char *)&src->localsplus[n] - (char *)src));
+    dst->stacktop = n;
+}
+
+/* As on 3.11 (internal/pycore_gc.h clashes with the public headers here too). */
+static inline void
+clear_finalized(PyObject *op)
+{
+    uintptr_t *gc_prev = (uintptr_t *)op - 1;
+    *gc_prev &= ~(uintptr_t)1;
+}
+
+#define interpreter_finalizing() _Py_IsFinalizing()
+
+#else
+#error "pyconc: csrc/pystate.c has no section for this CPython version"
+#endif
+
+/* ================================================================================================
+ * Shared by every version
+ */
+
+/* C-stack frames (3.12+; see pystate.h): relinks every heap frame of the chain starting at top
+ * whose previous frame is on the C stack past it, recording the real link in st. Called while the
+ * greenlet's stack is live. 0, or -1 (out of memory) with every link put back. */
+static int
+relink_past_c_stack(pc_pystate *st, _PyInterpreterFrame *top)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    st->nrelinks = 0;
+    _PyInterpreterFrame *f = top;
+    while (f != NULL && frame_on_c_stack(f)) {
+        f = f->previous;
+    }
+    st->first_frame = f;
+    while (f != NULL) {
+        _PyInterpreterFrame *prev = f->previous, *next = prev;
+        while (next != NULL && frame_on_c_stack(next)) {
+            next = next->previous;
+        }
+        if (next != prev) {
+            if (st->nrelinks == st->relinks_cap) {
+                int cap = st->relinks_cap ? 2 * st->relinks_cap : 4;
+                pc_pystate_relink *r = PyMem_RawRealloc(st->relinks,
+                                                        (size_t)cap * sizeof(*r));
+                if (r == NULL) {
+                    while (st->nrelinks > 0) {
+                        pc_pystate_relink *undo = &st->relinks[--st->nrelinks];
+                        undo->frame->previous = undo->previous;
+                    }
+                    return -1;
+                }
+                st->relinks = r;
+                st->relinks_cap = cap;
+            }
+            st->relinks[st->nrelinks].frame = f;
+            st->relinks[st->nrelinks].previous = prev;
+            st->nrelinks++;
+            f->previous = next;
+        }
+        f = next;
+    }
+#else
+    (void)st;
+    (void)top;
+#endif
+    return 0;
+}
+
+/* Puts back the links relink_past_c_stack changed (the greenlet's stack is live again). */
+static inline void
+unrelink(pc_pystate *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    for (int i = st->nrelinks - 1; i >= 0; i--) {
+        st->relinks[i].frame->previous = st->relinks[i].previous;
+    }
+    st->nrelinks = 0;
+#else
+    (void)st;
+#endif
+}
+
+/* The first heap frame of a saved chain, where unwinding starts. */
+static inline _PyInterpreterFrame *
+first_frame(pc_pystate *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return st->first_frame;
+#else
+    return st->current_frame;
+#endif
+}
+
+static void
+forget_relinks(pc_pystate *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyMem_RawFree(st->relinks);
+    st->relinks = NULL;
+    st->nrelinks = st->relinks_cap = 0;
+    st->first_frame = NULL;
+#else
+    (void)st;
+#endif
+}
+
+int
+pc_pystate_save(pc_pystate *st, PyThreadState *ts)
+{
+    /* The frame object first, with the GC off: creating it allocates, and a collection here
+     * could run a finalizer that switches greenlets while this switch is half done. */
+    int gc_was_enabled = PyGC_Disable();
+    st->top_frame = PyThreadState_GetFrame(ts);
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    if (st->top_frame == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (relink_past_c_stack(st, ts_current_frame(ts)) < 0) {
+        Py_CLEAR(st->top_frame);
+        PyErr_NoMemory();
+        return -1;
+    }
+    save_version(st, ts);
+    st->datastack_chunk = ts->datastack_chunk;
+    st->datastack_top = ts->datastack_top;
+    st->datastack_limit = ts->datastack_limit;
+    st->exc_info = ts->exc_info == &ts->exc_state ? NULL : ts->exc_info;
+    st->exc_state = ts->exc_state;          /* moves the reference */
+    ts->exc_state.exc_value = NULL;
+    ts->exc_state.previous_item = NULL;
+    st->context = ts->context;              /* moves the reference */
+    ts->context = NULL;
+    return 0;
+}
+
+void
+pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
+{
+    unrelink(st);
+    restore_version(st, ts);
     ts->datastack_chunk = st->datastack_chunk;
     ts->datastack_top = st->datastack_top;
     ts->datastack_limit = st->datastack_limit;
@@ -64,7 +343,6 @@ pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
     Py_XSETREF(ts->context, st->context);
     st->context = NULL;
     ts->context_ver++;                      /* invalidates the contextvar caches */
-    ts->trash_delete_nesting = st->trash_delete_nesting;
     Py_CLEAR(st->top_frame);
 }
 
@@ -72,7 +350,6 @@ pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
  * from mmap and gives it back with munmap, which would cost a new greenlet microseconds. Per
  * thread, a few of them; only chunks of the standard size are kept. */
 #define CHUNK_CACHE 16
-#define ROOT_CHUNK_SIZE (16 * 1024)     /* CPython 3.11's DATA_STACK_CHUNK_SIZE */
 static _Thread_local _PyStackChunk *chunk_cache[CHUNK_CACHE];
 static _Thread_local int chunk_cached = 0;
 
@@ -85,21 +362,18 @@ free_chunk(_PyStackChunk *chunk)
 }
 
 void
-pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh, pc_pystate *preset)
+pc_pystate_start(PyThreadState *ts, pc_pystate_root *root, pc_pystate *preset)
 {
-    fresh->use_tracing = thread_use_tracing(ts);
-    fresh->previous = &ts->root_cframe;
-    fresh->current_frame = NULL;
-    ts->cframe = fresh;
+    start_version(ts, root);
     if (chunk_cached > 0) {
         /* Laid out as CPython's push_chunk() lays out a root chunk: the first slot is skipped,
          * so that popping the first frame never pops the root chunk itself. */
-        _PyStackChunk *root = chunk_cache[--chunk_cached];
-        root->previous = NULL;
-        root->top = 0;
-        ts->datastack_chunk = root;
-        ts->datastack_top = &root->data[1];
-        ts->datastack_limit = (PyObject **)((char *)root + root->size);
+        _PyStackChunk *chunk = chunk_cache[--chunk_cached];
+        chunk->previous = NULL;
+        chunk->top = 0;
+        ts->datastack_chunk = chunk;
+        ts->datastack_top = &chunk->data[1];
+        ts->datastack_limit = (PyObject **)((char *)chunk + chunk->size);
     }
     else {
         /* CPython allocates a root chunk on the first frame push */
@@ -116,7 +390,7 @@ pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh, pc_pystate *preset)
 }
 
 void
-pc_pystate_finish(PyThreadState *ts)
+pc_pystate_finish(pc_pystate *st, PyThreadState *ts)
 {
     /* The chunks came from the object arena allocator (CPython's _PyObject_VirtualAlloc, which
      * is not exported); give them back the same way, except a root chunk the cache takes. */
@@ -135,20 +409,18 @@ pc_pystate_finish(PyThreadState *ts)
     ts->datastack_top = NULL;
     ts->datastack_limit = NULL;
     Py_CLEAR(ts->exc_state.exc_value);
+    forget_relinks(st);
     /* The context stays: a dead greenlet's gr_context is the one it ran in. */
 }
 
 /* A frame object that outlives its interpreter frame gets a copy of it, as CPython does when a
  * frame returns while its frame object is still referenced (frameobject.c, take_ownership). Only
- * the first n slots (locals, cells, free variables and what is known of the value stack) are
- * copied; the frame is unlinked from the frames below it. */
+ * the first n slots are copied; the frame is unlinked from the frames below it. */
 static void
 hand_frame_to_object(PyFrameObject *f, _PyInterpreterFrame *frame, int n)
 {
-    size_t size = (size_t)((char *)&frame->localsplus[n] - (char *)frame);
     _PyInterpreterFrame *copy = (_PyInterpreterFrame *)f->_f_frame_data;
-    memcpy(copy, frame, size);
-    copy->stacktop = n;
+    frame_copy(frame, copy, n);
     copy->owner = FRAME_OWNED_BY_FRAME_OBJECT;
     copy->previous = NULL;
     f->f_frame = copy;
@@ -158,57 +430,48 @@ hand_frame_to_object(PyFrameObject *f, _PyInterpreterFrame *frame, int n)
 }
 
 /* Drops what one suspended interpreter frame holds, as CPython's _PyFrame_Clear does when a
- * frame returns. While a frame is calling C code its stacktop is -1 (CPython 3.11 records the
- * value-stack depth only around Python-to-Python calls), so for such a frame the value stack
- * (the callable and arguments of that call) cannot be known and is left alone: a few references
- * leak, never a wrong decref. Locals, cells and free variables are always known. */
+ * frame returns. Where the version does not record the value-stack depth of a frame that is
+ * calling C code, that value stack (the callable and arguments of the call) is left alone: a few
+ * references leak, never a wrong decref. Locals, cells and free variables are always known. */
 static void
 clear_suspended_frame(_PyInterpreterFrame *frame)
 {
-    int n = frame->stacktop >= 0 ? frame->stacktop : frame->f_code->co_nlocalsplus;
+    int n = frame_live_slots(frame);
     if (frame->frame_obj != NULL) {
         PyFrameObject *f = frame->frame_obj;
         frame->frame_obj = NULL;
         if (Py_REFCNT(f) > 1) {
-            hand_frame_to_object(f, frame, n);
+            hand_frame_to_object(f, frame, n);  /* takes over the frame's references */
             Py_DECREF(f);
             return;
         }
         Py_DECREF(f);
     }
-    for (int i = 0; i < n; i++) {
-        Py_XDECREF(frame->localsplus[i]);
-    }
-    Py_XDECREF(frame->f_locals);
-    Py_DECREF(frame->f_func);
-    Py_DECREF(frame->f_code);
+    frame_drop(frame, n);
 }
 
 void
 pc_pystate_clear(pc_pystate *st, int unwind)
 {
-    if (!unwind) {
-        st->current_frame = NULL;
-        st->datastack_chunk = NULL;
-    }
     /* Detached first: the decrefs below can run arbitrary code, including the collector, which
      * must find an empty state here. */
-    _PyInterpreterFrame *frame = st->current_frame;
-    _PyStackChunk *chunk = st->datastack_chunk;
+    _PyInterpreterFrame *frame = unwind ? first_frame(st) : NULL;
+    _PyStackChunk *chunk = unwind ? st->datastack_chunk : NULL;
     st->current_frame = NULL;
     st->datastack_chunk = NULL;
     st->datastack_top = NULL;
     st->datastack_limit = NULL;
+    forget_relinks(st);                     /* the chain was relinked past C-stack frames */
     Py_CLEAR(st->top_frame);
     /* A greenlet that dies without running again (its thread has ended, or the interpreter is
      * going away): its frames are unwound from the top, as if each returned. */
     while (frame != NULL) {
         _PyInterpreterFrame *prev = frame->previous;
-        if (frame->owner == FRAME_OWNED_BY_THREAD) {
-            clear_suspended_frame(frame);
+        if (frame->owner == FRAME_OWNED_BY_GENERATOR) {
+            frame->previous = NULL;  /* the generator owns it */
         }
         else {
-            frame->previous = NULL;  /* a generator's frame: the generator owns it */
+            clear_suspended_frame(frame);
         }
         frame = prev;
     }
@@ -226,12 +489,8 @@ pc_pystate_unmark_finalized(PyObject *op)
 {
     /* CPython runs tp_finalize once per object (the FINALIZED bit of its GC header); a greenlet
      * that survived being killed must be killed again when its last reference goes. */
-    /* 3.11's GC header (internal/pycore_gc.h, which clashes with the public headers when
-     * included) sits right before the object: {uintptr_t _gc_next, _gc_prev}, and bit 0 of
-     * _gc_prev is _PyGC_PREV_MASK_FINALIZED. */
     if (PyObject_IS_GC(op)) {
-        uintptr_t *gc_prev = (uintptr_t *)op - 1;
-        *gc_prev &= ~(uintptr_t)1;
+        clear_finalized(op);
     }
 }
 
@@ -247,7 +506,7 @@ pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg)
 int
 pc_pystate_is_finalizing(void)
 {
-    return _Py_IsFinalizing();
+    return interpreter_finalizing();
 }
 
 void
@@ -256,5 +515,3 @@ pc_pystate_set_current_context(PyThreadState *ts, PyObject *ctx)
     Py_XSETREF(ts->context, ctx);
     ts->context_ver++;
 }
-
-#endif

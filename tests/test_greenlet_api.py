@@ -5,6 +5,7 @@ import gc
 import os
 import sys
 import threading
+import time
 import weakref
 
 import pytest
@@ -431,9 +432,16 @@ def test_cross_thread_switch_is_an_error():
             holder["g"] = m.getcurrent()
             holder["main"] = m.getcurrent().parent
             holder["t_main_is_main"] = m.getcurrent().parent is None
+        base = len(os.listdir("/proc/self/task"))
         t = threading.Thread(target=other)
         t.start()
         t.join()
+        # greenlet learns that the thread has ended only when the OS thread is gone (a TLS
+        # destructor), which may be after join() returns: wait for it, so that the oracle's
+        # message does not depend on timing
+        deadline = time.monotonic() + 10
+        while len(os.listdir("/proc/self/task")) > base and time.monotonic() < deadline:
+            time.sleep(0.001)
         try:
             holder["g"].switch()
         except m.error as e:

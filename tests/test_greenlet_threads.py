@@ -226,7 +226,8 @@ def test_greenlets_of_an_ended_thread_from_a_thread_with_its_ident(threads):
     expected = run_script(ENDED_THREAD, "greenlet", "threading", asan_runtime=False).stdout
     r = run_script(ENDED_THREAD, "pyconc", threads)
     m = re.search(r"ident reused (\d+) of (\d+) times", r.stderr)
-    assert m and m.group(1) == m.group(2), r.stderr  # otherwise the case is not reproduced
+    # the case is reproduced when the ident is reused (nearly always, not always under ASan)
+    assert m and 2 * int(m.group(1)) >= int(m.group(2)), r.stderr
     assert "RAN" not in r.stdout
     assert r.stdout == expected
     # the oracle's answers, so that a change in the oracle is seen
