@@ -14,6 +14,7 @@
  *   frame_drop(f, n)          drops f's references as CPython's _PyFrame_Clear does (n slots)
  *   frame_copy(src, dst, n)   copies f into a frame object's storage, taking over its references
  *                             (CPython's _PyFrame_Copy, limited to n slots)
+ *   frame_visit(f, n, ...)    visits the references f owns (GC), n slots as for frame_drop
  *   clear_finalized(op)       clears op's "finalizer was called" GC bit
  * Only their definitions are used from CPython's internal headers (struct layouts and inline
  * functions), no internal exported function. All of this runs with the GIL held.
@@ -112,6 +113,19 @@ frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
     dst->stacktop = n;
 }
 
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        Py_VISIT(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    Py_VISIT(f->f_func);
+    Py_VISIT(f->f_code);
+    return 0;
+}
+
 /* 3.11's GC header (internal/pycore_gc.h, which clashes with the public headers when included)
  * sits right before the object: {uintptr_t _gc_next, _gc_prev}, and bit 0 of _gc_prev is
  * _PyGC_PREV_MASK_FINALIZED. */
@@ -191,6 +205,19 @@ frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
 {
     memcpy(dst, src, (size_t)((char *)&src->localsplus[n] - (char *)src));
     dst->stacktop = n;
+}
+
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        Py_VISIT(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    Py_VISIT(f->f_funcobj);
+    Py_VISIT(f->f_code);
+    return 0;
 }
 
 /* As on 3.11 (internal/pycore_gc.h clashes with the public headers here too). */
@@ -332,6 +359,7 @@ pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
 {
     unrelink(st);
     restore_version(st, ts);
+    st->current_frame = NULL;               /* running: its frames are the thread's again */
     ts->datastack_chunk = st->datastack_chunk;
     ts->datastack_top = st->datastack_top;
     ts->datastack_limit = st->datastack_limit;
@@ -455,7 +483,7 @@ pc_pystate_clear(pc_pystate *st, int unwind)
 {
     /* Detached first: the decrefs below can run arbitrary code, including the collector, which
      * must find an empty state here. */
-    _PyInterpreterFrame *frame = unwind ? first_frame(st) : NULL;
+    _PyInterpreterFrame *frame = unwind && st->current_frame ? first_frame(st) : NULL;
     _PyStackChunk *chunk = unwind ? st->datastack_chunk : NULL;
     st->current_frame = NULL;
     st->datastack_chunk = NULL;
@@ -494,12 +522,25 @@ pc_pystate_unmark_finalized(PyObject *op)
     }
 }
 
+/* The references held by the frames of a suspended greenlet are its own (no thread state lists
+ * them), so they are visited here: a reference cycle through a suspended greenlet's locals can
+ * then be found, and broken by unwinding when the greenlet may be collected (its thread has
+ * ended; see greenlet.c, greenlet_is_gc). Frames of a generator are its generator's to visit. */
 int
 pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->top_frame);
     Py_VISIT(st->exc_state.exc_value);
     Py_VISIT(st->context);
+    for (_PyInterpreterFrame *f = st->current_frame ? first_frame(st) : NULL; f != NULL;
+            f = f->previous) {
+        if (f->owner != FRAME_OWNED_BY_GENERATOR) {
+            int err = frame_visit(f, frame_live_slots(f), visit, arg);
+            if (err != 0) {
+                return err;
+            }
+        }
+    }
     return 0;
 }
 

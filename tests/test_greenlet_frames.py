@@ -171,3 +171,67 @@ def test_greenlet_of_an_ended_thread_is_unwound_without_leaks():
         # items stay alive (a leak, never a wrong decref); locals and cells are freed
         assert "after the frame: ['kept frame: stack 1', 'kept frame: stack 2', " \
                "'plain: stack 1', 'plain: stack 2']" in out, out
+
+
+# Suspended greenlets that go away: released in their own thread (killed with GreenletExit: the
+# interpreter unwinds their frames), and a greenlet of an ended thread kept only by a reference
+# cycle through its own frame (the collector frees it; its frames are unwound without running).
+COLLECTED = r'''
+import gc, sys, threading, weakref
+import pyconc.greenlet as m
+
+
+class Obj:
+    pass
+
+
+refs = []
+ran = []
+
+
+def track(kind, name):
+    o = Obj()
+    refs.append((kind, name, weakref.ref(o)))
+    return o
+
+
+def park(kind, box):
+    local = track(kind, "local")
+    box.me = m.getcurrent() if kind == "cycle" else None     # greenlet -> frame -> box -> greenlet
+    try:
+        return [track(kind, "stack"), m.getcurrent().parent.switch(), local]
+    finally:
+        ran.append(kind)
+
+
+g = m.greenlet(park)
+g.switch("released", Obj())
+refs.append(("released", "greenlet", weakref.ref(g)))
+del g
+
+
+def thread_main():
+    g = m.greenlet(park)
+    g.switch("cycle", Obj())
+    refs.append(("cycle", "greenlet", weakref.ref(g)))
+
+
+t = threading.Thread(target=thread_main)
+t.start()
+t.join()
+for _ in range(3):
+    gc.collect()
+print("finally ran in:", ran)
+print("alive:", sorted("%s: %s" % (k, n) for k, n, r in refs if r() is not None))
+'''
+
+
+def test_suspended_greenlets_that_go_away_release_what_they_held():
+    out = run_script(COLLECTED)
+    assert "finally ran in: ['released']" in out, out        # not in the ended thread's
+    if sys.version_info >= (3, 14):
+        assert "alive: []" in out, out
+    else:
+        # before 3.14, the value stack of the frame suspended in switch() in the ended thread
+        # stays (see test_greenlet_of_an_ended_thread_is_unwound_without_leaks)
+        assert "alive: ['cycle: stack']" in out, out

@@ -104,6 +104,10 @@ def drop(box, which):
     del g
     box.clear()
     gc.collect()
+    if which == "main":
+        # when the thread's own references to its main greenlet are dropped differs (greenlet:
+        # at some later cleanup; pyconc: at the main thread's next pending call)
+        return "dropped"
     return "freed" if ref() is None else "alive"
 
 
