@@ -1,5 +1,5 @@
-/* pystate.c -- save and restore of interpreter state across greenlet switches, CPython 3.11 and
- * 3.12. See pystate.h for what is saved on each version.
+/* pystate.c -- save and restore of interpreter state across greenlet switches, CPython 3.11 to
+ * 3.13. See pystate.h for what is saved on each version.
  *
  * Layout: one section per CPython version (the only place where field names and types differ),
  * each defining the same small set of static helpers; then the code shared by every version,
@@ -28,7 +28,7 @@
 #endif
 
 /* Data-stack root chunks of finished greenlets are kept for the next ones (see pc_pystate_start).
- * CPython's DATA_STACK_CHUNK_SIZE, the same on 3.11 and 3.12: a chunk of another size is never
+ * CPython's DATA_STACK_CHUNK_SIZE, the same on 3.11 to 3.13: a chunk of another size is never
  * cached, so a different value would only cost the cache. */
 #define ROOT_CHUNK_SIZE (16 * 1024)
 
@@ -229,6 +229,94 @@ clear_finalized(PyObject *op)
 }
 
 #define interpreter_finalizing() _Py_IsFinalizing()
+
+/* ================================================================================================
+ * CPython 3.13
+ */
+#elif PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+#include "internal/pycore_frame.h"
+#include "internal/pycore_gc.h"
+
+#define ts_current_frame(ts) ((ts)->current_frame)
+
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->current_frame = ts->current_frame;
+    st->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+    st->c_recursion_remaining = ts->c_recursion_remaining;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
+{
+    ts->current_frame = st->current_frame;
+    ts->py_recursion_remaining = ts->py_recursion_limit - st->py_recursion_depth;
+    ts->c_recursion_remaining = st->c_recursion_remaining;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    (void)root;
+    ts->current_frame = NULL;
+}
+
+#define frame_on_c_stack(f) ((f)->owner == FRAME_OWNED_BY_CSTACK)
+
+/* f_executable is a code object, or None for frames that run no code. */
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return PyCode_Check(f->f_executable) ? (PyCodeObject *)f->f_executable : NULL;
+}
+
+/* stacktop is set only around Python-to-Python calls (-1 after it is read back). */
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    PyCodeObject *co = frame_code(f);
+    return f->stacktop >= 0 ? f->stacktop : co != NULL ? co->co_nlocalsplus : 0;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_CLEAR(f->localsplus[i]);
+    }
+    Py_CLEAR(f->f_locals);
+    Py_CLEAR(f->f_funcobj);
+    Py_CLEAR(f->f_executable);
+}
+
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, (size_t)((char *)&src->localsplus[n] - (char *)src));
+    dst->stacktop = n;
+}
+
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        Py_VISIT(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    Py_VISIT(f->f_funcobj);
+    Py_VISIT(f->f_executable);
+    return 0;
+}
+
+static inline void
+clear_finalized(PyObject *op)
+{
+    _PyGC_CLEAR_FINALIZED(op);
+}
+
+#define interpreter_finalizing() Py_IsFinalizing()
 
 #else
 #error "pyconc: csrc/pystate.c has no section for this CPython version"
