@@ -1,12 +1,12 @@
 /* pystate.c -- save and restore of interpreter state across greenlet switches, CPython 3.11 to
- * 3.13. See pystate.h for what is saved on each version.
+ * 3.14. See pystate.h for what is saved on each version.
  *
  * Layout: one section per CPython version (the only place where field names and types differ),
  * each defining the same small set of static helpers; then the code shared by every version,
  * written against those helpers:
  *   save_version / restore_version / start_version   the thread-state fields of that version
  *   frame_on_c_stack(f)       f lives in a C stack frame of the eval loop (3.12+): its owner
- *                             (FRAME_OWNED_BY_CSTACK)
+ *                             (FRAME_OWNED_BY_CSTACK on 3.12 and 3.13, _INTERPRETER on 3.14)
  *   frame_code(f)             f's code object (borrowed), NULL if it has none
  *   frame_live_slots(f)       how many of f's localsplus slots hold references while f is
  *                             suspended in a call: locals, cells, free variables, and the value
@@ -28,7 +28,7 @@
 #endif
 
 /* Data-stack root chunks of finished greenlets are kept for the next ones (see pc_pystate_start).
- * CPython's DATA_STACK_CHUNK_SIZE, the same on 3.11 to 3.13: a chunk of another size is never
+ * CPython's DATA_STACK_CHUNK_SIZE, the same on 3.11 to 3.14: a chunk of another size is never
  * cached, so a different value would only cost the cache. */
 #define ROOT_CHUNK_SIZE (16 * 1024)
 
@@ -307,6 +307,127 @@ frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
     Py_VISIT(f->f_locals);
     Py_VISIT(f->f_funcobj);
     Py_VISIT(f->f_executable);
+    return 0;
+}
+
+static inline void
+clear_finalized(PyObject *op)
+{
+    _PyGC_CLEAR_FINALIZED(op);
+}
+
+#define interpreter_finalizing() Py_IsFinalizing()
+
+/* ================================================================================================
+ * CPython 3.14
+ *
+ * Frame references are _PyStackRef (internal/pycore_stackref.h): the low bits are a tag, and a
+ * tagged one (an immortal object, a borrowed reference, a tagged int, NULL) owns no reference:
+ * they are released with PyStackRef_XCLOSE, never Py_XDECREF. The eval loop stores the value-stack
+ * pointer in the frame before every call that can escape, so the whole value stack of a frame
+ * suspended in a call is known.
+ */
+#elif PY_VERSION_HEX >= 0x030E0000 && PY_VERSION_HEX < 0x030F0000
+#include "internal/pycore_frame.h"          /* struct _frame */
+#include "internal/pycore_interpframe.h"     /* _PyInterpreterFrame, _PyStackRef */
+#include "internal/pycore_gc.h"
+
+#define ts_current_frame(ts) ((ts)->current_frame)
+
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->current_frame = ts->current_frame;
+    st->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+    st->current_executor = ts->current_executor;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
+{
+    ts->current_frame = st->current_frame;
+    ts->py_recursion_remaining = ts->py_recursion_limit - st->py_recursion_depth;
+    ts->current_executor = st->current_executor;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    (void)root;
+    ts->current_frame = NULL;
+}
+
+/* The eval loop's entry frame is FRAME_OWNED_BY_INTERPRETER on 3.14 (CSTACK is kept as a value
+ * above it); either is skipped, never read through: a heap frame of either kind would only have
+ * its references left alone. */
+#define frame_on_c_stack(f) ((f)->owner >= FRAME_OWNED_BY_INTERPRETER)
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    if (PyStackRef_IsNull(f->f_executable)) {
+        return NULL;
+    }
+    PyObject *ex = PyStackRef_AsPyObjectBorrow(f->f_executable);
+    return PyCode_Check(ex) ? (PyCodeObject *)ex : NULL;
+}
+
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    if (f->stackpointer != NULL) {
+        return (int)(f->stackpointer - f->localsplus);
+    }
+    PyCodeObject *co = frame_code(f);
+    return co != NULL ? co->co_nlocalsplus : 0;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        PyStackRef_CLEAR(f->localsplus[i]);
+    }
+    f->stackpointer = f->localsplus;
+    Py_CLEAR(f->f_locals);
+    PyStackRef_CLEAR(f->f_funcobj);
+    PyStackRef_CLEAR(f->f_executable);
+}
+
+/* As _PyFrame_Copy: a reference the frame only borrowed (tagged) becomes an owned one, since the
+ * copy outlives whatever kept it alive. */
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, offsetof(_PyInterpreterFrame, localsplus));
+    dst->f_executable = PyStackRef_MakeHeapSafe(src->f_executable);
+    dst->f_funcobj = PyStackRef_MakeHeapSafe(src->f_funcobj);
+    for (int i = 0; i < n; i++) {
+        dst->localsplus[i] = PyStackRef_MakeHeapSafe(src->localsplus[i]);
+    }
+    dst->stackpointer = dst->localsplus + n;
+    dst->visited = 0;
+}
+
+/* Only references the frame owns: a tagged one is counted nowhere, and visiting it would make
+ * the collector believe its object is referenced once less from outside than it is. */
+#define VISIT_OWNED(ref)                                                                         \
+    do {                                                                                         \
+        if (PyStackRef_RefcountOnObject(ref)) {                                                  \
+            Py_VISIT(PyStackRef_AsPyObjectBorrow(ref));                                          \
+        }                                                                                        \
+    } while (0)
+
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        VISIT_OWNED(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    VISIT_OWNED(f->f_funcobj);
+    VISIT_OWNED(f->f_executable);
     return 0;
 }
 

@@ -37,8 +37,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
-#error "pyconc: csrc/pystate has no section for this CPython version (3.11 to 3.13 are supported)"
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030F0000
+#error "pyconc: csrc/pystate has no section for this CPython version (3.11 to 3.14 are supported)"
 #endif
 #ifdef Py_GIL_DISABLED
 #error "pyconc: free-threaded CPython builds are not supported yet (greenlet state is GIL-protected)"
