@@ -25,6 +25,13 @@
  *
  * All greenlet state is per OS thread (G is thread-local); greenlet objects are protected by the
  * GIL. A greenlet can only be switched to from its own thread.
+ *
+ * Thread identity is the thread's main greenlet object, never the thread ident: the C library
+ * hands an ended thread's ident to the next thread it starts. A started greenlet holds its
+ * thread's main greenlet (main_greenlet, strong, so that address cannot be reused while the
+ * greenlet exists); a greenlet not started yet belongs to the thread of its parent chain, as with
+ * greenlet. A main greenlet is marked thread_exited when its thread ends; a greenlet of an ended
+ * thread can never run again and is freed without running its code.
  */
 #include "pyconc.h"
 #include "pystate.h"
@@ -75,8 +82,10 @@ typedef struct GreenletObject {
     struct GreenletObject *stack_prev; /* the greenlet owning the stack just above ours */
     PyObject *run;                     /* the callable until started, then NULL */
     struct GreenletObject *parent;     /* strong; NULL only for a main greenlet */
-    unsigned long thread_ident;        /* the thread the greenlet belongs to */
-    struct GreenletObject *main_greenlet; /* strong: that thread's main greenlet (self if main) */
+    unsigned long thread_ident;        /* creating thread's ident: repr only, never identity */
+    struct GreenletObject *main_greenlet; /* strong, once started: the main greenlet of the thread
+                                          it runs in; NULL for a main greenlet and before the
+                                          start (see lineage_main) */
     int thread_exited;                 /* main only: set (atomically) when its thread ends */
     int is_main;
     int running;                       /* 1 while it is its thread's current greenlet */
@@ -193,9 +202,6 @@ greenlet_alloc(PyTypeObject *tp)
     GreenletObject *g = (GreenletObject *)tp->tp_alloc(tp, 0);
     if (g != NULL) {
         g->thread_ident = PyThread_get_thread_ident();
-        if (G.main != NULL) {
-            g->main_greenlet = (GreenletObject *)Py_NewRef(G.main);
-        }
     }
     return g;
 }
@@ -294,11 +300,52 @@ make_thread_end_key(void)
     (void)pthread_key_create(&thread_end_key, on_thread_end);
 }
 
+/* 1 if g ran in a thread that has ended (a main greenlet, or a started one). */
 static int
 thread_exited(GreenletObject *g)
 {
     GreenletObject *main = g->is_main ? g : g->main_greenlet;
     return main != NULL && __atomic_load_n(&main->thread_exited, __ATOMIC_ACQUIRE);
+}
+
+/* The main greenlet of the thread g runs in (borrowed): its own for a main or started greenlet;
+ * for one not started yet, that of its parent chain (it will start in the thread it is switched
+ * to from, and must end in its parent). NULL if the chain was broken by the garbage collector. */
+static GreenletObject *
+lineage_main(GreenletObject *g)
+{
+    for (; g != NULL; g = g->parent) {
+        if (g->is_main) {
+            return g;
+        }
+        if (STARTED(g)) {
+            return g->main_greenlet;
+        }
+    }
+    return NULL;
+}
+
+/* May this thread (whose main greenlet is G.main, which the caller has created) switch to
+ * target? 0, or -1 with greenlet's error for each case. */
+static int
+check_switch_allowed(pc_state *st, GreenletObject *target)
+{
+    GreenletObject *main = lineage_main(target);
+    if (main == G.main) {
+        return 0;
+    }
+    if (main == NULL) {
+        PyErr_SetString(st->GreenletError, "cannot switch to a garbage collected greenlet");
+    }
+    else if (__atomic_load_n(&main->thread_exited, __ATOMIC_ACQUIRE)) {
+        PyErr_SetString(st->GreenletError,
+                        "cannot switch to a different thread (which happens to have exited)");
+    }
+    else {
+        PyErr_Format(st->GreenletError, "Cannot switch to a different thread\n\tCurrent:  %R\n"
+                     "\tExpected: %R", (PyObject *)G.main, (PyObject *)main);
+    }
+    return -1;
 }
 
 /* This thread's running greenlet (borrowed), creating the main greenlet on first use. */
@@ -364,7 +411,10 @@ g_switchstack(void)
 {
     PyThreadState *ts = PyThreadState_Get();
     G.origin = G.current;
-    pc_pystate_save(&G.origin->py, ts);
+    if (pc_pystate_save(&G.origin->py, ts) < 0) {
+        G.origin = NULL;
+        return -1;
+    }
     int err = pc_stack_switch(save_hook, restore_hook);
     /* From here on, this is the target (0), the new greenlet (1), or unchanged (-1). */
     if (err < 0) {
@@ -503,21 +553,18 @@ g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
         payload.exc = ev;
         Py_CLEAR(payload.kwargs);
     }
-    if (G.current == NULL || target->thread_ident != PyThread_get_thread_ident()) {
+    if (G.current == NULL || lineage_main(target) != G.main) {
         if (st == NULL && (st = pc_state_of_type(Py_TYPE(target))) == NULL) {
             payload_clear(&payload);
             return NULL;
         }
+        if (current_greenlet(st) == NULL || check_switch_allowed(st, target) < 0) {
+            payload_clear(&payload);
+            return NULL;
+        }
     }
-    if (current_greenlet(st) == NULL) {
+    else if (current_greenlet(st) == NULL) {
         payload_clear(&payload);
-        return NULL;
-    }
-    if (target->thread_ident != PyThread_get_thread_ident()) {
-        payload_clear(&payload);
-        PyErr_SetString(st->GreenletError, thread_exited(target)
-                        ? "cannot switch to a different thread (which happens to have exited)"
-                        : "cannot switch to a different thread");
         return NULL;
     }
     for (;;) {
@@ -603,17 +650,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
         return 2;
     }
     /* The lookup may have re-parented it: its parent must live in this thread. */
-    GreenletObject *parent = self->parent;
-    if (parent != NULL && parent->thread_ident != PyThread_get_thread_ident()) {
-        if (thread_exited(parent)) {
-            PyErr_SetString(st->GreenletError, "cannot switch to a different thread (which "
-                            "happens to have exited)");
-        }
-        else {
-            PyErr_Format(st->GreenletError, "Cannot switch to a different thread\n"
-                         "\tCurrent:  %R\n\tExpected: %R", (PyObject *)G.current,
-                         parent->is_main ? (PyObject *)parent : (PyObject *)parent->main_greenlet);
-        }
+    if (check_switch_allowed(st, self) < 0) {
         Py_DECREF(run);
         return -1;
     }
@@ -621,6 +658,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     self->stack_start = NULL;
     self->stack_stop = (char *)mark;
     self->stack_prev = current->stack_start == NULL ? current->stack_prev : current;
+    Py_XSETREF(self->main_greenlet, (GreenletObject *)Py_NewRef(G.main));  /* NULL before */
     hand_over(payload);
     G.target = self;
     int err = g_switchstack();
@@ -631,6 +669,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     }
     if (err < 0) {
         self->stack_stop = NULL;  /* never started after all */
+        Py_CLEAR(self->main_greenlet);
         Py_DECREF(run);
         return -1;
     }
@@ -644,8 +683,8 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     G.args = G.kwargs = G.exc = NULL;
     G.origin = G.target = NULL;
     PyThreadState *ts = PyThreadState_Get();
-    _PyCFrame cframe;  /* lives as long as the greenlet runs: this frame is never left */
-    pc_pystate_start(ts, &cframe, &self->py);
+    pc_pystate_root root;  /* lives as long as the greenlet runs: this frame is never left */
+    pc_pystate_start(ts, &root, &self->py);
     /* A started greenlet has no run attribute. Cleared only now, in the greenlet's own state:
      * dropping it may run a __del__, which may even switch away and back. */
     Py_CLEAR(self->run);
@@ -679,7 +718,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
 
     /* dead: hand the result (or exception) to the nearest parent that takes it */
     self->stack_start = NULL;
-    pc_pystate_finish(ts);
+    pc_pystate_finish(&self->py, ts);
     for (GreenletObject *p = self->parent; p != NULL; p = p->parent) {
         PyObject *pass = result ? PyTuple_Pack(1, result) : NULL;
         Py_CLEAR(result);
@@ -745,18 +784,21 @@ greenlet_clear(GreenletObject *self)
 
 /* A suspended greenlet that is about to be freed is killed: GreenletExit is raised in it, its
  * finally blocks run, and control comes back here (its parent is set to the caller). A greenlet
- * of another thread cannot be switched to; it is freed without running its code. */
+ * of another thread cannot be switched to; it is freed without running its code. One that
+ * catches GreenletExit and switches away, unreferenced, is reported and kept alive for good, as
+ * greenlet does ("GreenletExit did not kill"): it can never be switched to again, and freeing it
+ * would free the frames it is suspended in. */
 static void
 greenlet_finalize(GreenletObject *self)
 {
     if (!ACTIVE(self) || self->is_main || self == G.current) {
         return;
     }
-    if (self->thread_ident != PyThread_get_thread_ident()) {
+    GreenletObject *owner = self->main_greenlet;  /* set: it has started */
+    if (owner != G.main || G.main == NULL) {
         /* Released in another thread. While its own thread lives, it is killed there, at that
          * thread's next greenlet operation: the queue resurrects it until then. A greenlet of
          * an ended thread is freed without running its code. */
-        GreenletObject *owner = self->main_greenlet;
         if (owner != NULL && !thread_exited(owner)) {
             if (owner->deleteme == NULL) {
                 owner->deleteme = PyList_New(0);
@@ -788,6 +830,20 @@ greenlet_finalize(GreenletObject *self)
     }
     Py_XDECREF(r);
     Py_XSETREF(self->parent, original_parent);
+    if (Py_REFCNT(self) == 1 && ACTIVE(self)) {
+        /* Not resurrected (the one reference is the finalizer's), yet not dead. */
+        Py_INCREF(self);  /* leaked on purpose, see above */
+        PyObject *f = PySys_GetObject("stderr");  /* borrowed */
+        if (f != NULL && f != Py_None) {
+            Py_INCREF(f);
+            if (PyFile_WriteString("GreenletExit did not kill ", f) < 0 ||
+                    PyFile_WriteObject((PyObject *)self, f, 0) < 0 ||
+                    PyFile_WriteString("\n", f) < 0) {
+                PyErr_Clear();
+            }
+            Py_DECREF(f);
+        }
+    }
     PyErr_Restore(et, ev, etb);
 }
 
@@ -811,6 +867,12 @@ greenlet_dealloc(GreenletObject *self)
         greenlet_finalize(self);
         Py_SET_REFCNT(self, Py_REFCNT(self) - 1);
         if (Py_REFCNT(self) > 0) {
+            /* It lives on (queued for its thread, or reported as not killed). The subclass's
+             * deallocator untracked it; its type reference stays (this type is a heap type, so
+             * that deallocator leaves the type's reference to this function). */
+            if (!PyObject_GC_IsTracked((PyObject *)self)) {
+                PyObject_GC_Track(self);
+            }
             return;
         }
     }
@@ -966,6 +1028,25 @@ greenlet_throw(GreenletObject *self, PyObject *args)
     return throw_into(st, self, exc);
 }
 
+/* A started greenlet whose thread has ended can never run again. When that is noticed (dead,
+ * repr), it is made dead, as greenlet does: its frames are unwound without running any code and
+ * its saved stack is dropped. */
+static void
+forget_if_thread_exited(GreenletObject *self)
+{
+    if (self->is_main || !ACTIVE(self) || !thread_exited(self)) {
+        return;
+    }
+    self->stack_start = NULL;  /* dead from here on, before any decref can run code */
+    PyMem_RawFree(self->stack_copy);
+    self->stack_copy = NULL;
+    self->stack_saved = 0;
+    pc_pystate_clear(&self->py, 1);
+    for (int i = 0; i < 3; i++) {
+        Py_CLEAR(self->call[i]);
+    }
+}
+
 static int
 greenlet_bool(GreenletObject *self)
 {
@@ -978,12 +1059,17 @@ greenlet_get_dead(GreenletObject *self, void *Py_UNUSED(c))
     if (self->is_main) {
         return PyBool_FromLong(thread_exited(self));  /* a main greenlet dies with its thread */
     }
+    forget_if_thread_exited(self);
     return PyBool_FromLong(STARTED(self) && !ACTIVE(self));
 }
 
 static PyObject *
 greenlet_get_run(GreenletObject *self, void *Py_UNUSED(c))
 {
+    if (self->is_main) {
+        PyErr_SetString(PyExc_AttributeError, "Main greenlets do not have a run attribute.");
+        return NULL;
+    }
     if (self->run == NULL) {
         PyErr_SetString(PyExc_AttributeError, "run");
         return NULL;
@@ -994,6 +1080,10 @@ greenlet_get_run(GreenletObject *self, void *Py_UNUSED(c))
 static int
 greenlet_set_run(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
 {
+    if (self->is_main) {
+        PyErr_SetString(PyExc_AttributeError, "Main greenlets do not have a run attribute.");
+        return -1;
+    }
     if (STARTED(self)) {
         PyErr_SetString(PyExc_AttributeError,
                         "run cannot be set after the start of the greenlet");
@@ -1023,7 +1113,7 @@ set_parent(GreenletObject *self, PyObject *value)
         PyErr_SetString(PyExc_AttributeError, "can't delete attribute");
         return -1;
     }
-    if (self->is_main && value != Py_None) {
+    if (self->is_main) {
         PyErr_SetString(PyExc_AttributeError, "cannot set the parent of a main greenlet");
         return -1;
     }
@@ -1032,13 +1122,20 @@ set_parent(GreenletObject *self, PyObject *value)
                      Py_TYPE(value)->tp_name);
         return -1;
     }
+    /* As greenlet: the thread of the new parent chain is that of its root's main greenlet. */
+    GreenletObject *chain_main = NULL;
     for (GreenletObject *p = (GreenletObject *)value; p != NULL; p = p->parent) {
         if (p == self) {
             PyErr_SetString(PyExc_ValueError, "cyclic parent chain");
             return -1;
         }
+        chain_main = p->is_main ? p : p->main_greenlet;
     }
-    if (STARTED(self) && ((GreenletObject *)value)->thread_ident != self->thread_ident) {
+    if (chain_main == NULL) {
+        PyErr_SetString(PyExc_ValueError, "parent must not be garbage collected");
+        return -1;
+    }
+    if (STARTED(self) && chain_main != self->main_greenlet) {
         PyErr_SetString(PyExc_ValueError, "parent cannot be on a different thread");
         return -1;
     }
@@ -1055,8 +1152,9 @@ greenlet_set_parent(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
 static PyObject *
 greenlet_get_frame(GreenletObject *self, void *Py_UNUSED(c))
 {
-    if (ACTIVE(self) && self != G.current && self->py.top_frame != NULL) {
-        return Py_NewRef((PyObject *)self->py.top_frame);
+    PyFrameObject *top = pc_pystate_top_frame(&self->py);
+    if (ACTIVE(self) && self != G.current && top != NULL) {
+        return Py_NewRef((PyObject *)top);
     }
     Py_RETURN_NONE;
 }
@@ -1070,7 +1168,7 @@ greenlet_get_context(GreenletObject *self, void *Py_UNUSED(c))
     }
     else if (self->running) {
         PyErr_SetString(PyExc_ValueError,
-                        "cannot get the context of a greenlet that is running in a different "
+                        "cannot get context of a greenlet that is running in a different "
                         "thread");
         return NULL;
     }
@@ -1101,11 +1199,11 @@ greenlet_set_context(GreenletObject *self, PyObject *value, void *Py_UNUSED(c))
     }
     if (self->running) {
         PyErr_SetString(PyExc_ValueError,
-                        "cannot set the context of a greenlet that is running in a different "
+                        "cannot set context of a greenlet that is running in a different "
                         "thread");
         return -1;
     }
-    Py_XSETREF(self->py.context, Py_XNewRef(value));
+    pc_pystate_set_context(&self->py, Py_XNewRef(value));
     return 0;
 }
 
@@ -1121,6 +1219,7 @@ greenlet_repr(GreenletObject *self)
         Py_DECREF(name);
         return NULL;
     }
+    forget_if_thread_exited(self);
     int exited = thread_exited(self);
     const char *state = exited ? " (thread exited) dead"
                         : self == G.current ? " current active started"

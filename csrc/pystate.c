@@ -1,41 +1,44 @@
-/* pystate.c -- save and restore of interpreter state across greenlet switches, per CPython
- * version. See pystate.h. */
+/* pystate.c -- save and restore of interpreter state across greenlet switches, CPython 3.11 to
+ * 3.14. See pystate.h for what is saved on each version.
+ *
+ * Layout: one section per CPython version (the only place where field names and types differ),
+ * each defining the same small set of static helpers; then the code shared by every version,
+ * written against those helpers:
+ *   save_version / restore_version / start_version   the thread-state fields of that version
+ *   frame_on_c_stack(f)       f lives in a C stack frame of the eval loop (3.12+): its owner
+ *                             (FRAME_OWNED_BY_CSTACK on 3.12 and 3.13, _INTERPRETER on 3.14)
+ *   frame_code(f)             f's code object (borrowed), NULL if it has none
+ *   frame_live_slots(f)       how many of f's localsplus slots hold references while f is
+ *                             suspended in a call: locals, cells, free variables, and the value
+ *                             stack when the version records its depth during calls from C
+ *   frame_drop(f, n)          drops f's references as CPython's _PyFrame_Clear does (n slots)
+ *   frame_copy(src, dst, n)   copies f into a frame object's storage, taking over its references
+ *                             (CPython's _PyFrame_Copy, limited to n slots)
+ *   frame_visit(f, n, ...)    visits the references f owns (GC), n slots as for frame_drop
+ *   clear_finalized(op)       clears op's "finalizer was called" GC bit
+ * Only their definitions are used from CPython's internal headers (struct layouts and inline
+ * functions), no internal exported function. All of this runs with the GIL held.
+ */
 #include "pystate.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#include <string.h>
 
-/* The interpreter frame and frame object layouts (struct _PyInterpreterFrame, struct _frame) and
- * the GC header (see pc_pystate_unmark_finalized) are internal on 3.11; only their definitions are used, no internal function. */
 #ifndef Py_BUILD_CORE
 #define Py_BUILD_CORE 1
 #endif
+
+/* Data-stack root chunks of finished greenlets are kept for the next ones (see pc_pystate_start).
+ * CPython's DATA_STACK_CHUNK_SIZE, the same on 3.11 to 3.14: a chunk of another size is never
+ * cached, so a different value would only cost the cache. */
+#define ROOT_CHUNK_SIZE (16 * 1024)
+
+/* ================================================================================================
+ * CPython 3.11
+ */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #include "internal/pycore_frame.h"
 
-void
-pc_pystate_save(pc_pystate *st, PyThreadState *ts)
-{
-    /* The frame object first, with the GC off: creating it allocates, and a collection here
-     * could run a finalizer that switches greenlets while this switch is half done. */
-    int gc_was_enabled = PyGC_Disable();
-    st->top_frame = PyThreadState_GetFrame(ts);
-    if (gc_was_enabled) {
-        PyGC_Enable();
-    }
-    st->cframe = ts->cframe;
-    st->current_frame = ts->cframe->current_frame;
-    st->use_tracing = ts->cframe->use_tracing;
-    st->recursion_depth = ts->recursion_limit - ts->recursion_remaining;
-    st->datastack_chunk = ts->datastack_chunk;
-    st->datastack_top = ts->datastack_top;
-    st->datastack_limit = ts->datastack_limit;
-    st->exc_info = ts->exc_info == &ts->exc_state ? NULL : ts->exc_info;
-    st->exc_state = ts->exc_state;          /* moves the reference */
-    ts->exc_state.exc_value = NULL;
-    ts->exc_state.previous_item = NULL;
-    st->context = ts->context;              /* moves the reference */
-    ts->context = NULL;
-    st->trash_delete_nesting = ts->trash_delete_nesting;
-}
+#define ts_current_frame(ts) ((ts)->cframe->current_frame)
 
 /* Tracing is a property of the thread: a greenlet resumes with the thread's current setting.
  * Computed as CPython does (_PyThreadState_ResumeTracing), never read through ts->cframe, which
@@ -46,13 +49,526 @@ thread_use_tracing(PyThreadState *ts)
     return (ts->tracing == 0 && (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL)) ? 255 : 0;
 }
 
-void
-pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->cframe = ts->cframe;
+    st->current_frame = ts->cframe->current_frame;
+    st->use_tracing = ts->cframe->use_tracing;
+    st->py_recursion_depth = ts->recursion_limit - ts->recursion_remaining;
+    st->trash_delete_nesting = ts->trash_delete_nesting;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
 {
     ts->cframe = st->cframe;
     ts->cframe->current_frame = st->current_frame;
     ts->cframe->use_tracing = thread_use_tracing(ts);
-    ts->recursion_remaining = ts->recursion_limit - st->recursion_depth;
+    ts->recursion_remaining = ts->recursion_limit - st->py_recursion_depth;
+    ts->trash_delete_nesting = st->trash_delete_nesting;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    root->cframe.use_tracing = thread_use_tracing(ts);
+    root->cframe.previous = &ts->root_cframe;
+    root->cframe.current_frame = NULL;
+    ts->cframe = &root->cframe;
+}
+
+/* 3.11 never links C-stack frames into the chain. */
+#define frame_on_c_stack(f) ((void)(f), 0)
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return f->f_code;
+}
+
+/* stacktop is -1 while a frame calls C code (3.11 records the value-stack depth only around
+ * Python-to-Python calls): then only locals, cells and free variables are known. */
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    return f->stacktop >= 0 ? f->stacktop : f->f_code->co_nlocalsplus;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_CLEAR(f->localsplus[i]);
+    }
+    Py_CLEAR(f->f_locals);
+    Py_CLEAR(f->f_func);
+    Py_CLEAR(f->f_code);
+}
+
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, (size_t)((char *)&src->localsplus[n] - (char *)src));
+    dst->stacktop = n;
+}
+
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        Py_VISIT(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    Py_VISIT(f->f_func);
+    Py_VISIT(f->f_code);
+    return 0;
+}
+
+/* 3.11's GC header (internal/pycore_gc.h, which clashes with the public headers when included)
+ * sits right before the object: {uintptr_t _gc_next, _gc_prev}, and bit 0 of _gc_prev is
+ * _PyGC_PREV_MASK_FINALIZED. */
+static inline void
+clear_finalized(PyObject *op)
+{
+    uintptr_t *gc_prev = (uintptr_t *)op - 1;
+    *gc_prev &= ~(uintptr_t)1;
+}
+
+#define interpreter_finalizing() _Py_IsFinalizing()
+
+/* ================================================================================================
+ * CPython 3.12
+ */
+#elif PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+#include "internal/pycore_frame.h"
+
+#define ts_current_frame(ts) ((ts)->cframe->current_frame)
+
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->cframe = ts->cframe;
+    st->current_frame = ts->cframe->current_frame;
+    st->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+    st->c_recursion_remaining = ts->c_recursion_remaining;
+    st->trash_delete_nesting = ts->trash.delete_nesting;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
+{
+    ts->cframe = st->cframe;
+    ts->cframe->current_frame = st->current_frame;
+    ts->py_recursion_remaining = ts->py_recursion_limit - st->py_recursion_depth;
+    ts->c_recursion_remaining = st->c_recursion_remaining;
+    ts->trash.delete_nesting = st->trash_delete_nesting;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    root->cframe.previous = &ts->root_cframe;
+    root->cframe.current_frame = NULL;
+    ts->cframe = &root->cframe;
+}
+
+#define frame_on_c_stack(f) ((f)->owner == FRAME_OWNED_BY_CSTACK)
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return f->f_code;
+}
+
+/* stacktop is set only around Python-to-Python calls (-1 after it is read back). */
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    return f->stacktop >= 0 ? f->stacktop : f->f_code->co_nlocalsplus;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_CLEAR(f->localsplus[i]);
+    }
+    Py_CLEAR(f->f_locals);
+    Py_CLEAR(f->f_funcobj);
+    Py_CLEAR(f->f_code);
+}
+
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, (size_t)((char *)&src->localsplus[n] - (char *)src));
+    dst->stacktop = n;
+}
+
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        Py_VISIT(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    Py_VISIT(f->f_funcobj);
+    Py_VISIT(f->f_code);
+    return 0;
+}
+
+/* As on 3.11 (internal/pycore_gc.h clashes with the public headers here too). */
+static inline void
+clear_finalized(PyObject *op)
+{
+    uintptr_t *gc_prev = (uintptr_t *)op - 1;
+    *gc_prev &= ~(uintptr_t)1;
+}
+
+#define interpreter_finalizing() _Py_IsFinalizing()
+
+/* ================================================================================================
+ * CPython 3.13
+ */
+#elif PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+#include "internal/pycore_frame.h"
+#include "internal/pycore_gc.h"
+
+#define ts_current_frame(ts) ((ts)->current_frame)
+
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->current_frame = ts->current_frame;
+    st->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+    st->c_recursion_remaining = ts->c_recursion_remaining;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
+{
+    ts->current_frame = st->current_frame;
+    ts->py_recursion_remaining = ts->py_recursion_limit - st->py_recursion_depth;
+    ts->c_recursion_remaining = st->c_recursion_remaining;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    (void)root;
+    ts->current_frame = NULL;
+}
+
+#define frame_on_c_stack(f) ((f)->owner == FRAME_OWNED_BY_CSTACK)
+
+/* f_executable is a code object, or None for frames that run no code. */
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    return PyCode_Check(f->f_executable) ? (PyCodeObject *)f->f_executable : NULL;
+}
+
+/* stacktop is set only around Python-to-Python calls (-1 after it is read back). */
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    PyCodeObject *co = frame_code(f);
+    return f->stacktop >= 0 ? f->stacktop : co != NULL ? co->co_nlocalsplus : 0;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_CLEAR(f->localsplus[i]);
+    }
+    Py_CLEAR(f->f_locals);
+    Py_CLEAR(f->f_funcobj);
+    Py_CLEAR(f->f_executable);
+}
+
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, (size_t)((char *)&src->localsplus[n] - (char *)src));
+    dst->stacktop = n;
+}
+
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        Py_VISIT(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    Py_VISIT(f->f_funcobj);
+    Py_VISIT(f->f_executable);
+    return 0;
+}
+
+static inline void
+clear_finalized(PyObject *op)
+{
+    _PyGC_CLEAR_FINALIZED(op);
+}
+
+#define interpreter_finalizing() Py_IsFinalizing()
+
+/* ================================================================================================
+ * CPython 3.14
+ *
+ * Frame references are _PyStackRef (internal/pycore_stackref.h): the low bits are a tag, and a
+ * tagged one (an immortal object, a borrowed reference, a tagged int, NULL) owns no reference:
+ * they are released with PyStackRef_XCLOSE, never Py_XDECREF. The eval loop stores the value-stack
+ * pointer in the frame before every call that can escape, so the whole value stack of a frame
+ * suspended in a call is known.
+ */
+#elif PY_VERSION_HEX >= 0x030E0000 && PY_VERSION_HEX < 0x030F0000
+#include "internal/pycore_frame.h"          /* struct _frame */
+#include "internal/pycore_interpframe.h"     /* _PyInterpreterFrame, _PyStackRef */
+#include "internal/pycore_gc.h"
+
+#define ts_current_frame(ts) ((ts)->current_frame)
+
+static inline void
+save_version(pc_pystate *st, PyThreadState *ts)
+{
+    st->current_frame = ts->current_frame;
+    st->py_recursion_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+    st->current_executor = ts->current_executor;
+}
+
+static inline void
+restore_version(pc_pystate *st, PyThreadState *ts)
+{
+    ts->current_frame = st->current_frame;
+    ts->py_recursion_remaining = ts->py_recursion_limit - st->py_recursion_depth;
+    ts->current_executor = st->current_executor;
+}
+
+static inline void
+start_version(PyThreadState *ts, pc_pystate_root *root)
+{
+    (void)root;
+    ts->current_frame = NULL;
+}
+
+/* The eval loop's entry frame is FRAME_OWNED_BY_INTERPRETER on 3.14 (CSTACK is kept as a value
+ * above it); either is skipped, never read through: a heap frame of either kind would only have
+ * its references left alone. */
+#define frame_on_c_stack(f) ((f)->owner >= FRAME_OWNED_BY_INTERPRETER)
+
+static inline PyCodeObject *
+frame_code(_PyInterpreterFrame *f)
+{
+    if (PyStackRef_IsNull(f->f_executable)) {
+        return NULL;
+    }
+    PyObject *ex = PyStackRef_AsPyObjectBorrow(f->f_executable);
+    return PyCode_Check(ex) ? (PyCodeObject *)ex : NULL;
+}
+
+static inline int
+frame_live_slots(_PyInterpreterFrame *f)
+{
+    if (f->stackpointer != NULL) {
+        return (int)(f->stackpointer - f->localsplus);
+    }
+    PyCodeObject *co = frame_code(f);
+    return co != NULL ? co->co_nlocalsplus : 0;
+}
+
+static inline void
+frame_drop(_PyInterpreterFrame *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        PyStackRef_CLEAR(f->localsplus[i]);
+    }
+    f->stackpointer = f->localsplus;
+    Py_CLEAR(f->f_locals);
+    PyStackRef_CLEAR(f->f_funcobj);
+    PyStackRef_CLEAR(f->f_executable);
+}
+
+/* As _PyFrame_Copy: a reference the frame only borrowed (tagged) becomes an owned one, since the
+ * copy outlives whatever kept it alive. */
+static inline void
+frame_copy(_PyInterpreterFrame *src, _PyInterpreterFrame *dst, int n)
+{
+    memcpy(dst, src, offsetof(_PyInterpreterFrame, localsplus));
+    dst->f_executable = PyStackRef_MakeHeapSafe(src->f_executable);
+    dst->f_funcobj = PyStackRef_MakeHeapSafe(src->f_funcobj);
+    for (int i = 0; i < n; i++) {
+        dst->localsplus[i] = PyStackRef_MakeHeapSafe(src->localsplus[i]);
+    }
+    dst->stackpointer = dst->localsplus + n;
+    dst->visited = 0;
+}
+
+/* Only references the frame owns: a tagged one is counted nowhere, and visiting it would make
+ * the collector believe its object is referenced once less from outside than it is. */
+#define VISIT_OWNED(ref)                                                                         \
+    do {                                                                                         \
+        if (PyStackRef_RefcountOnObject(ref)) {                                                  \
+            Py_VISIT(PyStackRef_AsPyObjectBorrow(ref));                                          \
+        }                                                                                        \
+    } while (0)
+
+static inline int
+frame_visit(_PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        VISIT_OWNED(f->localsplus[i]);
+    }
+    Py_VISIT(f->frame_obj);
+    Py_VISIT(f->f_locals);
+    VISIT_OWNED(f->f_funcobj);
+    VISIT_OWNED(f->f_executable);
+    return 0;
+}
+
+static inline void
+clear_finalized(PyObject *op)
+{
+    _PyGC_CLEAR_FINALIZED(op);
+}
+
+#define interpreter_finalizing() Py_IsFinalizing()
+
+#else
+#error "pyconc: csrc/pystate.c has no section for this CPython version"
+#endif
+
+/* ================================================================================================
+ * Shared by every version
+ */
+
+/* C-stack frames (3.12+; see pystate.h): relinks every heap frame of the chain starting at top
+ * whose previous frame is on the C stack past it, recording the real link in st. Called while the
+ * greenlet's stack is live. 0, or -1 (out of memory) with every link put back. */
+static int
+relink_past_c_stack(pc_pystate *st, _PyInterpreterFrame *top)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    st->nrelinks = 0;
+    _PyInterpreterFrame *f = top;
+    while (f != NULL && frame_on_c_stack(f)) {
+        f = f->previous;
+    }
+    st->first_frame = f;
+    while (f != NULL) {
+        _PyInterpreterFrame *prev = f->previous, *next = prev;
+        while (next != NULL && frame_on_c_stack(next)) {
+            next = next->previous;
+        }
+        if (next != prev) {
+            if (st->nrelinks == st->relinks_cap) {
+                int cap = st->relinks_cap ? 2 * st->relinks_cap : 4;
+                pc_pystate_relink *r = PyMem_RawRealloc(st->relinks,
+                                                        (size_t)cap * sizeof(*r));
+                if (r == NULL) {
+                    while (st->nrelinks > 0) {
+                        pc_pystate_relink *undo = &st->relinks[--st->nrelinks];
+                        undo->frame->previous = undo->previous;
+                    }
+                    return -1;
+                }
+                st->relinks = r;
+                st->relinks_cap = cap;
+            }
+            st->relinks[st->nrelinks].frame = f;
+            st->relinks[st->nrelinks].previous = prev;
+            st->nrelinks++;
+            f->previous = next;
+        }
+        f = next;
+    }
+#else
+    (void)st;
+    (void)top;
+#endif
+    return 0;
+}
+
+/* Puts back the links relink_past_c_stack changed (the greenlet's stack is live again). */
+static inline void
+unrelink(pc_pystate *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    for (int i = st->nrelinks - 1; i >= 0; i--) {
+        st->relinks[i].frame->previous = st->relinks[i].previous;
+    }
+    st->nrelinks = 0;
+#else
+    (void)st;
+#endif
+}
+
+/* The first heap frame of a saved chain, where unwinding starts. */
+static inline _PyInterpreterFrame *
+first_frame(pc_pystate *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return st->first_frame;
+#else
+    return st->current_frame;
+#endif
+}
+
+static void
+forget_relinks(pc_pystate *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyMem_RawFree(st->relinks);
+    st->relinks = NULL;
+    st->nrelinks = st->relinks_cap = 0;
+    st->first_frame = NULL;
+#else
+    (void)st;
+#endif
+}
+
+int
+pc_pystate_save(pc_pystate *st, PyThreadState *ts)
+{
+    /* The frame object first, with the GC off: creating it allocates, and a collection here
+     * could run a finalizer that switches greenlets while this switch is half done. */
+    int gc_was_enabled = PyGC_Disable();
+    st->top_frame = PyThreadState_GetFrame(ts);
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    if (st->top_frame == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (relink_past_c_stack(st, ts_current_frame(ts)) < 0) {
+        Py_CLEAR(st->top_frame);
+        PyErr_NoMemory();
+        return -1;
+    }
+    save_version(st, ts);
+    st->datastack_chunk = ts->datastack_chunk;
+    st->datastack_top = ts->datastack_top;
+    st->datastack_limit = ts->datastack_limit;
+    st->exc_info = ts->exc_info == &ts->exc_state ? NULL : ts->exc_info;
+    st->exc_state = ts->exc_state;          /* moves the reference */
+    ts->exc_state.exc_value = NULL;
+    ts->exc_state.previous_item = NULL;
+    st->context = ts->context;              /* moves the reference */
+    ts->context = NULL;
+    return 0;
+}
+
+void
+pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
+{
+    unrelink(st);
+    restore_version(st, ts);
+    st->current_frame = NULL;               /* running: its frames are the thread's again */
     ts->datastack_chunk = st->datastack_chunk;
     ts->datastack_top = st->datastack_top;
     ts->datastack_limit = st->datastack_limit;
@@ -64,7 +580,6 @@ pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
     Py_XSETREF(ts->context, st->context);
     st->context = NULL;
     ts->context_ver++;                      /* invalidates the contextvar caches */
-    ts->trash_delete_nesting = st->trash_delete_nesting;
     Py_CLEAR(st->top_frame);
 }
 
@@ -72,7 +587,6 @@ pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
  * from mmap and gives it back with munmap, which would cost a new greenlet microseconds. Per
  * thread, a few of them; only chunks of the standard size are kept. */
 #define CHUNK_CACHE 16
-#define ROOT_CHUNK_SIZE (16 * 1024)     /* CPython 3.11's DATA_STACK_CHUNK_SIZE */
 static _Thread_local _PyStackChunk *chunk_cache[CHUNK_CACHE];
 static _Thread_local int chunk_cached = 0;
 
@@ -85,21 +599,18 @@ free_chunk(_PyStackChunk *chunk)
 }
 
 void
-pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh, pc_pystate *preset)
+pc_pystate_start(PyThreadState *ts, pc_pystate_root *root, pc_pystate *preset)
 {
-    fresh->use_tracing = thread_use_tracing(ts);
-    fresh->previous = &ts->root_cframe;
-    fresh->current_frame = NULL;
-    ts->cframe = fresh;
+    start_version(ts, root);
     if (chunk_cached > 0) {
         /* Laid out as CPython's push_chunk() lays out a root chunk: the first slot is skipped,
          * so that popping the first frame never pops the root chunk itself. */
-        _PyStackChunk *root = chunk_cache[--chunk_cached];
-        root->previous = NULL;
-        root->top = 0;
-        ts->datastack_chunk = root;
-        ts->datastack_top = &root->data[1];
-        ts->datastack_limit = (PyObject **)((char *)root + root->size);
+        _PyStackChunk *chunk = chunk_cache[--chunk_cached];
+        chunk->previous = NULL;
+        chunk->top = 0;
+        ts->datastack_chunk = chunk;
+        ts->datastack_top = &chunk->data[1];
+        ts->datastack_limit = (PyObject **)((char *)chunk + chunk->size);
     }
     else {
         /* CPython allocates a root chunk on the first frame push */
@@ -116,7 +627,7 @@ pc_pystate_start(PyThreadState *ts, _PyCFrame *fresh, pc_pystate *preset)
 }
 
 void
-pc_pystate_finish(PyThreadState *ts)
+pc_pystate_finish(pc_pystate *st, PyThreadState *ts)
 {
     /* The chunks came from the object arena allocator (CPython's _PyObject_VirtualAlloc, which
      * is not exported); give them back the same way, except a root chunk the cache takes. */
@@ -135,20 +646,18 @@ pc_pystate_finish(PyThreadState *ts)
     ts->datastack_top = NULL;
     ts->datastack_limit = NULL;
     Py_CLEAR(ts->exc_state.exc_value);
+    forget_relinks(st);
     /* The context stays: a dead greenlet's gr_context is the one it ran in. */
 }
 
 /* A frame object that outlives its interpreter frame gets a copy of it, as CPython does when a
  * frame returns while its frame object is still referenced (frameobject.c, take_ownership). Only
- * the first n slots (locals, cells, free variables and what is known of the value stack) are
- * copied; the frame is unlinked from the frames below it. */
+ * the first n slots are copied; the frame is unlinked from the frames below it. */
 static void
 hand_frame_to_object(PyFrameObject *f, _PyInterpreterFrame *frame, int n)
 {
-    size_t size = (size_t)((char *)&frame->localsplus[n] - (char *)frame);
     _PyInterpreterFrame *copy = (_PyInterpreterFrame *)f->_f_frame_data;
-    memcpy(copy, frame, size);
-    copy->stacktop = n;
+    frame_copy(frame, copy, n);
     copy->owner = FRAME_OWNED_BY_FRAME_OBJECT;
     copy->previous = NULL;
     f->f_frame = copy;
@@ -158,57 +667,48 @@ hand_frame_to_object(PyFrameObject *f, _PyInterpreterFrame *frame, int n)
 }
 
 /* Drops what one suspended interpreter frame holds, as CPython's _PyFrame_Clear does when a
- * frame returns. While a frame is calling C code its stacktop is -1 (CPython 3.11 records the
- * value-stack depth only around Python-to-Python calls), so for such a frame the value stack
- * (the callable and arguments of that call) cannot be known and is left alone: a few references
- * leak, never a wrong decref. Locals, cells and free variables are always known. */
+ * frame returns. Where the version does not record the value-stack depth of a frame that is
+ * calling C code, that value stack (the callable and arguments of the call) is left alone: a few
+ * references leak, never a wrong decref. Locals, cells and free variables are always known. */
 static void
 clear_suspended_frame(_PyInterpreterFrame *frame)
 {
-    int n = frame->stacktop >= 0 ? frame->stacktop : frame->f_code->co_nlocalsplus;
+    int n = frame_live_slots(frame);
     if (frame->frame_obj != NULL) {
         PyFrameObject *f = frame->frame_obj;
         frame->frame_obj = NULL;
         if (Py_REFCNT(f) > 1) {
-            hand_frame_to_object(f, frame, n);
+            hand_frame_to_object(f, frame, n);  /* takes over the frame's references */
             Py_DECREF(f);
             return;
         }
         Py_DECREF(f);
     }
-    for (int i = 0; i < n; i++) {
-        Py_XDECREF(frame->localsplus[i]);
-    }
-    Py_XDECREF(frame->f_locals);
-    Py_DECREF(frame->f_func);
-    Py_DECREF(frame->f_code);
+    frame_drop(frame, n);
 }
 
 void
 pc_pystate_clear(pc_pystate *st, int unwind)
 {
-    if (!unwind) {
-        st->current_frame = NULL;
-        st->datastack_chunk = NULL;
-    }
     /* Detached first: the decrefs below can run arbitrary code, including the collector, which
      * must find an empty state here. */
-    _PyInterpreterFrame *frame = st->current_frame;
-    _PyStackChunk *chunk = st->datastack_chunk;
+    _PyInterpreterFrame *frame = unwind && st->current_frame ? first_frame(st) : NULL;
+    _PyStackChunk *chunk = unwind ? st->datastack_chunk : NULL;
     st->current_frame = NULL;
     st->datastack_chunk = NULL;
     st->datastack_top = NULL;
     st->datastack_limit = NULL;
+    forget_relinks(st);                     /* the chain was relinked past C-stack frames */
     Py_CLEAR(st->top_frame);
     /* A greenlet that dies without running again (its thread has ended, or the interpreter is
      * going away): its frames are unwound from the top, as if each returned. */
     while (frame != NULL) {
         _PyInterpreterFrame *prev = frame->previous;
-        if (frame->owner == FRAME_OWNED_BY_THREAD) {
-            clear_suspended_frame(frame);
+        if (frame->owner == FRAME_OWNED_BY_GENERATOR) {
+            frame->previous = NULL;  /* the generator owns it */
         }
         else {
-            frame->previous = NULL;  /* a generator's frame: the generator owns it */
+            clear_suspended_frame(frame);
         }
         frame = prev;
     }
@@ -226,28 +726,37 @@ pc_pystate_unmark_finalized(PyObject *op)
 {
     /* CPython runs tp_finalize once per object (the FINALIZED bit of its GC header); a greenlet
      * that survived being killed must be killed again when its last reference goes. */
-    /* 3.11's GC header (internal/pycore_gc.h, which clashes with the public headers when
-     * included) sits right before the object: {uintptr_t _gc_next, _gc_prev}, and bit 0 of
-     * _gc_prev is _PyGC_PREV_MASK_FINALIZED. */
     if (PyObject_IS_GC(op)) {
-        uintptr_t *gc_prev = (uintptr_t *)op - 1;
-        *gc_prev &= ~(uintptr_t)1;
+        clear_finalized(op);
     }
 }
 
+/* The references held by the frames of a suspended greenlet are its own (no thread state lists
+ * them), so they are visited here: a reference cycle through a suspended greenlet's locals can
+ * then be found, and broken by unwinding when the greenlet may be collected (its thread has
+ * ended; see greenlet.c, greenlet_is_gc). Frames of a generator are its generator's to visit. */
 int
 pc_pystate_traverse(pc_pystate *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->top_frame);
     Py_VISIT(st->exc_state.exc_value);
     Py_VISIT(st->context);
+    for (_PyInterpreterFrame *f = st->current_frame ? first_frame(st) : NULL; f != NULL;
+            f = f->previous) {
+        if (f->owner != FRAME_OWNED_BY_GENERATOR) {
+            int err = frame_visit(f, frame_live_slots(f), visit, arg);
+            if (err != 0) {
+                return err;
+            }
+        }
+    }
     return 0;
 }
 
 int
 pc_pystate_is_finalizing(void)
 {
-    return _Py_IsFinalizing();
+    return interpreter_finalizing();
 }
 
 void
@@ -256,5 +765,3 @@ pc_pystate_set_current_context(PyThreadState *ts, PyObject *ctx)
     Py_XSETREF(ts->context, ctx);
     ts->context_ver++;
 }
-
-#endif

@@ -2,7 +2,7 @@
 
 Work in progress (issue 4): switching, parents, throw, return values, GreenletExit, killing of
 unreferenced suspended greenlets, gr_frame, gr_context and settrace are in place for CPython 3.11
-on x86-64 and aarch64. See the issue notes for what is not finished yet.
+to 3.14 on x86-64 and aarch64. See the issue notes for what is not finished yet.
 """
 from ._core import GreenletError as error
 from ._core import GreenletExit, getcurrent, gettrace, settrace

@@ -5,6 +5,7 @@ import gc
 import os
 import sys
 import threading
+import time
 import weakref
 
 import pytest
@@ -188,6 +189,20 @@ def test_parent_checks():
     run_both(lambda m, log: setattr(m.greenlet(lambda: None), "parent", 1))
     run_both(lambda m, log: delattr(m.greenlet(lambda: None), "parent"))
     run_both(lambda m, log: m.getcurrent().parent)
+
+
+@pytest.mark.parametrize("op", ["parent = None", "parent = greenlet", "del parent", "run",
+                                "run = len", "del run"])
+def test_main_greenlet_has_no_run_and_a_fixed_parent(op):
+    def s(m, log):
+        main = m.getcurrent()
+        return {"parent = None": lambda: setattr(main, "parent", None),
+                "parent = greenlet": lambda: setattr(main, "parent", m.greenlet()),
+                "del parent": lambda: delattr(main, "parent"),
+                "run": lambda: main.run,
+                "run = len": lambda: setattr(main, "run", len),
+                "del run": lambda: delattr(main, "run")}[op]()
+    run_both(s)
 
 
 def test_run_attribute():
@@ -417,9 +432,16 @@ def test_cross_thread_switch_is_an_error():
             holder["g"] = m.getcurrent()
             holder["main"] = m.getcurrent().parent
             holder["t_main_is_main"] = m.getcurrent().parent is None
+        base = len(os.listdir("/proc/self/task"))
         t = threading.Thread(target=other)
         t.start()
         t.join()
+        # greenlet learns that the thread has ended only when the OS thread is gone (a TLS
+        # destructor), which may be after join() returns: wait for it, so that the oracle's
+        # message does not depend on timing
+        deadline = time.monotonic() + 10
+        while len(os.listdir("/proc/self/task")) > base and time.monotonic() < deadline:
+            time.sleep(0.001)
         try:
             holder["g"].switch()
         except m.error as e:
