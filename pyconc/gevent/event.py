@@ -14,6 +14,10 @@ __all__ = ['Event', 'AsyncResult']
 class Event(Linkable, _core.Event):
     """A flag that greenlets (and threads) can wait for."""
 
+    def __init__(self):
+        _core.Event.__init__(self)
+        _core.get_hub()   # as gevent's: this thread's waits go through its hub from now on
+
     def _links_ready(self):
         return self.is_set()
 
@@ -47,7 +51,7 @@ class AsyncResult(Event):
     """A one-time event that stores a value or an exception."""
 
     def __init__(self):
-        _core.Event.__init__(self)
+        Event.__init__(self)
         self._value = _NONE
         self._exc_info = ()
 
@@ -121,7 +125,8 @@ class AsyncResult(Event):
             return self._raise_exception()
         if not block:
             raise Timeout()
-        _core.Event.wait(self, timeout)
+        if not _core.Event.wait(self, timeout) and not self.ready():
+            raise Timeout(timeout)   # the timeout that expired, as gevent's
         return self.get(block=False)
 
     def get_nowait(self):

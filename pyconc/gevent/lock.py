@@ -21,6 +21,7 @@ class Semaphore(Linkable, _core.Semaphore):
         if value is not None and value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         _core.Semaphore.__init__(self, 1 if value is None else value)
+        _core.get_hub()   # as gevent's: this thread's waits go through its hub from now on
 
     @property
     def counter(self):
@@ -83,6 +84,7 @@ class BoundedSemaphore(Semaphore, _core.BoundedSemaphore):
         if value is not None and value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         _core.BoundedSemaphore.__init__(self, 1 if value is None else value)
+        _core.get_hub()
 
     def release(self):
         _core.BoundedSemaphore.release(self)

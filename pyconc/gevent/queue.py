@@ -55,6 +55,7 @@ class _GeventQueueMixin:
                               'use Channel', DeprecationWarning, stacklevel=_warn_depth)
             maxsize = None
         self._base.__init__(self, maxsize or 0)
+        _core.get_hub()   # as gevent's: this thread's waits go through its hub from now on
         for item in items:
             self._base.put_nowait(self, item)
 
@@ -235,6 +236,7 @@ class Channel:
         if maxsize != 1:
             raise ValueError("Channels have a maxsize of 1")
         self._cond = _threading.Condition(_threading.Lock())
+        _core.get_hub()
         self._putters = collections.deque()   # [item, taken] records, oldest first
         self._getters = 0
         self.is_shutdown = False
