@@ -402,11 +402,11 @@ glet_init(PyObject *self, PyObject *args, PyObject *kwargs)
         Py_CLEAR(run);
     }
     g->func = run;
-    g->kwargs = kwargs != NULL ? PyDict_Copy(kwargs) : PyDict_New();
+    /* kwargs and links are made when first needed (most greenlets have neither) */
+    g->kwargs = (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) ? PyDict_Copy(kwargs) : NULL;
     g->value = Py_NewRef(Py_None);
-    g->links = PyList_New(0);
     pc_waitlist_init(&g->joiners);
-    if (g->args == NULL || g->kwargs == NULL || g->links == NULL) {
+    if (g->args == NULL || (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0 && g->kwargs == NULL)) {
         return -1;
     }
     /* "If they didn't pass a callable at all, then they must already have one." */
@@ -445,14 +445,13 @@ glet_run(PyObject *self, PyObject *Py_UNUSED(ignored))
     g->state = S_RUNNING;
     Py_CLEAR(g->start_timer);
     PyObject *func = g->func ? Py_NewRef(g->func) : PyObject_GetAttrString(self, "_run");
-    PyObject *args = Py_NewRef(g->args), *kwargs = g->kwargs;
+    PyObject *args = Py_NewRef(g->args), *kwargs = Py_XNewRef(g->kwargs);
     PyObject *r = NULL;
     if (func != NULL) {
-        Py_INCREF(kwargs);
-        r = PyObject_Call(func, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
-        Py_DECREF(kwargs);
+        r = PyObject_Call(func, args, (kwargs && PyDict_GET_SIZE(kwargs)) ? kwargs : NULL);
         Py_DECREF(func);
     }
+    Py_XDECREF(kwargs);
     Py_DECREF(args);
     if (r == NULL) {
         report_error(self);
@@ -520,6 +519,8 @@ glet_start_later(PyObject *self, PyObject *seconds)
     Py_RETURN_NONE;
 }
 
+static PyObject *glet_start(PyObject *self, PyObject *Py_UNUSED(ignored));
+
 static PyObject *
 glet_spawn(PyObject *cls, PyObject *args, PyObject *kwargs)
 {
@@ -527,7 +528,16 @@ glet_spawn(PyObject *cls, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
-    PyObject *r = PyObject_CallMethod(self, "start", NULL);
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    /* start() in C unless a subclass overrides it */
+    PyObject *start = PyObject_GetAttr((PyObject *)Py_TYPE(self), st->str_start);
+    int ours = start == st->glet_start;
+    Py_XDECREF(start);
+    PyObject *r = ours ? glet_start(self, NULL) : PyObject_CallMethodNoArgs(self, st->str_start);
     if (r == NULL) {
         Py_DECREF(self);
         return NULL;
@@ -638,17 +648,82 @@ parse_timeout(PyObject *timeout, pc_time_t *rel_ns)
     return 0;
 }
 
+/* gevent's waits take a Timeout instance as their timeout too: it is started (unless already
+ * pending), the wait has no deadline of its own, and the Timeout raises whatever it raises when
+ * it fires. *timer receives the Timeout to cancel afterwards (new reference), or NULL when the
+ * timeout was a number or None. 0 or -1. */
+static int
+timeout_begin(PyObject *self, PyObject *timeout, pc_time_t *rel, PyObject **timer)
+{
+    *timer = NULL;
+    pc_state *st = state_of(self);
+    if (st == NULL) {
+        return -1;
+    }
+    if (timeout != NULL && st->GeventTimeout != NULL &&
+            PyObject_TypeCheck(timeout, (PyTypeObject *)st->GeventTimeout)) {
+        PyObject *r = PyObject_CallMethod(st->GeventTimeout, "start_new", "O", timeout);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+        *timer = Py_NewRef(timeout);
+        *rel = -1;
+        return 0;
+    }
+    return parse_timeout(timeout, rel);
+}
+
+/* Cancels a Timeout that timeout_begin started, keeping any exception set. */
+static void
+timeout_end(PyObject *timer)
+{
+    if (timer == NULL) {
+        return;
+    }
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *r = PyObject_CallMethod(timer, "cancel", NULL);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(timer);
+    }
+    Py_XDECREF(r);
+    Py_DECREF(timer);
+    PyErr_Restore(et, ev, etb);
+}
+
 static PyObject *
 glet_join(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"timeout"};
-    PyObject *a[1];
+    PyObject *a[1], *timer;
     pc_time_t rel;
     if (pc_parse_args("join", args, nargs, kwnames, names, 1, a) < 0 ||
-            check_init(self) < 0 || parse_timeout(a[0], &rel) < 0) {
+            check_init(self) < 0) {
         return NULL;
     }
-    if (wait_ready(self, rel) < 0) {
+    if (is_ready(self)) {
+        Py_RETURN_NONE;
+    }
+    if (timeout_begin(self, a[0], &rel, &timer) < 0) {
+        return NULL;
+    }
+    int r = wait_ready(self, rel);
+    timeout_end(timer);
+    if (r < 0) {
+        /* the join's own Timeout instance firing is not an error: join returns quietly */
+        pc_state *st = state_of(self);
+        if (timer != NULL && st != NULL && PyErr_Occurred()) {
+            PyObject *et, *ev, *etb;
+            PyErr_Fetch(&et, &ev, &etb);
+            if (ev == a[0]) {
+                Py_XDECREF(et);
+                Py_XDECREF(ev);
+                Py_XDECREF(etb);
+                Py_RETURN_NONE;
+            }
+            PyErr_Restore(et, ev, etb);
+        }
         return NULL;
     }
     Py_RETURN_NONE;
@@ -704,10 +779,12 @@ glet_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
         return raise_timeout(self, NULL);
     }
     pc_time_t rel;
-    if (parse_timeout(a[1], &rel) < 0) {
+    PyObject *timer;
+    if (timeout_begin(self, a[1], &rel, &timer) < 0) {
         return NULL;
     }
     int r = wait_ready(self, rel);
+    timeout_end(timer);
     if (r < 0) {
         return NULL;
     }
@@ -834,6 +911,9 @@ glet_rawlink(PyObject *self, PyObject *callback)
         return NULL;
     }
     glet_t *g = GLET(self);
+    if (g->links == NULL && (g->links = PyList_New(0)) == NULL) {
+        return NULL;
+    }
     if (PyList_Append(g->links, callback) < 0) {
         return NULL;
     }
@@ -848,6 +928,9 @@ glet_unlink(PyObject *self, PyObject *callback)
 {
     if (check_init(self) < 0) {
         return NULL;
+    }
+    if (GLET(self)->links == NULL) {
+        Py_RETURN_NONE;
     }
     PyObject *r = PyObject_CallMethod(GLET(self)->links, "remove", "O", callback);
     if (r == NULL) {
@@ -866,7 +949,8 @@ glet_unlink_all(PyObject *self, PyObject *Py_UNUSED(ignored))
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (PyList_SetSlice(GLET(self)->links, 0, PY_SSIZE_T_MAX, NULL) < 0) {
+    if (GLET(self)->links != NULL &&
+            PyList_SetSlice(GLET(self)->links, 0, PY_SSIZE_T_MAX, NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -878,7 +962,8 @@ glet_has_links(PyObject *self, PyObject *Py_UNUSED(ignored))
     if (check_init(self) < 0) {
         return NULL;
     }
-    return PyLong_FromSsize_t(PyList_GET_SIZE(GLET(self)->links));
+    PyObject *links = GLET(self)->links;
+    return PyLong_FromSsize_t(links ? PyList_GET_SIZE(links) : 0);
 }
 
 static PyObject *
@@ -959,8 +1044,34 @@ glet_raise_exception(PyObject *self, PyObject *Py_UNUSED(ignored))
     }
 
 OBJ_GETSET(args)
-OBJ_GETSET(kwargs)
 OBJ_GETSET(value)
+
+static PyObject *
+glet_get_kwargs(PyObject *self, void *Py_UNUSED(c))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    glet_t *g = GLET(self);
+    if (g->kwargs == NULL && (g->kwargs = PyDict_New()) == NULL) {
+        return NULL;
+    }
+    return Py_NewRef(g->kwargs);
+}
+
+static int
+glet_set_kwargs(PyObject *self, PyObject *v, void *Py_UNUSED(c))
+{
+    if (check_init(self) < 0) {
+        return -1;
+    }
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute kwargs");
+        return -1;
+    }
+    Py_XSETREF(GLET(self)->kwargs, Py_NewRef(v));
+    return 0;
+}
 
 static PyObject *
 glet_get_exception(PyObject *self, void *Py_UNUSED(c))
@@ -1010,7 +1121,11 @@ glet_get_links(PyObject *self, void *Py_UNUSED(c))
     if (check_init(self) < 0) {
         return NULL;
     }
-    return Py_NewRef(GLET(self)->links);
+    glet_t *g = GLET(self);
+    if (g->links == NULL && (g->links = PyList_New(0)) == NULL) {
+        return NULL;
+    }
+    return Py_NewRef(g->links);
 }
 
 static PyObject *
@@ -1251,7 +1366,10 @@ pc_glet_init_types(PyObject *module, pc_state *st)
         return -1;
     }
     st->greenlet_throw = PyObject_GetAttrString((PyObject *)st->Greenlet_Type, "throw");
-    if (st->greenlet_throw == NULL) {
+    st->str_start = PyUnicode_InternFromString("start");
+    st->glet_start = st->str_start ? PyObject_GetAttr((PyObject *)st->GeventGreenlet_Type,
+                                                      st->str_start) : NULL;
+    if (st->greenlet_throw == NULL || st->glet_start == NULL) {
         return -1;
     }
     return PyModule_AddFunctions(module, glet_module_methods);

@@ -641,7 +641,11 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     if (st == NULL) {
         return -1;
     }
-    PyObject *run = PyObject_GetAttrString((PyObject *)self, "run");  /* may run Python code */
+    static PyObject *run_name = NULL;   /* interned once: this is every greenlet's start */
+    if (run_name == NULL && (run_name = PyUnicode_InternFromString("run")) == NULL) {
+        return -1;
+    }
+    PyObject *run = PyObject_GetAttr((PyObject *)self, run_name);  /* may run Python code */
     if (run == NULL) {
         return -1;
     }

@@ -330,6 +330,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->GeventTimeout);
     Py_VISIT(st->GeventLoopExit);
     Py_VISIT(st->greenlet_throw);
+    Py_VISIT(st->glet_start);
     Py_VISIT(st->MPQueue_Type);
     Py_VISIT(st->Connection_Type);
     Py_VISIT(st->SharedBlock_Type);
@@ -373,6 +374,8 @@ module_clear(PyObject *module)
     Py_CLEAR(st->GeventTimeout);
     Py_CLEAR(st->GeventLoopExit);
     Py_CLEAR(st->greenlet_throw);
+    Py_CLEAR(st->str_start);
+    Py_CLEAR(st->glet_start);
     Py_CLEAR(st->MPQueue_Type);
     Py_CLEAR(st->Connection_Type);
     Py_CLEAR(st->SharedBlock_Type);

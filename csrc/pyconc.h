@@ -49,6 +49,8 @@ typedef struct {
     PyObject *GeventTimeout;        /* pyconc.gevent.Timeout, set by the face */
     PyObject *GeventLoopExit;       /* pyconc.gevent's LoopExit (a subclass), set by the face */
     PyObject *greenlet_throw;       /* the greenlet type's throw method descriptor */
+    PyObject *str_start;            /* interned "start" */
+    PyObject *glet_start;           /* _core.Greenlet's start method descriptor */
     /* process-shared objects */
     PyTypeObject *SemLock_Type;
     PyTypeObject *MPQueue_Type;

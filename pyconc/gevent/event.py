@@ -6,7 +6,7 @@ rawlink/unlink (callbacks run in the hub), ready(), isSet(). AsyncResult is an E
 a value or an exception."""
 from .. import _core
 from ._links import Linkable
-from .timeout import Timeout
+from .timeout import Timeout, _timeout_call
 
 __all__ = ['Event', 'AsyncResult']
 
@@ -33,6 +33,13 @@ class Event(Linkable, _core.Event):
 
     def ready(self):
         return self.is_set()
+
+    def wait(self, timeout=None):
+        """Wait until the flag is set or the timeout (a number or a Timeout); return the flag
+        (True if a set() woke us)."""
+        if isinstance(timeout, Timeout):
+            return _timeout_call(timeout, _core.Event.wait, self)
+        return _core.Event.wait(self, timeout)
 
     def set(self):
         """Set the flag; wake every waiter; schedule the links."""
@@ -125,7 +132,7 @@ class AsyncResult(Event):
             return self._raise_exception()
         if not block:
             raise Timeout()
-        if not _core.Event.wait(self, timeout) and not self.ready():
+        if not _timeout_call(timeout, _core.Event.wait, self) and not self.ready():
             raise Timeout(timeout)   # the timeout that expired, as gevent's
         return self.get(block=False)
 
@@ -135,7 +142,7 @@ class AsyncResult(Event):
     def wait(self, timeout=None):
         """Wait until ready (or the timeout); return the value (None after an exception)."""
         if not self.ready():
-            _core.Event.wait(self, timeout)
+            _timeout_call(timeout, _core.Event.wait, self)
         return self.value
 
     def __call__(self, source):

@@ -15,7 +15,8 @@ from .exceptions import (BlockingSwitchOutError, ConcurrentObjectUseError, Inval
                          LoopExit)
 
 __all__ = ['getcurrent', 'GreenletExit', 'spawn_raw', 'sleep', 'kill', 'signal', 'reinit',
-           'get_hub', 'Hub', 'Waiter', 'idle', 'LoopExit', 'get_hub_if_exists']
+           'get_hub', 'Hub', 'Waiter', 'idle', 'LoopExit', 'get_hub_if_exists',
+           'get_hub_class', 'set_default_hub_class']
 
 spawn_raw = _core.spawn_raw
 idle = _core.idle
@@ -90,6 +91,15 @@ class Hub(_core.Hub):
 
     threadpool = property(_get_threadpool, _set_threadpool, _del_threadpool)
 
+    def _normalize_exception(self, t, v, tb):
+        # as gevent: a string value becomes an instance of t; the type is then the value's
+        if not isinstance(v, BaseException):
+            v = t(v) if v is not None else t()
+        t = type(v)
+        if tb is None:
+            tb = v.__traceback__
+        return t, v, tb
+
     def print_exception(self, context, t, v, tb):
         import traceback
         errstream = self.exception_stream
@@ -143,6 +153,22 @@ class Hub(_core.Hub):
 
 
 _core._set_hub_class(Hub)
+_hub_class = Hub
+
+
+def get_hub_class():
+    """The class the next hub will be made of."""
+    return _hub_class
+
+
+def set_default_hub_class(hubtype):
+    """Make the hubs created from now on instances of hubtype (a subclass of Hub)."""
+    global _hub_class
+    if not (isinstance(hubtype, type) and issubclass(hubtype, _core.Hub)):
+        raise TypeError("A hub class must be a subclass of pyconc.gevent.hub.Hub: %r"
+                        % (hubtype,))
+    _core._set_hub_class(hubtype)
+    _hub_class = hubtype
 
 
 def _hub_ident_registry(hub):

@@ -7,6 +7,7 @@ semaphore is available. RLock is owned by a greenlet, not a thread, as gevent's.
 from .. import _core
 from ..greenlet import getcurrent
 from ._links import Linkable
+from .timeout import Timeout, _timeout_call
 
 __all__ = ['Semaphore', 'BoundedSemaphore', 'DummySemaphore', 'RLock']
 
@@ -45,6 +46,8 @@ class Semaphore(Linkable, _core.Semaphore):
 
     def acquire(self, blocking=True, timeout=None):
         """Take a unit; True if taken, False if not (non-blocking, or the timeout passed)."""
+        if isinstance(timeout, Timeout):
+            return _timeout_call(timeout, _core.Semaphore.acquire, self, True)
         if timeout is not None and not blocking:
             blocking = True if timeout else False
         return _core.Semaphore.acquire(self, blocking, timeout)
@@ -60,7 +63,7 @@ class Semaphore(Linkable, _core.Semaphore):
         """Wait until a unit is available (not taking it), or the timeout; return the counter."""
         if self._value > 0:
             return self._value
-        if _core.Semaphore.acquire(self, True, timeout):
+        if _timeout_call(timeout, _core.Semaphore.acquire, self, True):
             _core.Semaphore.release(self)   # hand it on: wait() does not take it
         return self._value
 

@@ -14,6 +14,7 @@ from queue import Empty, Full
 from .. import _core
 from ..greenlet import getcurrent
 from .. import threading as _threading
+from .timeout import Timeout, _timeout_call
 
 __all__ = ['SimpleQueue', 'Queue', 'PriorityQueue', 'LifoQueue', 'JoinableQueue', 'Channel',
            'Empty', 'Full', 'ShutDown']
@@ -114,6 +115,8 @@ class _GeventQueueMixin:
         itself, never wait."""
         if not block or _in_hub():
             return self._base.put(self, item, False)
+        if isinstance(timeout, Timeout):
+            return _timeout_call(timeout, self._base.put, self, item, True)
         if timeout is not None and timeout < 0 and self.full():
             raise Full
         return self._base.put(self, item, True, timeout)
@@ -128,6 +131,8 @@ class _GeventQueueMixin:
             return self._base.get(self, False)
         if self.is_shutdown:
             raise ShutDown
+        if isinstance(timeout, Timeout):
+            return _timeout_call(timeout, self._base.get, self, True)
         _check_timeout(block, timeout)
         if not block or _in_hub():
             raise Empty
@@ -142,6 +147,8 @@ class _GeventQueueMixin:
             return self._peek(False)
         if self.is_shutdown:
             raise ShutDown
+        if isinstance(timeout, Timeout):
+            return _timeout_call(timeout, self._peek, True)
         _check_timeout(block, timeout)
         if not block or _in_hub():
             raise Empty
@@ -285,7 +292,13 @@ class Channel:
             record = [item, False]
             self._putters.append(record)
             self._cond.notify_all()
-            if not self._cond.wait_for(lambda: record[1], timeout):
+            try:
+                ok = _timeout_call(timeout, self._cond.wait_for, lambda: record[1])
+            except BaseException:
+                if not record[1]:
+                    self._putters.remove(record)
+                raise
+            if not ok:
                 self._putters.remove(record)
                 raise Full
 
@@ -301,7 +314,7 @@ class Channel:
                     raise Empty
                 self._getters += 1
                 try:
-                    if not self._cond.wait_for(lambda: self._putters, timeout):
+                    if not _timeout_call(timeout, self._cond.wait_for, lambda: self._putters):
                         raise Empty
                 finally:
                     self._getters -= 1

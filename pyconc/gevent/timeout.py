@@ -163,3 +163,16 @@ def with_timeout(seconds, function, *args, **kwds):
 
 _NONE = object()
 _core._set_gevent_class('Timeout', Timeout)
+
+
+def _timeout_call(timeout, func, *args):
+    """func(*args, timeout) for a number or None; for a Timeout instance (gevent's waits take
+    one), the Timeout is started, func waits with no timeout of its own, and the Timeout raises
+    what it raises when it fires; it is cancelled afterwards."""
+    if isinstance(timeout, Timeout):
+        t = Timeout.start_new(timeout)
+        try:
+            return func(*args, None)
+        finally:
+            t.cancel()
+    return func(*args, timeout)
