@@ -64,12 +64,21 @@
 #include <sanitizer/asan_interface.h>
 #define PC_NO_ASAN __attribute__((no_sanitize_address, noinline))
 #define PC_UNPOISON(p, n) __asan_unpoison_memory_region((p), (size_t)(n))
+/* The stack below a greenlet's switch point is where its next calls put their frames. Frames of
+ * other greenlets that were switched away (never returned) leave their red zones poisoned
+ * there, and a new frame's prologue poisons only its own red zones, not its variables: so after
+ * a switch that window is unpoisoned, or a buffer on the stack handed to libc (gmtime_r,
+ * epoll_wait) is reported as an overflow that is not one. */
+#define PC_UNPOISON_BELOW(p) \
+    __asan_unpoison_memory_region((char *)(p) - PC_ASAN_WINDOW, PC_ASAN_WINDOW)
+#define PC_ASAN_WINDOW ((size_t)128 * 1024)
 /* The functions whose frames live across a switch (copied away and back while other greenlets'
  * frames use the same addresses) keep no red zones: their shadow could not be kept right. */
 #define PC_SWITCH_FRAME __attribute__((no_sanitize_address))
 #else
 #define PC_NO_ASAN
 #define PC_UNPOISON(p, n) ((void)0)
+#define PC_UNPOISON_BELOW(p) ((void)0)
 #define PC_SWITCH_FRAME
 #endif
 
@@ -178,6 +187,7 @@ static PC_SWITCH_FRAME void
 restore_hook(void)
 {
     GreenletObject *g = G.target, *owner = G.origin;
+    PC_UNPOISON_BELOW(g->stack_start);
     if (g->stack_saved != 0) {
         PC_UNPOISON(g->stack_start, g->stack_saved);
         copy_bytes(g->stack_start, g->stack_copy, g->stack_saved);
@@ -679,6 +689,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     }
 
     /* -- the new greenlet, on this stack, below `mark` -- */
+    PC_UNPOISON_BELOW(mark);
     self->stack_start = (char *)1;
     /* Take the payload before any Python code can run here: that code may switch, and the
      * switch state is then reused. */

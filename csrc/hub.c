@@ -452,8 +452,8 @@ pc_hub_handle_error(HubObject *hub, PyObject *context)
         Py_XDECREF(tbmod);
         /* then gevent's line: an ISO-8601 UTC timestamp and "<context> failed with <Type>" */
         char stamp[40] = "";
-        time_t now = time(NULL);
         struct tm tmv;
+        time_t now = time(NULL);
         if (gmtime_r(&now, &tmv) != NULL) {
             strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tmv);
         }
