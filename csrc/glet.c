@@ -338,21 +338,13 @@ static int
 glet_clear(PyObject *self)
 {
     clear_data(GLET(self));
+    Py_CLEAR(GLET(self)->hub);
     pc_state *st = state_of(self);
     if (st == NULL) {
         PyErr_Clear();
         return 0;
     }
     return st->Greenlet_Type->tp_clear(self);
-}
-
-static void
-glet_free(void *self)
-{
-    glet_t *g = GLET(self);
-    clear_data(g);
-    Py_CLEAR(g->hub);
-    PyObject_GC_Del(self);
 }
 
 static int
@@ -1226,7 +1218,6 @@ static PyType_Slot glet_slots[] = {
     {Py_tp_init, glet_init},
     {Py_tp_traverse, glet_traverse},
     {Py_tp_clear, glet_clear},
-    {Py_tp_free, glet_free},
     {Py_nb_bool, glet_bool},
     {Py_tp_methods, glet_methods},
     {Py_tp_getset, glet_getset},

@@ -895,7 +895,15 @@ greenlet_dealloc(GreenletObject *self)
     if (self->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)self);
     }
-    greenlet_clear(self);
+    /* The type's clear, not ours alone: C subtypes (the hub, gevent's Greenlet) keep data after
+     * ours and drop it in theirs, which chain to greenlet_clear. (A Python subclass's tp_free is
+     * always PyObject_GC_Del, so a subtype cannot count on its tp_free being called.) */
+    if (tp->tp_clear != NULL) {
+        tp->tp_clear((PyObject *)self);
+    }
+    else {
+        greenlet_clear(self);
+    }
     if (self->is_main) {
         total_main_greenlets--;
     }

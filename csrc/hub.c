@@ -1573,36 +1573,14 @@ static int
 hub_clear(PyObject *self)
 {
     HubObject *hub = HUB(self);
-    return hub->st->Greenlet_Type->tp_clear(self);
-}
-
-static void
-hub_dealloc(PyObject *self)
-{
-    HubObject *hub = HUB(self);
-    destructor base = hub->st->Greenlet_Type->tp_dealloc;
     if (!hub->dead) {
         hub_destroy(hub);
     }
-    base(self);   /* may resurrect it (a suspended greenlet is killed first) */
-}
-
-/* The greenlet's part of the hub is freed by the base type; ours when the object really goes. */
-static void
-hub_finalize_data(HubObject *hub)
-{
     Py_CLEAR(hub->main);
     PyMem_Free(hub->heap);
     hub->heap = NULL;
     hub->nheap = hub->capheap = 0;
-}
-
-static void
-hub_free(void *self)
-{
-    HubObject *hub = HUB(self);
-    hub_finalize_data(hub);
-    PyObject_GC_Del(self);
+    return hub->st->Greenlet_Type->tp_clear(self);
 }
 
 static PyObject *
@@ -1795,8 +1773,6 @@ static PyGetSetDef hub_getset[] = {
 };
 
 static PyType_Slot hub_slots[] = {
-    {Py_tp_dealloc, hub_dealloc},
-    {Py_tp_free, hub_free},
     {Py_tp_traverse, hub_traverse},
     {Py_tp_clear, hub_clear},
     {Py_tp_repr, hub_repr},
