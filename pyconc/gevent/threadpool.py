@@ -34,11 +34,15 @@ negative.
 
 Shrinking: a stop marker (None) queued behind the pending tasks makes the worker that takes it
 leave. kill() (size = 0) waits until every marker has been taken: the queued tasks run first.
+When the hub's thread ends (its hub is destroyed then), its pools' workers are told to stop
+too (a thread-local sentinel; gevent leaves them waiting for tasks forever).
 """
 import os
 import sys
 import weakref
-from _thread import allocate_lock as _allocate_lock, get_ident as _get_ident
+from _thread import _local as _thread_local
+from _thread import allocate_lock as _allocate_lock
+from _thread import get_ident as _get_ident
 
 from .. import _core
 from ..greenlet import getcurrent
@@ -291,6 +295,8 @@ class ThreadPool(GroupMappingMixin):
         self._reset()
         self._set_maxsize(maxsize)
         _pools.add(self)
+        if hub.thread_ident == _get_ident():
+            _watch_thread_end(self)
 
     def _reset(self):
         self.pid = os.getpid()
@@ -304,6 +310,13 @@ class ThreadPool(GroupMappingMixin):
         # tasks may be outstanding
         self._slots = Semaphore(1, self.hub)
         self._slot_debt = 0       # slots taken away by lowering maxsize, not yet given back
+
+    def _hub_thread_ended(self):
+        # In the ending thread, its hub gone: the workers would wait for tasks forever. Those
+        # already queued still run (their results are set from the workers' threads).
+        live = len(self._workers) - self._stops
+        if live > 0:
+            self._stop_workers(live)
 
     def _after_fork(self):
         # In a forked child only the forking thread exists: the workers are gone, and so is
@@ -469,6 +482,32 @@ class ThreadPool(GroupMappingMixin):
 
 
 _pools = weakref.WeakSet()
+
+
+class _ThreadEndSentinel:
+    """Kept in a thread-local of the hub's thread: released when that thread ends, it stops
+    the pool's workers (the pool is only weakly referenced)."""
+    __slots__ = ('pools', )
+
+    def __init__(self):
+        self.pools = weakref.WeakSet()
+
+    def __del__(self):
+        for pool in list(self.pools):
+            try:
+                pool._hub_thread_ended()
+            except Exception:   # the interpreter may be shutting down
+                pass
+
+
+_thread_end = _thread_local()
+
+
+def _watch_thread_end(pool):
+    sentinel = getattr(_thread_end, 'sentinel', None)
+    if sentinel is None:
+        sentinel = _thread_end.sentinel = _ThreadEndSentinel()
+    sentinel.pools.add(pool)
 
 
 def _after_fork_in_child():

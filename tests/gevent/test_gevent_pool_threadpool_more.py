@@ -389,3 +389,27 @@ def test_group_made_with_members_joins_them(gv):
     G = gv.pool.Group([g])
     assert len(G) == 1 and G.join(timeout=0.01) is False
     assert G.join(timeout=5) is True and g.dead and len(G) == 0
+
+
+def test_threadpool_workers_leave_when_their_hubs_thread_ends(gv):
+    if not gv.is_pyconc:
+        pytest.skip("checked: gevent 26 leaves the workers of a thread's hub.threadpool "
+                    "waiting for tasks forever once that thread has ended; pyconc destroys "
+                    "the hub of an ending thread and stops its pools' workers with it")
+    r = gv.run('''
+        import os, threading, time
+        before = len(os.listdir("/proc/self/task"))
+        def run():
+            tp = gevent.get_hub().threadpool
+            tp.size = 3
+            assert tp.apply(lambda: 1) == 1
+        for _ in range(3):
+            t = threading.Thread(target=run)
+            t.start()
+            t.join()
+        deadline = time.monotonic() + 10
+        while len(os.listdir("/proc/self/task")) > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(len(os.listdir("/proc/self/task")) - before)
+    ''', timeout=30)
+    assert (r.returncode, r.stdout) == (0, "0\n"), r.stderr
