@@ -57,6 +57,7 @@ from .pool import GroupMappingMixin
 __all__ = ['ThreadPool', 'ThreadResult']
 
 _get_hub_if_exists = _core._get_hub_if_exists
+_current_hub = _core.get_hub          # hub.get_hub without its (ignored) arguments
 _CoreEvent = _core.Event
 
 
@@ -434,7 +435,7 @@ class ThreadPool(GroupMappingMixin):
         """Run func(*args, **kwargs) in a worker thread; returns an AsyncResult. Waits (parks
         the greenlet) while maxsize + 1 tasks are outstanding; starts a thread if needed.
         Only from the thread of the pool's hub (else InvalidThreadUseError)."""
-        if self.hub is not get_hub():
+        if self.hub is not _current_hub():
             raise InvalidThreadUseError
         self._slots.acquire()
         result = AsyncResult()
