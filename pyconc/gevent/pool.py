@@ -306,7 +306,9 @@ class Pool(Group):
 
     def add(self, greenlet, blocking=True, timeout=None):
         """Track greenlet once a slot is free. blocking=False: PoolFull at once if none is;
-        timeout: PoolFull after that many seconds."""
+        timeout: PoolFull after that many seconds (ignored when not blocking)."""
+        if not blocking:
+            timeout = None
         if not self._semaphore.acquire(blocking=blocking, timeout=timeout):
             raise PoolFull()
         try:

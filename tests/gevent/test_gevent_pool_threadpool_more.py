@@ -413,3 +413,18 @@ def test_threadpool_workers_leave_when_their_hubs_thread_ends(gv):
         print(len(os.listdir("/proc/self/task")) - before)
     ''', timeout=30)
     assert (r.returncode, r.stdout) == (0, "0\n"), r.stderr
+
+
+def test_pool_add_nonblocking_ignores_timeout(gv):
+    """Regression: Pool.add(blocking=False, timeout=t) waited t seconds (letting the other
+    greenlets run) before PoolFull; gevent ignores the timeout when not blocking."""
+    gevent = gv.gevent
+    P = gv.pool
+    p = P.Pool(1)
+    p.spawn(gevent.sleep, 0.5)
+    log = []
+    gevent.spawn(log.append, "ran")
+    with pytest.raises(P.PoolFull):
+        p.start(gevent.Greenlet(gevent.sleep, 0), blocking=False, timeout=0.2)
+    assert log == []                      # PoolFull at once: nothing else got to run
+    p.kill()
