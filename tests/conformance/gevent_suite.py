@@ -143,6 +143,13 @@ EXCLUDED = {
     # test__threadpool
     "test__threadpool.TestPool.test_greenlet_class": "ThreadPool._WorkerGreenlet and "
         "gevent.util.format_run_info: internals of gevent's threadpool",
+    # (the same test, inherited by the subclasses that run it with other pool sizes)
+    "test__threadpool.TestPool2.test_greenlet_class": "ThreadPool._WorkerGreenlet and "
+        "gevent.util.format_run_info: internals of gevent's threadpool",
+    "test__threadpool.TestPool3.test_greenlet_class": "ThreadPool._WorkerGreenlet and "
+        "gevent.util.format_run_info: internals of gevent's threadpool",
+    "test__threadpool.TestPool10.test_greenlet_class": "ThreadPool._WorkerGreenlet and "
+        "gevent.util.format_run_info: internals of gevent's threadpool",
     "test__threadpool.TestBeforeRunTaskFailure":
         "subclasses ThreadPool._WorkerGreenlet (_before_run_task): an internal",
     "test__threadpool.TestWorkerProfileAndTrace":
@@ -154,7 +161,13 @@ EXCLUDED = {
 
 # Tests of the public API that pyconc does not pass yet. The pytest wrapper requires the
 # failures to be exactly these: a new failure fails, and so does one of these starting to pass.
-KNOWN_FAILING = {}
+KNOWN_FAILING = {
+    "test__threadpool.TestThreadResult.test_exception_in_on_async_doesnt_crash":
+        "an exception escaping a hub callback (here ThreadResult's call_when_ready) must reach "
+        "the main greenlet under gevent.testing's error_fatal, which sets Hub.SYSTEM_ERROR = "
+        "object; csrc/hub.c's handle_error hard-codes KeyboardInterrupt/SystemExit/SystemError "
+        "and calls no Python-level override, so the error is only printed (a hub matter)",
+}
 
 # What the test infrastructure (gevent.testing, real files) needs from pyconc.gevent beyond
 # issue 11's faces. Checked before the run; a missing name is reported once, clearly, instead
