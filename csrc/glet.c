@@ -43,6 +43,10 @@ typedef struct {
 } glet_t;
 
 static Py_ssize_t glet_offset;   /* the greenlet type's basicsize */
+/* The greenlet type's traverse and clear, taken at init: during a collection the type of a dying
+ * subclass instance may already be cleared, so the module state cannot be looked up there. */
+static traverseproc base_traverse;
+static inquiry base_clear;
 #define GLET(obj) ((glet_t *)((char *)(obj) + glet_offset))
 
 static uint64_t finish_counter = 0;
@@ -159,30 +163,6 @@ report_error(PyObject *self)
     HubObject *hub = st ? pc_hub_of(st, g->hub) : NULL;
     if (hub == NULL) {
         PyErr_Clear();
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(etb);
-        return;
-    }
-    /* the hub's handle_error (a Python-level override on the hub instance is honoured) */
-    PyObject *override = NULL;
-    PyObject *hdict = PyObject_GenericGetDict(g->hub, NULL);
-    if (hdict == NULL) {
-        PyErr_Clear();
-    }
-    else {
-        override = PyDict_GetItemString(hdict, "handle_error");   /* borrowed from hdict */
-        Py_XINCREF(override);
-        Py_DECREF(hdict);
-    }
-    if (override != NULL) {
-        PyObject *r = PyObject_CallFunctionObjArgs(override, self, et, ev, etb ? etb : Py_None,
-                                                   NULL);
-        if (r == NULL) {
-            PyErr_WriteUnraisable(override);
-        }
-        Py_XDECREF(r);
-        Py_DECREF(override);
         Py_XDECREF(et);
         Py_XDECREF(ev);
         Py_XDECREF(etb);
@@ -312,12 +292,7 @@ glet_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(g->links);
     Py_VISIT(g->start_timer);
     Py_VISIT(g->hub);
-    pc_state *st = state_of(self);
-    if (st == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    return st->Greenlet_Type->tp_traverse(self, visit, arg);
+    return base_traverse(self, visit, arg);
 }
 
 static void
@@ -339,12 +314,7 @@ glet_clear(PyObject *self)
 {
     clear_data(GLET(self));
     Py_CLEAR(GLET(self)->hub);
-    pc_state *st = state_of(self);
-    if (st == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    return st->Greenlet_Type->tp_clear(self);
+    return base_clear(self);
 }
 
 static int
@@ -1351,6 +1321,8 @@ int
 pc_glet_init_types(PyObject *module, pc_state *st)
 {
     glet_offset = st->Greenlet_Type->tp_basicsize;
+    base_traverse = st->Greenlet_Type->tp_traverse;
+    base_clear = st->Greenlet_Type->tp_clear;
     glet_spec.basicsize = (int)(glet_offset + sizeof(glet_t));
     if (pc_add_type(module, &glet_spec, (PyObject *)st->Greenlet_Type,
                     &st->GeventGreenlet_Type) < 0) {

@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -430,50 +431,92 @@ pc_hub_of(pc_state *st, PyObject *obj)
  * KeyboardInterrupt, SystemExit and SystemError (SYSTEM_ERROR) then belong to the main greenlet:
  * returns 1 with the exception still set, for the caller to raise there. Otherwise the exception
  * is cleared and 0 returned. */
-int
-pc_hub_handle_error(HubObject *hub, PyObject *context)
+/* The exception class tuple named attr on the hub's class (SYSTEM_ERROR, NOT_ERROR: a
+ * subclass may change them), or NULL for the built-in default. New reference. */
+static PyObject *
+hub_error_classes(HubObject *hub, const char *attr)
 {
-    int not_error = PyErr_ExceptionMatches(hub->st->GreenletExit) ||
-                    PyErr_ExceptionMatches(PyExc_SystemExit);
-    int system = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
-                 PyErr_ExceptionMatches(PyExc_SystemExit) ||
-                 PyErr_ExceptionMatches(PyExc_SystemError);
+    PyObject *t = PyObject_GetAttrString((PyObject *)Py_TYPE(hub->self), attr);
+    if (t == NULL) {
+        PyErr_Clear();
+    }
+    return t;
+}
+
+static int
+matches(PyObject *et, PyObject *classes, PyObject *const *defaults, int n)
+{
+    if (classes != NULL) {
+        return PyErr_GivenExceptionMatches(et, classes);
+    }
+    for (int i = 0; i < n; i++) {
+        if (PyErr_GivenExceptionMatches(et, defaults[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The default handling (gevent's Hub.handle_error), for the set exception. */
+static int
+handle_error_default(HubObject *hub, PyObject *context)
+{
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
     PyErr_NormalizeException(&et, &ev, &etb);
     if (etb != NULL) {
         PyException_SetTraceback(ev, etb);
     }
+    PyObject *sys_cls = hub_error_classes(hub, "SYSTEM_ERROR");
+    PyObject *not_cls = hub_error_classes(hub, "NOT_ERROR");
+    PyObject *sys_def[] = {PyExc_KeyboardInterrupt, PyExc_SystemExit, PyExc_SystemError};
+    PyObject *not_def[] = {hub->st->GreenletExit, PyExc_SystemExit};
+    int not_error = matches(et, not_cls, not_def, 2);
+    int system = matches(et, sys_cls, sys_def, 3);
+    Py_XDECREF(sys_cls);
+    Py_XDECREF(not_cls);
     if (!not_error) {
-        PyObject *tbmod = PyImport_ImportModule("traceback");
-        PyObject *r = tbmod ? PyObject_CallMethod(tbmod, "print_exception", "OOO", et, ev,
-                                                  etb ? etb : Py_None) : NULL;
-        Py_XDECREF(r);
-        Py_XDECREF(tbmod);
-        /* then gevent's line: an ISO-8601 UTC timestamp and "<context> failed with <Type>" */
-        char stamp[40] = "";
-        struct tm tmv;
-        time_t now = time(NULL);
-        if (gmtime_r(&now, &tmv) != NULL) {
-            strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+        /* a class that defines print_exception (pyconc.gevent's Hub) prints; else the core */
+        PyObject *pe = PyObject_GetAttrString(hub->self, "print_exception");
+        if (pe != NULL) {
+            PyObject *r = PyObject_CallFunctionObjArgs(pe, context ? context : Py_None, et,
+                                                       ev ? ev : Py_None,
+                                                       etb ? etb : Py_None, NULL);
+            Py_XDECREF(r);
+            Py_DECREF(pe);
         }
-        PyObject *ctx = context ? PyObject_Repr(context) : NULL;
-        PyObject *err = PySys_GetObject("stderr");   /* borrowed */
-        PyObject *msg = NULL;
-        if (r != NULL && context == NULL) {
-            msg = PyUnicode_FromFormat("%s\n", stamp);
+        else {
+            PyErr_Clear();
+            PyObject *tbmod = PyImport_ImportModule("traceback");
+            PyObject *r = tbmod ? PyObject_CallMethod(tbmod, "print_exception", "OOO", et, ev,
+                                                      etb ? etb : Py_None) : NULL;
+            Py_XDECREF(r);
+            Py_XDECREF(tbmod);
+            /* then gevent's line: an ISO-8601 UTC timestamp and "<context> failed with <T>" */
+            char stamp[40] = "";
+            struct tm tmv;
+            time_t now = time(NULL);
+            if (gmtime_r(&now, &tmv) != NULL) {
+                strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+            }
+            PyObject *ctx = context ? PyObject_Repr(context) : NULL;
+            PyObject *err = PySys_GetObject("stderr");   /* borrowed */
+            PyObject *msg = NULL;
+            if (r != NULL && context == NULL) {
+                msg = PyUnicode_FromFormat("%s\n", stamp);
+            }
+            else if (r != NULL && ctx != NULL) {
+                PyObject *tname = PyType_GetName((PyTypeObject *)et);
+                msg = tname ? PyUnicode_FromFormat("%s %U failed with %U\n\n", stamp, ctx,
+                                                   tname) : NULL;
+                Py_XDECREF(tname);
+            }
+            if (err != NULL && err != Py_None && msg != NULL) {
+                PyFile_WriteObject(msg, err, Py_PRINT_RAW);
+            }
+            Py_XDECREF(msg);
+            Py_XDECREF(ctx);
         }
-        else if (r != NULL && ctx != NULL) {
-            PyObject *tname = PyType_GetName((PyTypeObject *)et);
-            msg = tname ? PyUnicode_FromFormat("%s %U failed with %U\n\n", stamp, ctx, tname)
-                        : NULL;
-            Py_XDECREF(tname);
-        }
-        if (err != NULL && err != Py_None && msg != NULL) {
-            PyFile_WriteObject(msg, err, Py_PRINT_RAW);
-        }
-        Py_XDECREF(msg);
-        Py_XDECREF(ctx);
         PyErr_Clear();   /* printing is best effort */
     }
     if (system) {
@@ -484,6 +527,44 @@ pc_hub_handle_error(HubObject *hub, PyObject *context)
     Py_XDECREF(ev);
     Py_XDECREF(etb);
     return 0;
+}
+
+static PyObject *hub_handle_error_meth(PyObject *self, PyObject *args);
+
+int
+pc_hub_handle_error(HubObject *hub, PyObject *context)
+{
+    /* A handle_error set on the hub instance, or overridden by its class, takes over (as
+     * gevent's hubs allow); it handles system errors itself. */
+    PyObject *h = PyObject_GetAttrString(hub->self, "handle_error");
+    if (h == NULL) {
+        PyErr_Clear();
+    }
+    else if (PyCFunction_Check(h) &&
+             PyCFunction_GET_FUNCTION(h) == (PyCFunction)hub_handle_error_meth) {
+        Py_DECREF(h);
+    }
+    else {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (etb != NULL) {
+            PyException_SetTraceback(ev, etb);
+        }
+        PyObject *r = PyObject_CallFunctionObjArgs(h, context ? context : Py_None, et,
+                                                   ev ? ev : Py_None, etb ? etb : Py_None,
+                                                   NULL);
+        Py_DECREF(h);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        if (r == NULL) {
+            PyErr_WriteUnraisable(hub->self);
+        }
+        Py_XDECREF(r);
+        return 0;
+    }
+    return handle_error_default(hub, context);
 }
 
 #define hub_handle_error pc_hub_handle_error
@@ -806,7 +887,9 @@ run_timers(HubObject *hub)
     return 0;
 }
 
-/* 1 if no thread but this one exists in the interpreter: nobody else could wake the hub. */
+/* 1 if no thread but this one exists: nobody else could wake the hub. Both the interpreter's
+ * thread states and the process's OS threads are counted -- a thread that was just started
+ * has no thread state yet, but will. (Read only when the hub is about to declare LoopExit.) */
 static int
 only_thread(void)
 {
@@ -815,6 +898,21 @@ only_thread(void)
     int n = 0;
     for (; t != NULL; t = PyThreadState_Next(t)) {
         if (++n > 1) {
+            return 0;
+        }
+    }
+    FILE *f = fopen("/proc/self/status", "re");
+    if (f != NULL) {
+        char line[128];
+        long threads = 1;
+        while (fgets(line, sizeof(line), f) != NULL) {
+            if (strncmp(line, "Threads:", 8) == 0) {
+                threads = strtol(line + 8, NULL, 10);
+                break;
+            }
+        }
+        fclose(f);
+        if (threads > 1) {
             return 0;
         }
     }
@@ -1693,7 +1791,7 @@ hub_handle_error_meth(PyObject *self, PyObject *args)
     else {
         PyErr_Restore(Py_NewRef(type), Py_NewRef(value), tb == Py_None ? NULL : Py_NewRef(tb));
     }
-    if (pc_hub_handle_error(hub, context == Py_None ? NULL : context)) {
+    if (handle_error_default(hub, context == Py_None ? NULL : context)) {
         /* a system error: raise it in main, now if we are the hub, else from the hub */
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);

@@ -100,17 +100,38 @@ class Hub(_core.Hub):
             tb = v.__traceback__
         return t, v, tb
 
+    def format_context(self, context):
+        import pprint
+        return pprint.saferepr(context)
+
     def print_exception(self, context, t, v, tb):
+        """gevent's report of an error: the traceback, a UTC timestamp, then
+        '<context> failed with <ExceptionName>'."""
+        import time
         import traceback
         errstream = self.exception_stream
-        traceback.print_exception(t, v, tb, file=errstream)
+        if not errstream:
+            return
+        t, v, tb = self._normalize_exception(t, v, tb)
+        if v is None:
+            errstream.write('%s\n' % t.__name__)
+        else:
+            traceback.print_exception(t, v, tb, file=errstream)
+        del tb
+        try:
+            errstream.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            errstream.write(' ' if context is not None else '\n')
+        except Exception:   # printing an error must not fail
+            pass
         if context is not None:
-            try:
-                context = repr(context)
-            except Exception:   # as gevent: printing must not fail
-                traceback.print_exc(file=errstream)
-                context = object.__repr__(context)
-            errstream.write('%s failed with %s\n\n' % (context, getattr(t, '__name__', 'exception')))
+            if not isinstance(context, str):
+                try:
+                    context = self.format_context(context)
+                except Exception:
+                    traceback.print_exc(file=self.exception_stream)
+                    context = repr(context)
+            errstream.write('%s failed with %s\n\n' % (context, getattr(t, '__name__',
+                                                                             'exception')))
 
     def wait(self, watcher):
         """Wait until the watcher (a timer of this hub) fires."""

@@ -46,11 +46,11 @@ class Semaphore(Linkable, _core.Semaphore):
 
     def acquire(self, blocking=True, timeout=None):
         """Take a unit; True if taken, False if not (non-blocking, or the timeout passed)."""
+        if not blocking:
+            return _core.Semaphore.acquire(self, False)   # gevent ignores the timeout then
         if isinstance(timeout, Timeout):
             return _timeout_call(timeout, _core.Semaphore.acquire, self, True)
-        if timeout is not None and not blocking:
-            blocking = True if timeout else False
-        return _core.Semaphore.acquire(self, blocking, timeout)
+        return _core.Semaphore.acquire(self, True, timeout)
 
     def release(self):
         """Give a unit back; return the new counter."""
