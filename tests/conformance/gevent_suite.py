@@ -99,13 +99,8 @@ EXCLUDED = {
     "test__greenlet.TestPure": _CEXT,
     "test__greenlet.TestBasic.test_tree_locals":
         "spawn_tree_locals / spawning_greenlet: gevent's spawn-tree tracking, not in issue 11",
-    "test__greenlet.TestBasic.test_add_spawn_callback":
-        "Greenlet.add_spawn_callback: not part of issue 11's faces",
     "test__greenlet.TestBasic.test_getframe_value_error":
         "patches gevent.greenlet.sys_getframe (a module global) to test spawning_stack",
-    "test__greenlet.TestBasic.test_minimal_ident_parent_not_hub":
-        "expects minimal_ident to fail with Cython's 'Cannot convert' or ident_registry "
-        "messages when parent is reassigned: an implementation detail",
     "test__greenlet.TestDeadPropertyDuringSwitch":
         "traces the switches of the `greenlet` package (greenlet.settrace); pyconc greenlets "
         "are not greenlet-package greenlets",

@@ -421,3 +421,64 @@ def test_ctrl_c_reaches_main_greenlet(gv, what):
     # gevent's hub reports the interrupt it caught as a system error before passing it on:
     # "KeyboardInterrupt\n<timestamp>\n"
     assert norm(err) == "KeyboardInterrupt\nTIMESTAMP\n", err
+
+
+def test_hub_handle_error_and_print_exception_called_directly(gv):
+    # Hub.handle_error as an API (gevent.testing and applications call and override it):
+    # printing through print_exception to exception_stream, NOT_ERROR and SYSTEM_ERROR read
+    # from the class, a None context is a system error, raised in the main greenlet.
+    r = gv.run('''
+import io
+hub = gevent.get_hub()
+buf = hub.exception_stream = io.StringIO()
+hub.handle_error("ctx", ValueError, ValueError("v"), None)
+hub.print_exception("ctx2", KeyError, None, None)
+hub.handle_error(hub, gevent.GreenletExit, gevent.GreenletExit(), None)   # not an error
+try:
+    hub.handle_error("ctx3", SystemExit, SystemExit(4), None)
+except SystemExit as e:
+    print("raised", repr(e))
+try:
+    hub.handle_error(None, LookupError, "s", None)   # a string value is instantiated
+except LookupError as e:
+    print("raised", repr(e))
+type(hub).SYSTEM_ERROR = object
+try:
+    hub.handle_error("ctx4", TypeError, TypeError("t"), None)
+except TypeError as e:
+    print("raised", repr(e))
+type(hub).SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
+type(hub).NOT_ERROR = (gevent.GreenletExit, SystemExit, ValueError)
+hub.handle_error("ctx5", ValueError, ValueError("quiet"), None)
+hub.exception_stream = None
+hub.print_exception("ctx6", KeyError, KeyError("k"), None)
+del hub.exception_stream
+import sys
+print(hub.exception_stream is sys.stderr)
+sys.stdout.write(buf.getvalue())
+''')
+    assert r.returncode == 0, r.stderr
+    assert norm(r.stdout) == (
+        "raised SystemExit(4)\n"
+        "raised LookupError('s')\n"
+        "raised TypeError('t')\n"
+        "True\n"
+        "ValueError: v\nTIMESTAMP ctx failed with ValueError\n\n"
+        "KeyError\nTIMESTAMP ctx2 failed with KeyError\n\n"
+        "LookupError: s\nTIMESTAMP\n"
+        "TypeError: t\nTIMESTAMP ctx4 failed with TypeError\n\n")
+
+
+def test_hub_minimal_ident(gv):
+    r = gv.run('''
+import threading
+idents = [gevent.get_hub().minimal_ident]
+def other():
+    idents.append(gevent.get_hub().minimal_ident)
+t = threading.Thread(target=other)
+t.start()
+t.join()
+print(idents, gevent.get_hub().minimal_ident)
+''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "[1, 2] 1\n"
