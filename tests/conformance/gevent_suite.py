@@ -19,9 +19,9 @@ in a subprocess of their own). Its __init__ installs a meta-path finder that res
   * gevent._hub_local, gevent.core        otherwise a module the adapter assembles from
                                           pyconc.gevent.hub (see INFRA_SHIMS): gevent.testing
                                           reads a few names from them
-  * gevent.socket, gevent.util            otherwise a placeholder whose attributes raise
-                                          AttributeError: test modules that import them at top
-                                          level load, and the tests that use them are excluded
+  * gevent.socket                         otherwise a placeholder whose attributes raise
+                                          AttributeError: test modules that import it at top
+                                          level load, and the tests that use it are excluded
   * anything else                         ModuleNotFoundError naming the missing pyconc module
 
 `gevent` itself is a proxy package named "gevent" whose attributes are pyconc.gevent's (see
@@ -124,8 +124,6 @@ EXCLUDED = {
     "test__hub.TestLoopInterface": "checks gevent._interfaces.ILoop/ICallback (zope "
                                    "interfaces of gevent's loop): " + _LOOP,
     # test__api
-    "test__api.Test.test_sleep_invalid_switch":
-        "uses gevent.util.wrap_errors (not in issue 11's faces) around a forced invalid switch",
     # test__lock
     "test__lock.TestLockReinitAfterFork": _MONKEY,
     # test__semaphore
@@ -180,7 +178,6 @@ ALWAYS_REAL = ("gevent.testing", "gevent.tests", "gevent._compat", "gevent._util
 REAL_FALLBACK = ("gevent.monkey", "gevent.events")
 PLACEHOLDERS = {
     "gevent.socket": "gevent.socket is issue 12 (cooperative sockets)",
-    "gevent.util": "gevent.util (run-info formatting, wrap_errors) is not in issue 11's faces",
 }
 
 

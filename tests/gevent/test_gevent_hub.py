@@ -482,3 +482,29 @@ print(idents, gevent.get_hub().minimal_ident)
 ''')
     assert r.returncode == 0, r.stderr
     assert r.stdout == "[1, 2] 1\n"
+
+
+def test_util_wrap_errors(gv):
+    wrap_errors = gv.util.wrap_errors
+
+    def div(a, b=1):
+        """divides"""
+        return a / b
+
+    w = wrap_errors(ZeroDivisionError, div)
+    assert w(6, b=3) == 2
+    err = w(1, 0)
+    assert isinstance(err, ZeroDivisionError)
+    assert (str(w), repr(w), w.__name__, w.__doc__) == (str(div), repr(div), "div", "divides")
+    with pytest.raises(TypeError):
+        wrap_errors((ValueError, KeyError), div)("x")
+    assert isinstance(wrap_errors((ValueError, TypeError), div)("x"), TypeError)
+    # a forced switch into a sleeping greenlet is an invalid switch (what gevent's own suite
+    # checks through wrap_errors)
+    gevent = gv.gevent
+    p = gevent.spawn(wrap_errors(AssertionError, gevent.sleep), 2)
+    gevent.sleep(0)
+    switcher = gevent.spawn(p.switch, None)
+    result = p.get()
+    assert isinstance(result, AssertionError) and "Invalid switch" in str(result)
+    switcher.kill()
