@@ -211,6 +211,12 @@ class Hub(_core.Hub):
         finally:
             watcher.stop()
 
+    def destroy(self, destroy_loop=None):
+        """End the hub: its parked greenlets never run again, and the thread's next get_hub()
+        makes a new one. destroy_loop is accepted for gevent's signature: the loop is part of
+        the hub and always ends with it."""
+        _core.Hub.destroy(self)
+
     def join(self, timeout=None):
         """Wait for the event loop to finish: until no greenlet, timer or watcher is left.
         Returns True when it finished, False if the timeout expired first."""
@@ -278,6 +284,15 @@ class Waiter:
         self.greenlet = None
         self.value = None
         self._exception = _NONE
+
+    def __str__(self):
+        name = type(self).__name__
+        state = self._exception
+        if state is _NONE:
+            return '<%s greenlet=%s>' % (name, self.greenlet)
+        if state is None:
+            return '<%s greenlet=%s value=%r>' % (name, self.greenlet, self.value)
+        return '<%s greenlet=%s exc_info=%r>' % (name, self.greenlet, state)
 
     def ready(self):
         return self._exception is not _NONE

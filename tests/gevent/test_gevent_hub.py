@@ -508,3 +508,43 @@ def test_util_wrap_errors(gv):
     result = p.get()
     assert isinstance(result, AssertionError) and "Invalid switch" in str(result)
     switcher.kill()
+
+
+def test_waiter_str(gv):
+    gevent = gv.gevent
+    Waiter = gv.hub.Waiter
+    w = Waiter()
+    assert str(w) == "<Waiter greenlet=None>"
+    w.switch(25)
+    assert str(w) == "<Waiter greenlet=None value=25>" and w.get() == 25
+    w = Waiter()
+    w.throw(ZeroDivisionError)
+    assert re.match(r"^<Waiter greenlet=None exc_info=.*ZeroDivisionError.*>$", str(w)), str(w)
+    with pytest.raises(ZeroDivisionError):
+        w.get()
+    w = Waiter()
+    g = gevent.spawn(w.get)
+    g.name = "AName"
+    gevent.sleep(0)
+    assert str(w).startswith('<Waiter greenlet=<Greenlet "AName'), str(w)
+    g.kill()
+
+
+def test_hub_destroy_takes_destroy_loop(gv):
+    r = gv.run('''
+import threading
+hubs = []
+def work():
+    g = gevent.spawn(lambda: 0)
+    g.join()
+    hub = gevent.get_hub()
+    hub.join()
+    hub.destroy(destroy_loop=True)
+    hubs.append(hub)
+t = threading.Thread(target=work)
+t.start()
+t.join()
+print(len(hubs), gevent.get_hub() is not hubs[0])
+''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "1 True\n"
