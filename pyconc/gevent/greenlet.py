@@ -170,9 +170,8 @@ class Greenlet(_core.Greenlet):
         if self._maybe_kill_before_start(exception) or self.ready():
             return
         hub = self.parent
-        here = get_hub_if_exists()
-        _base_kill(self, exception, False)
-        if hub is here and hub is not None:
+        if hub is get_hub_if_exists() and hub is not None:
+            _base_kill(self, exception, False)
             waiter = Waiter(hub)
             hub.loop.run_callback(waiter.switch, None)   # after the throw: the hub is FIFO
             waiter.get()

@@ -37,9 +37,10 @@ class _Absent:
 
 
 class _ItemsView:
-    """q.queue: the items in the order get() takes them, as a new deque/list each time (the
-    items live in C), unless the instance assigned its own (gevent's `queue` is a plain
-    attribute: a subclass's _init may set it); then that object."""
+    """q.queue: the items as gevent's attribute holds them (a deque, oldest first; a list for
+    LifoQueue and PriorityQueue), a new copy at each read since the items live in C -- unless
+    the instance assigned its own (gevent's `queue` is a plain attribute that a subclass's
+    _init may set); then that object."""
 
     def __init__(self, make):
         self.make = make
