@@ -14,9 +14,19 @@ __all__ = ['Event', 'AsyncResult']
 class Event(Linkable, _core.Event):
     """A flag that greenlets (and threads) can wait for."""
 
+    hub = None   # the hub of the thread that waited on it last (gevent's owner hub)
+
     def __init__(self):
         _core.Event.__init__(self)
-        _core.get_hub()   # as gevent's: this thread's waits go through its hub from now on
+
+    def _capture_hub(self):
+        # as gevent's: a wait creates this thread's hub, so that the wait yields to it (and
+        # LoopExit applies when nothing could ever set the flag). Unlike gevent's, an object
+        # owned by one thread's hub may be waited on from another: the C wait crosses threads.
+        hub = _core.get_hub()
+        owner = self.hub
+        if owner is None or owner.destroyed:
+            self.hub = hub
 
     def _links_ready(self):
         return self.is_set()
@@ -37,6 +47,7 @@ class Event(Linkable, _core.Event):
     def wait(self, timeout=None):
         """Wait until the flag is set or the timeout (a number or a Timeout); return the flag
         (True if a set() woke us)."""
+        self._capture_hub()
         if isinstance(timeout, Timeout):
             return _timeout_call(timeout, _core.Event.wait, self)
         return _core.Event.wait(self, timeout)
@@ -45,7 +56,7 @@ class Event(Linkable, _core.Event):
         """Set the flag; wake every waiter; schedule the links."""
         _core.Event.set(self)
         if '_links' in self.__dict__:
-            self._notify_links()
+            self._check_and_notify()
 
     def _reset_internal_locks(self):
         pass
@@ -132,6 +143,7 @@ class AsyncResult(Event):
             return self._raise_exception()
         if not block:
             raise Timeout()
+        self._capture_hub()
         if not _timeout_call(timeout, _core.Event.wait, self) and not self.ready():
             raise Timeout(timeout)   # the timeout that expired, as gevent's
         return self.get(block=False)
@@ -142,6 +154,7 @@ class AsyncResult(Event):
     def wait(self, timeout=None):
         """Wait until ready (or the timeout); return the value (None after an exception)."""
         if not self.ready():
+            self._capture_hub()
             _timeout_call(timeout, _core.Event.wait, self)
         return self.value
 

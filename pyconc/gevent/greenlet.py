@@ -6,7 +6,7 @@ links, the context manager.
 """
 from .. import _core
 from ..greenlet import GreenletExit, getcurrent, greenlet
-from .hub import Waiter, get_hub
+from .hub import Waiter, get_hub, get_hub_if_exists
 
 __all__ = ['Greenlet', 'joinall', 'killall']
 
@@ -160,16 +160,74 @@ class Greenlet(_core.Greenlet):
             raise TypeError("")
         return super(Greenlet, cls).spawn_later(seconds, *args, **kwargs)
 
+    def kill(self, exception=GreenletExit, block=True, timeout=None):
+        """Raise exception in the greenlet (from the hub, at its next turn); with block, wait
+        until it has been raised, then self.join(timeout). Killing a greenlet that never
+        started makes it dead at once; killing a dead one does nothing."""
+        if not block or type(self).join is _base_join:
+            return _base_kill(self, exception, block, timeout)   # all of it in C
+        # A subclass's join(): gevent calls it once the exception has been thrown in.
+        if self._maybe_kill_before_start(exception) or self.ready():
+            return
+        hub = self.parent
+        if hub is get_hub_if_exists() and hub is not None:
+            _base_kill(self, exception, False)
+            waiter = Waiter(hub)
+            hub.loop.run_callback(waiter.switch, None)   # after the throw: the hub is FIFO
+            waiter.get()
+        else:
+            _base_kill(self, exception, True, timeout)   # another thread's hub: wait in C
+        self.join(timeout)
+
     @staticmethod
     def add_spawn_callback(callback):
+        """Call callback(greenlet) whenever a Greenlet is started (start, start_later, spawn,
+        spawn_later). Adding a callback twice does not make it called twice."""
         _spawn_callbacks.add(callback)
+        # The C start() is what spawn() calls unless the class overrides start: while there
+        # are callbacks, it does, so that starting costs nothing extra when there are none.
+        Greenlet.start = _start_with_callbacks
+        Greenlet.start_later = _start_later_with_callbacks
 
     @staticmethod
     def remove_spawn_callback(callback):
+        """Remove a callback added with add_spawn_callback (quietly if it is not there)."""
         _spawn_callbacks.discard(callback)
+        if not _spawn_callbacks:
+            for name in ('start', 'start_later'):
+                if name in Greenlet.__dict__:
+                    delattr(Greenlet, name)
 
 
+_base_join = _core.Greenlet.join
+_base_kill = _core.Greenlet.kill
+_base_start = _core.Greenlet.start
+_base_start_later = _core.Greenlet.start_later
 _spawn_callbacks = set()
+
+
+def _call_spawn_callbacks(glet):
+    # only for a greenlet not started yet (nor killed before it started), as gevent's
+    if not glet and not glet.dead:
+        for callback in list(_spawn_callbacks):
+            callback(glet)
+
+
+def _start_with_callbacks(self):
+    """Schedule the greenlet to run in this loop iteration"""
+    _call_spawn_callbacks(self)
+    return _base_start(self)
+
+
+def _start_later_with_callbacks(self, seconds):
+    """start_later(seconds): schedule the greenlet to run seconds later"""
+    _call_spawn_callbacks(self)
+    return _base_start_later(self, seconds)
+
+
+_start_with_callbacks.__name__ = _start_with_callbacks.__qualname__ = 'start'
+_start_later_with_callbacks.__name__ = 'start_later'
+_start_later_with_callbacks.__qualname__ = 'start_later'
 
 
 def joinall(greenlets, timeout=None, raise_error=False, count=None):

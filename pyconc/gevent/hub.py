@@ -11,8 +11,8 @@ import sys
 from .. import _core
 from ..greenlet import GreenletExit, getcurrent, greenlet
 from ._ident import IdentRegistry
-from .exceptions import (BlockingSwitchOutError, ConcurrentObjectUseError, InvalidSwitchError,
-                         LoopExit)
+from .exceptions import (BlockingSwitchOutError, ConcurrentObjectUseError, HubDestroyed,
+                         InvalidSwitchError, LoopExit)
 
 __all__ = ['getcurrent', 'GreenletExit', 'spawn_raw', 'sleep', 'kill', 'signal', 'reinit',
            'get_hub', 'Hub', 'Waiter', 'idle', 'LoopExit', 'get_hub_if_exists',
@@ -49,14 +49,47 @@ def reinit(hub=None):
     started afresh at its first use), so this is accepted and does nothing more."""
 
 
+class _readproperty:
+    """A non-data descriptor: computed until an instance attribute of the same name is set
+    (gevent's readproperty)."""
+
+    def __init__(self, func):
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, inst, cls):
+        if inst is None:
+            return self
+        return self.func(inst)
+
+
+def _gmctime():
+    import time
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 class Hub(_core.Hub):
     """The hub of one OS thread: a greenlet whose run() is the event loop (in C). Instances are
     made by get_hub(); there is one per thread."""
 
+    #: raised into the loop, these go on to the main greenlet (the hub's parent)
     SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
+    #: raised into the loop, these are not errors: they are not printed
     NOT_ERROR = (GreenletExit, SystemExit)
     threadpool_size = 10
     name = ''
+    periodic_monitoring_thread = None
+    _hub_counter = 0
+
+    @property
+    def minimal_ident(self):
+        """A small integer identifying the hub: 1 for the first hub made, and so on (numbered
+        when first asked for; gevent numbers them when they are made)."""
+        ident = self.__dict__.get('_minimal_ident')
+        if ident is None:
+            Hub._hub_counter += 1
+            ident = self.__dict__['_minimal_ident'] = Hub._hub_counter
+        return ident
 
     @property
     def ident_registry(self):
@@ -67,12 +100,14 @@ class Hub(_core.Hub):
 
     @property
     def main_hub(self):
+        """Is this the hub of the main thread?"""
         import threading
         return self.thread_ident == threading.main_thread().ident
 
-    @property
+    @_readproperty
     def exception_stream(self):
-        return sys.stderr
+        """Where errors are printed: sys.stderr unless assigned (a false value: nowhere)."""
+        return sys.stderr if sys else None
 
     def _get_threadpool(self):
         pool = self.__dict__.get('_threadpool')
@@ -92,26 +127,57 @@ class Hub(_core.Hub):
     threadpool = property(_get_threadpool, _set_threadpool, _del_threadpool)
 
     def _normalize_exception(self, t, v, tb):
-        # as gevent: a string value becomes an instance of t; the type is then the value's
-        if not isinstance(v, BaseException):
-            v = t(v) if v is not None else t()
-        t = type(v)
-        if tb is None:
-            tb = v.__traceback__
+        # as gevent's: all None means the exception being handled; a string value (what C
+        # code may raise) becomes an instance of t
+        if (t, v, tb) == (None, None, None):
+            t, v, tb = sys.exc_info()
+        if isinstance(v, str):
+            v = t(v)
         return t, v, tb
 
-    def format_context(self, context):
-        import pprint
-        return pprint.saferepr(context)
+    def handle_error(self, context, type, value, tb):
+        """Report an error that escaped into the loop from context (a greenlet, a callback, ...;
+        None: the loop itself). Printed unless NOT_ERROR; a SYSTEM_ERROR, or any error of the
+        loop itself, then goes on to the main greenlet (handle_system_error). An instance may
+        replace it by assigning its handle_error; it must not raise."""
+        type, value, tb = self._normalize_exception(type, value, tb)
+        if type is HubDestroyed:
+            raise value.with_traceback(tb)
+        if not issubclass(type, self.NOT_ERROR):
+            self.print_exception(context, type, value, tb)
+        if context is None or issubclass(type, self.SYSTEM_ERROR):
+            self.handle_system_error(type, value, tb)
+
+    def handle_system_error(self, type, value, tb=None):
+        """Raise the error in the main greenlet (the hub's parent). From another greenlet, that
+        greenlet is resumed later from the hub if the main greenlet handles it and goes on."""
+        current = getcurrent()
+        if current is self or current is self.parent or self.destroyed:
+            self.parent.throw(type, value, tb)
+            return
+        pending = [True]
+
+        def resume():
+            if pending[0]:
+                pending[0] = False
+                current.switch()
+        try:
+            self.loop.run_callback(resume)
+        except BaseException:   # as gevent: printed, and the error still goes to main
+            import traceback
+            traceback.print_exc(file=self.exception_stream)
+        try:
+            self.parent.throw(type, value, tb)
+        finally:
+            pending[0] = False
 
     def print_exception(self, context, t, v, tb):
-        """gevent's report of an error: the traceback, a UTC timestamp, then
-        '<context> failed with <ExceptionName>'."""
-        import time
-        import traceback
+        """gevent's report: the traceback, a UTC timestamp, then '<context> failed with
+        <ExceptionName>' (or just the timestamp when context is None)."""
         errstream = self.exception_stream
         if not errstream:
             return
+        import traceback
         t, v, tb = self._normalize_exception(t, v, tb)
         if v is None:
             errstream.write('%s\n' % t.__name__)
@@ -119,19 +185,19 @@ class Hub(_core.Hub):
             traceback.print_exception(t, v, tb, file=errstream)
         del tb
         try:
-            errstream.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            errstream.write(_gmctime())
             errstream.write(' ' if context is not None else '\n')
-        except Exception:   # printing an error must not fail
+        except Exception:   # as gevent: printing must not fail
             pass
         if context is not None:
             if not isinstance(context, str):
                 try:
-                    context = self.format_context(context)
+                    import pprint
+                    context = pprint.saferepr(context)
                 except Exception:
                     traceback.print_exc(file=self.exception_stream)
                     context = repr(context)
-            errstream.write('%s failed with %s\n\n' % (context, getattr(t, '__name__',
-                                                                             'exception')))
+            errstream.write('%s failed with %s\n\n' % (context, getattr(t, '__name__', 'exception')))
 
     def wait(self, watcher):
         """Wait until the watcher (a timer of this hub) fires."""
@@ -144,6 +210,12 @@ class Hub(_core.Hub):
                                          % (getcurrent(), result, waiter))
         finally:
             watcher.stop()
+
+    def destroy(self, destroy_loop=None):
+        """End the hub: its parked greenlets never run again, and the thread's next get_hub()
+        makes a new one. destroy_loop is accepted for gevent's signature: the loop is part of
+        the hub and always ends with it."""
+        _core.Hub.destroy(self)
 
     def join(self, timeout=None):
         """Wait for the event loop to finish: until no greenlet, timer or watcher is left.
@@ -212,6 +284,15 @@ class Waiter:
         self.greenlet = None
         self.value = None
         self._exception = _NONE
+
+    def __str__(self):
+        name = type(self).__name__
+        state = self._exception
+        if state is _NONE:
+            return '<%s greenlet=%s>' % (name, self.greenlet)
+        if state is None:
+            return '<%s greenlet=%s value=%r>' % (name, self.greenlet, self.value)
+        return '<%s greenlet=%s exc_info=%r>' % (name, self.greenlet, state)
 
     def ready(self):
         return self._exception is not _NONE

@@ -8,21 +8,30 @@ from .. import _core
 from ..greenlet import getcurrent
 from ._links import Linkable
 from .timeout import Timeout, _timeout_call
+from _thread import get_ident as _get_ident
+
+_get_hub_if_exists = _core._get_hub_if_exists
 
 __all__ = ['Semaphore', 'BoundedSemaphore', 'DummySemaphore', 'RLock']
+
+
+_MULTI = object()   # Semaphore._multithreaded: used from more than one thread
 
 
 class Semaphore(Linkable, _core.Semaphore):
     """Semaphore(value=1): acquire() takes a unit, waiting if there is none; release() gives
     one back (it may be released more times than acquired)."""
 
-    _recheck = True   # a link is called only while a unit is available
+    _notify_all = False   # links are called only while a unit is available
+    _multithreaded = None   # the ident of the one thread that used it, or _MULTI
 
     def __init__(self, value=1, hub=None):
         if value is not None and value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         _core.Semaphore.__init__(self, 1 if value is None else value)
-        _core.get_hub()   # as gevent's: this thread's waits go through its hub from now on
+        # as gevent's: no hub is taken here (a module-level semaphore must not make one); the
+        # owner hub is captured when a thread that has one uses it
+        self.hub = hub
 
     @property
     def counter(self):
@@ -44,25 +53,55 @@ class Semaphore(Linkable, _core.Semaphore):
 
     _links_ready = ready
 
+    def _capture_hub(self, create):
+        """gevent's: the semaphore belongs to the hub of the thread that uses it (a destroyed
+        one is dropped); with create, that hub is made if the thread has none. The C wait does
+        not depend on it: a semaphore may be shared by the hubs and plain threads of several
+        OS threads."""
+        hub = self.hub
+        if hub is None or hub.destroyed:
+            self.hub = _core.get_hub() if create else _get_hub_if_exists()
+        elif create:
+            _core.get_hub()
+
+    def _blocking_hub(self):
+        # Before a wait: as gevent's, a semaphore used by one thread only makes that thread's
+        # hub (the wait then yields to it, and LoopExit applies); one used by several threads
+        # makes none (a plain thread stays a plain thread).
+        self._capture_hub(self._multithreaded is not _MULTI)
+
     def acquire(self, blocking=True, timeout=None):
         """Take a unit; True if taken, False if not (non-blocking, or the timeout passed)."""
-        if not blocking:
-            return _core.Semaphore.acquire(self, False)   # gevent ignores the timeout then
+        ident = _get_ident()
+        mt = self._multithreaded
+        if mt != ident and mt is not _MULTI:
+            self._multithreaded = ident if mt is None else _MULTI
+        if self.hub is None:
+            self._capture_hub(False)
         if isinstance(timeout, Timeout):
+            if _core.Semaphore.acquire(self, False):
+                return True
+            self._blocking_hub()
             return _timeout_call(timeout, _core.Semaphore.acquire, self, True)
+        if not blocking or (timeout is not None and timeout <= 0):
+            return _core.Semaphore.acquire(self, False)   # gevent ignores the timeout then
+        if _core.Semaphore.acquire(self, False):
+            return True
+        self._blocking_hub()
         return _core.Semaphore.acquire(self, True, timeout)
 
     def release(self):
         """Give a unit back; return the new counter."""
         _core.Semaphore.release(self)
         if '_links' in self.__dict__:
-            self._notify_links()
+            self._check_and_notify()
         return self._value
 
     def wait(self, timeout=None):
         """Wait until a unit is available (not taking it), or the timeout; return the counter."""
         if self._value > 0:
             return self._value
+        self._capture_hub(True)
         if _timeout_call(timeout, _core.Semaphore.acquire, self, True):
             _core.Semaphore.release(self)   # hand it on: wait() does not take it
         return self._value
@@ -74,7 +113,7 @@ class Semaphore(Linkable, _core.Semaphore):
         self.release()
 
     def _at_fork_reinit(self):
-        pass
+        self.hub = None
 
 
 class BoundedSemaphore(Semaphore, _core.BoundedSemaphore):
@@ -87,13 +126,17 @@ class BoundedSemaphore(Semaphore, _core.BoundedSemaphore):
         if value is not None and value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         _core.BoundedSemaphore.__init__(self, 1 if value is None else value)
-        _core.get_hub()
+        self.hub = hub
 
     def release(self):
         _core.BoundedSemaphore.release(self)
         if '_links' in self.__dict__:
-            self._notify_links()
-        return self._value
+            self._check_and_notify()
+        counter = self._value
+        if counter == self._initial_value:
+            # as gevent's: nobody holds it, it floats free of any hub again
+            self.hub = None
+        return counter
 
 
 class DummySemaphore:

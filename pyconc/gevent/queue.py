@@ -8,12 +8,14 @@ itself get/peek/put never wait (Empty/Full instead). Channel is a rendezvous: pu
 getter.
 """
 import collections
+import types
 import warnings
 from queue import Empty, Full
 
 from .. import _core
 from ..greenlet import getcurrent
-from .. import threading as _threading
+from .exceptions import InvalidSwitchError
+from .hub import Waiter, get_hub
 from .timeout import Timeout, _timeout_call
 
 __all__ = ['SimpleQueue', 'Queue', 'PriorityQueue', 'LifoQueue', 'JoinableQueue', 'Channel',
@@ -32,6 +34,28 @@ class _Absent:
     def __get__(self, obj, owner=None):
         raise AttributeError(f"{(owner or type(obj)).__name__!r} object has no attribute "
                              f"{self.name!r}")
+
+
+class _ItemsView:
+    """q.queue: the items as gevent's attribute holds them (a deque, oldest first; a list for
+    LifoQueue and PriorityQueue), a new copy at each read since the items live in C -- unless
+    the instance assigned its own (gevent's `queue` is a plain attribute that a subclass's
+    _init may set); then that object."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        mine = obj.__dict__.get('queue', self)
+        return self.make(obj._snapshot()) if mine is self else mine
+
+    def __set__(self, obj, value):
+        obj.__dict__['queue'] = value
+
+    def __delete__(self, obj):
+        obj.__dict__.pop('queue', None)
 
 
 def _in_hub():
@@ -69,10 +93,7 @@ class _GeventQueueMixin:
     def maxsize(self, nv):
         self._base.maxsize.__set__(self, -1 if nv is None or nv <= 0 else nv)
 
-    @property
-    def queue(self):
-        """The items, oldest first, as gevent's deque (a snapshot: the items live in C)."""
-        return collections.deque(self._snapshot())
+    queue = _ItemsView(collections.deque)
 
     @property
     def getters(self):
@@ -222,31 +243,30 @@ JoinableQueue = Queue
 class PriorityQueue(Queue, _core.PriorityQueue):
     """Lowest first (items are compared; equal ones leave in the order they came)."""
 
-    @property
-    def queue(self):
-        return self._snapshot()
+    queue = _ItemsView(list)
 
 
 class LifoQueue(Queue, _core.LifoQueue):
     """Last in, first out."""
 
-    @property
-    def queue(self):
-        return self._snapshot()
+    queue = _ItemsView(list)
 
 
 class Channel:
-    """A rendezvous: put() waits until a get() takes the item, and get() until a put() hands
-    one over. maxsize must be 1."""
+    """A rendezvous between greenlets: put() waits until a get() has taken the item, and get()
+    until a put() hands one over. maxsize must be 1. As gevent's Channel, it belongs to the hub
+    of the thread that made it, and a hand-over happens in a hub callback that switches to the
+    getter first (it runs with the item until it blocks), then to the putter."""
+
+    __class_getitem__ = classmethod(types.GenericAlias)
 
     def __init__(self, maxsize=1):
         if maxsize != 1:
             raise ValueError("Channels have a maxsize of 1")
-        self._cond = _threading.Condition(_threading.Lock())
-        _core.get_hub()
-        self._putters = collections.deque()   # [item, taken] records, oldest first
-        self._getters = 0
-        self.is_shutdown = False
+        self.getters = collections.deque()   # Waiters of get() callers
+        self.putters = collections.deque()   # (item, Waiter) of put() callers
+        self.hub = get_hub()
+        self._unlocking = False   # an _unlock callback is queued or running
 
     @property
     def maxsize(self):
@@ -254,7 +274,7 @@ class Channel:
 
     @property
     def balance(self):
-        return len(self._putters) - self._getters
+        return len(self.putters) - len(self.getters)
 
     def __repr__(self):
         return '<%s at %s %s>' % (type(self).__name__, hex(id(self)), self._format())
@@ -264,10 +284,10 @@ class Channel:
 
     def _format(self):
         result = ''
-        if self._getters:
-            result += ' getters[%s]' % self._getters
-        if self._putters:
-            result += ' putters[%s]' % len(self._putters)
+        if self.getters:
+            result += ' getters[%s]' % len(self.getters)
+        if self.putters:
+            result += ' putters[%s]' % len(self.putters)
         return result
 
     def qsize(self):
@@ -280,51 +300,80 @@ class Channel:
         return True
 
     def put(self, item, block=True, timeout=None):
-        """Hand item to a get(): at once if a get() waits unmatched, else wait for one (Full
-        after the timeout, or at once when not blocking)."""
-        with self._cond:
-            if self._getters > len(self._putters):
-                self._putters.append([item, True])   # a waiting get() takes it
-                self._cond.notify_all()
+        """Hand item to a get(); wait until one has taken it (Full after the timeout; not
+        blocking: a zero timeout, one turn of the hub). In the hub itself: only to a get()
+        that is waiting already, else Full."""
+        if getcurrent() is self.hub:
+            if self.getters:
+                self.getters.popleft().switch(item)
                 return
-            if not block or _in_hub():
-                raise Full
-            record = [item, False]
-            self._putters.append(record)
-            self._cond.notify_all()
-            try:
-                ok = _timeout_call(timeout, self._cond.wait_for, lambda: record[1])
-            except BaseException:
-                if not record[1]:
-                    self._putters.remove(record)
-                raise
-            if not ok:
-                self._putters.remove(record)
-                raise Full
+            raise Full
+        waiter = Waiter()
+        entry = (item, waiter)
+        self.putters.append(entry)
+        timer = None
+        try:
+            if block:
+                timer = Timeout._start_new_or_dummy(timeout, Full)
+            if self.getters:
+                self._schedule_unlock()
+            if not block:
+                timer = _OneTurn(self.hub, Full)
+            result = waiter.get()
+            if result is not waiter:
+                raise InvalidSwitchError("Invalid switch into Channel.put: %r" % (result, ))
+        except BaseException:
+            _remove(self.putters, entry)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def put_nowait(self, item):
         self.put(item, False)
 
     def get(self, block=True, timeout=None):
-        """Take an item from a put(): at once if one waits, else wait for one (Empty after the
-        timeout, or at once when not blocking)."""
-        with self._cond:
-            if not self._putters:
-                if not block or _in_hub():
-                    raise Empty
-                self._getters += 1
-                try:
-                    if not _timeout_call(timeout, self._cond.wait_for, lambda: self._putters):
-                        raise Empty
-                finally:
-                    self._getters -= 1
-            record = self._putters.popleft()
-            record[1] = True
-            self._cond.notify_all()
-            return record[0]
+        """Take an item from a put(), waiting for one (Empty after the timeout; not blocking:
+        a zero timeout, one turn of the hub)."""
+        if getcurrent() is self.hub and self.putters:
+            item, putter = self.putters.popleft()
+            self.hub.loop.run_callback(putter.switch, putter)
+            return item
+        waiter = Waiter()
+        timer = None
+        try:
+            if block:
+                timer = Timeout._start_new_or_dummy(timeout, Empty)
+            self.getters.append(waiter)
+            if self.putters:
+                self._schedule_unlock()
+            if not block:
+                timer = _OneTurn(self.hub, Empty)
+            return waiter.get()
+        except BaseException:
+            _remove(self.getters, waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.close()
 
     def get_nowait(self):
         return self.get(False)
+
+    def _unlock(self):
+        try:
+            while self.putters and self.getters:
+                getter = self.getters.popleft()
+                item, putter = self.putters.popleft()
+                getter.switch(item)
+                putter.switch(putter)
+        finally:
+            self._unlocking = False
+
+    def _schedule_unlock(self):
+        if not self._unlocking:
+            self._unlocking = True
+            self.hub.loop.run_callback(self._unlock)
 
     def __iter__(self):
         return self
@@ -336,3 +385,33 @@ class Channel:
         return result
 
     next = __next__
+
+
+class _OneTurn:
+    """The timeout of a non-blocking Channel put/get: gevent's is a zero-second Timeout, which
+    libev fires only after the callbacks of the loop turn, so a hand-over already scheduled
+    comes first. pyconc's hub fires due timers before the callbacks queued during the turn, so
+    here `exc` is thrown into the caller by a hub callback queued after the hand-over."""
+    __slots__ = ('glet', 'exc')
+
+    def __init__(self, hub, exc):
+        self.glet = getcurrent()
+        self.exc = exc
+        hub.loop.run_callback(self._expire)
+
+    def _expire(self):
+        glet, self.glet = self.glet, None
+        if glet is not None:
+            glet.throw(self.exc)
+
+    def cancel(self):
+        self.glet = None
+
+    close = cancel
+
+
+def _remove(deq, item):
+    try:
+        deq.remove(item)
+    except ValueError:
+        pass

@@ -26,7 +26,7 @@ TARGETS = ["gevent", "pyconc.gevent"]
 IDS = ["gevent", "pyconc"]
 
 SUBMODULES = ("event", "queue", "lock", "pool", "local", "threadpool", "hub", "timeout",
-              "greenlet", "exceptions")
+              "greenlet", "exceptions", "util")
 
 # The script header for subprocess scenarios: the same body runs against either target.
 _HEADER = '''\

@@ -326,3 +326,112 @@ def test_semaphore_shared_by_many(gv):
 
     gevent.joinall([gevent.spawn(w) for _ in range(10)])
     assert peak[0] == 2 and s.counter == 2
+
+
+# ---------------------------------------------------------------- links and hub ownership
+
+def test_links_stay_registered_until_their_notifier_runs(gv):
+    # A link is one-shot, but it is consumed when the hub calls it, not when the object becomes
+    # ready: until then linkcount() counts it and unlink() can still take it back.
+    gevent = gv.gevent
+    s1, s2 = gv.lock.Semaphore(), gv.lock.Semaphore()   # both ready from the start
+    let = gevent.spawn(s1.release)
+    with gevent.iwait((s1, s2)) as it:
+        assert next(it) is s1
+        assert (s1.linkcount(), s2.linkcount()) == (0, 1)
+    assert s2.linkcount() == 0
+    let.get()
+    ev = gv.event.Event()
+    ev.set()
+    log = []
+    ev.rawlink(log.append)
+    assert ev.linkcount() == 1 and log == []
+    ev.unlink(log.append)
+    gevent.sleep(0)
+    assert log == [] and ev.linkcount() == 0
+
+
+def test_link_unlinked_by_an_earlier_link_is_not_called(gv):
+    gevent = gv.gevent
+    for make in (gv.event.AsyncResult, gv.event.Event):
+        obj = make()
+        log = []
+
+        def one(o):
+            o.unlink(two)
+            log.append(1)
+
+        def two(o):
+            o.unlink(one)
+            log.append(2)
+
+        obj.rawlink(one)
+        obj.rawlink(two)
+        obj.rawlink(lambda o: log.append(3))
+        gevent.spawn(obj.set)
+        gevent.sleep(0.01)
+        assert log == [1, 3], make
+
+
+def test_same_callable_linked_twice_is_called_once_per_notification(gv):
+    # gevent's notifier stops at the callable that was linked last when it began, and does
+    # not call a callable twice in one pass: f linked twice is called once per pass.
+    gevent = gv.gevent
+    ev = gv.event.Event()
+    log = []
+    f = log.append
+    ev.rawlink(f)
+    ev.rawlink(f)
+    assert ev.linkcount() == 2
+    ev.set()
+    gevent.sleep(0)
+    assert log == [ev] and ev.linkcount() == 1
+    gevent.sleep(0)
+    assert log == [ev, ev] and ev.linkcount() == 0
+    g = lambda e: log.append("g")  # noqa: E731
+    ev.rawlink(f)
+    ev.rawlink(g)
+    ev.rawlink(f)
+    ev.rawlink(print)
+    gevent.sleep(0)
+    assert log == [ev, ev, ev, "g"] and ev.linkcount() == 0
+
+
+def test_semaphore_and_event_take_no_hub_until_they_wait(gv):
+    # gevent's Semaphore and Event do not make the thread's hub when they are made (a
+    # module-level one must not); a wait does, and a semaphore that plain threads share makes
+    # none in them.
+    r = gv.run('''
+        import threading
+        lock, event = sub("lock"), sub("event")
+        # gevent keeps get_hub_if_exists in gevent._hub_local; pyconc in pyconc.gevent.hub
+        hubmod = sub("hub") if MOD.startswith("pyconc") else sub("_hub_local")
+        s, ev, b = lock.Semaphore(), event.Event(), lock.BoundedSemaphore(2)
+        print(hubmod.get_hub_if_exists() is None, s.hub, b.hub)
+        assert s.acquire() is True and s.acquire(blocking=False) is False
+        s.release()
+        print(hubmod.get_hub_if_exists() is None, s.hub)
+        shared = lock.Semaphore()
+        hubs = []
+        def work():
+            for _ in range(200):
+                with shared:
+                    pass
+            hubs.append(hubmod.get_hub_if_exists())
+        ts = [threading.Thread(target=work) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        print(hubs, shared.counter)
+        print(ev.wait(0), hubmod.get_hub_if_exists() is not None, ev.hub is hubmod.get_hub())
+        s.acquire()
+        print(s.hub is hubmod.get_hub())
+        b.acquire()
+        print(b.hub is hubmod.get_hub())
+        b.release()
+        print(b.hub)
+    ''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["True None None", "True None", "[None, None] 1",
+                                     "False True True", "True", "True", "None"]

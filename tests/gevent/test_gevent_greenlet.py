@@ -476,3 +476,62 @@ def test_getcurrent(gv):
     assert seen == [g]
     assert gevent.getcurrent() is main
     assert not isinstance(main, gevent.Greenlet)
+
+
+def test_kill_calls_a_subclass_join_after_the_throw(gv):
+    # gevent's kill(block=True) waits for the hub to throw the exception in, then calls
+    # self.join(timeout): a subclass's join() included.
+    gevent = gv.gevent
+    log = []
+
+    class Joining(gevent.Greenlet):
+        def join(self, timeout=None):
+            log.append(("join", timeout, self.dead))
+            return gevent.Greenlet.join(self, timeout)
+
+    g = Joining.spawn(gevent.sleep, 10)
+    gevent.sleep(0)
+    g.kill(timeout=5)
+    assert log == [("join", 5, True)] and g.dead
+    g.kill()                                   # dead: nothing to do, no join
+    u = Joining(gevent.sleep, 10)
+    u.kill()                                   # never started: dead at once, no join
+    n = Joining.spawn(gevent.sleep, 10)
+    gevent.sleep(0)
+    n.kill(block=False)                        # not blocking: no join
+    assert log == [("join", 5, True)] and u.dead and not n.dead
+    with pytest.raises(ValueError):
+        with Joining.spawn(gevent.sleep, 10):
+            gevent.sleep(0)
+            raise ValueError                   # __exit__ kills, kill joins
+    assert log[1:] == [("join", None, True)]
+
+
+def test_spawn_callbacks(gv):
+    gevent = gv.gevent
+    seen = []
+
+    def cb(g):
+        seen.append(g)
+
+    gevent.Greenlet.add_spawn_callback(cb)
+    gevent.Greenlet.add_spawn_callback(cb)     # a set: called once
+    try:
+        a = gevent.spawn(lambda: None)
+        b = gevent.spawn_later(0.001, lambda: None)
+        c = gevent.Greenlet(lambda: None)
+        assert seen == [a, b]
+        c.start()
+        c.start()                              # already started: not again
+        d = gevent.Greenlet(lambda: None)
+        d.start_later(0.001)
+        k = gevent.Greenlet(lambda: None)
+        k.kill()
+        k.start()                              # killed before it started: no callback
+        gevent.joinall([a, b, c, d])
+        assert seen == [a, b, c, d]
+    finally:
+        gevent.Greenlet.remove_spawn_callback(cb)
+    gevent.Greenlet.remove_spawn_callback(cb)  # quietly, when it is not there
+    gevent.spawn(lambda: None).join()
+    assert len(seen) == 4

@@ -421,3 +421,130 @@ def test_ctrl_c_reaches_main_greenlet(gv, what):
     # gevent's hub reports the interrupt it caught as a system error before passing it on:
     # "KeyboardInterrupt\n<timestamp>\n"
     assert norm(err) == "KeyboardInterrupt\nTIMESTAMP\n", err
+
+
+def test_hub_handle_error_and_print_exception_called_directly(gv):
+    # Hub.handle_error as an API (gevent.testing and applications call and override it):
+    # printing through print_exception to exception_stream, NOT_ERROR and SYSTEM_ERROR read
+    # from the class, a None context is a system error, raised in the main greenlet.
+    r = gv.run('''
+import io
+hub = gevent.get_hub()
+buf = hub.exception_stream = io.StringIO()
+hub.handle_error("ctx", ValueError, ValueError("v"), None)
+hub.print_exception("ctx2", KeyError, None, None)
+hub.handle_error(hub, gevent.GreenletExit, gevent.GreenletExit(), None)   # not an error
+try:
+    hub.handle_error("ctx3", SystemExit, SystemExit(4), None)
+except SystemExit as e:
+    print("raised", repr(e))
+try:
+    hub.handle_error(None, LookupError, "s", None)   # a string value is instantiated
+except LookupError as e:
+    print("raised", repr(e))
+type(hub).SYSTEM_ERROR = object
+try:
+    hub.handle_error("ctx4", TypeError, TypeError("t"), None)
+except TypeError as e:
+    print("raised", repr(e))
+type(hub).SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
+type(hub).NOT_ERROR = (gevent.GreenletExit, SystemExit, ValueError)
+hub.handle_error("ctx5", ValueError, ValueError("quiet"), None)
+hub.exception_stream = None
+hub.print_exception("ctx6", KeyError, KeyError("k"), None)
+del hub.exception_stream
+import sys
+print(hub.exception_stream is sys.stderr)
+sys.stdout.write(buf.getvalue())
+''')
+    assert r.returncode == 0, r.stderr
+    assert norm(r.stdout) == (
+        "raised SystemExit(4)\n"
+        "raised LookupError('s')\n"
+        "raised TypeError('t')\n"
+        "True\n"
+        "ValueError: v\nTIMESTAMP ctx failed with ValueError\n\n"
+        "KeyError\nTIMESTAMP ctx2 failed with KeyError\n\n"
+        "LookupError: s\nTIMESTAMP\n"
+        "TypeError: t\nTIMESTAMP ctx4 failed with TypeError\n\n")
+
+
+def test_hub_minimal_ident(gv):
+    r = gv.run('''
+import threading
+idents = [gevent.get_hub().minimal_ident]
+def other():
+    idents.append(gevent.get_hub().minimal_ident)
+t = threading.Thread(target=other)
+t.start()
+t.join()
+print(idents, gevent.get_hub().minimal_ident)
+''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "[1, 2] 1\n"
+
+
+def test_util_wrap_errors(gv):
+    wrap_errors = gv.util.wrap_errors
+
+    def div(a, b=1):
+        """divides"""
+        return a / b
+
+    w = wrap_errors(ZeroDivisionError, div)
+    assert w(6, b=3) == 2
+    err = w(1, 0)
+    assert isinstance(err, ZeroDivisionError)
+    assert (str(w), repr(w), w.__name__, w.__doc__) == (str(div), repr(div), "div", "divides")
+    with pytest.raises(TypeError):
+        wrap_errors((ValueError, KeyError), div)("x")
+    assert isinstance(wrap_errors((ValueError, TypeError), div)("x"), TypeError)
+    # a forced switch into a sleeping greenlet is an invalid switch (what gevent's own suite
+    # checks through wrap_errors)
+    gevent = gv.gevent
+    p = gevent.spawn(wrap_errors(AssertionError, gevent.sleep), 2)
+    gevent.sleep(0)
+    switcher = gevent.spawn(p.switch, None)
+    result = p.get()
+    assert isinstance(result, AssertionError) and "Invalid switch" in str(result)
+    switcher.kill()
+
+
+def test_waiter_str(gv):
+    gevent = gv.gevent
+    Waiter = gv.hub.Waiter
+    w = Waiter()
+    assert str(w) == "<Waiter greenlet=None>"
+    w.switch(25)
+    assert str(w) == "<Waiter greenlet=None value=25>" and w.get() == 25
+    w = Waiter()
+    w.throw(ZeroDivisionError)
+    assert re.match(r"^<Waiter greenlet=None exc_info=.*ZeroDivisionError.*>$", str(w)), str(w)
+    with pytest.raises(ZeroDivisionError):
+        w.get()
+    w = Waiter()
+    g = gevent.spawn(w.get)
+    g.name = "AName"
+    gevent.sleep(0)
+    assert str(w).startswith('<Waiter greenlet=<Greenlet "AName'), str(w)
+    g.kill()
+
+
+def test_hub_destroy_takes_destroy_loop(gv):
+    r = gv.run('''
+import threading
+hubs = []
+def work():
+    g = gevent.spawn(lambda: 0)
+    g.join()
+    hub = gevent.get_hub()
+    hub.join()
+    hub.destroy(destroy_loop=True)
+    hubs.append(hub)
+t = threading.Thread(target=work)
+t.start()
+t.join()
+print(len(hubs), gevent.get_hub() is not hubs[0])
+''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "1 True\n"

@@ -313,3 +313,82 @@ def test_many_producers_consumers(gv):
     gevent.joinall(cs)
     assert sorted(out) == sorted(list(range(100)) + list(range(1000, 1100)) +
                                  list(range(2000, 2100)))
+
+
+def test_channel_hand_over_runs_the_getter_first(gv):
+    # gevent's hand-over: a hub callback switches to the getter with the item (it runs until
+    # it blocks), then to the putter.
+    gevent = gv.gevent
+    c = gv.queue.Channel()
+    events = []
+
+    def getter():
+        events.append(c.get())
+        events.append(c.get())
+
+    g = gevent.spawn(getter)
+    events.append("sending")
+    c.put("hello")
+    events.append("sent hello")
+    c.put("world")
+    events.append("sent world")
+    assert events == ["sending", "hello", "sent hello", "world", "sent world"]
+    g.get()
+
+    events = []
+
+    def putter():
+        events.append("sending hello")
+        c.put("hello")
+        events.append("sending world")
+        c.put("world")
+        events.append("sent world")
+
+    p = gevent.spawn(putter)
+    events.append("waiting")
+    events.append(c.get())
+    events.append(c.get())
+    assert events == ["waiting", "sending hello", "hello", "sending world", "world"]
+    gevent.sleep(0)
+    assert events[-1] == "sent world"
+    p.get()
+
+
+def test_channel_in_hub_callbacks_and_subscript(gv):
+    import types
+    gevent = gv.gevent
+    c = gv.queue.Channel()
+    assert isinstance(gv.queue.Channel[int], types.GenericAlias)
+    results = []
+
+    def call(func, *args):
+        try:
+            results.append(func(*args))
+        except Exception as e:
+            results.append(type(e).__name__)
+
+    run_callback = gevent.get_hub().loop.run_callback
+    run_callback(call, c.put_nowait, 1)      # in the hub, no getter: Full at once
+    run_callback(call, c.get_nowait)         # in the hub, no putter: it would have to wait
+    gevent.sleep(0)
+    assert results == ["Full", "BlockingSwitchOutError"] and c.balance == 0
+    g = gevent.spawn(c.get)
+    gevent.sleep(0)
+    run_callback(call, c.put_nowait, 2)      # in the hub, a getter waits: handed over
+    gevent.sleep(0)
+    assert g.get() == 2 and results[-1] is None
+
+
+def test_subclass_init_may_assign_queue(gv):
+    # gevent's `queue` is a plain attribute that a subclass's _init may set.
+    for name in ("SimpleQueue", "Queue", "LifoQueue", "PriorityQueue"):
+        mine = []
+
+        class Q(getattr(gv.queue, name)):
+            def _init(self, maxsize):
+                self.queue = mine
+
+        assert Q().queue is mine, name
+        q = getattr(gv.queue, name)()
+        q.put(1)
+        assert list(q.queue) == [1]
