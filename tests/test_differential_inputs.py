@@ -18,8 +18,8 @@ generated, so that a finite timeout either expires well before the unblock or no
 whose outcomes differ is run again (twice) before it counts as a difference: the unblock races
 a thread that is slow to start, never a deterministic difference.
 
-Differences that remain by decision are in EXPECTED_DIFFERENCES, each with its reason; they are
-still run (a crash or a hang fails), and their pyconc outcome must be the one recorded.
+Differences that remain by decision are in the EXPECTED_DIFFERENCES table, each with its reason;
+they are still run (a crash or a hang fails), and pyconc's outcome must be the one recorded.
 """
 import math
 import multiprocessing as std_mp
@@ -746,29 +746,58 @@ SEMLOCK_UB = (
     "wait, the others wait without limit (here: until unblocked).")
 
 
+def _release_beyond_2_20(value):
+    return _is_int(value) and value > 2**20
+
+
+def _lock_timeout_raises(value):
+    """join(value) reaches lock.acquire(True, max(value, 0)), and that raises."""
+    if value is None:
+        return False
+    try:
+        timeout = max(value, 0)
+    except Exception:
+        return False          # raised before the lock is involved: no difference
+    try:
+        std_threading.Lock().acquire(True, timeout)
+    except Exception:
+        return True
+    return False
+
+
+def _semlock_nan(value):
+    t = _as_c_double(value)
+    return t is not None and math.isnan(t)
+
+
+def _semlock_inf_or_huge(value):
+    t = _as_c_double(value)
+    return t is not None and t >= 2.0**63
+
+
+# The expected-difference table: (cases, which values, what pyconc does instead).
+EXPECTED_DIFFERENCES = [
+    (("Semaphore[1 unit taken].release(v)",), _release_beyond_2_20,
+     lambda v: Differs(SEMAPHORE_RELEASE, ("ret", "None", "after", str(1 + v)),
+                       run_stdlib=False)),
+    (("Thread[alive].join(v)",), _lock_timeout_raises,
+     lambda v: Differs(JOIN_MARKS_STOPPED, after="True")),
+    (("mp.Lock[held].acquire(True, v)",), _semlock_nan,
+     lambda v: Differs(SEMLOCK_UB, ("ret", "False"))),
+    (("mp.Lock[held].acquire(True, v)",), _semlock_inf_or_huge,
+     lambda v: Differs(SEMLOCK_UB, ("ret", "True"))),
+    (("mp.Queue[full].put(x, True, v)",), _semlock_nan,
+     lambda v: Differs(SEMLOCK_UB, ("exc", "Full", ""))),
+    (("mp.Queue[full].put(x, True, v)",), _semlock_inf_or_huge,
+     lambda v: Differs(SEMLOCK_UB, ("ret", "None"))),
+]
+
+
 def expected_difference(case_, value):
-    """A Differs where pyconc differs from the stdlib by decision, else None."""
-    name = case_.name
-    if name.startswith("Semaphore") and name.endswith(".release(v)") and _is_int(value) and \
-            value > 2**20:
-        return Differs(SEMAPHORE_RELEASE, ("ret", "None", "after", str(1 + value)),
-                       run_stdlib=False)
-    if name == "Thread[alive].join(v)" and value is not None:
-        try:
-            timeout = max(value, 0)
-        except Exception:
-            return None       # raised before the lock is involved: no difference
-        try:
-            std_threading.Lock().acquire(True, timeout)
-        except Exception:
-            return Differs(JOIN_MARKS_STOPPED, after="True")
-    if name in ("mp.Lock[held].acquire(True, v)", "mp.Queue[full].put(x, True, v)"):
-        t = _as_c_double(value)
-        if t is not None and (math.isnan(t) or t >= 2.0**63):
-            if math.isnan(t):
-                return Differs(SEMLOCK_UB, ("ret", "False") if "Lock" in name else
-                               ("exc", "Full", ""))
-            return Differs(SEMLOCK_UB, ("ret", "True") if "Lock" in name else ("ret", "None"))
+    """The table's Differs for this case and value, or None: they must be the same."""
+    for names, applies, differs in EXPECTED_DIFFERENCES:
+        if case_.name in names and applies(value):
+            return differs(value)
     return None
 
 
