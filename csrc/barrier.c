@@ -25,7 +25,9 @@ typedef struct {
     PyObject *lock;           /* internal pyconc Lock (strong) */
     PyObject *action;         /* callable or None (strong) */
     PyObject *timeout;        /* default timeout object or None (strong) */
-    Py_ssize_t parties;
+    PyObject *parties_obj;    /* parties as given (strong): the stdlib accepts any object */
+    Py_ssize_t parties;       /* parties_obj as a Py_ssize_t when parties_fast */
+    int parties_fast;         /* parties_obj is an exact int that fits */
     Py_ssize_t count;         /* callers inside wait() */
     int state;                /* FILLING, DRAINING, RESETTING or BROKEN */
     int initialized;          /* __init__ completed once */
@@ -41,6 +43,7 @@ barrier_traverse(BarrierObject *self, visitproc visit, void *arg)
     Py_VISIT(self->lock);
     Py_VISIT(self->action);
     Py_VISIT(self->timeout);
+    Py_VISIT(self->parties_obj);
     return 0;
 }
 
@@ -50,6 +53,7 @@ barrier_clear(BarrierObject *self)
     Py_CLEAR(self->lock);
     Py_CLEAR(self->action);
     Py_CLEAR(self->timeout);
+    Py_CLEAR(self->parties_obj);
     return 0;
 }
 
@@ -80,10 +84,6 @@ barrier_init(BarrierObject *self, PyObject *args, PyObject *kwds)
     if (pc_parse_init_args("Barrier.__init__", args, kwds, names, 3, 3, 1, argv) < 0) {
         return -1;
     }
-    Py_ssize_t parties = PyNumber_AsSsize_t(argv[0], PyExc_OverflowError);
-    if (parties == -1 && PyErr_Occurred()) {
-        return -1;
-    }
     pc_state *st = pc_state_of_type(Py_TYPE(self));
     if (st == NULL) {
         return -1;
@@ -97,7 +97,14 @@ barrier_init(BarrierObject *self, PyObject *args, PyObject *kwds)
     }
     Py_XSETREF(self->action, Py_NewRef(argv[1] ? argv[1] : Py_None));
     Py_XSETREF(self->timeout, Py_NewRef(argv[2] ? argv[2] : Py_None));
-    self->parties = parties;
+    /* Any object, as the stdlib: it is only ever compared, `index + 1 == self._parties`. */
+    Py_XSETREF(self->parties_obj, Py_NewRef(argv[0]));
+    int overflow = 0;
+    long long parties = PyLong_CheckExact(argv[0])
+                        ? PyLong_AsLongLongAndOverflow(argv[0], &overflow) : 0;
+    self->parties_fast = PyLong_CheckExact(argv[0]) && !overflow && parties <= PY_SSIZE_T_MAX &&
+                         parties >= PY_SSIZE_T_MIN;
+    self->parties = self->parties_fast ? (Py_ssize_t)parties : 0;
     self->count = 0;
     self->state = FILLING;
     self->generation++;
@@ -231,6 +238,23 @@ raise_broken(BarrierObject *self)
 
 static const char *const wait_names[] = {"timeout"};
 
+/* `index + 1 == self._parties`: 1, 0, or -1 with the comparison's exception. */
+static int
+barrier_is_last(BarrierObject *self, Py_ssize_t index)
+{
+    if (self->parties_fast) {
+        return index + 1 == self->parties;
+    }
+    PyObject *n = PyLong_FromSsize_t(index + 1);
+    PyObject *parties = Py_NewRef(self->parties_obj);
+    int r = n ? PyObject_RichCompareBool(n, parties, Py_EQ) : -1;
+    Py_XDECREF(n);
+    Py_DECREF(parties);
+    return r;
+}
+
+static PyObject *barrier_wait_impl(BarrierObject *self, PyObject *timeout);
+
 static PyObject *
 barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -242,14 +266,18 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     if (barrier_ready(self, default_timeout ? "_timeout" : "_cond") < 0) {
         return NULL;
     }
-    if (default_timeout) {
-        timeout = self->timeout;
-    }
-    Py_INCREF(timeout);  /* a second __init__ may replace self->timeout */
-    pc_time_t rel_ns;
-    int parsed = pc_parse_wait_timeout(timeout, &rel_ns);
+    /* a second __init__ may replace self->timeout: hold the one this call uses */
+    timeout = Py_NewRef(default_timeout ? self->timeout : timeout);
+    PyObject *ret = barrier_wait_impl(self, timeout);
     Py_DECREF(timeout);
-    if (parsed < 0 || barrier_lock(self) < 0) {
+    return ret;
+}
+
+/* Barrier.wait after its argument handling; timeout is the object to use (None: forever). */
+static PyObject *
+barrier_wait_impl(BarrierObject *self, PyObject *timeout)
+{
+    if (barrier_lock(self) < 0) {
         return NULL;
     }
     /* _enter: block while the previous cycle drains or resets */
@@ -266,9 +294,20 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
      * counts itself out only if no __init__ started a new generation meanwhile. */
     uint64_t gen = self->generation;
     Py_ssize_t index = self->count++;
-    if (index + 1 == self->parties) {
-        /* _release: the last one in runs the action and lets everybody go */
-        if (self->action != Py_None) {
+    int last = barrier_is_last(self, index);
+    if (last < 0) {
+        goto fail_counted;
+    }
+    if (last) {
+        /* _release: the last one in runs the action (`if self._action:`) and lets everybody go */
+        int has_action = PyObject_IsTrue(self->action);
+        if (has_action < 0) {
+            if (self->generation == gen) {
+                barrier_break(self);
+            }
+            goto fail_counted;
+        }
+        if (has_action) {
             PyObject *action = Py_NewRef(self->action);
             PyObject *r = PyObject_CallNoArgs(action);
             Py_DECREF(action);
@@ -288,7 +327,13 @@ barrier_wait(BarrierObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
         barrier_notify_all(self);
     }
     else {
-        /* _wait: until released, reset or broken, or the timeout breaks the barrier */
+        /* _wait: until released, reset or broken, or the timeout breaks the barrier. The
+         * timeout is parsed only here, as the stdlib's wait_for does (an invalid one raises
+         * without breaking the barrier). */
+        pc_time_t rel_ns;
+        if (pc_parse_loop_timeout(timeout, &rel_ns) < 0) {
+            goto fail_counted;
+        }
         pc_time_t deadline = pc_deadline_after(rel_ns);
         int timed_out = 0;
         while (self->state == FILLING && self->generation == gen && !timed_out) {
@@ -368,7 +413,7 @@ barrier_get_parties(BarrierObject *self, void *Py_UNUSED(closure))
     if (barrier_ready(self, "_parties") < 0) {
         return NULL;
     }
-    return PyLong_FromSsize_t(self->parties);
+    return Py_NewRef(self->parties_obj);
 }
 
 static PyObject *
@@ -404,8 +449,8 @@ barrier_repr(BarrierObject *self)
         r = PyUnicode_FromFormat("<%U at %p: broken>", name, self);
     }
     else {
-        r = PyUnicode_FromFormat("<%U at %p: waiters=%zd/%zd>", name, self,
-                                 self->state == FILLING ? self->count : 0, self->parties);
+        r = PyUnicode_FromFormat("<%U at %p: waiters=%zd/%S>", name, self,
+                                 self->state == FILLING ? self->count : 0, self->parties_obj);
     }
     Py_DECREF(name);
     return r;

@@ -376,10 +376,14 @@ cond_wait_for(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, Py
                         "Condition.wait_for() missing 1 required positional argument: 'predicate'");
         return NULL;
     }
-    PyObject *predicate = argv[0];
-    pc_time_t rel_ns = -1, deadline = PC_FOREVER;
-    int timed = argv[1] != NULL && argv[1] != Py_None;
+    /* The stdlib's loop: endtime = _time() + timeout once, self.wait(timeout) with the object
+     * itself the first time, then with what is left (pc_parse_loop_timeout), until the
+     * predicate holds or no time is left. */
+    PyObject *predicate = argv[0], *timeout = argv[1];
+    int timed = timeout != NULL && timeout != Py_None;
     int first = 1;
+    double endtime = NAN;
+    pc_time_t deadline = PC_FOREVER;
     PyObject *result = PyObject_CallNoArgs(predicate);
     for (;;) {
         if (result == NULL) {
@@ -389,33 +393,35 @@ cond_wait_for(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, Py
         if (t != 0) {
             return t < 0 ? (Py_DECREF(result), NULL) : result;
         }
-        if (timed) {
-            if (first) {
-                if (pc_parse_wait_timeout(argv[1], &rel_ns) < 0) {
-                    Py_DECREF(result);
-                    return NULL;
-                }
-                deadline = pc_deadline_after(rel_ns);
-            }
-            else {
-                rel_ns = deadline - pc_monotonic_ns();
-                if (rel_ns <= 0) {
-                    return result;
-                }
+        pc_time_t rel_ns = -1;
+        if (timed && first) {
+            if (pc_loop_timeout_begin(timeout, &endtime) < 0) {
+                Py_DECREF(result);
+                return NULL;
             }
         }
-        first = 0;
-        /* The lock is looked up again for every wait, as the stdlib's self.wait() does. */
-        int kind;
+        else if (timed && deadline != PC_FOREVER) {
+            rel_ns = deadline - pc_monotonic_ns();
+            if (rel_ns <= 0) {
+                return result;
+            }
+        }
+        /* self.wait(): the lock is looked up again for every wait, as the stdlib does */
+        int kind, r = -1;
         PyObject *lock = cond_lock(self, &kind);
-        int r = -1;
         if (lock != NULL) {
             if (cond_check_owned(lock, kind, "cannot wait on un-acquired lock") == 0 &&
-                    cond_check_waiters(self) == 0) {
+                    cond_check_waiters(self) == 0 &&
+                    (!timed || !first ||
+                     pc_loop_timeout_first(timeout, endtime, &rel_ns) == 0)) {
+                if (timed && first) {
+                    deadline = pc_deadline_after(rel_ns);
+                }
                 r = cond_wait_impl(self, lock, kind, rel_ns);
             }
             Py_DECREF(lock);
         }
+        first = 0;
         Py_DECREF(result);
         if (r < 0) {
             return NULL;
@@ -445,6 +451,34 @@ cond_notify_n(ConditionObject *self, Py_ssize_t n)
     Py_RETURN_NONE;
 }
 
+/* notify(n) for an n that is not an exact int: the stdlib's `while waiters and n > 0:
+ * <wake one>; n -= 1`, so that n is only compared while there are waiters. 0 or -1. */
+static int
+cond_notify_object(ConditionObject *self, PyObject *nobj)
+{
+    PyObject *n = Py_NewRef(nobj), *zero = PyLong_FromLong(0), *one = PyLong_FromLong(1);
+    int rc = zero && one ? 0 : -1;
+    pc_waitlist_check(&self->waiters);
+    while (rc == 0 && self->waiters.head != NULL) {
+        int positive = PyObject_RichCompareBool(n, zero, Py_GT);
+        if (positive <= 0) {
+            rc = positive;
+            break;
+        }
+        if (self->waiters.head != NULL) {   /* the comparison ran Python code */
+            pc_waiter_wake(self->waiters.head);
+        }
+        Py_SETREF(n, PyNumber_InPlaceSubtract(n, one));
+        if (n == NULL) {
+            rc = -1;
+        }
+    }
+    Py_XDECREF(n);
+    Py_XDECREF(zero);
+    Py_XDECREF(one);
+    return rc;
+}
+
 static const char *const notify_names[] = {"n"};
 
 static PyObject *
@@ -454,14 +488,26 @@ cond_notify(ConditionObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
     if (pc_parse_args("Condition.notify", args, nargs, kwnames, notify_names, 1, &nobj) < 0) {
         return NULL;
     }
-    Py_ssize_t n = 1;
-    if (nobj != NULL) {
-        n = PyNumber_AsSsize_t(nobj, PyExc_OverflowError);
-        if (n == -1 && PyErr_Occurred()) {
-            return NULL;
+    if (nobj == NULL || PyLong_CheckExact(nobj)) {
+        Py_ssize_t n = 1;
+        if (nobj != NULL) {
+            int overflow;
+            long long v = PyLong_AsLongLongAndOverflow(nobj, &overflow);
+            n = overflow > 0 || v > PY_SSIZE_T_MAX ? -1      /* more than any number of waiters */
+                : overflow < 0 || v <= 0 ? 0 : (Py_ssize_t)v;
         }
+        return cond_notify_n(self, n);
     }
-    return cond_notify_n(self, n > 0 ? n : 0);
+    /* any other n: checks first, then the stdlib's loop */
+    PyObject *r = cond_notify_n(self, 0);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    if (cond_notify_object(self, nobj) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *

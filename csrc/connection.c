@@ -252,52 +252,145 @@ conn_dealloc(ConnObject *self)
     Py_DECREF(tp);
 }
 
+/* `a <op> b` for send_bytes_range: 1 true, 0 false, -1 error. */
+static int
+cmp(PyObject *a, PyObject *b, int op)
+{
+    return PyObject_RichCompareBool(a, b, op);
+}
+
+/* One index of the slice m[start:stop], as _PyEval_SliceIndex takes it. 0 or -1. */
+static int
+slice_index(PyObject *v, Py_ssize_t *out)
+{
+    if (!PyIndex_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "slice indices must be integers or None or have an "
+                        "__index__ method");
+        return -1;
+    }
+    *out = PyNumber_AsSsize_t(v, NULL);   /* clamped, as a slice's indices are */
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* The stdlib's send_bytes(buf, offset, size) on n bytes, with Python's own operations on any
+ * offset and size objects:
+ *     if offset < 0: ValueError("offset is negative")
+ *     if n < offset: ValueError("buffer length < offset")
+ *     if size is None: size = n - offset
+ *     elif size < 0: ValueError("size is negative")
+ *     elif offset + size > n: ValueError("buffer length < offset + size")
+ *     m[offset:offset + size]
+ * Sets *start and *len (exact ints take a native path: compared without overflow). 0 or -1. */
+static int
+send_bytes_range(Py_ssize_t n, PyObject *offset, PyObject *size, Py_ssize_t *start,
+                 Py_ssize_t *len)
+{
+    if (PyLong_CheckExact(offset) && (size == Py_None || PyLong_CheckExact(size))) {
+        int o1 = 0, o2 = 0;
+        long long off = PyLong_AsLongLongAndOverflow(offset, &o1);
+        long long sz = size == Py_None ? 0 : PyLong_AsLongLongAndOverflow(size, &o2);
+        if (!o1 && !o2) {
+            if (off < 0) {
+                PyErr_SetString(PyExc_ValueError, "offset is negative");
+                return -1;
+            }
+            if (n < off) {
+                PyErr_SetString(PyExc_ValueError, "buffer length < offset");
+                return -1;
+            }
+            if (size == Py_None) {
+                sz = n - off;
+            }
+            else if (sz < 0) {
+                PyErr_SetString(PyExc_ValueError, "size is negative");
+                return -1;
+            }
+            else if (sz > n - off) {   /* offset + size > n, without overflowing */
+                PyErr_SetString(PyExc_ValueError, "buffer length < offset + size");
+                return -1;
+            }
+            *start = (Py_ssize_t)off;
+            *len = (Py_ssize_t)sz;
+            return 0;
+        }
+    }
+    PyObject *zero = PyLong_FromLong(0), *nobj = PyLong_FromSsize_t(n);
+    PyObject *total = NULL, *end = NULL;
+    int rc = -1, r;
+    if (zero == NULL || nobj == NULL) {
+        goto done;
+    }
+    if ((r = cmp(offset, zero, Py_LT)) != 0) {
+        if (r > 0) {
+            PyErr_SetString(PyExc_ValueError, "offset is negative");
+        }
+        goto done;
+    }
+    if ((r = cmp(nobj, offset, Py_LT)) != 0) {
+        if (r > 0) {
+            PyErr_SetString(PyExc_ValueError, "buffer length < offset");
+        }
+        goto done;
+    }
+    if (size == Py_None) {
+        size = total = PyNumber_Subtract(nobj, offset);
+        if (size == NULL) {
+            goto done;
+        }
+    }
+    else {
+        if ((r = cmp(size, zero, Py_LT)) != 0) {
+            if (r > 0) {
+                PyErr_SetString(PyExc_ValueError, "size is negative");
+            }
+            goto done;
+        }
+        PyObject *sum = PyNumber_Add(offset, size);
+        r = sum ? cmp(sum, nobj, Py_GT) : -1;
+        Py_XDECREF(sum);
+        if (r != 0) {
+            if (r > 0) {
+                PyErr_SetString(PyExc_ValueError, "buffer length < offset + size");
+            }
+            goto done;
+        }
+    }
+    end = PyNumber_Add(offset, size);
+    Py_ssize_t lo, hi;
+    if (end == NULL || slice_index(offset, &lo) < 0 || slice_index(end, &hi) < 0) {
+        goto done;
+    }
+    PySlice_AdjustIndices(n, &lo, &hi, 1);
+    *start = lo;
+    *len = hi - lo;
+    rc = 0;
+done:
+    Py_XDECREF(zero);
+    Py_XDECREF(nobj);
+    Py_XDECREF(total);
+    Py_XDECREF(end);
+    return rc;
+}
+
 static PyObject *
 conn_send_bytes(ConnObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"buf", "offset", "size", NULL};
     Py_buffer view;
-    Py_ssize_t offset = 0;
-    PyObject *size_obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|nO:send_bytes", kwlist, &view, &offset,
+    PyObject *offset = NULL, *size_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|OO:send_bytes", kwlist, &view, &offset,
                                      &size_obj)) {
         return NULL;
     }
     PyObject *ret = NULL;
-    if (conn_check(self, 0, 1) < 0) {
-        goto done;
-    }
-    Py_ssize_t n = view.len;
-    if (offset < 0) {
-        PyErr_SetString(PyExc_ValueError, "offset is negative");
-        goto done;
-    }
-    if (n < offset) {
-        PyErr_SetString(PyExc_ValueError, "buffer length < offset");
-        goto done;
-    }
-    Py_ssize_t size;
-    if (size_obj == Py_None) {
-        size = n - offset;
-    }
-    else {
-        size = PyLong_AsSsize_t(size_obj);
-        if (size == -1 && PyErr_Occurred()) {
-            goto done;
-        }
-        if (size < 0) {
-            PyErr_SetString(PyExc_ValueError, "size is negative");
-            goto done;
-        }
-        if (size > n - offset) {   /* offset + size > n, without overflowing (offset <= n) */
-            PyErr_SetString(PyExc_ValueError, "buffer length < offset + size");
-            goto done;
-        }
-    }
-    if (send_buffer(self, (const char *)view.buf + offset, (uint64_t)size) == 0) {
+    PyObject *zero = offset == NULL ? PyLong_FromLong(0) : NULL;
+    Py_ssize_t start, len;
+    if (conn_check(self, 0, 1) == 0 && (offset != NULL || zero != NULL) &&
+            send_bytes_range(view.len, offset ? offset : zero, size_obj, &start, &len) == 0 &&
+            send_buffer(self, (const char *)view.buf + start, (uint64_t)len) == 0) {
         ret = Py_NewRef(Py_None);
     }
-done:
+    Py_XDECREF(zero);
     PyBuffer_Release(&view);
     return ret;
 }
@@ -328,19 +421,35 @@ conn_recv_bytes(ConnObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:recv_bytes", kwlist, &maxobj)) {
         return NULL;
     }
+    if (conn_check(self, 1, 0) < 0) {
+        return NULL;
+    }
+    /* `if maxlength is not None and maxlength < 0`, then a message longer than maxlength is
+     * `size > maxlength`: any number works (2.5 allows 2 bytes; NaN and inf, any length). */
     Py_ssize_t maxlength = -1;
     if (maxobj != Py_None) {
-        maxlength = PyLong_AsSsize_t(maxobj);
+        PyObject *zero = PyLong_FromLong(0);
+        int negative = zero ? PyObject_RichCompareBool(maxobj, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (negative != 0) {
+            if (negative > 0) {
+                PyErr_SetString(PyExc_ValueError, "negative maxlength");
+            }
+            return NULL;
+        }
+        if (PyIndex_Check(maxobj)) {
+            maxlength = PyNumber_AsSsize_t(maxobj, NULL);   /* beyond: no message is longer */
+            if (maxlength == PY_SSIZE_T_MAX) {
+                maxlength = -1;
+            }
+        }
+        else {
+            double d = PyFloat_AsDouble(maxobj);
+            maxlength = !(d < 9e18) ? -1 : (Py_ssize_t)floor(d);   /* NaN and huge: no limit */
+        }
         if (maxlength == -1 && PyErr_Occurred()) {
             return NULL;
         }
-        if (maxlength < 0) {
-            PyErr_SetString(PyExc_ValueError, "negative maxlength");
-            return NULL;
-        }
-    }
-    if (conn_check(self, 1, 0) < 0) {
-        return NULL;
     }
     return recv_message(self, maxlength);
 }
@@ -367,38 +476,75 @@ conn_recv_bytes_into(ConnObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"buf", "offset", "too_short", NULL};
     Py_buffer view;
-    Py_ssize_t offset = 0;
+    PyObject *offset = NULL;
     PyObject *too_short = PyExc_ValueError;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "w*|nO:recv_bytes_into", kwlist, &view,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "w*|OO:recv_bytes_into", kwlist, &view,
                                      &offset, &too_short)) {
         return NULL;
     }
-    PyObject *ret = NULL;
-    if (conn_check(self, 1, 0) < 0) {
+    /* The stdlib's steps, with Python's operations on any offset object:
+     *     if offset < 0: ValueError("negative offset")
+     *     elif offset > bytesize: ValueError("offset too large")
+     *     <read the message: size bytes>
+     *     if bytesize < offset + size: raise too_short(message)
+     *     m[offset // itemsize : (offset + size) // itemsize] <- message */
+    Py_ssize_t itemsize = view.itemsize > 0 ? view.itemsize : 1;
+    PyObject *ret = NULL, *zero = PyLong_FromLong(0), *bytesize = PyLong_FromSsize_t(view.len);
+    PyObject *b = NULL, *total = NULL, *isz = NULL, *lo_obj = NULL, *hi_obj = NULL;
+    if (offset == NULL) {
+        offset = zero;
+    }
+    int r;
+    if (zero == NULL || bytesize == NULL || conn_check(self, 1, 0) < 0) {
         goto done;
     }
-    if (offset < 0) {
-        PyErr_SetString(PyExc_ValueError, "negative offset");
+    if ((r = PyObject_RichCompareBool(offset, zero, Py_LT)) != 0) {
+        if (r > 0) {
+            PyErr_SetString(PyExc_ValueError, "negative offset");
+        }
         goto done;
     }
-    if (offset > view.len) {
-        PyErr_SetString(PyExc_ValueError, "offset too large");
+    if ((r = PyObject_RichCompareBool(offset, bytesize, Py_GT)) != 0) {
+        if (r > 0) {
+            PyErr_SetString(PyExc_ValueError, "offset too large");
+        }
         goto done;
     }
-    PyObject *b = recv_message(self, -1);
+    b = recv_message(self, -1);
     if (b == NULL) {
         goto done;
     }
     Py_ssize_t n = PyBytes_GET_SIZE(b);
-    if (n > view.len - offset) {
-        PyErr_SetObject(too_short, b);
-        Py_DECREF(b);
+    PyObject *size = PyLong_FromSsize_t(n);
+    total = size ? PyNumber_Add(offset, size) : NULL;
+    Py_XDECREF(size);
+    if (total == NULL || (r = PyObject_RichCompareBool(bytesize, total, Py_LT)) < 0) {
         goto done;
     }
-    memcpy((char *)view.buf + offset, PyBytes_AS_STRING(b), (size_t)n);
-    Py_DECREF(b);
+    if (r > 0) {
+        PyErr_SetObject(too_short, b);
+        goto done;
+    }
+    Py_ssize_t lo, hi;
+    isz = PyLong_FromSsize_t(itemsize);
+    lo_obj = isz ? PyNumber_FloorDivide(offset, isz) : NULL;
+    hi_obj = lo_obj ? PyNumber_FloorDivide(total, isz) : NULL;
+    if (hi_obj == NULL || slice_index(lo_obj, &lo) < 0 || slice_index(hi_obj, &hi) < 0) {
+        goto done;
+    }
+    Py_ssize_t items = view.len / itemsize;
+    PySlice_AdjustIndices(items, &lo, &hi, 1);
+    Py_ssize_t room = (hi - lo) * itemsize;   /* BytesIO.readinto fills at most the slice */
+    memcpy((char *)view.buf + lo * itemsize, PyBytes_AS_STRING(b), (size_t)(n < room ? n : room));
     ret = PyLong_FromSsize_t(n);
 done:
+    Py_XDECREF(zero);
+    Py_XDECREF(bytesize);
+    Py_XDECREF(b);
+    Py_XDECREF(total);
+    Py_XDECREF(isz);
+    Py_XDECREF(lo_obj);
+    Py_XDECREF(hi_obj);
     PyBuffer_Release(&view);
     return ret;
 }
@@ -415,7 +561,7 @@ conn_poll(ConnObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     pc_time_t rel = 0;     /* poll() with no argument does not block */
-    if (timeout != NULL && pc_parse_seconds(timeout, &rel) < 0) {
+    if (timeout != NULL && pc_parse_poll_timeout(timeout, &rel) < 0) {
         return NULL;
     }
     int r = pc_wait_fd(self->fd, rel);

@@ -100,7 +100,7 @@ static const char *const wait_names[] = {"timeout"};
 static PyObject *
 event_wait(EventObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (self->flag) {
+    if (self->flag && nargs == 0 && kwnames == NULL) {
         Py_RETURN_TRUE;
     }
     PyObject *timeout = NULL;
@@ -109,6 +109,9 @@ event_wait(EventObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
         return NULL;
     }
     EVENT_CHECK(self, "_cond", NULL);
+    if (self->flag) {
+        Py_RETURN_TRUE;   /* as the stdlib: the timeout is only looked at when a wait is needed */
+    }
     pc_time_t rel_ns;
     if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
         return NULL;

@@ -268,16 +268,58 @@ ensure_room(MPQueueObject *self, uint64_t need)
 
 /* -- put / get ------------------------------------------------------------------------------ */
 
-/* Parses (block, timeout) with multiprocessing's rules: None waits forever, a negative timeout
+/* Parses (block, timeout) as the stdlib's SemLock.acquire(block, timeout) that its Queue.put
+ * calls: the timeout is converted even when block is false; None waits forever, a negative one
  * counts as 0. rel: -1 forever, 0 no wait, else ns. */
 static int
 parse_block_timeout(int block, PyObject *timeout, pc_time_t *rel)
 {
+    if (pc_parse_seconds(timeout, rel) < 0) {
+        return -1;
+    }
+    if (!block) {
+        *rel = 0;
+    }
+    return 0;
+}
+
+/* The stdlib's Queue.get(block, timeout), step by step: `if block and timeout is None` waits
+ * forever; otherwise `deadline = time.monotonic() + timeout` (with block), then
+ * `self._rlock.acquire(block, timeout)` (block an int, timeout a float), then
+ * `self._poll(deadline - time.monotonic())` (with block), whose conversion to milliseconds has
+ * its own errors. rel as parse_block_timeout's. */
+static int
+parse_get_timeout(PyObject *block_obj, PyObject *timeout, pc_time_t *rel)
+{
+    int block = block_obj == NULL ? 1 : PyObject_IsTrue(block_obj);
+    if (block < 0) {
+        return -1;
+    }
+    if (block && timeout == Py_None) {
+        *rel = -1;
+        return 0;
+    }
+    double endtime = 0;
+    if (block && pc_loop_timeout_begin(timeout, &endtime) < 0) {
+        return -1;
+    }
+    int flag = 1;
+    pc_time_t unused;
+    if ((block_obj != NULL && pc_parse_int_flag(block_obj, &flag) < 0) ||
+            pc_parse_seconds(timeout, &unused) < 0) {
+        return -1;
+    }
     if (!block) {
         *rel = 0;
         return 0;
     }
-    return pc_parse_seconds(timeout, rel);
+    PyObject *remaining = PyFloat_FromDouble(endtime - (double)pc_monotonic_ns() / 1e9);
+    if (remaining == NULL) {
+        return -1;
+    }
+    int r = pc_parse_poll_timeout(remaining, rel);
+    Py_DECREF(remaining);
+    return r;
 }
 
 /* Puts one frame of n bytes. 1 done, 0 full (timeout), -1 error. */
@@ -423,8 +465,13 @@ static int
 mpq_init(MPQueueObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"maxsize", NULL};
-    Py_ssize_t maxsize = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Queue", kwlist, &maxsize)) {
+    PyObject *mobj = NULL;
+    int maxsize = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Queue", kwlist, &mobj)) {
+        return -1;
+    }
+    /* a C int, as the stdlib's Queue's BoundedSemaphore(maxsize) takes it */
+    if (mobj != NULL && pc_as_c_int(mobj, &maxsize) < 0) {
         return -1;
     }
     if (self->shm.base != NULL) {
@@ -551,9 +598,14 @@ static PyObject *
 mpq_put(MPQueueObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"obj", "block", "timeout", NULL};
-    PyObject *obj, *timeout = Py_None;
+    PyObject *obj, *block_obj = NULL, *timeout = Py_None;
     int block = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|pO:put", kwlist, &obj, &block, &timeout)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:put", kwlist, &obj, &block_obj,
+                                     &timeout)) {
+        return NULL;
+    }
+    /* the stdlib's put is `self._sem.acquire(block, timeout)`: block an int */
+    if (block_obj != NULL && pc_parse_int_flag(block_obj, &block) < 0) {
         return NULL;
     }
     PyObject *data = pc_pickle_dumps(self->dumps, obj);
@@ -584,10 +636,9 @@ mpq_put_bytes(MPQueueObject *self, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-do_get(MPQueueObject *self, int block, PyObject *timeout, int raw, Py_buffer *claim)
+do_get(MPQueueObject *self, pc_time_t rel, int raw, Py_buffer *claim)
 {
-    pc_time_t rel;
-    if (parse_block_timeout(block, timeout, &rel) < 0 || enter(self) < 0) {
+    if (enter(self) < 0) {
         return NULL;
     }
     int empty;
@@ -614,14 +665,17 @@ static PyObject *
 mpq_get(MPQueueObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"block", "timeout", NULL};
-    PyObject *timeout = Py_None;
-    int block = 1;
+    PyObject *block = NULL, *timeout = Py_None;
+    pc_time_t rel = -1;
     if (PyTuple_GET_SIZE(args) > 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) > 0)) {
-        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:get", kwlist, &block, &timeout)) {
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:get", kwlist, &block, &timeout)) {
+            return NULL;
+        }
+        if (check_open(self) < 0 || parse_get_timeout(block, timeout, &rel) < 0) {
             return NULL;
         }
     }
-    return do_get(self, block, timeout, 0, NULL);
+    return do_get(self, rel, 0, NULL);
 }
 
 static PyObject *
@@ -634,14 +688,18 @@ mpq_get_bytes(MPQueueObject *self, PyObject *args, PyObject *kwds)
                                      &claim_obj)) {
         return NULL;
     }
+    pc_time_t rel;
+    if (parse_block_timeout(block, timeout, &rel) < 0) {
+        return NULL;
+    }
     if (claim_obj == Py_None) {
-        return do_get(self, block, timeout, 1, NULL);
+        return do_get(self, rel, 1, NULL);
     }
     Py_buffer claim;
     if (PyObject_GetBuffer(claim_obj, &claim, PyBUF_WRITABLE) < 0) {
         return NULL;
     }
-    PyObject *r = do_get(self, block, timeout, 1, &claim);
+    PyObject *r = do_get(self, rel, 1, &claim);
     PyBuffer_Release(&claim);
     return r;
 }

@@ -103,9 +103,11 @@ int pc_uninitialized(PyObject *self, const char *attr);
 /* copy.copy and pickling, as the stdlib's classes behave.
  *
  * A stdlib primitive written in Python (Condition, Semaphore, Event, Barrier, Thread, Queue, ...)
- * is copied by copy.copy into a new object that shares every piece of its state (its locks,
- * conditions and storage): the copy and the original are the same primitive. pyconc keeps that
- * state in C, inside the object, so its __copy__ returns the object itself.
+ * is copied by copy.copy into a new object that shares its locks, conditions and storage (a
+ * Queue's items, a Condition's waiters) -- but not its plain counters and flags (a Semaphore's
+ * value, an Event's flag, a Barrier's count), which the copy has its own copies of. pyconc keeps
+ * all of that state in C, inside the object, so its __copy__ returns the object itself: the same
+ * primitive, counters included.
  *
  * Pickling (and copy.deepcopy) fails in the stdlib on the first C lock or queue the object holds:
  * TypeError "cannot pickle '_thread.lock' object" (or '_thread.RLock', '_queue.SimpleQueue').

@@ -63,6 +63,7 @@
 
 enum { Q_FIFO = 0, Q_LIFO = 1, Q_PRIO = 2, Q_SIMPLE = 3 };
 enum { HOOK_QSIZE = 1, HOOK_PUT = 2, HOOK_GET = 4 };
+enum { MS_INT = 0, MS_FLOAT = 1, MS_OBJECT = 2 };
 
 typedef struct {
     PyObject *item;           /* strong reference */
@@ -87,7 +88,9 @@ typedef struct {
     int hooks;                /* HOOK_* overridden by a Python subclass */
     int is_shutdown;          /* 1 after shutdown() */
     int initialized;          /* __init__ completed once (always 1 for SimpleQueue) */
-    Py_ssize_t maxsize;       /* <= 0: unbounded */
+    Py_ssize_t maxsize;       /* MS_INT: maxsize_obj; <= 0: unbounded */
+    PyObject *maxsize_obj;    /* maxsize as given (strong; NULL before __init__): any object */
+    int maxsize_kind;         /* MS_INT, MS_FLOAT (an exact float) or MS_OBJECT */
     Py_ssize_t unfinished_tasks;
     pc_waitlist not_empty;    /* callers blocked in get() */
     pc_waitlist not_full;     /* callers blocked in put() */
@@ -433,6 +436,7 @@ queue_traverse(QueueObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->dict);
+    Py_VISIT(self->maxsize_obj);
     store_t *s = &self->store;
     for (Py_ssize_t i = 0; i < s->count; i++) {
         Py_VISIT(s->buf[(s->head + i) & (s->cap - 1)].item);
@@ -444,6 +448,7 @@ static int
 queue_clear(QueueObject *self)
 {
     Py_CLEAR(self->dict);
+    Py_CLEAR(self->maxsize_obj);
     store_clear(&self->store);
     return 0;
 }
@@ -675,6 +680,66 @@ raise_exc(QueueObject *q, int which)
 #define RAISE_FULL(q) raise_exc((q), 1)
 #define RAISE_SHUTDOWN(q) raise_exc((q), 2)
 
+/* maxsize is any object, as the stdlib's attribute: put() asks `maxsize > 0`, then
+ * `qsize >= maxsize`, and full() `0 < maxsize <= qsize`. Exact ints that fit and exact floats
+ * are compared natively; anything else with Python's comparisons (which may raise). */
+static void
+set_maxsize(QueueObject *q, PyObject *value)
+{
+    Py_XSETREF(q->maxsize_obj, Py_NewRef(value));
+    q->maxsize = 0;
+    q->maxsize_kind = MS_OBJECT;
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow && v <= PY_SSIZE_T_MAX && v >= PY_SSIZE_T_MIN) {
+            q->maxsize = (Py_ssize_t)v;
+            q->maxsize_kind = MS_INT;
+        }
+    }
+    else if (PyFloat_CheckExact(value)) {
+        q->maxsize_kind = MS_FLOAT;
+    }
+}
+
+/* `maxsize > 0`: 1, 0 or -1. */
+static int
+q_bounded(QueueObject *q)
+{
+    if (q->maxsize_kind == MS_INT) {
+        return q->maxsize > 0;
+    }
+    if (q->maxsize_kind == MS_FLOAT) {
+        return PyFloat_AS_DOUBLE(q->maxsize_obj) > 0;
+    }
+    PyObject *m = Py_NewRef(q->maxsize_obj), *zero = PyLong_FromLong(0);
+    int r = zero ? PyObject_RichCompareBool(m, zero, Py_GT) : -1;
+    Py_DECREF(m);
+    Py_XDECREF(zero);
+    return r;
+}
+
+/* `n <op> maxsize` (op Py_GE: put's "is full"), or `maxsize <op> n`: 1, 0 or -1. */
+static int
+q_compare_maxsize(QueueObject *q, Py_ssize_t n, int op)
+{
+    if (q->maxsize_kind == MS_INT) {
+        return op == Py_GE ? n >= q->maxsize : q->maxsize <= n;
+    }
+    if (q->maxsize_kind == MS_FLOAT) {
+        double m = PyFloat_AS_DOUBLE(q->maxsize_obj);
+        return op == Py_GE ? (double)n >= m : m <= (double)n;
+    }
+    PyObject *m = Py_NewRef(q->maxsize_obj), *nobj = PyLong_FromSsize_t(n);
+    int r = nobj == NULL ? -1
+            : op == Py_GE ? PyObject_RichCompareBool(nobj, m, Py_GE)
+                          : PyObject_RichCompareBool(m, nobj, Py_LE);
+    Py_DECREF(m);
+    Py_XDECREF(nobj);
+    return r;
+}
+#define Q_IS_FULL(q, n) q_compare_maxsize((q), (n), Py_GE)
+
 /* 0, or -1 with the stdlib's AttributeError for attr when __init__ has not run. */
 static inline int
 q_ready(QueueObject *q, const char *attr)
@@ -730,18 +795,16 @@ queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
     if (pc_parse_init_args("Queue.__init__", args, kwds, names, 1, 1, 0, &mobj) < 0) {
         return -1;
     }
-    Py_ssize_t maxsize = 0;
-    if (mobj != NULL) {
-        maxsize = PyNumber_AsSsize_t(mobj, PyExc_OverflowError);
-        if (maxsize == -1 && PyErr_Occurred()) {
-            return -1;
-        }
+    PyObject *maxsize = mobj != NULL ? Py_NewRef(mobj) : PyLong_FromLong(0);
+    if (maxsize == NULL) {
+        return -1;
     }
     int call_init;
     if (find_hooks(self, &call_init) < 0) {
+        Py_DECREF(maxsize);
         return -1;
     }
-    self->maxsize = maxsize;
+    set_maxsize(self, maxsize);
     store_clear(&self->store);
     self->unfinished_tasks = 0;
     self->is_shutdown = 0;
@@ -750,14 +813,14 @@ queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
     pc_waitlist_wake_n(&self->not_empty, -1);
     pc_waitlist_wake_n(&self->not_full, -1);
     pc_waitlist_wake_n(&self->all_tasks_done, -1);
+    int rc = 0;
     if (call_init) {
-        PyObject *r = PyObject_CallMethod((PyObject *)self, "_init", "n", maxsize);
-        if (r == NULL) {
-            return -1;
-        }
-        Py_DECREF(r);
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "_init", "O", maxsize);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
     }
-    return 0;
+    Py_DECREF(maxsize);
+    return rc;
 }
 
 static PyObject *
@@ -803,70 +866,108 @@ queue_base_get(QueueObject *self, PyObject *Py_UNUSED(ignored))
 static const char *const put_names[] = {"item", "block", "timeout"};
 static const char *const get_names[] = {"block", "timeout"};
 
-/* Parses get(block=True, timeout=None): *block is 0/1, *timeout borrowed or NULL. 0 or -1. */
+/* Parses get(block=True, timeout=None): *block and *timeout borrowed or NULL (not given).
+ * 0 or -1. */
 static int
 parse_get_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-               int *block, PyObject **timeout)
+               PyObject **block, PyObject **timeout)
 {
     PyObject *argv[2];
     if (pc_parse_args(fname, args, nargs, kwnames, get_names, 2, argv) < 0) {
         return -1;
     }
-    *block = argv[0] == NULL ? 1 : PyObject_IsTrue(argv[0]);
+    *block = argv[0];
     *timeout = argv[1];
-    return *block < 0 ? -1 : 0;
+    return 0;
 }
 
-/* put(item, block, timeout), step by step as the stdlib's Queue.put (3.13). */
+/* `not block` of the stdlib's put/get: 1 blocking (block NULL: not given), 0, or -1. */
+static inline int
+q_truth(PyObject *block)
+{
+    return block == NULL ? 1 : PyObject_IsTrue(block);
+}
+
+/* A block argument whose truth runs no Python code. */
+static inline int
+plain_block(PyObject *block)
+{
+    return block == NULL || block == Py_None || PyBool_Check(block) || PyLong_CheckExact(block);
+}
+
+/* `maxsize > 0` when it can be answered without Python code: 1 or 0; -1 when maxsize is an
+ * arbitrary object (its comparison runs Python code, so it needs the mutex). */
+static inline int
+q_bounded_plain(QueueObject *q)
+{
+    if (q->maxsize_kind == MS_OBJECT) {
+        return -1;
+    }
+    return q_bounded(q);
+}
+
+/* put(item, block, timeout), step by step as the stdlib's Queue.put (3.13): block and timeout
+ * are looked at only for a bounded queue (`if self.maxsize > 0:`); the timeout's errors come
+ * before any wait. */
 static PyObject *
-queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
+queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject *timeout)
 {
     if (q_ready(self, "not_full") < 0) {
         return NULL;
     }
     int plain = self->kind == Q_PRIO && is_plain(item, PLAIN_DEPTH);
+    int bounded_plain = q_bounded_plain(self);
     int need = self->hooks || (self->kind == Q_PRIO && (!plain || self->store.unplain > 0)) ||
-               (block && self->maxsize > 0 && !plain_timeout(timeout));
+               bounded_plain < 0 ||
+               (bounded_plain > 0 && (!plain_block(block_obj) || !plain_timeout(timeout)));
     int locked = q_enter(self, need);
     if (locked < 0) {
         return NULL;
     }
-    PyObject *result = NULL;
     pc_waiter w;
     pc_waiter_init(&w);
     if (self->is_shutdown) {
         RAISE_SHUTDOWN(self);
         goto done;
     }
-    if (self->maxsize > 0) {
-        Py_ssize_t n;
+    int bounded = q_bounded(self);
+    if (bounded < 0) {
+        goto done;
+    }
+    if (bounded) {
+        int block = q_truth(block_obj);
+        if (block < 0) {
+            goto done;
+        }
+        Py_ssize_t n = q_size(self);
+        if (n < 0 && PyErr_Occurred()) {
+            goto done;
+        }
         if (!block) {
-            n = q_size(self);
-            if (n < 0 && PyErr_Occurred()) {
-                goto done;
-            }
-            if (n >= self->maxsize) {
-                RAISE_FULL(self);
+            int full = Q_IS_FULL(self, n);
+            if (full != 0) {
+                if (full > 0) {
+                    RAISE_FULL(self);
+                }
                 goto done;
             }
         }
         else {
-            pc_time_t rel_ns;
-            if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
+            pc_endtime t;
+            if (pc_parse_queue_timeout(timeout, &t) < 0) {
                 goto done;
             }
-            pc_time_t deadline = pc_deadline_after(rel_ns);
-            int front = 0;
-            for (;;) {
-                n = q_size(self);
-                if (n < 0 && PyErr_Occurred()) {
+            int front = 0, full;
+            while ((full = Q_IS_FULL(self, n)) != 0) {
+                if (full < 0) {
                     goto fail;
                 }
-                if (n < self->maxsize) {
-                    break;
-                }
-                if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
-                    RAISE_FULL(self);
+                pc_time_t deadline;
+                int go = pc_queue_wait_deadline(&t, &deadline);
+                if (go <= 0) {
+                    if (go == 0) {
+                        RAISE_FULL(self);
+                    }
                     goto fail;
                 }
                 q_leave(self, locked);  /* as Condition.wait releases the stdlib's mutex */
@@ -877,13 +978,18 @@ queue_put_impl(QueueObject *self, PyObject *item, int block, PyObject *timeout)
                 }
                 front = r == PC_WAIT_WOKEN;
                 need = self->hooks ||
-                       (self->kind == Q_PRIO && (!plain || self->store.unplain > 0));
+                       (self->kind == Q_PRIO && (!plain || self->store.unplain > 0)) ||
+                       self->maxsize_kind == MS_OBJECT;
                 if ((locked = q_enter(self, need)) < 0) {
                     locked = 0;
                     goto fail;
                 }
                 if (self->is_shutdown) {
                     RAISE_SHUTDOWN(self);
+                    goto fail;
+                }
+                n = q_size(self);
+                if (n < 0 && PyErr_Occurred()) {
                     goto fail;
                 }
             }
@@ -903,7 +1009,7 @@ fail:
     pc_waiter_pass_on(&w, &self->not_full);
 done:
     q_leave(self, locked);
-    return result;
+    return NULL;
 }
 
 static PyObject *
@@ -911,6 +1017,7 @@ queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
 {
     if (nargs == 1 && kwnames == NULL && self->mutex_owner == 0 && !self->hooks &&
             !self->is_shutdown && self->kind != Q_PRIO && self->initialized &&
+            self->maxsize_kind == MS_INT &&
             (self->maxsize <= 0 || self->store.count < self->maxsize) &&
             self->store.count < self->store.cap) {  /* the fast path: no parsing, no growth */
         ring_push(&self->store, Py_NewRef(args[0]));
@@ -929,29 +1036,26 @@ queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
                         "Queue.put() missing 1 required positional argument: 'item'");
         return NULL;
     }
-    int block = 1;
-    if (argv[1] != NULL && (block = PyObject_IsTrue(argv[1])) < 0) {
-        return NULL;
-    }
-    return queue_put_impl(self, argv[0], block, argv[2]);
+    return queue_put_impl(self, argv[0], argv[1], argv[2]);
 }
 
 static PyObject *
 queue_put_nowait(QueueObject *self, PyObject *item)
 {
-    return queue_put_impl(self, item, 0, NULL);
+    return queue_put_impl(self, item, Py_False, NULL);
 }
 
-/* get(block, timeout), step by step as the stdlib's Queue.get (3.13). Also SimpleQueue's get
- * (no hooks, no heap, never shut down: it never takes the mutex). */
+/* get(block, timeout), step by step as the stdlib's Queue.get (3.13): with block, the
+ * timeout's errors come first, whether or not an item is there. peek: the item stays (the
+ * private _peek). */
 static PyObject *
-queue_take(QueueObject *self, int block, PyObject *timeout, int peek)
+queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
 {
     if (q_ready(self, "not_empty") < 0) {
         return NULL;
     }
     int need = self->hooks || (self->kind == Q_PRIO && self->store.unplain > 0) ||
-               (block && self->kind != Q_SIMPLE && !plain_timeout(timeout));
+               !plain_block(block_obj) || !plain_timeout(timeout);
     int locked = q_enter(self, need);
     if (locked < 0) {
         return NULL;
@@ -970,6 +1074,10 @@ queue_take(QueueObject *self, int block, PyObject *timeout, int peek)
             goto done;
         }
     }
+    int block = q_truth(block_obj);
+    if (block < 0) {
+        goto done;
+    }
     if (!block) {
         n = q_size(self);
         if (n < 0 && PyErr_Occurred()) {
@@ -981,11 +1089,10 @@ queue_take(QueueObject *self, int block, PyObject *timeout, int peek)
         }
     }
     else {
-        pc_time_t rel_ns;
-        if (pc_parse_queue_timeout(timeout, &rel_ns) < 0) {
+        pc_endtime t;
+        if (pc_parse_queue_timeout(timeout, &t) < 0) {
             goto done;
         }
-        pc_time_t deadline = pc_deadline_after(rel_ns);
         int front = 0;
         for (;;) {
             n = q_size(self);
@@ -995,8 +1102,12 @@ queue_take(QueueObject *self, int block, PyObject *timeout, int peek)
             if (n != 0) {
                 break;
             }
-            if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
-                RAISE_EMPTY(self);
+            pc_time_t deadline;
+            int go = pc_queue_wait_deadline(&t, &deadline);
+            if (go <= 0) {
+                if (go == 0) {
+                    RAISE_EMPTY(self);
+                }
                 goto fail;
             }
             q_leave(self, locked);  /* as Condition.wait releases the stdlib's mutex */
@@ -1045,7 +1156,7 @@ done:
 }
 
 static PyObject *
-queue_get_impl(QueueObject *self, int block, PyObject *timeout)
+queue_get_impl(QueueObject *self, PyObject *block, PyObject *timeout)
 {
     return queue_take(self, block, timeout, 0);
 }
@@ -1055,8 +1166,7 @@ queue_get_impl(QueueObject *self, int block, PyObject *timeout)
 static PyObject *
 queue_peek(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    int block;
-    PyObject *timeout;
+    PyObject *block, *timeout;
     if (parse_get_args("Queue.peek", args, nargs, kwnames, &block, &timeout) < 0) {
         return NULL;
     }
@@ -1075,8 +1185,7 @@ queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         }
         return item;
     }
-    int block;
-    PyObject *timeout;
+    PyObject *block, *timeout;
     if (parse_get_args("Queue.get", args, nargs, kwnames, &block, &timeout) < 0) {
         return NULL;
     }
@@ -1086,7 +1195,7 @@ queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
 static PyObject *
 queue_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return queue_get_impl(self, 0, NULL);
+    return queue_get_impl(self, Py_False, NULL);
 }
 
 /* -- sizes, tasks, shutdown ---------------------------------------------------------------------- */
@@ -1137,17 +1246,27 @@ queue_full(QueueObject *self, PyObject *Py_UNUSED(ignored))
     if (q_ready(self, "mutex") < 0) {
         return NULL;
     }
-    int locked = q_enter(self, self->hooks & HOOK_QSIZE);
+    int locked = q_enter(self, (self->hooks & HOOK_QSIZE) || self->maxsize_kind == MS_OBJECT);
     if (locked < 0) {
         return NULL;
     }
-    /* as the stdlib's `0 < self.maxsize <= self._qsize()`: no _qsize() call when unbounded */
-    Py_ssize_t n = self->maxsize > 0 ? q_size(self) : 0;
-    q_leave(self, locked);
-    if (n < 0 && PyErr_Occurred()) {
-        return NULL;
+    /* `0 < self.maxsize <= self._qsize()`: no _qsize() call when unbounded */
+    int full;
+    if (self->maxsize_kind != MS_OBJECT) {
+        full = q_bounded(self);
     }
-    return PyBool_FromLong(self->maxsize > 0 && self->maxsize <= n);
+    else {
+        PyObject *m = Py_NewRef(self->maxsize_obj), *zero = PyLong_FromLong(0);
+        full = zero ? PyObject_RichCompareBool(zero, m, Py_LT) : -1;
+        Py_DECREF(m);
+        Py_XDECREF(zero);
+    }
+    if (full > 0) {
+        Py_ssize_t n = q_size(self);
+        full = (n < 0 && PyErr_Occurred()) ? -1 : q_compare_maxsize(self, n, Py_LE);
+    }
+    q_leave(self, locked);
+    return full < 0 ? NULL : PyBool_FromLong(full);
 }
 
 static PyObject *
@@ -1295,7 +1414,7 @@ queue_get_maxsize(QueueObject *self, void *Py_UNUSED(closure))
     if (q_ready(self, "maxsize") < 0) {
         return NULL;
     }
-    return PyLong_FromSsize_t(self->maxsize);
+    return Py_NewRef(self->maxsize_obj);
 }
 
 static int
@@ -1305,11 +1424,7 @@ queue_set_maxsize(QueueObject *self, PyObject *value, void *Py_UNUSED(closure))
         PyErr_SetString(PyExc_AttributeError, "cannot delete attribute 'maxsize'");
         return -1;
     }
-    Py_ssize_t n = PyNumber_AsSsize_t(value, PyExc_OverflowError);
-    if (n == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    self->maxsize = n;
+    set_maxsize(self, value);
     if (self->not_full.head != NULL) {
         pc_waitlist_wake_n(&self->not_full, -1);   /* each re-checks against the new bound */
     }
@@ -1562,22 +1677,45 @@ simple_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
         PyErr_SetString(PyExc_TypeError, "put() missing required argument 'item' (pos 1)");
         return NULL;
     }
-    return simple_put_item(self, argv[0]);  /* block and timeout: accepted, never needed */
+    /* block is a truth value (the C SimpleQueue's argument converter takes it so), never
+     * needed; timeout is never looked at */
+    if (argv[1] != NULL && PyObject_IsTrue(argv[1]) < 0) {
+        return NULL;
+    }
+    return simple_put_item(self, argv[0]);
 }
 
-/* SimpleQueue's get is Queue's (hooks, bounds and shut-down never apply to it), except that the C
- * SimpleQueue rejects a non-number timeout through __index__, with that message. */
+/* SimpleQueue.get as the stdlib's C one: block is a truth value, and with block the timeout is
+ * parsed first (_PyTime_ROUND_CEILING; negative: ValueError), whether or not an item is there.
+ * No hooks, bounds or shut-down apply to a SimpleQueue. */
 static PyObject *
-simple_get_impl(QueueObject *self, int block, PyObject *timeout)
+simple_get_impl(QueueObject *self, PyObject *block_obj, PyObject *timeout)
 {
-    if (block && timeout != NULL && timeout != Py_None && !PyFloat_Check(timeout)) {
-        PyObject *idx = PyNumber_Index(timeout);
-        if (idx == NULL) {
+    int block = q_truth(block_obj);
+    if (block < 0) {
+        return NULL;
+    }
+    pc_time_t rel_ns = 0;
+    if (block && pc_parse_ceiling_timeout(timeout, &rel_ns) < 0) {
+        return NULL;
+    }
+    pc_time_t deadline = pc_deadline_after(rel_ns);
+    pc_waiter w;
+    pc_waiter_init(&w);
+    int front = 0;
+    while (self->store.count == 0) {
+        if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+            pc_waiter_pass_on(&w, &self->not_empty);
+            return RAISE_EMPTY(self);
+        }
+        int r = pc_wait_on(&self->not_empty, &w, deadline, front);
+        if (r == PC_WAIT_ERROR) {
+            pc_waiter_pass_on(&w, &self->not_empty);
             return NULL;
         }
-        Py_DECREF(idx);
+        front = r == PC_WAIT_WOKEN;
     }
-    return queue_get_impl(self, block, timeout);
+    return ring_pop(&self->store, 0);
 }
 
 static PyObject *
@@ -1586,8 +1724,7 @@ simple_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (nargs == 0 && kwnames == NULL && self->store.count > 0) {
         return ring_pop(&self->store, 0);
     }
-    int block;
-    PyObject *timeout;
+    PyObject *block, *timeout;
     if (parse_get_args("get", args, nargs, kwnames, &block, &timeout) < 0) {
         return NULL;
     }
@@ -1597,7 +1734,7 @@ simple_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
 static PyObject *
 simple_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return simple_get_impl(self, 0, NULL);
+    return simple_get_impl(self, Py_False, NULL);
 }
 
 static PyObject *

@@ -260,8 +260,10 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
     if (r != 0) {
         return r < 0 ? NULL : Py_NewRef(Py_True);
     }
+    /* No unit: the stdlib's wait loop, whose timeout rules (endtime = _time() + timeout,
+     * then Condition.wait's) apply only now that a wait is needed. */
     pc_time_t rel_ns = 0;
-    if (blocking && pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
+    if (blocking && pc_parse_loop_timeout(timeout, &rel_ns) < 0) {
         return NULL;
     }
     r = sem_acquire_timed(self, rel_ns);

@@ -56,16 +56,27 @@ static PyObject *
 semlock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"kind", "value", "maxvalue", NULL};
+    PyObject *kobj, *vobj, *mobj;
     int kind, value, maxvalue;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iii:SemLock", kwlist, &kind, &value,
-                                     &maxvalue)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:SemLock", kwlist, &kobj, &vobj, &mobj)) {
+        return NULL;
+    }
+    /* As the stdlib's _multiprocessing.SemLock: C ints, parsed as Argument Clinic does. */
+    if (pc_as_c_int(kobj, &kind) < 0 || pc_as_c_int(vobj, &value) < 0 ||
+            pc_as_c_int(mobj, &maxvalue) < 0) {
         return NULL;
     }
     if (kind != KIND_SEMAPHORE && kind != KIND_RECURSIVE) {
         PyErr_SetString(PyExc_ValueError, "unrecognized kind");
         return NULL;
     }
-    if (value < 0 || maxvalue < 1 || value > maxvalue) {
+    if (value < 0) {
+        /* the stdlib's sem_open() takes the value as unsigned: above SEM_VALUE_MAX, EINVAL */
+        errno = EINVAL;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    if (maxvalue < 0 || value > maxvalue) {
         PyErr_SetString(PyExc_ValueError, "invalid value");
         return NULL;
     }
@@ -281,22 +292,38 @@ semlock_give(SemLockObject *self)
 
 /* -- methods ------------------------------------------------------------------------------- */
 
-/* The stdlib's SemLock.acquire(block=True, timeout=None): None waits forever, a negative
- * timeout counts as 0, and timeout is ignored when block is false. */
+/* The stdlib's SemLock.acquire(block=True, timeout=None), argument by argument: block is an
+ * int (a float is a TypeError); a recursive lock this thread holds is taken once more before the
+ * timeout is looked at; otherwise the timeout is converted as a float even when block is false
+ * (None waits forever, a negative one counts as 0). */
 static PyObject *
 semlock_acquire(SemLockObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"block", "timeout", NULL};
     int block = 1;
-    PyObject *timeout = Py_None;
+    PyObject *block_obj = NULL, *timeout = Py_None;
     if (args != NULL && (PyTuple_GET_SIZE(args) > 0 || kwds != NULL)) {
-        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:acquire", kwlist, &block, &timeout)) {
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:acquire", kwlist, &block_obj,
+                                         &timeout)) {
+            return NULL;
+        }
+        if (block_obj != NULL && pc_parse_int_flag(block_obj, &block) < 0) {
             return NULL;
         }
     }
+    psem_t *s = self->s;
+    if (s->kind == KIND_RECURSIVE && s->count > 0 &&
+            __atomic_load_n(&s->word, __ATOMIC_ACQUIRE) == pc_gettid() &&
+            s->owner_pid == getpid()) {
+        s->count++;
+        Py_RETURN_TRUE;
+    }
     pc_time_t rel = 0;
-    if (block && pc_parse_seconds(timeout, &rel) < 0) {
+    if (pc_parse_seconds(timeout, &rel) < 0) {
         return NULL;
+    }
+    if (!block) {
+        rel = 0;
     }
     int r = semlock_take(self, rel);
     if (r < 0) {

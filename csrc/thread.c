@@ -37,6 +37,9 @@ typedef struct {
     int daemon;
     int initialized;           /* __init__ ran */
     int state;                 /* T_INITIAL, T_STARTED or T_STOPPED */
+    int stop_seen;             /* join() or is_alive() has seen it stopped: the stdlib's
+                                * _tstate_lock is None from then on, and join(timeout) no
+                                * longer parses its timeout as a lock timeout */
     pc_waitlist start_waiters; /* readers of native_id before the thread ran */
     pc_waitlist join_waiters;  /* callers blocked in join() */
     PyObject *dict;
@@ -457,12 +460,15 @@ thread_join(ThreadObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
         PyErr_SetString(PyExc_RuntimeError, "cannot join current thread");
         return NULL;
     }
-    if (!thread_alive(self)) {
-        Py_RETURN_NONE;
-    }
+    /* `_wait_for_tstate_lock(timeout=max(timeout, 0))`: the lock's acquire(True, timeout)
+     * parses the timeout until the end has been seen (NaN: ValueError, as there). */
     pc_time_t rel_ns;
-    if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
+    if (pc_parse_join_timeout(timeout, !self->stop_seen, &rel_ns) < 0) {
         return NULL;
+    }
+    if (!thread_alive(self)) {
+        self->stop_seen = 1;
+        Py_RETURN_NONE;
     }
     if (rel_ns == 0) {
         Py_RETURN_NONE;
@@ -478,6 +484,7 @@ thread_join(ThreadObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
             break;
         }
     }
+    self->stop_seen = !thread_alive(self);
     Py_RETURN_NONE;
 }
 
@@ -487,7 +494,9 @@ thread_is_alive(ThreadObject *self, PyObject *Py_UNUSED(ignored))
     if (assert_initialized(self) < 0) {
         return NULL;
     }
-    return PyBool_FromLong(thread_alive(self));
+    int alive = thread_alive(self);
+    self->stop_seen |= self->state == T_STOPPED;
+    return PyBool_FromLong(alive);
 }
 
 static PyObject *
@@ -631,6 +640,7 @@ thread_repr(ThreadObject *self)
         PyErr_SetString(PyExc_AssertionError, "Thread.__init__() was not called");
         return NULL;
     }
+    self->stop_seen |= self->state == T_STOPPED;   /* the stdlib's repr calls is_alive() */
     const char *status = self->state == T_INITIAL ? "initial"
                          : self->state == T_STARTED ? "started" : "stopped";
     PyObject *r;

@@ -72,9 +72,14 @@ pc_deadline_after(pc_time_t rel_ns)
 
 /* -- the stdlib's argument rules and messages ------------------------------------------------
  *
- * CPython 3.11's, in this one place; where a later version parses or words something differently,
- * the #if below picks its way. (3.13: Lock.acquire's blocking is a bool ('p'), a negative timeout
- * "must be a non-negative number", and _PyTime_t became PyTime_t in the overflow message.) */
+ * Every timeout, blocking flag and count the faces take is parsed here, the way the running
+ * CPython's stdlib does it -- its C conversions (_PyTime's, PyArg's) or, for the classes the stdlib
+ * writes in Python, the very Python operations those classes apply (`timeout > 0`,
+ * `_time() + timeout`, ...), so that every value gives the same result, exception and message.
+ * The messages are CPython 3.11's, in this one place; where a later version parses or words
+ * something differently, the #if below picks its way. (3.13: Lock.acquire's and SemLock.acquire's
+ * blocking are truth values, a negative timeout "must be a non-negative number", and _PyTime_t
+ * became PyTime_t in the overflow message. 3.12 has not been compared: it takes 3.11's way.) */
 #if PY_VERSION_HEX >= 0x030D0000
 #define BLOCKING_IS_BOOL 1
 #define MSG_TIMEOUT_NEGATIVE "timeout value must be a non-negative number"
@@ -84,6 +89,15 @@ pc_deadline_after(pc_time_t rel_ns)
 #define MSG_TIMEOUT_NEGATIVE "timeout value must be positive"
 #define MSG_PYTIME_OVERFLOW "timestamp too large to convert to C _PyTime_t"
 #endif
+#define MSG_NAN "Invalid value NaN (not a number)"
+#define MSG_TIME_T_OVERFLOW "timestamp out of range for platform time_t"
+#define MSG_TIMEOUT_TOO_LARGE "timeout value is too large"
+#define MSG_NONBLOCKING_TIMEOUT "can't specify a timeout for a non-blocking call"
+#define MSG_QUEUE_NEGATIVE "'timeout' must be a non-negative number"
+#define MSG_POLL_TOO_LARGE "timeout is too large"
+#define MSG_C_INT_OVERFLOW "Python int too large to convert to C int"
+
+#define NS_PER_S 1000000000LL
 
 int
 pc_parse_blocking(PyObject *obj, int *blocking)
@@ -114,50 +128,146 @@ pc_parse_blocking(PyObject *obj, int *blocking)
 #endif
 }
 
-/* Converts a timeout object to a double like the stdlib does: floats as they are, anything else
- * through __index__. Returns 0, or -1 with TypeError set. */
-static int
-timeout_as_double(PyObject *obj, double *out)
+int
+pc_parse_int_flag(PyObject *obj, int *flag)
 {
-    if (PyFloat_Check(obj)) {
-        *out = PyFloat_AS_DOUBLE(obj);
-        return 0;
-    }
-    PyObject *idx = PyNumber_Index(obj);
-    if (idx == NULL) {
+#if BLOCKING_IS_BOOL
+    /* 3.13's _multiprocessing.SemLock.acquire: `block as blocking: bool` (a truth value) */
+    int b = PyObject_IsTrue(obj);
+    if (b < 0) {
         return -1;
     }
-    double d = PyLong_AsDouble(idx);
-    Py_DECREF(idx);
-    if (d == -1.0 && PyErr_Occurred()) {
+    *flag = b;
+    return 0;
+#else
+    /* Argument Clinic's bool(accept={int}) of CPython 3.11 (_PyLong_AsInt). */
+    int v;
+    if (pc_as_c_int(obj, &v) < 0) {
         return -1;
     }
-    *out = d;
+    *flag = v != 0;
+    return 0;
+#endif
+}
+
+int
+pc_as_c_int(PyObject *obj, int *out)
+{
+    /* _PyLong_AsInt: __index__, then the range of a C int */
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow || v > INT_MAX || v < INT_MIN) {
+        PyErr_SetString(PyExc_OverflowError, MSG_C_INT_OVERFLOW);
+        return -1;
+    }
+    *out = (int)v;
     return 0;
 }
 
+/* _PyTime's double -> nanoseconds (pytime_from_double): round, then range-check. */
 static int
-set_overflow(void)
+ns_from_double(double seconds, int round, pc_time_t *ns)
 {
-    PyErr_SetString(PyExc_OverflowError, "timestamp out of range for platform time_t");
-    return -1;
-}
-
-static pc_time_t
-seconds_to_ns(double t)
-{
-    /* Round up, as the stdlib's _PyTime_ROUND_TIMEOUT does: never wake before the timeout. */
-    double ns = ceil(t * 1e9);
-    if (ns >= 9.2e18) {
-        return INT64_MAX;
+    volatile double d = seconds;   /* volatile as CPython's: no fused or reordered rounding */
+    d *= 1e9;
+    if (round == PC_ROUND_CEILING) {
+        d = ceil(d);
     }
-    return (pc_time_t)ns;
+    else {
+        d = d >= 0.0 ? ceil(d) : floor(d);   /* _PyTime_ROUND_UP: away from zero */
+    }
+    if (!((double)INT64_MIN <= d && d <= (double)INT64_MAX)) {
+        PyErr_SetString(PyExc_OverflowError, MSG_TIME_T_OVERFLOW);
+        return -1;
+    }
+    /* (double)INT64_MAX is 2**63, which CPython's range check lets through and x86-64's
+     * conversion turns into INT64_MIN; do the same without the undefined cast. */
+    *ns = d >= 9223372036854775808.0 ? INT64_MIN : (pc_time_t)d;
+    return 0;
 }
 
-/* `obj <op> 0` as Python evaluates it: 1, 0, or -1 with the comparison's exception. */
+int
+pc_time_from_object(PyObject *obj, int round, pc_time_t *ns)
+{
+    if (PyFloat_Check(obj)) {
+        double d = PyFloat_AsDouble(obj);
+        if (isnan(d)) {
+            PyErr_SetString(PyExc_ValueError, MSG_NAN);
+            return -1;
+        }
+        return ns_from_double(d, round, ns);
+    }
+    long long sec = PyLong_AsLongLong(obj);   /* __index__: a TypeError for anything else */
+    if (sec == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+        }
+        return -1;
+    }
+    if (sec > INT64_MAX / NS_PER_S || sec < INT64_MIN / NS_PER_S) {
+        PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+        return -1;
+    }
+    *ns = (pc_time_t)sec * NS_PER_S;
+    return 0;
+}
+
+/* _PyTime_AsMicroseconds(ns >= 0, ROUND_UP or CEILING) > PY_TIMEOUT_MAX: OverflowError. */
+static int
+check_timeout_max(pc_time_t ns)
+{
+    pc_time_t us = ns / 1000 + (ns % 1000 != 0);
+    if (us > PY_TIMEOUT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, MSG_TIMEOUT_TOO_LARGE);
+        return -1;
+    }
+    return 0;
+}
+
+int
+pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns)
+{
+    /* _threadmodule.c's lock_acquire_parse_args: -1 second exactly means "no timeout". */
+    const pc_time_t unset = -NS_PER_S;
+    pc_time_t t = unset;
+    if (timeout_obj != NULL && pc_time_from_object(timeout_obj, PC_ROUND_TIMEOUT, &t) < 0) {
+        return -1;
+    }
+    if (!blocking && t != unset) {
+        PyErr_SetString(PyExc_ValueError, MSG_NONBLOCKING_TIMEOUT);
+        return -1;
+    }
+    if (t < 0 && t != unset) {
+        PyErr_SetString(PyExc_ValueError, MSG_TIMEOUT_NEGATIVE);
+        return -1;
+    }
+    if (!blocking) {
+        *rel_ns = 0;
+    }
+    else if (t == unset) {
+        *rel_ns = -1;
+    }
+    else {
+        if (check_timeout_max(t) < 0) {
+            return -1;
+        }
+        *rel_ns = t;
+    }
+    return 0;
+}
+
+/* `obj <op> 0` as Python evaluates it: 1, 0, or -1 with the comparison's exception. Exact
+ * floats and ints that fit a long are compared natively. */
 static int
 compare_with_zero(PyObject *obj, int op)
 {
+    if (PyFloat_CheckExact(obj)) {
+        double d = PyFloat_AS_DOUBLE(obj);
+        return op == Py_GT ? d > 0 : op == Py_LT ? d < 0 : op == Py_LE ? d <= 0 : d >= 0;
+    }
     PyObject *zero = PyLong_FromLong(0);
     int r = zero ? PyObject_RichCompareBool(obj, zero, op) : -1;
     Py_XDECREF(zero);
@@ -165,69 +275,238 @@ compare_with_zero(PyObject *obj, int op)
 }
 
 int
-pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns)
+pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
 {
-    double t = -1.0;
-    if (timeout_obj != NULL) {
-        if (timeout_as_double(timeout_obj, &t) < 0) {
-            return -1;
-        }
-        if (isnan(t)) {
-            PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
-            return -1;
-        }
-    }
-    if (!blocking && t != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-        return -1;
-    }
-    if (t < 0 && t != -1.0) {
-        PyErr_SetString(PyExc_ValueError, MSG_TIMEOUT_NEGATIVE);
-        return -1;
-    }
-    if (!blocking) {
-        *rel_ns = 0;
-    }
-    else if (t == -1.0) {
+    /* threading.Condition.wait: `if timeout > 0: waiter.acquire(True, timeout)
+     * else: waiter.acquire(False)`. */
+    if (timeout_obj == NULL || timeout_obj == Py_None) {
         *rel_ns = -1;
+        return 0;
     }
-    else {
-        if (t > PC_TIMEOUT_MAX_SECONDS) {
-            return set_overflow();
-        }
-        *rel_ns = seconds_to_ns(t);
+    int positive = compare_with_zero(timeout_obj, Py_GT);
+    if (positive <= 0) {
+        *rel_ns = 0;
+        return positive;
+    }
+    return pc_parse_acquire_timeout(1, timeout_obj, rel_ns);
+}
+
+/* The stdlib's `_time() + timeout` (time.monotonic), as a double; 0 or -1 with its error. A
+ * result that is not a float (an exotic __radd__) counts as NaN: no deadline. */
+static int
+endtime_of(PyObject *timeout_obj, double *endtime)
+{
+    double now = (double)pc_monotonic_ns() / 1e9;
+    if (PyFloat_CheckExact(timeout_obj)) {
+        *endtime = now + PyFloat_AS_DOUBLE(timeout_obj);
+        return 0;
+    }
+    PyObject *start = PyFloat_FromDouble(now);
+    PyObject *end = start ? PyNumber_Add(start, timeout_obj) : NULL;
+    Py_XDECREF(start);
+    if (end == NULL) {
+        return -1;
+    }
+    *endtime = PyFloat_Check(end) ? PyFloat_AS_DOUBLE(end) : NAN;
+    Py_DECREF(end);
+    return 0;
+}
+
+int
+pc_loop_timeout_begin(PyObject *timeout_obj, double *endtime)
+{
+    if (timeout_obj == NULL || timeout_obj == Py_None) {
+        *endtime = NAN;
+        return 0;
+    }
+    return endtime_of(timeout_obj, endtime);
+}
+
+int
+pc_loop_timeout_first(PyObject *timeout_obj, double endtime, pc_time_t *rel_ns)
+{
+    if (pc_parse_wait_timeout(timeout_obj, rel_ns) < 0) {
+        return -1;
+    }
+    if (*rel_ns == 0 && isnan(endtime)) {
+        *rel_ns = -1;
     }
     return 0;
 }
 
 int
-pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
+pc_parse_loop_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
 {
+    /* The loops of Semaphore.acquire, Condition.wait_for and Barrier.wait:
+     *     endtime = _time() + timeout          (once)
+     *     cond.wait(timeout)                   (the object itself the first time)
+     *     timeout = endtime - _time(); if timeout <= 0: break; cond.wait(timeout) ...
+     * A first wait that does not block (timeout <= 0, or NaN) ends the loop at once, except for
+     * a NaN endtime, which never compares <= 0: the stdlib spins forever, pyconc waits. */
+    double endtime;
+    if (pc_loop_timeout_begin(timeout_obj, &endtime) < 0) {
+        return -1;
+    }
+    return pc_loop_timeout_first(timeout_obj, endtime, rel_ns);
+}
+
+int
+pc_parse_join_timeout(PyObject *timeout_obj, int live, pc_time_t *rel_ns)
+{
+    /* Thread.join: `self._wait_for_tstate_lock(timeout=max(timeout, 0))`, whose lock.acquire(
+     * True, timeout) parses it unless the thread's end was already observed (no lock left). */
     if (timeout_obj == NULL || timeout_obj == Py_None) {
         *rel_ns = -1;
         return 0;
     }
-    double t;
-    if (!PyFloat_Check(timeout_obj) && !PyLong_Check(timeout_obj)) {
-        /* The stdlib's Python-level waits start with `if timeout > 0`: same test, same error
-         * for a non-number. */
-        int positive = compare_with_zero(timeout_obj, Py_GT);
-        if (positive <= 0) {
-            *rel_ns = 0;
-            return positive;
-        }
-    }
-    if (timeout_as_double(timeout_obj, &t) < 0) {
+    PyObject *zero = PyLong_FromLong(0);
+    int zero_bigger = zero ? PyObject_RichCompareBool(zero, timeout_obj, Py_GT) : -1;
+    if (zero_bigger < 0) {
+        Py_XDECREF(zero);
         return -1;
     }
-    if (!(t > 0)) {  /* zero, negative and NaN: do not block, as the stdlib's Condition.wait */
-        *rel_ns = 0;
+    PyObject *t = zero_bigger ? zero : timeout_obj;
+    int r = live ? pc_parse_acquire_timeout(1, t, rel_ns) : (*rel_ns = 0, 0);
+    Py_DECREF(zero);
+    return r;
+}
+
+int
+pc_parse_queue_timeout(PyObject *timeout_obj, pc_endtime *t)
+{
+    /* queue.Queue.put/get with block=True: `elif timeout < 0: raise ValueError(...)`,
+     * `else: endtime = time() + timeout` -- before anything is known about the wait. */
+    t->forever = timeout_obj == NULL || timeout_obj == Py_None;
+    if (t->forever) {
         return 0;
     }
-    if (t > PC_TIMEOUT_MAX_SECONDS) {
-        return set_overflow();
+    int negative = compare_with_zero(timeout_obj, Py_LT);
+    if (negative != 0) {
+        if (negative > 0) {
+            PyErr_SetString(PyExc_ValueError, MSG_QUEUE_NEGATIVE);
+        }
+        return -1;
     }
-    *rel_ns = seconds_to_ns(t);
+    return endtime_of(timeout_obj, &t->endtime);
+}
+
+int
+pc_queue_wait_deadline(const pc_endtime *t, pc_time_t *deadline)
+{
+    /* `remaining = endtime - time(); if remaining <= 0.0: raise Empty/Full;
+     *  self.not_empty.wait(remaining)`: Condition.wait's parse of a float. */
+    if (t->forever) {
+        *deadline = PC_FOREVER;
+        return 1;
+    }
+    double remaining = t->endtime - (double)pc_monotonic_ns() / 1e9;
+    if (remaining <= 0.0) {
+        return 0;
+    }
+    if (isnan(remaining)) {
+        *deadline = PC_FOREVER;   /* the stdlib spins forever: wait(nan) does not block */
+        return 1;
+    }
+    pc_time_t ns;
+    if (ns_from_double(remaining, PC_ROUND_TIMEOUT, &ns) < 0 || check_timeout_max(ns) < 0) {
+        return -1;
+    }
+    *deadline = pc_deadline_after(ns);
+    return 1;
+}
+
+int
+pc_parse_ceiling_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
+{
+    /* _queue.SimpleQueue.get (C): _PyTime_ROUND_CEILING, then the queue's negative check. */
+    if (timeout_obj == NULL || timeout_obj == Py_None) {
+        *rel_ns = -1;
+        return 0;
+    }
+    pc_time_t t;
+    if (pc_time_from_object(timeout_obj, PC_ROUND_CEILING, &t) < 0) {
+        return -1;
+    }
+    if (t < 0) {
+        PyErr_SetString(PyExc_ValueError, MSG_QUEUE_NEGATIVE);
+        return -1;
+    }
+    if (check_timeout_max(t) < 0) {
+        return -1;
+    }
+    *rel_ns = t;
+    return 0;
+}
+
+int
+pc_parse_poll_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
+{
+    /* multiprocessing.connection.wait(): `deadline = time.monotonic() + timeout`, then
+     * selectors.PollSelector.select(timeout): `timeout <= 0` -> 0, else
+     * `math.ceil(timeout * 1e3)` milliseconds, which select.poll() range-checks. */
+    if (timeout_obj == NULL || timeout_obj == Py_None) {
+        *rel_ns = -1;
+        return 0;
+    }
+    double endtime;
+    if (endtime_of(timeout_obj, &endtime) < 0) {
+        return -1;
+    }
+    int expired = compare_with_zero(timeout_obj, Py_LE);
+    if (expired != 0) {
+        *rel_ns = 0;
+        return expired < 0 ? -1 : 0;
+    }
+    PyObject *thousand = PyFloat_FromDouble(1e3);
+    PyObject *scaled = thousand ? PyNumber_Multiply(timeout_obj, thousand) : NULL;
+    Py_XDECREF(thousand);
+    if (scaled == NULL) {
+        return -1;
+    }
+    PyObject *ms_obj = NULL;
+    if (PyFloat_Check(scaled)) {
+        double d = PyFloat_AS_DOUBLE(scaled);
+        if (isnan(d)) {
+            PyErr_SetString(PyExc_ValueError, "cannot convert float NaN to integer");
+        }
+        else if (isinf(d)) {
+            PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
+        }
+        else {
+            ms_obj = PyLong_FromDouble(ceil(d));
+        }
+    }
+    else {
+        /* math.ceil of another number: its __ceil__ */
+        PyObject *math = PyImport_ImportModule("math");
+        ms_obj = math ? PyObject_CallMethod(math, "ceil", "O", scaled) : NULL;
+        Py_XDECREF(math);
+    }
+    Py_DECREF(scaled);
+    if (ms_obj == NULL) {
+        return -1;
+    }
+    /* select.poll().poll(ms): _PyTime_FromMillisecondsObject, then an int's range */
+    long long ms = PyLong_AsLongLong(ms_obj);
+    Py_DECREF(ms_obj);
+    if (ms == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+        }
+        else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_SetString(PyExc_TypeError, "timeout must be an integer or None");
+        }
+        return -1;
+    }
+    if (ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000) {
+        PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+        return -1;
+    }
+    if (ms > INT_MAX || ms < INT_MIN) {
+        PyErr_SetString(PyExc_OverflowError, MSG_POLL_TOO_LARGE);
+        return -1;
+    }
+    *rel_ns = ms < 0 ? 0 : (pc_time_t)ms * 1000000;
     return 0;
 }
 
@@ -254,43 +533,6 @@ pc_parse_seconds(PyObject *timeout_obj, pc_time_t *rel_ns)
             *rel_ns = 1;
         }
     }
-    return 0;
-}
-
-int
-pc_parse_queue_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
-{
-    if (timeout_obj == NULL || timeout_obj == Py_None) {
-        *rel_ns = -1;
-        return 0;
-    }
-    double t;
-    if (!PyFloat_Check(timeout_obj) && !PyLong_Check(timeout_obj)) {
-        /* The stdlib tests `timeout < 0` first: same test, same error for a non-number. */
-        int negative = compare_with_zero(timeout_obj, Py_LT);
-        if (negative < 0) {
-            return -1;
-        }
-        t = negative ? -1.0 : 0.0;
-        if (!negative && timeout_as_double(timeout_obj, &t) < 0) {
-            return -1;
-        }
-    }
-    else if (timeout_as_double(timeout_obj, &t) < 0) {
-        return -1;
-    }
-    if (t < 0) {
-        PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
-        return -1;
-    }
-    if (t > PC_TIMEOUT_MAX_SECONDS) {
-        return set_overflow();
-    }
-    if (isnan(t)) {
-        *rel_ns = -1;  /* the stdlib never times out on NaN (it busy-waits); we just wait */
-        return 0;
-    }
-    *rel_ns = t > 0 ? seconds_to_ns(t) : 0;
     return 0;
 }
 

@@ -128,22 +128,71 @@ pc_time_t pc_deadline_after(pc_time_t rel_ns);
 /* Largest timeout accepted, in seconds: threading.TIMEOUT_MAX. */
 #define PC_TIMEOUT_MAX_SECONDS ((double)(PY_TIMEOUT_MAX / 1000000))
 
-/* Parses Lock.acquire's blocking argument as the running CPython's C lock does (3.11: an int,
- * through __index__, so acquire(0.5) is a TypeError; 3.13: any object's truth). 0 or -1. */
+/* -- parsing the faces' arguments (wait.c) -------------------------------------------------
+ *
+ * Each parser gives the running CPython's results, exceptions and messages for every value: the
+ * stdlib's C conversions, or the Python operations of the stdlib classes written in Python. A
+ * relative timeout comes back in *rel_ns as -1 (wait forever), 0 (do not block) or nanoseconds.
+ * All return 0, or -1 with an exception set, unless said otherwise. */
+
+/* _PyTime's rounding modes for pc_time_from_object. */
+#define PC_ROUND_TIMEOUT 0    /* away from zero (_PyTime_ROUND_TIMEOUT) */
+#define PC_ROUND_CEILING 1
+
+/* _PyTime_FromSecondsObject: a float (NaN: ValueError), or an int through __index__, to
+ * nanoseconds; out of range: OverflowError with CPython's messages. */
+int pc_time_from_object(PyObject *obj, int round, pc_time_t *ns);
+
+/* Lock.acquire's blocking argument as the running CPython's C lock parses it (3.11: an int,
+ * through __index__, so acquire(0.5) is a TypeError; 3.13: any object's truth). */
 int pc_parse_blocking(PyObject *obj, int *blocking);
 
-/* Parses a Lock.acquire-style (blocking, timeout) pair with the stdlib's rules and messages.
- * timeout_obj may be NULL (not given, i.e. -1). On success stores in *rel_ns: -1 (wait forever),
- * 0 (do not block) or the relative timeout, and returns 0. Returns -1 with an exception set. */
+/* Argument Clinic's bool(accept={int}) of 3.11 (multiprocessing's SemLock.acquire block):
+ * an int through __index__, OverflowError beyond a C int. */
+int pc_parse_int_flag(PyObject *obj, int *flag);
+
+/* Argument Clinic's `int` (_PyLong_AsInt): __index__, OverflowError beyond a C int. */
+int pc_as_c_int(PyObject *obj, int *out);
+
+/* Lock.acquire's (blocking, timeout): timeout_obj may be NULL (not given, i.e. -1). */
 int pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns);
 
-/* Parses a Condition.wait-style timeout: NULL or None waits forever, a value <= 0 (or NaN) does
- * not block, a value above TIMEOUT_MAX is an OverflowError. Same results as above. */
+/* Condition.wait's timeout (and Event.wait's): NULL or None waits forever; `timeout > 0` false
+ * (zero, negative, NaN) does not block; otherwise Lock.acquire(True, timeout)'s parse. */
 int pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
 
-/* Parses a queue.Queue-style timeout (put/get with block=True): None waits forever; a negative
- * value is ValueError("'timeout' must be a non-negative number"); 0 does not block. */
-int pc_parse_queue_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
+/* The timeout of the stdlib's Python wait loops (Semaphore.acquire, Condition.wait_for,
+ * Barrier.wait): `endtime = _time() + timeout`, then Condition.wait's parse of the timeout. Call
+ * it only where the stdlib reaches the loop (a wait is needed). */
+int pc_parse_loop_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
+/* Its two steps, for a caller with checks between them (Condition.wait_for checks ownership
+ * after computing endtime and before waiting). */
+int pc_loop_timeout_begin(PyObject *timeout_obj, double *endtime);
+int pc_loop_timeout_first(PyObject *timeout_obj, double endtime, pc_time_t *rel_ns);
+
+/* Thread.join's timeout: max(timeout, 0) always; Lock.acquire's parse of it while the thread's
+ * end has not been observed yet (live). */
+int pc_parse_join_timeout(PyObject *timeout_obj, int live, pc_time_t *rel_ns);
+
+/* queue.Queue.put/get with block=True: the timeout becomes an end time (or forever) when the
+ * call starts -- `timeout < 0` is ValueError("'timeout' must be a non-negative number"), then
+ * `endtime = time() + timeout` -- and each wait it needs gets its deadline from
+ * pc_queue_wait_deadline: 1 wait until *deadline, 0 the time is up (Empty/Full), -1 error
+ * (a remaining time beyond TIMEOUT_MAX is an OverflowError, as in the stdlib's wait). */
+typedef struct {
+    int forever;              /* timeout None */
+    double endtime;           /* monotonic seconds (may be inf or NaN) */
+} pc_endtime;
+int pc_parse_queue_timeout(PyObject *timeout_obj, pc_endtime *t);
+int pc_queue_wait_deadline(const pc_endtime *t, pc_time_t *deadline);
+
+/* SimpleQueue.get's timeout (C in the stdlib): _PyTime_ROUND_CEILING, a negative one is
+ * ValueError, beyond TIMEOUT_MAX OverflowError -- whether or not an item is there. */
+int pc_parse_ceiling_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
+
+/* multiprocessing Connection.poll's timeout: `time.monotonic() + timeout`, then
+ * selectors.PollSelector's `timeout <= 0` / `math.ceil(timeout * 1e3)` and poll()'s range. */
+int pc_parse_poll_timeout(PyObject *timeout_obj, pc_time_t *rel_ns);
 
 /* Parses a multiprocessing-style timeout in seconds: None (or NULL) waits forever (-1), a value
  * <= 0 does not block (0), anything else is relative nanoseconds (at least 1; beyond ~285 years:

@@ -1,4 +1,4 @@
-"""Regression tests for issue 9's unusual-input items (7, 10, 11, 12), each against the stdlib.
+"""Regression tests for issue 9's unusual-input items (7, 8, 10, 11, 12), each against the stdlib.
 
 Every call runs in a daemon thread joined with a deadline, so that a call that wrongly blocks
 forever fails the test ("blocks") instead of hanging it. The broad, generated comparison of every
@@ -9,6 +9,7 @@ import pickle
 import queue as std_queue
 import sys
 import threading as std_threading
+from fractions import Fraction
 
 import pytest
 
@@ -287,12 +288,20 @@ def test_copied_queue_is_the_same_queue():
             c.put(1)
             q.put(2)
             seen += [q.qsize(), c.full(), c.get_nowait(), q.get_nowait(), c.empty()]
-        e = T.Event()
-        copy.copy(e).set()
-        s = T.Semaphore(1)
-        copy.copy(s).acquire()
-        return seen + [e.is_set(), s.acquire(False)]
+        return seen
     same(scenario)
+
+
+def test_copied_counters_are_shared():
+    # A listed difference: the stdlib's copy of a Semaphore or an Event shares its Condition
+    # but copies the counter or flag (an int, a bool) -- a half-shared object: setting the
+    # copy's flag wakes the original's waiters while the original's flag stays clear. pyconc's
+    # state is one C object: the copy is the object itself, counter and flag included.
+    e = pc_threading.Event()
+    copy.copy(e).set()
+    s = pc_threading.Semaphore(1)
+    copy.copy(s).acquire()
+    assert e.is_set() and not s.acquire(False) and copy.copy(s) is s
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
@@ -316,3 +325,71 @@ def test_barrier_n_waiting_right_after_fork():
     for h in helpers:
         h.join(10)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- item 8: the issue's examples (the broad comparison is test_differential_inputs.py) ----------
+
+def _simplequeue_get_nan(T, Q):
+    return Q.SimpleQueue().get(timeout=float("nan"))
+
+
+def _thread_join_nan(T, Q):
+    ev = std_threading.Event()
+    t = T.Thread(target=ev.wait, args=(10,), daemon=True)
+    t.start()
+    try:
+        return t.join(float("nan"))
+    finally:
+        ev.set()
+
+
+def _notify_float(T, Q):
+    c = T.Condition()
+    with c:
+        return c.notify(2.0)
+
+
+def _get_after_put(timeout):
+    def scenario(T, Q):
+        q = Q.Queue()
+        q.put(1)
+        return q.get(timeout=timeout)
+    return scenario
+
+
+def _acquires(T, Q):
+    s = T.Semaphore(1.5)
+    return [s.acquire(False) for _ in range(3)] + [s._value]
+
+
+def _fill(T, Q):
+    q = Q.Queue(maxsize=2.5)
+    return [q.put_nowait(i) for i in range(3)] + [q.full()]
+
+
+def _wait_set(T, Q):
+    e = T.Event()
+    e.set()
+    return e.wait(1e10)
+
+
+ISSUE_EXAMPLES = {
+    "SimpleQueue.get(timeout=nan)": _simplequeue_get_nan,
+    "Queue.get(timeout=inf), item there": _get_after_put(float("inf")),
+    "Queue.get(timeout=2**64), item there": _get_after_put(2**64),
+    "Queue.put(timeout=1e10), room": lambda T, Q: Q.Queue(2).put(1, timeout=1e10),
+    "Queue.get(timeout=Fraction(1, 1000))": _get_after_put(Fraction(1, 1000)),
+    "Thread.join(nan), alive": _thread_join_nan,
+    "Condition.notify(2.0)": _notify_float,
+    "Semaphore(1.5)": _acquires,
+    "Queue(maxsize=2.5)": _fill,
+    "Barrier('x')": lambda T, Q: (T.Barrier("x").parties, T.Barrier("x").n_waiting),
+    "Lock.acquire(timeout=-inf)": lambda T, Q: T.Lock().acquire(timeout=float("-inf")),
+    "Lock.acquire(timeout=2**64)": lambda T, Q: T.Lock().acquire(timeout=2**64),
+    "Event.wait(timeout=1e10), set": _wait_set,
+}
+
+
+@pytest.mark.parametrize("name", ISSUE_EXAMPLES)
+def test_issue_input_examples(name):
+    same(ISSUE_EXAMPLES[name])

@@ -184,8 +184,7 @@ class _SemLockBase:
 
 class Semaphore(_SemLockBase):
     def __init__(self, value=1, *, ctx=None):
-        if value < 0:
-            raise ValueError("semaphore initial value must be >= 0")
+        # value is checked by SemLock as the stdlib's is: a C int, negative is OSError(EINVAL)
         self._make(_SEMAPHORE, value, SEM_VALUE_MAX)
 
     def get_value(self):
@@ -197,9 +196,7 @@ class Semaphore(_SemLockBase):
 
 class BoundedSemaphore(Semaphore):
     def __init__(self, value=1, *, ctx=None):
-        if value < 0:
-            raise ValueError("semaphore initial value must be >= 0")
-        self._make(_SEMAPHORE, value, value if value > 0 else 1)
+        self._make(_SEMAPHORE, value, value)
 
     def __repr__(self):
         return (f"<{type(self).__name__}(value={self.get_value()}, "
