@@ -536,35 +536,35 @@ pc_hub_handle_error(HubObject *hub, PyObject *context)
 {
     /* A handle_error set on the hub instance, or overridden by its class, takes over (as
      * gevent's hubs allow); it handles system errors itself. */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);    /* no attribute lookup with an exception set */
     PyObject *h = PyObject_GetAttrString(hub->self, "handle_error");
     if (h == NULL) {
         PyErr_Clear();
     }
     else if (PyCFunction_Check(h) &&
              PyCFunction_GET_FUNCTION(h) == (PyCFunction)hub_handle_error_meth) {
-        Py_DECREF(h);
+        Py_CLEAR(h);
     }
-    else {
-        PyObject *et, *ev, *etb;
-        PyErr_Fetch(&et, &ev, &etb);
-        PyErr_NormalizeException(&et, &ev, &etb);
-        if (etb != NULL) {
-            PyException_SetTraceback(ev, etb);
-        }
-        PyObject *r = PyObject_CallFunctionObjArgs(h, context ? context : Py_None, et,
-                                                   ev ? ev : Py_None, etb ? etb : Py_None,
-                                                   NULL);
-        Py_DECREF(h);
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(etb);
-        if (r == NULL) {
-            PyErr_WriteUnraisable(hub->self);
-        }
-        Py_XDECREF(r);
-        return 0;
+    if (h == NULL) {
+        PyErr_Restore(et, ev, etb);
+        return handle_error_default(hub, context);
     }
-    return handle_error_default(hub, context);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    PyObject *r = PyObject_CallFunctionObjArgs(h, context ? context : Py_None, et,
+                                               ev ? ev : Py_None, etb ? etb : Py_None, NULL);
+    Py_DECREF(h);
+    Py_XDECREF(et);
+    Py_XDECREF(ev);
+    Py_XDECREF(etb);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(hub->self);
+    }
+    Py_XDECREF(r);
+    return 0;
 }
 
 #define hub_handle_error pc_hub_handle_error

@@ -184,6 +184,21 @@ def test_failed_greenlet_state(gv, capsys):
         gevent.joinall([g], raise_error=True)
 
 
+def test_error_reported_when_hub_has_instance_attributes(gv, capsys):
+    # regression: the C loop looked up hub.handle_error with the greenlet's exception still
+    # set; once the hub had an instance __dict__ that lookup failed and the error vanished
+    gevent = gv.gevent
+    hub = gevent.get_hub()
+    hub.pyconc_test_attribute = 1
+    try:
+        g = gevent.spawn(lambda: 1 / 0)
+        g.join()
+        assert isinstance(g.exception, ZeroDivisionError)
+        assert "failed with ZeroDivisionError" in capsys.readouterr().err
+    finally:
+        del hub.pyconc_test_attribute
+
+
 def test_get_nonblocking_and_timeout_raise_timeout(gv):
     gevent = gv.gevent
     g = gevent.spawn(gevent.sleep, 5)
