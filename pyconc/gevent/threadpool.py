@@ -233,7 +233,12 @@ class ThreadResult:
         if hub is None:     # destroyed: the result goes nowhere
             return
         try:
-            hub.loop.run_callback(self._on_async)
+            if hub.thread_ident == _get_ident():
+                # gevent delivers through an async watcher, which fires in the loop's poll
+                # phase, after the callbacks already queued: deferred one pass here likewise
+                hub.loop.run_callback(hub.loop.run_callback, self._on_async)
+            else:
+                hub.loop.run_callback(self._on_async)
         except Exception:
             # the hub has been destroyed (its thread ended): deliver here, without the hub's
             # error printing (an AsyncResult can be set from any thread)

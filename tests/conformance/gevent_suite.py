@@ -156,23 +156,17 @@ EXCLUDED = {
 
 # Tests of the public API that pyconc does not pass yet. The pytest wrapper requires the
 # failures to be exactly these: a new failure fails, and so does one of these starting to pass.
-_C_HANDLE_ERROR = ("the C loop (csrc/hub.c: callbacks, timers, raw greenlets; csrc/glet.c: "
-                   "links, Greenlet failures) reports an error escaping into the hub with its own "
-                   "C handler instead of calling hub.handle_error (the Python Hub's, a subclass's "
-                   "or an instance's override): SYSTEM_ERROR/NOT_ERROR set on the class and "
-                   "handle_error assigned on the instance are ignored for those errors; C change "
-                   "requested")
 KNOWN_FAILING = {
-    # gevent.testing makes errors fatal with Hub.SYSTEM_ERROR = object: the TypeError that the
-    # timer's greenlet.throw(object()) raises in the hub must reach the main greenlet
-    "test__timeout.Test.test_expires_non_exception": _C_HANDLE_ERROR,
-    # expect_one_error() assigns hub.handle_error; the failing raw timer callback must reach it
-    "test__hub.TestExceptionInMainloop.test_sleep": _C_HANDLE_ERROR,
-    "test__threadpool.TestThreadResult.test_exception_in_on_async_doesnt_crash":
-        "an exception escaping a hub callback (here ThreadResult's call_when_ready) must reach "
-        "the main greenlet under gevent.testing's error_fatal, which sets Hub.SYSTEM_ERROR = "
-        "object; csrc/hub.c's handle_error hard-codes KeyboardInterrupt/SystemExit/SystemError "
-        "and calls no Python-level override, so the error is only printed (a hub matter)",
+    # Under gevent.testing's error_fatal (Hub.SYSTEM_ERROR = object) worker 2's ValueError goes
+    # to the main greenlet, and the test expects it to arrive in gevent.sleep(), not in iwait().
+    # That holds in gevent because of its link notifier: joinall() resumes the main greenlet
+    # from inside done_worker's _notify_links callback, and the link iwait() then adds to the
+    # same (dead) greenlet is called by that still-running notifier when main switches back,
+    # before the workers' start callbacks. pyconc's joinall() waits on the greenlet's joiner
+    # list (no notifier pass to join), so iwait()'s link is scheduled after the workers start.
+    "test__issue467.Test.test":
+        "link-notifier continuation ordering: a link added to a dead greenlet while its "
+        "notifier is still running (the waker switched to the joiner) runs in that pass",
 }
 
 # What the test infrastructure (gevent.testing, real files) needs from pyconc.gevent beyond
