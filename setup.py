@@ -35,9 +35,9 @@ setup(
     ext_modules=[
         Extension(
             "pyconc._core",
-            sources=sorted(glob.glob("csrc/*.c")),
-            depends=sorted(glob.glob("csrc/*.h")),
-            include_dirs=["csrc"],
+            sources=sorted(glob.glob("csrc/*.c") + glob.glob("csrc/*/*.c")),
+            depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/*/*.h")),
+            include_dirs=["csrc"] + sorted(d for d in glob.glob("csrc/*") if os.path.isdir(d)),
             define_macros=macros,
             extra_compile_args=cflags,
             extra_link_args=ldflags,

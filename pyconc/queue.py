@@ -1,6 +1,6 @@
 """pyconc.queue -- a drop-in for the stdlib's ``queue``, every class in C.
 
-Queue, LifoQueue and PriorityQueue block through pyconc's one wait mechanism (csrc/wait.c), so a
+Queue, LifoQueue and PriorityQueue block through pyconc's one wait mechanism (csrc/core/wait.c), so a
 put or get can be interrupted by Ctrl-C and costs no allocation. ``shutdown(immediate=False)`` and
 ``ShutDown`` follow Python 3.13 on every supported version. PriorityQueue hands out items that
 compare equal in the order they were put. ``Empty`` and ``Full`` are the stdlib's own classes.

@@ -1,6 +1,6 @@
 """pyconc.threading -- a drop-in for the stdlib's ``threading``, with its core in C.
 
-Every blocking call here goes through pyconc's one wait mechanism (csrc/wait.c): FIFO wait lists,
+Every blocking call here goes through pyconc's one wait mechanism (csrc/core/wait.c): FIFO wait lists,
 futex parking with the GIL released, Ctrl-C interrupts any wait. Names, signatures, defaults,
 exception types and messages follow CPython 3.11's ``threading``.
 

@@ -1,6 +1,6 @@
 """pyconc.gevent.greenlet -- gevent's Greenlet, joinall and killall.
 
-The hot paths (construction, start, run, join, get, kill, links) are C (csrc/glet.c); this class
+The hot paths (construction, start, run, join, get, kill, links) are C (csrc/coro/glet.c); this class
 adds what gevent writes in Python-level terms: the repr, name, minimal_ident, the spawning
 links, the context manager.
 """

@@ -1,4 +1,4 @@
-"""pyconc.gevent.hub -- the per-thread hub (C: csrc/hub.c) and the functions that yield to it.
+"""pyconc.gevent.hub -- the per-thread hub (C: csrc/coro/hub.c) and the functions that yield to it.
 
 The hub of a thread is created by the first call that needs it. It is a greenlet whose run() is
 the event loop, and whose parent is the thread's main greenlet, as gevent's. Unlike gevent's,

@@ -1,5 +1,5 @@
 """Process-shared objects of pyconc.multiprocessing: queues, locks, Event, Condition, Barrier,
-Value/Array and Pipe. The state and every wait are in C (csrc/semlock.c, mpqueue.c,
+Value/Array and Pipe. The state and every wait are in C (csrc/proc/semlock.c, mpqueue.c,
 connection.c, block.c); this module gives them the stdlib's names, signatures and reprs, and
 pickles them *by name*: a pickled Queue or Lock carries (pid, fd, token) and the receiving
 process attaches to the same shared memory, so they can be passed to Pool tasks and to running

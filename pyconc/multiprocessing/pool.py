@@ -1,6 +1,6 @@
 """pyconc.multiprocessing.Pool: worker processes fed through pyconc's shared-memory queues.
 
-Tasks and results travel as pickled frames through two C queues (csrc/mpqueue.c). Each worker
+Tasks and results travel as pickled frames through two C queues (csrc/proc/mpqueue.c). Each worker
 owns a slot in shared memory; taking a task records (job, index) in the slot atomically with the
 take (MPQueue.get_bytes(claim=...)), so when a worker dies -- SIGKILL, a segfault, os._exit --
 the parent knows exactly which task it was running. That task, and only that one, fails with

@@ -251,7 +251,7 @@ def normalized(msg):
                    "another, live thread raises greenlet.error('cannot switch to a different "
                    "thread'); greenlet 3 says 'Cannot switch to a different thread\\n\\tCurrent:"
                    "  <main greenlet of this thread>\\n\\tExpected: <main greenlet of its "
-                   "thread>' (csrc/greenlet.c, g_switch; its other path, a first switch, has "
+                   "thread>' (csrc/coro/greenlet.c, g_switch; its other path, a first switch, has "
                    "greenlet's message)")
 @pytest.mark.timeout(60)
 def test_switch_into_other_live_thread_message():
@@ -271,7 +271,7 @@ def test_switch_into_other_live_thread_message():
 @pytest.mark.xfail(strict=True, reason="issue 9: a greenlet that dies of GreenletExit (raised in "
                    "it, or thrown with throw()) while its parent has not started: greenlet "
                    "starts the parent's run() with no arguments, pyconc calls run(GreenletExit())"
-                   " (csrc/greenlet.c)")
+                   " (csrc/coro/greenlet.c)")
 @pytest.mark.timeout(60)
 def test_unstarted_parent_of_greenlet_killed_by_greenletexit():
     def scenario(G):

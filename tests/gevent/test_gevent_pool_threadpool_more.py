@@ -13,7 +13,7 @@ from .conftest import norm
 pytestmark = pytest.mark.timeout(60)
 
 # Greenlet subclasses are made once per face and kept for the whole run: pyconc's
-# csrc/glet.c segfaults when a Greenlet subclass is collected in the same garbage cycle as an
+# csrc/coro/glet.c segfaults when a Greenlet subclass is collected in the same garbage cycle as an
 # instance (glet_clear looks up its module state through the already cleared type; reported).
 _SUBCLASSES = {}
 

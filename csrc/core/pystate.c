@@ -440,7 +440,7 @@ clear_finalized(PyObject *op)
 #define interpreter_finalizing() Py_IsFinalizing()
 
 #else
-#error "pyconc: csrc/pystate.c has no section for this CPython version"
+#error "pyconc: csrc/core/pystate.c has no section for this CPython version"
 #endif
 
 /* ================================================================================================

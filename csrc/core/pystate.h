@@ -38,7 +38,7 @@
 #include <Python.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030F0000
-#error "pyconc: csrc/pystate has no section for this CPython version (3.11 to 3.14 are supported)"
+#error "pyconc: csrc/core/pystate.has no section for this CPython version (3.11 to 3.14 are supported)"
 #endif
 #ifdef Py_GIL_DISABLED
 #error "pyconc: free-threaded CPython builds are not supported yet (greenlet state is GIL-protected)"

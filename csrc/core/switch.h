@@ -1,4 +1,4 @@
-/* switch.h -- the machine-level stack switch under the greenlets (csrc/switch.c).
+/* switch.h -- the machine-level stack switch under the greenlets (csrc/core/switch.c).
  *
  *   int pc_stack_switch(intptr_t (*save)(char *sp), void (*restore)(void));
  *
