@@ -729,13 +729,19 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
     Py_XDECREF(run);
+    /* greenlet hands a GreenletExit to the parent as the bare instance, not a 1-tuple of
+     * arguments: a started parent's switch() returns it, an unstarted parent's run() is called
+     * with no arguments at all */
+    int by_exit = result == NULL && PyErr_ExceptionMatches(st->GreenletExit);
     result = g_handle_exit(st, result);
 
     /* dead: hand the result (or exception) to the nearest parent that takes it */
     self->stack_start = NULL;
     pc_pystate_finish(&self->py, ts);
     for (GreenletObject *p = self->parent; p != NULL; p = p->parent) {
-        PyObject *pass = result ? PyTuple_Pack(1, result) : NULL;
+        PyObject *pass = result == NULL ? NULL
+                         : (by_exit && !STARTED(p)) ? PyTuple_New(0)
+                         : PyTuple_Pack(1, result);
         Py_CLEAR(result);
         PyObject *r = g_switch(st, p, pass, NULL);
         /* only reached if the switch failed (the parent is on another thread, ...) */

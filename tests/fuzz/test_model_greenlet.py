@@ -75,8 +75,8 @@ class World:
         except (Exception, self.impl.GreenletExit) as exc:
             msg = str(exc)
             if type(exc).__name__ == "error":
-                # known difference, tested exactly (xfail) by
-                # test_switch_into_other_live_thread_message below: compare the first line only
+                # tested exactly by test_switch_into_other_live_thread_message below:
+                # compare the first line only
                 msg = msg.split("\n")[0].lower()
             return ("raise", type(exc).__name__, msg)
 
@@ -84,10 +84,6 @@ class World:
         impl = self.impl
 
         def run(*args, **kwargs):
-            if len(args) == 1 and isinstance(args[0], impl.GreenletExit):
-                # known difference, tested exactly (xfail) by
-                # test_unstarted_parent_of_greenlet_killed_by_greenletexit below
-                args = ()
             value = args[0] if len(args) == 1 and not kwargs else (args, kwargs)
             try:
                 while True:
@@ -247,12 +243,6 @@ def normalized(msg):
     return re.sub(r"0x[0-9a-f]+|0x\(nil\)", "0x?", msg).replace("pyconc.greenlet.", "greenlet.")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: switch()/throw() into a started greenlet of "
-                   "another, live thread raises greenlet.error('cannot switch to a different "
-                   "thread'); greenlet 3 says 'Cannot switch to a different thread\\n\\tCurrent:"
-                   "  <main greenlet of this thread>\\n\\tExpected: <main greenlet of its "
-                   "thread>' (csrc/coro/greenlet.c, g_switch; its other path, a first switch, has "
-                   "greenlet's message)")
 @pytest.mark.timeout(60)
 def test_switch_into_other_live_thread_message():
     got = []
@@ -268,10 +258,6 @@ def test_switch_into_other_live_thread_message():
     assert actual == expected
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: a greenlet that dies of GreenletExit (raised in "
-                   "it, or thrown with throw()) while its parent has not started: greenlet "
-                   "starts the parent's run() with no arguments, pyconc calls run(GreenletExit())"
-                   " (csrc/coro/greenlet.c)")
 @pytest.mark.timeout(60)
 def test_unstarted_parent_of_greenlet_killed_by_greenletexit():
     def scenario(G):
