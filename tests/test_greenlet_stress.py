@@ -183,7 +183,7 @@ def test_suspended_greenlets_at_thread_and_interpreter_exit():
                     reason="Debian's aarch64 cross compiler (gcc-aarch64-linux-gnu) is not "
                            "installed; .ci/run installs it when apt-get can")
 def test_aarch64_switch_compiles(tmp_path):
-    src = os.path.join(HERE, os.pardir, "csrc", "switch.c")
+    src = os.path.join(HERE, os.pardir, "csrc", "core", "switch.c")
     obj = tmp_path / "switch_aarch64.o"
     r = subprocess.run(["aarch64-linux-gnu-gcc", "-c", "-O2", "-Wall", "-Wextra", "-Werror",
                         "-o", str(obj), src], capture_output=True, text=True)
@@ -194,7 +194,7 @@ def test_aarch64_switch_compiles(tmp_path):
 
 def test_unsupported_architecture_is_an_error(tmp_path):
     # The selector must refuse an architecture it has no switch for, never build a broken one.
-    src = os.path.join(HERE, os.pardir, "csrc", "switch.c")
+    src = os.path.join(HERE, os.pardir, "csrc", "core", "switch.c")
     (tmp_path / "stdint.h").write_text("/* stand-in: the system headers need a known arch */\n")
     r = subprocess.run(["gcc", "-E", "-nostdinc", "-I", str(tmp_path), "-U__x86_64__",
                         "-U__aarch64__", src], capture_output=True, text=True)

@@ -939,11 +939,12 @@ queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject 
         if (block < 0) {
             goto done;
         }
-        Py_ssize_t n = q_size(self);
-        if (n < 0 && PyErr_Occurred()) {
-            goto done;
-        }
+        Py_ssize_t n;
         if (!block) {
+            n = q_size(self);
+            if (n < 0 && PyErr_Occurred()) {
+                goto done;
+            }
             int full = Q_IS_FULL(self, n);
             if (full != 0) {
                 if (full > 0) {
@@ -955,6 +956,10 @@ queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject 
         else {
             pc_endtime t;
             if (pc_parse_queue_timeout(timeout, &t) < 0) {
+                goto done;
+            }
+            n = q_size(self);
+            if (n < 0 && PyErr_Occurred()) {
                 goto done;
             }
             int front = 0, full;
