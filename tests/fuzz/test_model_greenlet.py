@@ -29,6 +29,14 @@ from .profiles import HANG_S, fuzz_settings  # noqa: E402
 pytestmark = pytest.mark.timeout(300)
 
 IMPLS = (greenlet_pkg, pc_greenlet)
+# Under the ASan build (.ci/sanitize sets PYCONC_UNDER_ASAN=1) the oracle cannot run (the greenlet
+# package's stack copying and C++ exceptions stop AddressSanitizer, see test_greenlet_api.py):
+# the machine then drives pyconc alone, which still checks for memory errors; the comparison
+# with greenlet is made by the regular run.
+UNDER_ASAN = os.environ.get("PYCONC_UNDER_ASAN") == "1"
+WORLDS = (pc_greenlet,) if UNDER_ASAN else IMPLS
+no_oracle_under_asan = pytest.mark.skipif(
+    UNDER_ASAN, reason="the greenlet package cannot run under ASan; the regular run compares")
 MAX_GREENLETS = 5
 CMDS = ("return", "raise", "to_parent", "switch_to", "throw_to", "exit")
 
@@ -142,14 +150,19 @@ class GreenletMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         tally(examples=1)
-        self.worlds = [World(impl) for impl in IMPLS]
+        self.worlds = [World(impl) for impl in WORLDS]
 
     def both(self, fn, *args):
         tally(operations=1)
-        a, b = (w.outcome(fn(w), *args) for w in self.worlds)
-        assert b == a, f"pyconc {b!r}, greenlet {a!r}"
-        assert self.worlds[1].log == self.worlds[0].log
-        return a
+        results = [w.outcome(fn(w), *args) for w in self.worlds]
+        self.same_logs()
+        if len(results) == 2:
+            assert results[1] == results[0], f"pyconc {results[1]!r}, greenlet {results[0]!r}"
+        return results[0]
+
+    def same_logs(self):
+        if len(self.worlds) == 2:
+            assert self.worlds[1].log == self.worlds[0].log
 
     @initialize(foreign=st.booleans())
     def setup(self, foreign):
@@ -203,7 +216,7 @@ class GreenletMachine(RuleBasedStateMachine):
     def drop(self, i):
         for w in self.worlds:
             w.glets[i] = None  # a suspended greenlet without other references is killed now
-        assert self.worlds[1].log == self.worlds[0].log
+        self.same_logs()
 
     @rule(cmd=commands, what=st.sampled_from(["switch", "throw", "parent"]))
     def use_foreign(self, cmd, what):
@@ -224,7 +237,8 @@ class GreenletMachine(RuleBasedStateMachine):
         def state(w):
             return [None if g is None else (g.dead, bool(g), w.index(g.parent), g.gr_frame is None)
                     for g in w.glets]
-        assert state(self.worlds[1]) == state(self.worlds[0])
+        states = [state(w) for w in self.worlds]
+        assert states[-1] == states[0]
 
     def teardown(self):
         for w in self.worlds:
@@ -246,6 +260,11 @@ if os.environ.get("PYCONC_FUZZ_CHILD") == "greenlet":
     TestGreenlet = GreenletMachine.TestCase
     TestGreenlet.settings = fuzz_settings(400, 40)
 else:
+    @pytest.mark.xfail(UNDER_ASAN, strict=True, reason="issue 9: under ASan the machine (pyconc "
+                       "alone) stops within a few hundred examples on an ASan report in "
+                       "hand_over() (csrc/greenlet.c, g_switch from a greenlet's run, after "
+                       "earlier examples' switches), probably the stale stack red zones after "
+                       "a switch that main's commit 2086e0e fixes (not verified here)")
     @pytest.mark.timeout(600)
     def test_greenlet_machine():
         env = dict(os.environ, PYCONC_FUZZ_CHILD="greenlet")
@@ -278,6 +297,7 @@ def normalized(msg):
                    "  <main greenlet of this thread>\\n\\tExpected: <main greenlet of its "
                    "thread>' (csrc/greenlet.c, g_switch; its other path, a first switch, has "
                    "greenlet's message)")
+@no_oracle_under_asan
 @pytest.mark.timeout(60)
 def test_switch_into_other_live_thread_message():
     got = []
@@ -297,6 +317,7 @@ def test_switch_into_other_live_thread_message():
                    "it, or thrown with throw()) while its parent has not started: greenlet "
                    "starts the parent's run() with no arguments, pyconc calls run(GreenletExit())"
                    " (csrc/greenlet.c)")
+@no_oracle_under_asan
 @pytest.mark.timeout(60)
 def test_unstarted_parent_of_greenlet_killed_by_greenletexit():
     def scenario(G):
