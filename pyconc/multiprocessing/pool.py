@@ -313,13 +313,25 @@ class IMapIterator:
 class _IMapFlat(IMapIterator):
     """Results of chunked imap tasks, flattened back to one item per input."""
 
-    def __init__(self, pool, ordered):
+    def __init__(self, pool, ordered, chunked):
         super().__init__(pool, ordered)
         self._flat = collections.deque()
+        self._chunked = chunked
+        self._ended = False
 
     def next(self, timeout=None):
+        # The stdlib returns a generator over the chunks: once a chunk's error has been raised
+        # from it, it is finished, and the later chunks' results are never yielded.
         while not self._flat:
-            self._flat.extend(IMapIterator.next(self, timeout))
+            if self._ended:
+                raise StopIteration
+            try:
+                self._flat.extend(IMapIterator.next(self, timeout))
+            except TimeoutError:
+                raise
+            except BaseException:
+                self._ended = self._chunked   # chunksize 1: the stdlib's iterator goes on
+                raise
         return self._flat.popleft()
 
     __next__ = next
@@ -507,7 +519,7 @@ class Pool:
         self._check_running()
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
-        result = _IMapFlat(self, ordered)
+        result = _IMapFlat(self, ordered, chunksize != 1)
         window = _std_threading.BoundedSemaphore(self._processes * 4)
         inner_set = result._set
 

@@ -9,7 +9,10 @@ reference is killed with GreenletExit); each outcome, the greenlets' logs and th
 (dead, bool, parent, gr_frame) must match. A greenlet suspended in a live second thread is
 also a target: switching to it, throwing into it and adopting it as a parent must fail the
 same way as with the greenlet package."""
+import os
 import re
+import subprocess
+import sys
 import threading
 
 import hypothesis.strategies as st
@@ -26,6 +29,14 @@ from .profiles import HANG_S, fuzz_settings  # noqa: E402
 pytestmark = pytest.mark.timeout(300)
 
 IMPLS = (greenlet_pkg, pc_greenlet)
+# Under the ASan build (.ci/sanitize sets PYCONC_UNDER_ASAN=1) the oracle cannot run (the greenlet
+# package's stack copying and C++ exceptions stop AddressSanitizer, see test_greenlet_api.py):
+# the machine then drives pyconc alone, which still checks for memory errors; the comparison
+# with greenlet is made by the regular run.
+UNDER_ASAN = os.environ.get("PYCONC_UNDER_ASAN") == "1"
+WORLDS = (pc_greenlet,) if UNDER_ASAN else IMPLS
+no_oracle_under_asan = pytest.mark.skipif(
+    UNDER_ASAN, reason="the greenlet package cannot run under ASan; the regular run compares")
 MAX_GREENLETS = 5
 CMDS = ("return", "raise", "to_parent", "switch_to", "throw_to", "exit")
 
@@ -135,14 +146,19 @@ class GreenletMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         tally(examples=1)
-        self.worlds = [World(impl) for impl in IMPLS]
+        self.worlds = [World(impl) for impl in WORLDS]
 
     def both(self, fn, *args):
         tally(operations=1)
-        a, b = (w.outcome(fn(w), *args) for w in self.worlds)
-        assert b == a, f"pyconc {b!r}, greenlet {a!r}"
-        assert self.worlds[1].log == self.worlds[0].log
-        return a
+        results = [w.outcome(fn(w), *args) for w in self.worlds]
+        self.same_logs()
+        if len(results) == 2:
+            assert results[1] == results[0], f"pyconc {results[1]!r}, greenlet {results[0]!r}"
+        return results[0]
+
+    def same_logs(self):
+        if len(self.worlds) == 2:
+            assert self.worlds[1].log == self.worlds[0].log
 
     @initialize(foreign=st.booleans())
     def setup(self, foreign):
@@ -196,7 +212,7 @@ class GreenletMachine(RuleBasedStateMachine):
     def drop(self, i):
         for w in self.worlds:
             w.glets[i] = None  # a suspended greenlet without other references is killed now
-        assert self.worlds[1].log == self.worlds[0].log
+        self.same_logs()
 
     @rule(cmd=commands, what=st.sampled_from(["switch", "throw", "parent"]))
     def use_foreign(self, cmd, what):
@@ -217,19 +233,47 @@ class GreenletMachine(RuleBasedStateMachine):
         def state(w):
             return [None if g is None else (g.dead, bool(g), w.index(g.parent), g.gr_frame is None)
                     for g in w.glets]
-        assert state(self.worlds[1]) == state(self.worlds[0])
+        states = [state(w) for w in self.worlds]
+        assert states[-1] == states[0]
 
     def teardown(self):
         for w in self.worlds:
             w.glets = [None] * MAX_GREENLETS
+            # dropped while its thread is alive: a greenlet whose thread has ended, dropped
+            # later in a new thread that may have the same ident, is issue 9 item 2
+            w.foreign = None
         for release, t in getattr(self, "threads", []):
             release.set()
             t.join(HANG_S)
             assert not t.is_alive(), "hang"
 
 
-TestGreenlet = GreenletMachine.TestCase
-TestGreenlet.settings = fuzz_settings(400, 40)
+# The machine runs in a child pytest, so that a crash fails this test instead of ending the test
+# run: it has crashed the interpreter (a new thread's data stack unmapped after pyconc greenlet
+# code ran in it during a garbage collection, once in a few thousand examples, while a
+# suspended greenlet of an ended thread was still referenced; see issue 9 item 2).
+if os.environ.get("PYCONC_FUZZ_CHILD") == "greenlet":
+    TestGreenlet = GreenletMachine.TestCase
+    TestGreenlet.settings = fuzz_settings(400, 40)
+else:
+    @pytest.mark.xfail(UNDER_ASAN, strict=True, reason="issue 9: under ASan the machine (pyconc "
+                       "alone) stops within a few hundred examples on an ASan report in "
+                       "hand_over() (csrc/greenlet.c, g_switch from a greenlet's run, after "
+                       "earlier examples' switches), probably the stale stack red zones after "
+                       "a switch that main's commit 2086e0e fixes (not verified here)")
+    @pytest.mark.timeout(600)
+    def test_greenlet_machine():
+        env = dict(os.environ, PYCONC_FUZZ_CHILD="greenlet")
+        r = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-s",
+                            "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                            f"{__file__}::TestGreenlet"],
+                           capture_output=True, text=True, timeout=550, env=env,
+                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        tail = (r.stdout + r.stderr)[-6000:]
+        assert r.returncode == 0, f"exit code {r.returncode}:\n{tail}"
+        m = re.search(r"fuzz \(\w+ profile\): (\d+) examples, (\d+) operations", r.stdout)
+        if m:
+            tally(int(m.group(1)), int(m.group(2)))
 
 
 def raw_outcome(impl, fn):
@@ -243,6 +287,7 @@ def normalized(msg):
     return re.sub(r"0x[0-9a-f]+|0x\(nil\)", "0x?", msg).replace("pyconc.greenlet.", "greenlet.")
 
 
+@no_oracle_under_asan
 @pytest.mark.timeout(60)
 def test_switch_into_other_live_thread_message():
     got = []
@@ -258,6 +303,7 @@ def test_switch_into_other_live_thread_message():
     assert actual == expected
 
 
+@no_oracle_under_asan
 @pytest.mark.timeout(60)
 def test_unstarted_parent_of_greenlet_killed_by_greenletexit():
     def scenario(G):
