@@ -1604,7 +1604,34 @@ static PyMethodDef timer_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* ref: whether the armed timer keeps the loop alive (libev's watcher attribute, settable at any
+ * time, as gevent's watchers allow). */
+static PyObject *
+timer_get_ref(TimerObject *self, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(self->ref);
+}
+
+static int
+timer_set_ref(TimerObject *self, PyObject *value, void *Py_UNUSED(c))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute 'ref'");
+        return -1;
+    }
+    int ref = PyObject_IsTrue(value);
+    if (ref < 0) {
+        return -1;
+    }
+    if (self->t.index >= 0 && self->hub != NULL) {
+        self->hub->nunref += !ref - !self->ref;   /* armed: the loop's count follows */
+    }
+    self->ref = ref;
+    return 0;
+}
+
 static PyGetSetDef timer_getset[] = {
+    {"ref", (getter)timer_get_ref, (setter)timer_set_ref, NULL, NULL},
     {"active", (getter)timer_get_active, NULL, NULL, NULL},
     {"pending", (getter)timer_get_pending, NULL, NULL, NULL},
     {"closed", (getter)timer_get_closed, NULL, NULL, NULL},

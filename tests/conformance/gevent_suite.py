@@ -72,8 +72,6 @@ MODULES = [
 
 _LOOP = ("drives gevent's libev/libuv loop API (hub.loop.timer/check/run, assigning hub.loop, "
          "loop.ptr); issue 11 asks only for a minimal hub.loop")
-_REF_ATTR = ("sets .ref on a started loop.timer() watcher (libev's watcher attribute; pyconc's "
-             "timers take ref only as timer(after, repeat, ref)): " + _LOOP)
 _MONKEY = "monkey patching (gevent.monkey.patch_*), which is issue 12"
 _NET = "cooperative sockets (gevent.socket), which is issue 12"
 _CEXT = "asserts the module names of gevent's own C extensions / pure-Python build"
@@ -123,8 +121,6 @@ EXCLUDED = {
     # test__lock
     "test__lock.TestLockReinitAfterFork": _MONKEY,
     # test__hub_join_timeout
-    "test__hub_join_timeout.Test.test_ref_attribute": _REF_ATTR,
-    "test__hub_join_timeout.TestAgain.test_ref_attribute": _REF_ATTR,
     # test__hub_join
     "test__hub_join.TestJoin.test_join_in_new_thread_doesnt_leak_hub_or_greenlet":
         "counts greenlets with gevent._greenlet_primitives.get_reachable_greenlets, an internal",

@@ -321,6 +321,28 @@ print(q.get())
     assert r.returncode == 0 and r.stdout == "late\n", r.stderr
 
 
+def test_timer_ref_can_be_changed_while_armed(gv):
+    # libev's watcher attribute: an armed timer set to ref=False no longer keeps the loop (and
+    # gevent.wait()) alive; set back to True it does again
+    r = gv.run('''
+import time
+loop = gevent.get_hub().loop
+w = loop.timer(10)
+w.start(lambda: None)
+print(w.ref)
+w.ref = False
+t0 = time.monotonic()
+print(gevent.wait(), w.ref, w.active, time.monotonic() - t0 < 5)
+w.stop()
+w2 = loop.timer(0.05, ref=False)
+w2.ref = True
+w2.start(lambda: print("fired"))
+print(gevent.wait(), w2.ref)
+''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True\nTrue False True True\nfired\nTrue True\n", r.stdout + r.stderr
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_child_has_working_hub(gv):
     r = gv.run('''
