@@ -25,9 +25,11 @@
  * the primitive passes the wake on, as on the thread side. A wake from another thread queues the
  * record on its hub and writes the eventfd if the loop is (or may be about to be) polling.
  *
- * The loop, per iteration: resume/run every node that was ready when the iteration began (a
- * greenlet that yields with sleep(0) goes to the back, and waits for one iteration of I/O: it
- * cannot starve the others or the poll); fire due timers; poll epoll (timeout 0 if anything is
+ * The loop, per iteration, in libev's order as gevent drives it: resume/run the ready queue
+ * until it is empty, as gevent runs its callbacks (a greenlet that yields with sleep(0) goes to
+ * the back, behind every node ready before it; the pass ends after 5 ms of continuous running,
+ * gevent's bound, so that a ring of yielding greenlets cannot starve timers and I/O); fire the
+ * timers that are due and were armed before this phase; poll epoll (timeout 0 if anything is
  * ready, else until the next timer, else forever) with the GIL released; run Python's signal
  * handlers. An exception that escapes into the hub (a raw greenlet's, a callback's) is printed as
  * gevent prints it, and the loop goes on; SystemExit, KeyboardInterrupt and SystemError are
@@ -836,12 +838,20 @@ dispatch(HubObject *hub, rnode_t *n)
 static void reset_after_fork(HubObject *hub);
 static void hub_destroy(HubObject *hub);
 
-/* Runs what was ready when called. Returns as dispatch(). */
+/* Runs the ready queue until it is empty, as gevent's loop runs its callbacks: what a node makes
+ * ready (a callback it schedules, a greenlet it wakes, a sleep(0)) runs in the same pass, behind
+ * what was queued before it -- so sleep(0) still yields to every greenlet ready before it, once.
+ * Bounded as gevent bounds it: every READY_CHECK nodes the time is looked at, and after
+ * READY_BUDGET_NS the pass ends, so that timers and I/O get their turn even while greenlets keep
+ * yielding to each other. Returns as dispatch(). */
+#define READY_CHECK 50
+#define READY_BUDGET_NS 5000000   /* sys.getswitchinterval()'s default, gevent's bound */
 static int
 run_ready(HubObject *hub)
 {
-    Py_ssize_t n = hub->ready.count;
-    while (n-- > 0 && !hub->dead) {
+    int count = READY_CHECK;
+    pc_time_t until = 0;
+    while (hub->ready.count > 0 && !hub->dead) {
         rnode_t *node = fifo_pop(&hub->ready);
         if (node == NULL) {
             break;
@@ -853,6 +863,16 @@ run_ready(HubObject *hub)
         if (hub->gen != pc_fork_generation) {
             reset_after_fork(hub);   /* a greenlet forked: this is the child now */
             return 0;
+        }
+        if (--count == 0 && hub->ready.count > 0) {
+            count = READY_CHECK;
+            pc_time_t now = pc_monotonic_ns();
+            if (until == 0) {
+                until = now + READY_BUDGET_NS;
+            }
+            else if (now >= until) {
+                break;
+            }
         }
     }
     return 0;
@@ -867,8 +887,13 @@ run_timers(HubObject *hub)
     if (hub->nheap == 0) {
         return 0;
     }
+    /* Only the timers armed before this phase began, as libev collects the expired timers
+     * once: one armed (or re-armed) by a timer's callback, or by a greenlet resumed from it,
+     * waits for the next iteration, behind the callbacks queued meanwhile. */
     pc_time_t now = pc_monotonic_ns();
-    while (hub->nheap > 0 && hub->heap[0]->deadline <= now && !hub->dead) {
+    uint64_t armed_before = hub->seq;
+    while (hub->nheap > 0 && hub->heap[0]->deadline <= now && hub->heap[0]->seq < armed_before &&
+           !hub->dead) {
         htimer_t *t = hub->heap[0];
         timer_cancel(hub, t);
         if (t->kind == T_PARK) {

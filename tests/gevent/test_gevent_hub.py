@@ -321,6 +321,41 @@ print(q.get())
     assert r.returncode == 0 and r.stdout == "late\n", r.stderr
 
 
+def test_callbacks_queued_in_a_pass_run_before_due_timers(gv):
+    # gevent runs its callback queue until it is empty (what a callback or a resumed greenlet
+    # queues runs in the same pass), then the expired timers: a callback queued after a timer
+    # fell due still runs first, and a sleep(0) in the pass lets the later-queued greenlets run
+    r = gv.run('''
+import time
+loop = gevent.get_hub().loop
+order = []
+def a():
+    t = loop.timer(0.001)
+    t.start(order.append, "timer")
+    time.sleep(0.005)
+    loop.run_callback(order.append, "cb")
+gevent.spawn(a)
+gevent.sleep(0.02)
+print(order)
+order.clear()
+def b():
+    loop.run_callback(order.append, "cb1")
+    gevent.sleep(0)
+    order.append("b-after-sleep0")
+def c():
+    order.append("c")
+    loop.run_callback(order.append, "cb2")
+gevent.spawn(b)
+gevent.spawn(c)
+loop.timer(0).start(order.append, "timer0")
+gevent.sleep(0.02)
+print(order)
+''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("['cb', 'timer']\n"
+                        "['c', 'cb1', 'b-after-sleep0', 'cb2', 'timer0']\n"), r.stdout
+
+
 def test_timer_ref_can_be_changed_while_armed(gv):
     # libev's watcher attribute: an armed timer set to ref=False no longer keeps the loop (and
     # gevent.wait()) alive; set back to True it does again
