@@ -11,7 +11,27 @@
 
 /* -- module ---------------------------------------------------------------------------------- */
 
+/* Module __getattr__ (PEP 562): the queue exceptions, loaded on first access (see
+ * pc_queue_exceptions). */
+static PyObject *
+module_getattr(PyObject *module, PyObject *name)
+{
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    if (st != NULL && PyUnicode_Check(name)) {
+        PyObject **slot = PyUnicode_CompareWithASCIIString(name, "Empty") == 0 ? &st->Empty
+                          : PyUnicode_CompareWithASCIIString(name, "Full") == 0 ? &st->Full
+                          : PyUnicode_CompareWithASCIIString(name, "ShutDown") == 0
+                            ? &st->ShutDown : NULL;
+        if (slot != NULL) {
+            return pc_queue_exceptions(st) < 0 ? NULL : Py_NewRef(*slot);
+        }
+    }
+    PyErr_Format(PyExc_AttributeError, "module 'pyconc._core' has no attribute '%S'", name);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
+    {"__getattr__", module_getattr, METH_O, NULL},
     {"current_thread", pc_thread_current, METH_NOARGS,
      PyDoc_STR("current_thread()\n\nThe Thread object of the caller: a pyconc Thread, or the "
                "stdlib's object for threads pyconc did not start.")},

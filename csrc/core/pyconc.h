@@ -144,6 +144,8 @@ int pc_event_init_types(PyObject *module, pc_state *st);
 int pc_barrier_init_types(PyObject *module, pc_state *st);
 int pc_thread_init_types(PyObject *module, pc_state *st);
 int pc_queue_init_types(PyObject *module, pc_state *st);
+/* Loads st->Empty/Full/ShutDown (the stdlib queue module's) on first use: 0 or -1. */
+int pc_queue_exceptions(pc_state *st);
 int pc_greenlet_init_types(PyObject *module, pc_state *st);
 int pc_semlock_init_types(PyObject *module, pc_state *st);
 int pc_mpqueue_init_types(PyObject *module, pc_state *st);

@@ -586,7 +586,7 @@ do_put(MPQueueObject *self, PyObject *data, int block, PyObject *timeout)
     }
     if (r == 0) {
         pc_state *st = pc_state_of_type(Py_TYPE(self));
-        if (st != NULL) {
+        if (st != NULL && pc_queue_exceptions(st) == 0) {
             PyErr_SetNone(st->Full);
         }
         return NULL;
@@ -647,7 +647,7 @@ do_get(MPQueueObject *self, pc_time_t rel, int raw, Py_buffer *claim)
     if (b == NULL) {
         if (empty) {
             pc_state *st = pc_state_of_type(Py_TYPE(self));
-            if (st != NULL) {
+            if (st != NULL && pc_queue_exceptions(st) == 0) {
                 PyErr_SetNone(st->Empty);
             }
         }

@@ -671,7 +671,7 @@ static PyObject *
 raise_exc(QueueObject *q, int which)
 {
     pc_state *st = pc_state_of_type(Py_TYPE(q));
-    if (st != NULL) {
+    if (st != NULL && pc_queue_exceptions(st) == 0) {
         PyErr_SetNone(which == 0 ? st->Empty : which == 1 ? st->Full : st->ShutDown);
     }
     return NULL;
@@ -1788,31 +1788,54 @@ static PyType_Spec simple_spec = {
     .slots = simple_slots,
 };
 
+/* The stdlib's queue exceptions -- queue.Empty, queue.Full, and queue.ShutDown from Python 3.13
+ * (pyconc defines its own before) -- so that `except queue.Empty` catches pyconc's. Loaded on
+ * first use, not at module init: importing the stdlib's queue module costs about 0.7 ms, which
+ * `from pyconc import threading` or `multiprocessing` need not pay. 0, or -1 with an exception. */
 int
-pc_queue_init_types(PyObject *module, pc_state *st)
+pc_queue_exceptions(pc_state *st)
 {
+    if (st->ShutDown != NULL) {
+        return 0;
+    }
     PyObject *queue = PyImport_ImportModule("queue");
     if (queue == NULL) {
         return -1;
     }
-    st->Empty = PyObject_GetAttrString(queue, "Empty");
-    st->Full = st->Empty ? PyObject_GetAttrString(queue, "Full") : NULL;
-    if (st->Full != NULL) {
-        /* queue.ShutDown exists from Python 3.13; before that pyconc defines it. */
-        st->ShutDown = PyObject_GetAttrString(queue, "ShutDown");
-        if (st->ShutDown == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    PyObject *empty = PyObject_GetAttrString(queue, "Empty");
+    PyObject *full = empty ? PyObject_GetAttrString(queue, "Full") : NULL;
+    PyObject *shutdown = NULL;
+    if (full != NULL) {
+        shutdown = PyObject_GetAttrString(queue, "ShutDown");
+        if (shutdown == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
             PyErr_Clear();
-            st->ShutDown = PyErr_NewExceptionWithDoc(
+            shutdown = PyErr_NewExceptionWithDoc(
                 "pyconc.queue.ShutDown", "Raised when put/get with shut-down queue.",
                 PyExc_Exception, NULL);
         }
     }
     Py_DECREF(queue);
-    if (st->ShutDown == NULL || PyModule_AddObjectRef(module, "Empty", st->Empty) < 0 ||
-            PyModule_AddObjectRef(module, "Full", st->Full) < 0 ||
-            PyModule_AddObjectRef(module, "ShutDown", st->ShutDown) < 0) {
+    if (shutdown == NULL) {
+        Py_XDECREF(empty);
+        Py_XDECREF(full);
         return -1;
     }
+    if (st->ShutDown == NULL) {   /* the import may have run code that loaded them already */
+        Py_XSETREF(st->Empty, empty);
+        Py_XSETREF(st->Full, full);
+        st->ShutDown = shutdown;
+    }
+    else {
+        Py_DECREF(empty);
+        Py_DECREF(full);
+        Py_DECREF(shutdown);
+    }
+    return 0;
+}
+
+int
+pc_queue_init_types(PyObject *module, pc_state *st)
+{
     if (pc_add_type(module, &queue_spec, NULL, &st->Queue_Type) < 0 ||
             pc_add_type(module, &lifo_spec, (PyObject *)st->Queue_Type, &st->LifoQueue_Type) < 0 ||
             pc_add_type(module, &prio_spec, (PyObject *)st->Queue_Type,
