@@ -282,6 +282,18 @@ def run_program(path, variant="pyconc", limit=None, env=None, delay=None):
                    page_server.log if page_server else None, clients, files)
 
 
+def baseline_name(path):
+    """What a program's twin runs on: gevent, greenlet or the stdlib."""
+    source = Path(path).read_text(encoding="utf-8")
+    if _directive(source, "baseline") == "stdlib":
+        return "stdlib"
+    if re.search(r"^\s*(from pyconc import gevent|from pyconc\.gevent)", source, re.M):
+        return "gevent"
+    if re.search(r"^\s*from pyconc\.greenlet", source, re.M):
+        return "greenlet"
+    return "stdlib"
+
+
 def _title(path):
     first = Path(path).read_text(encoding="utf-8").splitlines()[0]
     return first.lstrip("# ").strip()
@@ -332,18 +344,20 @@ def main(argv=None):
                 print(f"   !! {variant} exited with {r.returncode}:\n" + r.stderr[-2000:])
         p, s = best["pyconc"], best["stdlib"]
         note = "runs forever: stopped" if p.stopped else ""
-        print(f"   pyconc {p.wall:6.3f} s wall {p.cpu:6.3f} s cpu | stdlib {s.wall:6.3f} s wall "
+        print(f"   pyconc {p.wall:6.3f} s wall {p.cpu:6.3f} s cpu | {baseline_name(path)} "
+              f"{s.wall:6.3f} s wall "
               f"{s.cpu:6.3f} s cpu {note}")
         rows.append((path.name, p, s))
     print()
-    print(f"{'program':32} {'pyconc wall':>11} {'stdlib wall':>11} {'pyconc cpu':>10} "
-          f"{'stdlib cpu':>10}  cpu ratio")
+    print(f"{'program':32} {'pyconc wall':>11} {'base wall':>11} {'pyconc cpu':>10} "
+          f"{'base cpu':>10}  cpu ratio")
     for name, p, s in rows:
         ratio = s.cpu / p.cpu if p.cpu > 0 else float("nan")
         mark = " (stopped)" if p.stopped else ""
         print(f"{name:32} {p.wall:10.3f}s {s.wall:10.3f}s {p.cpu:9.3f}s {s.cpu:9.3f}s  "
               f"{ratio:5.2f}x{mark}")
     print("\nWall times of these programs are mostly their own sleeps; the cpu column shows the "
-          "work the concurrency primitives cost (ratio = stdlib cpu / pyconc cpu).")
+          "work the concurrency primitives cost (ratio = baseline cpu / pyconc cpu; the baseline is the "
+          "stdlib, or greenlet/gevent for their programs).")
     failed = [name for name, p, s in rows if p.returncode != 0 and not p.stopped]
     return 1 if failed else 0
