@@ -139,8 +139,10 @@ def test_select_server_queue_per_connection(variant):
     assert r.stopped
     (client,) = r.clients
     assert client.returncode == 0, client.stderr
-    # both threads' b'hello' answered upper-cased on the loop's next round
-    assert sorted(client.stdout.splitlines()) == ["b'HELLO'", "b'HELLO'"], client.stdout
+    # both threads' b'hello' answered upper-cased on the loop's next round (print() writes the
+    # line and its end separately, so the two threads' lines may interleave)
+    assert client.stdout.replace("\n", "") == "b'HELLO'b'HELLO'", client.stdout
+    assert client.stdout.count("\n") == 2
     assert r.stdout.startswith("[]\n"), r.stdout[:200]   # print(exceptional): empty each round
     assert set(r.stdout.splitlines()) == {"[]"}, set(r.stdout.splitlines())
 
@@ -156,3 +158,64 @@ def test_selectors_echo_server(variant):
     for word in ("hello", "world", "again"):
         assert len(re.findall(rf"^echoing b'{word}' to <socket\.socket ", out, re.M)) == 3, out
     assert len(re.findall(r"^closing <socket\.socket ", out, re.M)) == 3, out
+
+
+# -- the gevent sleep programs: gevent.sleep(), and time.sleep() after monkey.patch_all() ---
+
+@VARIANTS
+def test_three_greenlets_sleep_at_once(variant):
+    r = run("t32_gevent_three_sleeps.py", variant)
+    assert r.stdout.splitlines() == ["hello 1", "hello 2", "hello 3", "hello 2 again",
+                                     "hellw 1 again", "hello 3 again"]
+
+
+@VARIANTS
+def test_getcurrent_names_each_greenlet(variant):
+    r = run("t33_gevent_getcurrent.py", variant)
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["1", "2", "3"]
+    rows = [re.fullmatch(r"<Greenlet at 0x[0-9a-f]+: (f[123])\(5\)> (\d)", line)
+            for line in lines[3:]]
+    assert all(rows), lines
+    # one round of f1 f2 f3 per sleep
+    assert [(m.group(1), m.group(2)) for m in rows] == \
+        [(f, str(i)) for i in range(5) for f in ("f1", "f2", "f3")]
+
+
+FUN_INNER_OUTER = ["In the function fun!!!", "", "Running in the function of inner!!!", "",
+                   "周末去搞基把,带上alex", ""]
+
+
+@VARIANTS
+def test_fun_inner_outer_switch_at_each_sleep(variant):
+    r = run("t34_gevent_fun_inner_outer.py", variant)
+    assert r.stdout.splitlines() == FUN_INNER_OUTER + [
+        "不好吧,alex是人妖,不好那口,还是带上配齐把!!!",
+        "33[32mRunning back to the function of inner33[0m", "",
+        "33[31mCome back to the function of fun again!33[0m", ""]
+
+
+@VARIANTS
+def test_patched_time_sleep_switches(variant):
+    r = run("t35_gevent_monkey_time_sleep.py", variant)
+    lines = r.stdout.splitlines()
+    assert lines[:-1] == FUN_INNER_OUTER + [
+        "不好吧,alex是人妖,不好那口,还是带上wupeiqi!!!",
+        "33[32mRunning back to the function of inner33[0m", "",
+        "33[31mCome back to the function of fun again!33[0m", ""]
+    spent = float(re.fullmatch(r"花费时间:([0-9.]+)", lines[-1]).group(1))
+    # the longest sleep (0.8 s), not the sum (1.4 s) that a blocking time.sleep would take
+    assert 0.8 <= spent < 1.2
+
+
+@VARIANTS
+def test_patched_time_sleep_interleaves_two_workers(variant):
+    r = run("t36_gevent_monkey_random_sleep.py", variant)
+    lines = r.stdout.splitlines()
+    assert len(lines) == 20
+    for name in ("work1", "work2"):
+        assert [line for line in lines if line.startswith(name)] == \
+            [f"{name} {i}" for i in range(10)]
+    # both start before either sleeps a second time: a blocking sleep would print all of
+    # work1 before work2
+    assert lines[:2] == ["work1 0", "work2 0"]
