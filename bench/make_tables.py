@@ -59,11 +59,75 @@ def imports_table(runs):
     return "\n".join(lines)
 
 
+def multi_table(suite, runs):
+    """A suite of kind "multi" (bench_gevent.py, bench_io.py): several implementations per
+    case. One column per implementation with the value from the first mode's run and, after
+    it, the ratio implementation / pyconc (every value is lower-is-better, so a ratio above 1
+    is pyconc ahead); the target column holds when every mode meets it."""
+    modes = [m for m in MODES if m in runs]
+    first = runs[modes[0]]
+    m = first["machine"]
+    impls = [i for i in first["impls"]
+             if any(i in r["ns_per_op"] for r in first["results"])]
+    extra = [i for r in first["results"] for i in r["ns_per_op"] if i not in impls]
+    impls += list(dict.fromkeys(extra))
+    targets = first.get("targets", {})
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(first.get("versions", {}).items()) if v)
+    lines = [
+        f"**{suite}** — pyconc against {', '.join(i for i in impls if i != 'pyconc')}, best of "
+        f"{first['repeat']}, Python {m['python']}, {m.get('cpu', m['machine'])}, {m['cpus']} "
+        f"CPUs{'; ' + versions if versions else ''}; values from the {modes[0]} run (lower is "
+        f"better), ratio = that implementation / pyconc; targets checked in "
+        f"{', '.join(modes)}",
+        "",
+        "| case | unit | " + " | ".join(impls) + " | target |",
+        "| --- | --- | " + " | ".join("---:" for _ in impls) + " | --- |",
+    ]
+    by_mode = {mode: {r["case"]: r for r in runs[mode]["results"]} for mode in modes}
+
+    def fmt(v):
+        return f"{v:,.0f}" if v >= 100 else f"{v:,.2f}"
+    for r in first["results"]:
+        vals = r["ns_per_op"]
+        ours = vals.get("pyconc")
+        cells = []
+        for i in impls:
+            v = vals.get(i)
+            if v is None:
+                cells.append("—")
+            elif i == "pyconc" or not ours:
+                cells.append(fmt(v))
+            else:
+                cells.append(f"{fmt(v)} ({v / ours:.2f}x)")
+        checks = []
+        for base, need in targets.get(r["case"], []):
+            ok = True
+            for mode in modes:
+                row = by_mode[mode].get(r["case"])
+                if row is None or base not in row["ns_per_op"] or \
+                        not row["ns_per_op"].get("pyconc"):
+                    ok = None
+                    break
+                ok = ok and row["ns_per_op"][base] / row["ns_per_op"]["pyconc"] >= need
+            mark = "?" if ok is None else ("✓" if ok else "✗")
+            checks.append(f"≥ {need:g}x {base} {mark}")
+        unit = r.get("unit", "ns/op")
+        lines.append(f"| {r['case']} | {unit} | " + " | ".join(cells) + " | " +
+                     ", ".join(checks) + " |")
+    missing = first.get("missing")
+    if missing:
+        lines.append("")
+        lines.extend(f"{i} not run: {why}  " for i, why in missing.items())
+    return "\n".join(lines)
+
+
 def table(suite, runs):
     modes = [m for m in MODES if m in runs]
     first = runs[modes[0]]
     if first.get("kind") == "imports":
         return imports_table(runs)
+    if first.get("kind") == "multi":
+        return multi_table(suite, runs)
     base, impl = first["baseline"], first["impl"]
     m = first["machine"]
     targets = first.get("targets", {})
