@@ -1019,7 +1019,9 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
     int spin = 1;   /* spin (and watch for signals) on the first round only */
     for (;;) {
         int err = 0;
-        Py_BEGIN_ALLOW_THREADS
+        PC_ASAN_THREAD_GUARD();
+        PC_ASAN_THREAD_GUARD();
+    Py_BEGIN_ALLOW_THREADS
         pc_time_t budget = spin ? spin_begin(sp) : 0;
         if (budget > 0) {
             int signalled = 0;
@@ -1134,7 +1136,9 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
             tsp = &ts;
         }
         int err = 0, changed = 0;
-        Py_BEGIN_ALLOW_THREADS
+        PC_ASAN_THREAD_GUARD();
+        PC_ASAN_THREAD_GUARD();
+    Py_BEGIN_ALLOW_THREADS
         /* Spin first, as for thread waits: a hand-off between two running processes usually
          * completes within microseconds, a futex sleep costs a scheduler wake-up. */
         int signalled = 0;
@@ -1207,6 +1211,7 @@ pc_spin_until_readable(int fd, pc_spin *sp)
         return 0;
     }
     int sig = handles_signals(), signalled = 0;
+    PC_ASAN_THREAD_GUARD();
     Py_BEGIN_ALLOW_THREADS
     pc_time_t budget = spin_begin(sp);
     if (budget > 0) {
@@ -1256,7 +1261,9 @@ pc_wait_fds(const int *fds, int n, pc_time_t rel_ns)
             ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
         }
         int r, err = 0;
-        Py_BEGIN_ALLOW_THREADS
+        PC_ASAN_THREAD_GUARD();
+        PC_ASAN_THREAD_GUARD();
+    Py_BEGIN_ALLOW_THREADS
         r = poll(pfd, (nfds_t)n, ms);
         if (r < 0) {
             err = errno;
@@ -1287,3 +1294,42 @@ pc_wait_fd(int fd, pc_time_t rel_ns)
     int r = pc_wait_fds(&fd, 1, rel_ns);
     return r == -1 ? -1 : (r == 0 ? 1 : 0);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <pthread.h>
+#include <sanitizer/asan_interface.h>
+
+static pthread_key_t asan_key;
+static pthread_once_t asan_once = PTHREAD_ONCE_INIT;
+
+static void
+asan_unpoison_stack(void *Py_UNUSED(arg))
+{
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            __asan_unpoison_memory_region(addr, size);
+        }
+        pthread_attr_destroy(&attr);
+    }
+}
+
+static void
+asan_key_init(void)
+{
+    (void)pthread_key_create(&asan_key, asan_unpoison_stack);
+}
+
+void
+pc_asan_thread_guard(void)
+{
+    static _Thread_local int registered = 0;
+    if (!registered) {
+        registered = 1;
+        (void)pthread_once(&asan_once, asan_key_init);
+        (void)pthread_setspecific(asan_key, (void *)1);
+    }
+}
+#endif

@@ -407,4 +407,18 @@ PyObject *pc_spin_info(PyObject *module, PyObject *unused);
 /* Waits until any of fds[0..n) is readable; returns its index, -2 on timeout, -1 on error. */
 int pc_wait_fds(const int *fds, int n, pc_time_t rel_ns);
 
+/* Under ASan only (a no-op otherwise): called before a thread blocks with the GIL released. A
+ * daemon thread blocked there when the interpreter finalizes is ended by CPython with
+ * pthread_exit() as it retakes the GIL; the forced unwinding skips the epilogues of pyconc's
+ * (instrumented) frames, so their stack red zones stay poisoned, and ASan's own thread-exit code,
+ * which then runs on that stack, reports a stack-buffer-overflow. The first call in a thread
+ * registers a thread-specific destructor that unpoisons the thread's whole stack; it runs before
+ * ASan's, which ASan defers to the last destructor round. */
+#if defined(__SANITIZE_ADDRESS__)
+void pc_asan_thread_guard(void);
+#define PC_ASAN_THREAD_GUARD() pc_asan_thread_guard()
+#else
+#define PC_ASAN_THREAD_GUARD() ((void)0)
+#endif
+
 #endif /* PYCONC_WAIT_H */

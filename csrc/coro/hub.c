@@ -982,6 +982,7 @@ poll_once(HubObject *hub)
         err = n < 0 ? errno : 0;
     }
     else {
+        PC_ASAN_THREAD_GUARD();
         Py_BEGIN_ALLOW_THREADS
         n = epoll_wait(hub->epfd, events, 64, timeout_ms);
         err = n < 0 ? errno : 0;

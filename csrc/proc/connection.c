@@ -45,6 +45,7 @@ write_all(int fd, struct iovec *iov, int n)
     while (n > 0) {
         ssize_t w;
         int err = 0;
+        PC_ASAN_THREAD_GUARD();
         Py_BEGIN_ALLOW_THREADS
         w = writev(fd, iov, n);
         if (w < 0) {
@@ -78,6 +79,7 @@ read_exact(int fd, char *buf, size_t n, int eof_ok)
     while (got < n) {
         ssize_t r;
         int err = 0;
+        PC_ASAN_THREAD_GUARD();
         Py_BEGIN_ALLOW_THREADS
         r = read(fd, buf + got, n - got);
         if (r < 0) {
