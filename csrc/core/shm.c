@@ -235,6 +235,21 @@ pc_process_dead(pid_t pid)
     return rp != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
 }
 
+static int32_t cached_pid = 0;
+static uint64_t cached_pid_gen = 0;
+
+int32_t
+pc_getpid(void)
+{
+    /* glibc no longer caches getpid(): a syscall per call, on the lock paths of every
+     * process-shared object. Refreshed after fork (the generation pthread_atfork bumps). */
+    if (cached_pid == 0 || __atomic_load_n(&cached_pid_gen, __ATOMIC_RELAXED) != pc_fork_generation) {
+        __atomic_store_n(&cached_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+        __atomic_store_n(&cached_pid_gen, pc_fork_generation, __ATOMIC_RELAXED);
+    }
+    return __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+}
+
 static _Thread_local uint32_t cached_tid = 0;
 static _Thread_local uint64_t cached_gen = 0;
 

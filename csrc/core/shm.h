@@ -82,6 +82,9 @@ int pc_shm_parse_name(PyObject *name, long *pid, int *fd, uint64_t *token);
 /* 1 if process pid is gone (no such process, or a zombie), else 0. */
 int pc_process_dead(pid_t pid);
 
+/* This process's pid, cached (refreshed after fork). */
+int32_t pc_getpid(void);
+
 /* This thread's kernel thread id (system-wide unique), cached per thread and after fork. */
 uint32_t pc_gettid(void);
 

@@ -118,7 +118,7 @@ q_lock(MPQueueObject *self)
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(&q->lock, &expected, me, 0, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED)) {
-            __atomic_store_n(&q->lock_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+            __atomic_store_n(&q->lock_pid, pc_getpid(), __ATOMIC_RELAXED);
             break;
         }
         /* The lock is held (by another process: this process's threads hold it only with the
@@ -150,7 +150,7 @@ q_lock(MPQueueObject *self)
                                 : (++unknown >= 2 && pc_process_dead((pid_t)cur));
             if (dead && __atomic_compare_exchange_n(&q->lock, &cur, me, 0, __ATOMIC_ACQ_REL,
                                                     __ATOMIC_RELAXED)) {
-                __atomic_store_n(&q->lock_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+                __atomic_store_n(&q->lock_pid, pc_getpid(), __ATOMIC_RELAXED);
                 break;  /* taken over from a dead process */
             }
         }

@@ -148,14 +148,14 @@ try_take(SemLockObject *self)
     if (self->mutex) {
         uint32_t me = pc_gettid();
         uint32_t cur = __atomic_load_n(&s->word, __ATOMIC_RELAXED);
-        if (cur == me && s->kind == KIND_RECURSIVE && s->owner_pid == getpid()) {
+        if (cur == me && s->kind == KIND_RECURSIVE && s->owner_pid == pc_getpid()) {
             s->count++;
             return 1;
         }
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(&s->word, &expected, me, 0, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED)) {
-            __atomic_store_n(&s->owner_pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+            __atomic_store_n(&s->owner_pid, pc_getpid(), __ATOMIC_RELAXED);
             s->count = 1;
             return 1;
         }
@@ -256,7 +256,7 @@ semlock_give(SemLockObject *self)
     if (self->mutex) {
         uint32_t cur = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
         if (s->kind == KIND_RECURSIVE) {
-            if (cur != pc_gettid() || s->owner_pid != getpid() || s->count == 0) {
+            if (cur != pc_gettid() || s->owner_pid != pc_getpid() || s->count == 0) {
                 PyErr_SetString(PyExc_AssertionError,
                                 "attempt to release recursive lock not owned by thread");
                 return -1;
@@ -314,7 +314,7 @@ semlock_acquire(SemLockObject *self, PyObject *args, PyObject *kwds)
     psem_t *s = self->s;
     if (s->kind == KIND_RECURSIVE && s->count > 0 &&
             __atomic_load_n(&s->word, __ATOMIC_ACQUIRE) == pc_gettid() &&
-            s->owner_pid == getpid()) {
+            s->owner_pid == pc_getpid()) {
         s->count++;
         Py_RETURN_TRUE;
     }
@@ -363,7 +363,7 @@ semlock_count(SemLockObject *self, PyObject *Py_UNUSED(ignored))
     psem_t *s = self->s;
     if (self->mutex) {
         int mine = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE) == pc_gettid() &&
-                   s->owner_pid == getpid();
+                   s->owner_pid == pc_getpid();
         return PyLong_FromLong(mine ? (long)s->count : 0);
     }
     return PyLong_FromLong(0);
@@ -375,7 +375,7 @@ semlock_is_mine(SemLockObject *self, PyObject *Py_UNUSED(ignored))
     psem_t *s = self->s;
     return PyBool_FromLong(self->mutex &&
                            __atomic_load_n(&s->word, __ATOMIC_ACQUIRE) == pc_gettid() &&
-                           s->owner_pid == getpid());
+                           s->owner_pid == pc_getpid());
 }
 
 static PyObject *
@@ -405,7 +405,7 @@ semlock_owner(SemLockObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     return Py_BuildValue("(iOI)", (int)s->owner_pid,
-                         (w == pc_gettid() && s->owner_pid == getpid()) ? Py_True : Py_False,
+                         (w == pc_gettid() && s->owner_pid == pc_getpid()) ? Py_True : Py_False,
                          (unsigned)s->count);
 }
 
