@@ -54,6 +54,8 @@ static PyMethodDef module_methods[] = {
     {"_spin_info", pc_spin_info, METH_NOARGS,
      PyDoc_STR("What the spin rule sees for the calling thread: usable_cpus, affinity_cpus, "
                "cgroup_cpus (0: no quota), max_spinners, spin_max_ns.")},
+    {"_pool_worker", pc_pool_worker, METH_VARARGS,
+     PyDoc_STR("The Pool worker's loop (see csrc/proc/pool.c).")},
     {NULL, NULL, 0, NULL},
 };
 

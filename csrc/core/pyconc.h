@@ -149,6 +149,15 @@ int pc_queue_exceptions(pc_state *st);
 int pc_greenlet_init_types(PyObject *module, pc_state *st);
 int pc_semlock_init_types(PyObject *module, pc_state *st);
 int pc_mpqueue_init_types(PyObject *module, pc_state *st);
+/* For the Pool's C loops: q must be a pyconc MPQueue (pc_mpq_check: 0, or -1 TypeError).
+ * pc_mpq_take: one frame as bytes, waiting up to rel ns (-1 forever); claim (claim_len bytes,
+ * may be NULL) receives the frame's first bytes atomically with the take; NULL with *empty = 1
+ * when none came, else NULL with an exception. pc_mpq_give: puts head + data as one frame,
+ * waiting for room; 0 or -1. */
+int pc_mpq_check(pc_state *st, PyObject *q);
+PyObject *pc_mpq_take(PyObject *q, pc_time_t rel, char *claim, Py_ssize_t claim_len, int *empty);
+int pc_mpq_give(PyObject *q, const char *head, size_t nh, const char *data, size_t n);
+PyObject *pc_pool_worker(PyObject *module, PyObject *args);
 int pc_connection_init_types(PyObject *module, pc_state *st);
 int pc_block_init_types(PyObject *module, pc_state *st);
 int pc_mpevent_init_types(PyObject *module, pc_state *st);

@@ -322,10 +322,13 @@ parse_get_timeout(PyObject *block_obj, PyObject *timeout, pc_time_t *rel)
     return r;
 }
 
-/* Puts one frame of n bytes. 1 done, 0 full (timeout), -1 error. */
+/* Puts one frame made of two parts (head: nh bytes, may be 0; then data: n bytes), so that a
+ * caller with a header need not concatenate. 1 done, 0 full (timeout), -1 error. */
 static int
-put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
+put_frame_parts(MPQueueObject *self, const char *head, uint64_t nh, const char *data, uint64_t n,
+                pc_time_t rel)
 {
+    n += nh;
     if (n > MAX_FRAME) {
         PyErr_Format(PyExc_ValueError, "message of %llu bytes is too large for a pyconc queue "
                      "(the limit is %llu bytes)", (unsigned long long)n,
@@ -346,7 +349,10 @@ put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
             q = Q(self);
             uint64_t tail = q->head + q->used, len = n;
             ring_write(self, tail, (const char *)&len, 8);
-            ring_write(self, tail + 8, data, n);
+            if (nh > 0) {
+                ring_write(self, tail + 8, head, nh);
+            }
+            ring_write(self, tail + 8 + nh, data, n - nh);
             commit(q, q->head, q->used + n + 8, q->cap, q->count + 1, q->unfinished + 1);
             q_unlock(self);
             __atomic_fetch_add(&q->items_seq, 1, __ATOMIC_SEQ_CST);
@@ -375,6 +381,12 @@ put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
             rel = 0;
         }
     }
+}
+
+static int
+put_frame(MPQueueObject *self, const char *data, uint64_t n, pc_time_t rel)
+{
+    return put_frame_parts(self, NULL, 0, data, n, rel);
 }
 
 /* Gets one frame as a new bytes object; NULL with Empty... handled by the caller: *empty = 1. */
@@ -570,6 +582,47 @@ leave(MPQueueObject *self)
         self->release_later = 0;
         pc_shm_close(&self->shm);
     }
+}
+
+/* -- for the Pool's C loops (pool.c) ------------------------------------------------------- */
+
+int
+pc_mpq_check(pc_state *st, PyObject *q)
+{
+    if (!PyObject_TypeCheck(q, st->MPQueue_Type)) {
+        PyErr_Format(PyExc_TypeError, "expected a pyconc multiprocessing queue, not %s",
+                     Py_TYPE(q)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+pc_mpq_take(PyObject *q, pc_time_t rel, char *claim, Py_ssize_t claim_len, int *empty)
+{
+    MPQueueObject *self = (MPQueueObject *)q;
+    *empty = 0;
+    if (enter(self) < 0) {
+        return NULL;
+    }
+    Py_buffer cb;
+    cb.buf = claim;
+    cb.len = claim_len;
+    PyObject *b = get_frame(self, rel, empty, claim != NULL ? &cb : NULL);
+    leave(self);
+    return b;
+}
+
+int
+pc_mpq_give(PyObject *q, const char *head, size_t nh, const char *data, size_t n)
+{
+    MPQueueObject *self = (MPQueueObject *)q;
+    if (enter(self) < 0) {
+        return -1;
+    }
+    int r = put_frame_parts(self, head, nh, data, n, -1);
+    leave(self);
+    return r < 0 ? -1 : 0;
 }
 
 static PyObject *

@@ -118,47 +118,9 @@ def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks):
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     if initializer is not None:
         initializer(*initargs)
-    view = memoryview(slots).cast('B')
-    slot = view[k * _SLOT.size:(k + 1) * _SLOT.size]
-    claim = slot[:_HDR.size]
-    funcs = {}                                       # pickled function -> function
-    start = _HDR.size + _FLEN.size
-    done = 0
-    parent = os.getppid()
-    while maxtasks is None or done < maxtasks:
-        try:
-            data = taskq.get_bytes(True, _PARENT_CHECK, claim)
-        except _Empty:
-            if os.getppid() != parent:
-                return      # the pool's process is gone (killed): nobody will send a sentinel
-            continue
-        if len(data) == _HDR.size:                   # the stop sentinel
-            _SLOT.pack_into(slot, 0, _IDLE, 0, _EXITING)
-            resultq.put_bytes(_HDR.pack(-1, k))      # tell the parent at once
-            return
-        job, i = _HDR.unpack_from(data)
-        try:
-            flen, = _FLEN.unpack_from(data, _HDR.size)
-            fb = data[start:start + flen]
-            func = funcs.get(fb)
-            if func is None:
-                func = pickle.loads(fb)
-                if len(funcs) >= 256:
-                    funcs.clear()
-                funcs[fb] = func
-            args, kwds = pickle.loads(memoryview(data)[start + flen:])
-            result = (True, func(*args, **kwds))
-        except BaseException as e:
-            result = (False, ExceptionWithTraceback(e, e.__traceback__))
-        try:
-            payload = pickle.dumps(result, 5)
-        except Exception as e:
-            wrapped = MaybeEncodingError(e, result[1])
-            payload = pickle.dumps((False, ExceptionWithTraceback(wrapped, None)), 5)
-        resultq.put_bytes(_HDR.pack(job, i) + payload)
-        _SLOT.pack_into(slot, 0, _IDLE, 0, 0)
-        done += 1
-    _SLOT.pack_into(slot, 0, _IDLE, 0, 0)
+    # the loop itself is C (csrc/proc/pool.c): take a task, run it, put its result
+    _core._pool_worker(taskq, resultq, slots, k, maxtasks, os.getppid(), _PARENT_CHECK,
+                       ExceptionWithTraceback, MaybeEncodingError)
 
 
 # -- results ------------------------------------------------------------------------------------

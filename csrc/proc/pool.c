@@ -1,0 +1,261 @@
+/* pool.c -- the worker loop of pyconc.multiprocessing.Pool, in C.
+ *
+ * A Pool worker takes task frames from the pool's task queue and puts result frames on its
+ * result queue (both MPQueues in shared memory, csrc/proc/mpqueue.c). Frames, as
+ * pyconc/multiprocessing/pool.py writes and reads them:
+ *   task:   job (int64) | index (int64) | flen (uint32) | pickled function (flen) | pickle of
+ *           (args, kwds);  a frame of the 16 header bytes alone is the stop sentinel
+ *   result: job (int64) | index (int64) | pickle of (ok, value)
+ * The worker's slot in shared memory (three int64: job, index, state) records the task it has
+ * taken -- the take writes the header into the slot atomically with removing the frame -- so
+ * that the parent knows which task a dead worker was running.
+ *
+ * Running the loop in C removes the per-task interpreter work of the loop itself (header
+ * unpacking, slicing, the function cache lookup, the result frame's concatenation): only the
+ * unpickling, the call and the pickling of the result remain, which are the task's own.
+ * Behaviour is the Python loop's, step by step: a task whose function or arguments cannot be
+ * unpickled, or that raises anything (BaseException included), fails with
+ * ExceptionWithTraceback; a result that cannot be pickled fails with MaybeEncodingError; an idle
+ * worker looks at its parent every `check` seconds and ends if the pool's process is gone.
+ * Runs with the GIL, which the queue waits release.
+ */
+#include "pyconc.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define HDR 16
+#define SLOT_IDLE (-1)
+#define SLOT_EXITING (-2)
+
+typedef struct {
+    PyObject *loads, *dumps, *five, *ewt, *mee;
+} worker_ctx;
+
+static void
+slot_store(int64_t *slot, int64_t job, int64_t index, int64_t state)
+{
+    __atomic_store_n(&slot[0], job, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot[1], index, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot[2], state, __ATOMIC_RELEASE);
+}
+
+/* The exception set, as the task's failed outcome: (False, ExceptionWithTraceback(e, tb)).
+ * New reference, or NULL if even that fails. */
+static PyObject *
+failure(worker_ctx *c)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    PyObject *wrapped = PyObject_CallFunctionObjArgs(c->ewt, ev, etb ? etb : Py_None, NULL);
+    Py_XDECREF(et);
+    Py_XDECREF(ev);
+    Py_XDECREF(etb);
+    if (wrapped == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyTuple_Pack(2, Py_False, wrapped);
+    Py_DECREF(wrapped);
+    return r;
+}
+
+/* Runs one task frame: (ok, value), new reference. funcs caches unpickled functions by their
+ * pickled bytes. NULL only if building the failure itself failed. */
+static PyObject *
+run_task(worker_ctx *c, PyObject *funcs, const char *p, Py_ssize_t n)
+{
+    PyObject *func = NULL, *call = NULL, *args = NULL, *kwds = NULL, *value = NULL;
+    uint32_t flen;
+    if (n < HDR + 4) {
+        PyErr_SetString(PyExc_ValueError, "truncated task frame");
+        return failure(c);
+    }
+    memcpy(&flen, p + HDR, 4);
+    Py_ssize_t start = HDR + 4;
+    if ((Py_ssize_t)flen > n - start) {
+        PyErr_SetString(PyExc_ValueError, "truncated task frame");
+        return failure(c);
+    }
+    PyObject *key = PyBytes_FromStringAndSize(p + start, flen);
+    if (key == NULL) {
+        return failure(c);
+    }
+    func = PyDict_GetItemWithError(funcs, key);   /* borrowed */
+    if (func != NULL) {
+        Py_INCREF(func);
+    }
+    else if (!PyErr_Occurred()) {
+        func = PyObject_CallOneArg(c->loads, key);
+        if (func != NULL && (PyDict_GET_SIZE(funcs) >= 256 ? (PyDict_Clear(funcs), 0) : 0,
+                             PyDict_SetItem(funcs, key, func) < 0)) {
+            Py_CLEAR(func);
+        }
+    }
+    Py_DECREF(key);
+    if (func == NULL) {
+        return failure(c);
+    }
+    PyObject *view = PyMemoryView_FromMemory((char *)p + start + flen, n - start - flen,
+                                             PyBUF_READ);
+    call = view ? PyObject_CallOneArg(c->loads, view) : NULL;
+    Py_XDECREF(view);
+    if (call == NULL) {
+        goto fail;
+    }
+    /* func(*args, **kwds), with whatever iterable and mapping the task carried */
+    if (!PyTuple_Check(call) || PyTuple_GET_SIZE(call) != 2) {
+        PyErr_SetString(PyExc_ValueError, "malformed task arguments");
+        goto fail;
+    }
+    args = PySequence_Tuple(PyTuple_GET_ITEM(call, 0));
+    if (args == NULL) {
+        goto fail;
+    }
+    PyObject *k = PyTuple_GET_ITEM(call, 1);
+    if (PyDict_CheckExact(k)) {
+        kwds = Py_NewRef(k);
+    }
+    else if ((kwds = PyDict_New()) == NULL || PyDict_Merge(kwds, k, 1) < 0) {
+        goto fail;
+    }
+    value = PyObject_Call(func, args, PyDict_GET_SIZE(kwds) ? kwds : NULL);
+    if (value == NULL) {
+        goto fail;
+    }
+    Py_DECREF(func);
+    Py_DECREF(call);
+    Py_DECREF(args);
+    Py_DECREF(kwds);
+    PyObject *r = PyTuple_Pack(2, Py_True, value);
+    Py_DECREF(value);
+    return r;
+fail:
+    Py_XDECREF(func);
+    Py_XDECREF(call);
+    Py_XDECREF(args);
+    Py_XDECREF(kwds);
+    return failure(c);
+}
+
+/* pickle.dumps(result, 5); a result that cannot be pickled becomes
+ * (False, ExceptionWithTraceback(MaybeEncodingError(e, value), None)). New reference or NULL. */
+static PyObject *
+encode(worker_ctx *c, PyObject *result)
+{
+    PyObject *payload = PyObject_CallFunctionObjArgs(c->dumps, result, c->five, NULL);
+    if (payload != NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return payload;
+    }
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    PyObject *mee = PyObject_CallFunctionObjArgs(c->mee, ev, PyTuple_GET_ITEM(result, 1), NULL);
+    Py_XDECREF(et);
+    Py_XDECREF(ev);
+    Py_XDECREF(etb);
+    PyObject *wrapped = mee ? PyObject_CallFunctionObjArgs(c->ewt, mee, Py_None, NULL) : NULL;
+    Py_XDECREF(mee);
+    PyObject *failed = wrapped ? PyTuple_Pack(2, Py_False, wrapped) : NULL;
+    Py_XDECREF(wrapped);
+    payload = failed ? PyObject_CallFunctionObjArgs(c->dumps, failed, c->five, NULL) : NULL;
+    Py_XDECREF(failed);
+    return payload;
+}
+
+/* _pool_worker(taskq, resultq, slots, k, maxtasks, parent_pid, check_seconds,
+ *              ExceptionWithTraceback, MaybeEncodingError) */
+PyObject *
+pc_pool_worker(PyObject *module, PyObject *args)
+{
+    PyObject *taskq, *resultq, *slots, *maxtasks_obj;
+    Py_ssize_t k;
+    long parent;
+    double check;
+    worker_ctx c = {NULL, NULL, NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "OOOnOldOO:_pool_worker", &taskq, &resultq, &slots, &k,
+                          &maxtasks_obj, &parent, &check, &c.ewt, &c.mee)) {
+        return NULL;
+    }
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    if (pc_mpq_check(st, taskq) < 0 || pc_mpq_check(st, resultq) < 0) {
+        return NULL;
+    }
+    Py_ssize_t maxtasks = -1;
+    if (maxtasks_obj != Py_None && (maxtasks = PyLong_AsSsize_t(maxtasks_obj)) == -1 &&
+            PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(slots, &view, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL, *funcs = NULL, *pickle = NULL;
+    if (k < 0 || view.len < (k + 1) * 24) {
+        PyErr_SetString(PyExc_ValueError, "worker slot out of range");
+        goto done;
+    }
+    int64_t *slot = (int64_t *)((char *)view.buf + k * 24);
+    pickle = PyImport_ImportModule("pickle");
+    c.loads = pickle ? PyObject_GetAttrString(pickle, "loads") : NULL;
+    c.dumps = c.loads ? PyObject_GetAttrString(pickle, "dumps") : NULL;
+    c.five = PyLong_FromLong(5);
+    funcs = PyDict_New();
+    if (c.dumps == NULL || c.five == NULL || funcs == NULL) {
+        goto done;
+    }
+    pc_time_t rel = check > 0 ? (pc_time_t)(check * 1e9) : -1;
+    for (Py_ssize_t done_tasks = 0; maxtasks < 0 || done_tasks < maxtasks; done_tasks++) {
+        int empty;
+        PyObject *data = pc_mpq_take(taskq, rel, (char *)slot, HDR, &empty);
+        if (data == NULL) {
+            if (!empty) {
+                goto done;
+            }
+            if (getppid() != parent) {
+                result = Py_NewRef(Py_None);  /* the pool's process is gone: nobody will stop us */
+                goto done;
+            }
+            done_tasks--;
+            continue;
+        }
+        const char *p = PyBytes_AS_STRING(data);
+        Py_ssize_t n = PyBytes_GET_SIZE(data);
+        if (n == HDR) {                        /* the stop sentinel: tell the parent at once */
+            Py_DECREF(data);
+            slot_store(slot, SLOT_IDLE, 0, SLOT_EXITING);
+            int64_t hdr[2] = {-1, (int64_t)k};
+            if (pc_mpq_give(resultq, (const char *)hdr, HDR, NULL, 0) == 0) {
+                result = Py_NewRef(Py_None);
+            }
+            goto done;
+        }
+        int64_t hdr[2];
+        memcpy(hdr, p, HDR);
+        PyObject *outcome = run_task(&c, funcs, p, n);
+        Py_DECREF(data);
+        PyObject *payload = outcome ? encode(&c, outcome) : NULL;
+        Py_XDECREF(outcome);
+        if (payload == NULL ||
+                pc_mpq_give(resultq, (const char *)hdr, HDR, PyBytes_AS_STRING(payload),
+                            (size_t)PyBytes_GET_SIZE(payload)) < 0) {
+            Py_XDECREF(payload);
+            goto done;
+        }
+        Py_DECREF(payload);
+        slot_store(slot, SLOT_IDLE, 0, 0);
+    }
+    slot_store(slot, SLOT_IDLE, 0, 0);
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&view);
+    Py_XDECREF(funcs);
+    Py_XDECREF(c.loads);
+    Py_XDECREF(c.dumps);
+    Py_XDECREF(c.five);
+    Py_XDECREF(pickle);
+    return result;
+}
