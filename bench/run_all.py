@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SUITES = ("threading", "queue", "multiprocessing", "greenlet", "imports", "gevent", "io")
+SUITES = ("threading", "queue", "multiprocessing", "greenlet", "imports", "gevent", "io", "selectors")
 MODES = ("idle", "pinned", "loaded")
 
 

@@ -89,7 +89,11 @@ module_exec(PyObject *module)
             pc_block_init_types(module, st) < 0 ||
             pc_mpevent_init_types(module, st) < 0 ||
             pc_hub_install(module, st) < 0 ||
-            pc_glet_init_types(module, st) < 0) {
+            pc_glet_init_types(module, st) < 0 ||
+            pc_socket_init_types(module, st) < 0 ||
+            pc_fdio_install(module, st) < 0 ||
+            pc_selector_init_types(module, st) < 0 ||
+            pc_gselect_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",
@@ -140,6 +144,21 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->SharedBlock_Type);
     Py_VISIT(st->GreenletExit);
     Py_VISIT(st->GreenletError);
+    Py_VISIT(st->CoopSocket_Type);
+    Py_VISIT(st->sock_class);
+    Py_VISIT(st->sock_wref);
+    Py_VISIT(st->sock_closed);
+    Py_VISIT(st->sock_cancel);
+    Py_VISIT(st->sock_setblocking);
+    Py_VISIT(st->sock_getdefaulttimeout);
+    Py_VISIT(st->float_zero);
+    Py_VISIT(st->EpollSelector_Type);
+    Py_VISIT(st->PollSelector_Type);
+    Py_VISIT(st->SelectSelector_Type);
+    Py_VISIT(st->GeventSelector_Type);
+    Py_VISIT(st->GeventPoll_Type);
+    Py_VISIT(st->SelectorKey);
+    Py_VISIT(st->SelectorMapping);
     return 0;
 }
 
@@ -185,6 +204,21 @@ module_clear(PyObject *module)
     Py_CLEAR(st->SharedBlock_Type);
     Py_CLEAR(st->GreenletExit);
     Py_CLEAR(st->GreenletError);
+    Py_CLEAR(st->CoopSocket_Type);
+    Py_CLEAR(st->sock_class);
+    Py_CLEAR(st->sock_wref);
+    Py_CLEAR(st->sock_closed);
+    Py_CLEAR(st->sock_cancel);
+    Py_CLEAR(st->sock_setblocking);
+    Py_CLEAR(st->sock_getdefaulttimeout);
+    Py_CLEAR(st->float_zero);
+    Py_CLEAR(st->EpollSelector_Type);
+    Py_CLEAR(st->PollSelector_Type);
+    Py_CLEAR(st->SelectSelector_Type);
+    Py_CLEAR(st->GeventSelector_Type);
+    Py_CLEAR(st->GeventPoll_Type);
+    Py_CLEAR(st->SelectorKey);
+    Py_CLEAR(st->SelectorMapping);
     return 0;
 }
 

@@ -39,6 +39,10 @@ stack_size = _thread.stack_size
 # pyconc threads honour the stdlib's trace and profile hooks, so these are the stdlib's.
 settrace = _std.settrace
 setprofile = _std.setprofile
+if hasattr(_std, "settrace_all_threads"):   # 3.12
+    settrace_all_threads = _std.settrace_all_threads
+    setprofile_all_threads = _std.setprofile_all_threads
+    __all__ += ['setprofile_all_threads', 'settrace_all_threads']
 gettrace = getattr(_std, "gettrace", None)
 getprofile = getattr(_std, "getprofile", None)
 if gettrace is None:  # Python < 3.10 has neither
@@ -79,28 +83,25 @@ def activeCount():
 
 
 class Timer(Thread):
-    """Call a function after a specified number of seconds::
-
-        t = Timer(30.0, f, args=None, kwargs=None)
-        t.start()
-        t.cancel()     # stop the timer's action if it's still waiting
-    """
+    """Timer(interval, function, args=None, kwargs=None): a thread that calls
+    function(*args, **kwargs) once `interval` seconds after start(), unless cancel() came first.
+    `finished` is the Event it waits on."""
 
     def __init__(self, interval, function, args=None, kwargs=None):
         Thread.__init__(self)
         self.interval = interval
         self.function = function
-        self.args = args if args is not None else []
-        self.kwargs = kwargs if kwargs is not None else {}
+        self.args = [] if args is None else args
+        self.kwargs = {} if kwargs is None else kwargs
         self.finished = Event()
 
     def cancel(self):
-        """Stop the timer if it hasn't finished yet."""
+        """Keep the function from being called, if it has not been yet."""
         self.finished.set()
 
     def run(self):
-        self.finished.wait(self.interval)
-        if not self.finished.is_set():
+        cancelled = self.finished.wait(self.interval)
+        if not cancelled:
             self.function(*self.args, **self.kwargs)
         self.finished.set()
 

@@ -175,6 +175,38 @@ def test_throw_greenlet_exit_default_and_unstarted_and_dead():
     run_both(s)
 
 
+def test_greenlet_exit_thrown_into_dead_greenlet_starts_unstarted_parent_without_arguments():
+    """Found by the greenlet state machine (PYCONC_FUZZ=long): GreenletExit thrown into a dead
+    greenlet goes on as a value to its nearest live parent; greenlet starts an unstarted one's
+    run() with no arguments (pyconc passed the GreenletExit instance), a started one's switch()
+    returns the instance. The same for a greenlet that dies of GreenletExit with a dead parent
+    (pyconc looked at the dead parent only)."""
+    def s(m, log):
+        def parent_run(*args, **kwargs):
+            log.append(("parent run", len(args), kwargs))
+            return "parent done"
+
+        def dead():
+            g = m.greenlet(lambda: None)
+            g.switch()
+            return g
+        g = dead()
+        g.parent = m.greenlet(parent_run)
+        log.append(g.throw())
+        inner, outer = dead(), dead()     # a chain of dead greenlets before the unstarted one
+        outer.parent = m.greenlet(parent_run)
+        inner.parent = outer
+        log.append(inner.throw(m.GreenletExit("named")))
+        log.append(type(dead().throw()).__name__)   # the main greenlet gets the instance
+        # a greenlet that dies of GreenletExit, with a dead parent whose parent has not started
+        dead_parent = dead()
+        dead_parent.parent = m.greenlet(parent_run)
+        log.append(m.greenlet(lambda: log.append("never"), dead_parent).throw())
+        return "ok"
+    log = run_both(s)
+    assert log.count(("parent run", 0, {})) == 3
+
+
 def test_throw_argument_errors():
     for args in [(1,), (ValueError, 1, 2), (ValueError(), 1), (ValueError, None, "x")]:
         run_both(lambda m, log, a=args: m.greenlet(lambda: None).throw(*a))

@@ -111,6 +111,22 @@ def drop(box, which):
     return "freed" if ref() is None else "alive"
 
 
+def drop_in_cycle(box, which):
+    """The last reference in a reference cycle, collected by a thread that uses greenlets (the
+    greenlet machine's crash before the thread identity fix: pyconc took the greenlet for one of
+    this thread's, same ident, and killed it here)."""
+    m.getcurrent()
+    g = box.pop(which)
+    g.cycle = [g]
+    ref = weakref.ref(g)
+    del g
+    box.clear()
+    gc.collect()
+    if which == "main":
+        return "dropped"
+    return "freed" if ref() is None else "alive"
+
+
 def g(box):
     return box[WHICH]
 
@@ -131,6 +147,7 @@ OPS = {
     "bool": lambda box: bool(g(box)),
     "gr_context": lambda box: g(box).gr_context,
     "last reference": lambda box: drop(box, WHICH),
+    "last reference, in a cycle": lambda box: drop_in_cycle(box, WHICH),
 }
 reused = 0
 for WHICH in ("main", "suspended", "unstarted"):

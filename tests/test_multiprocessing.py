@@ -134,6 +134,23 @@ def test_lock_reprs():
     assert repr(mp.BoundedSemaphore(2)) == "<BoundedSemaphore(value=2, maxvalue=2)>"
 
 
+def test_lock_reprs_of_other_owners_as_stdlib():
+    # CPython 3.13's test_repr_rlock: the stdlib knows the count of its own holds only, and
+    # shows "nonzero" for an RLock that another thread holds (pyconc showed the count).
+    import threading
+
+    def s(m):
+        reprs = []
+        for lk in (m.Lock(), m.RLock()):
+            t = threading.Thread(target=lk.acquire)
+            t.start()
+            t.join()
+            reprs.append(repr(lk))
+        return reprs
+    assert same(s) == ("ok", ["<Lock(owner=SomeOtherThread)>",
+                              "<RLock(SomeOtherThread, nonzero)>"])
+
+
 def test_pipe_api_and_errors():
     def s(m):
         a, b = m.Pipe()
@@ -178,12 +195,15 @@ def test_pipe_api_and_errors():
     same(s)
 
 
+def _bump_shared(v, a, s):
+    with v.get_lock():
+        v.value += 1
+    a[0] = 42
+    s.value = b"hi"
+
+
 def test_value_and_array():
-    def child(v, a, s):
-        with v.get_lock():
-            v.value += 1
-        a[0] = 42
-        s.value = b"hi"
+    child = _bump_shared   # module level: 3.14's default start method pickles the target
     v = mp.Value('i', 5)
     a = mp.Array('d', [0.5, 1.5])
     s = mp.Array('c', 8)
@@ -195,6 +215,19 @@ def test_value_and_array():
         p.join()
     assert v.value == 9 and a[:] == [42.0, 1.5] and s.value == b"hi" and raw.value == 7
     assert isinstance(v.get_lock(), mp._shared.RLock)
+
+
+def test_value_and_array_passed_to_a_spawned_child():
+    # a synchronized Array pickles its ctypes array type as element type and length (the type
+    # itself is made on the fly and has no importable name): spawn and forkserver children,
+    # and 3.14's default start method, receive it
+    ctx = mp.get_context("spawn")
+    v, a, s = ctx.Value('i', 5), ctx.Array('d', [0.5, 1.5]), ctx.Array('c', 8)
+    p = ctx.Process(target=_bump_shared, args=(v, a, s))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    assert v.value == 6 and a[:] == [42.0, 1.5] and s.value == b"hi"
 
 
 # -- passing shared objects by name -------------------------------------------------------------
@@ -258,8 +291,67 @@ def test_process_exit_codes_and_lifecycle():
     assert p.exitcode == -signal.SIGKILL
 
 
+def test_default_start_method_as_stdlib():
+    # The running stdlib's default ("fork" on Linux up to 3.13, "forkserver" from 3.14) and its
+    # list of methods, default first; in a fresh interpreter, where nothing has fixed it yet.
+    r = run_python("""
+        import multiprocessing as std, pyconc.multiprocessing as mp
+        for m in (mp, std):
+            print((m.get_start_method(allow_none=True), m.get_all_start_methods(),
+                   m.get_start_method(), m.get_start_method(allow_none=True)))
+        mp.set_start_method("spawn", force=True)
+        print(mp.get_start_method(), mp.Process()._start_method,
+              type(mp.get_context()).__name__)
+    """)
+    assert r.returncode == 0, r.stderr
+    pc, std, after = r.stdout.splitlines()
+    assert pc == std
+    assert after == "spawn None SpawnContext"
+
+
+def _interrupted():
+    try:
+        time.sleep(30)
+    except KeyboardInterrupt:
+        sys.exit(7)
+
+
+def test_process_interrupt_as_stdlib():
+    # 3.14's Process.interrupt() sends SIGINT through the launcher (pyconc's for fork)
+    def s(m):
+        ctx = m.get_context("fork")
+        if not hasattr(ctx.Process, "interrupt"):
+            return None
+        p = ctx.Process(target=_interrupted)
+        p.start()
+        time.sleep(0.3)
+        p.interrupt()
+        p.join(10)
+        return p.exitcode
+    assert same(s) == ("ok", 7 if sys.version_info >= (3, 14) else None)
+
+
+def test_locked_as_stdlib():
+    # 3.14's SemLock.locked(): the value is zero (a Lock or RLock: held by anyone)
+    def s(m):
+        out = []
+        for make in (m.Lock, m.RLock, lambda: m.Semaphore(2), lambda: m.BoundedSemaphore(1)):
+            lk = make()
+            if not hasattr(lk, "locked"):
+                out.append(None)
+                continue
+            row = [lk.locked()]
+            lk.acquire()
+            row.append(lk.locked())
+            lk.release()
+            row.append(lk.locked())
+            out.append(row)
+        return out
+    expected = [[False, True, False]] * 2 + [[False, False, False], [False, True, False]]
+    assert same(s) == ("ok", expected if sys.version_info >= (3, 14) else [None] * 4)
+
+
 def test_start_methods_and_contexts():
-    assert mp.get_start_method() == "fork"
     assert set(mp.get_all_start_methods()) >= {"fork", "spawn", "forkserver"}
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -465,7 +557,9 @@ def slow(x):
     time.sleep(30)
 if __name__ == "__main__":
     what = sys.argv[1]
-    pool = mp.Pool(2)
+    # fork: slow() lives in a -c script, which a child of 3.14's default forkserver (or of
+    # spawn) cannot import
+    pool = mp.get_context("fork").Pool(2)
     pids = [w.pid for w in pool._pool]
     q = mp.Queue()
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()

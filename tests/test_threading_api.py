@@ -22,6 +22,64 @@ def test_all_names_of_the_stdlib_exist():
         assert hasattr(pth, name)
 
 
+def test_public_attributes_of_the_stdlibs_objects_exist():
+    # what the running stdlib's objects have, pyconc's have (3.14: RLock.locked and
+    # Condition.locked; 3.13: Queue.shutdown ...)
+    def public(obj):
+        return {n for n in dir(obj) if not n.startswith("_")}
+    made = {}
+    for T in (threading, pth):
+        made[T] = [T.Lock(), T.RLock(), T.Condition(), T.Semaphore(), T.BoundedSemaphore(),
+                   T.Event(), T.Barrier(1), T.Thread(), T.Timer(1, print)]
+    missing = {type(s).__name__: sorted(public(s) - public(p))
+               for s, p in zip(made[threading], made[pth]) if public(s) - public(p)}
+    assert missing == {}
+
+
+def test_thread_context_as_stdlib():
+    # 3.14: Thread(..., context=None) runs run() in the given contextvars.Context, by default
+    # in a new empty one (a copy of the caller's with -X thread_inherit_context); before 3.14
+    # the keyword does not exist.
+    import contextvars
+    var = contextvars.ContextVar("var", default="unset")
+
+    def f(T):
+        seen = []
+        token = var.set("caller")
+        try:
+            ctx = contextvars.copy_context()
+            for kw in ({}, {"context": ctx}, {"context": contextvars.Context()}):
+                t = T.Thread(target=lambda: (seen.append(var.get()), var.set("thread")), **kw)
+                t.start()
+                t.join()
+            seen.append(ctx[var])
+        finally:
+            var.reset(token)
+        return seen
+    assert_same(f)
+
+
+def test_thread_os_name_as_stdlib():
+    # 3.14 names the OS thread after the Thread (truncated to 15 bytes by Linux), at start and
+    # when the running thread is renamed; before 3.14 the OS thread keeps the process's name.
+    def comm():
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+            return f.read().strip()
+
+    def f(T):
+        seen = []
+
+        def body():
+            seen.append(comm())
+            T.current_thread().name = "renamed-while-running"
+            seen.append(comm())
+        t = T.Thread(target=body, name="a-rather-long-thread-name")
+        t.start()
+        t.join()
+        return seen
+    assert_same(f)
+
+
 def test_shared_exception_objects_are_the_stdlibs():
     assert pth.BrokenBarrierError is threading.BrokenBarrierError
     assert pth.ThreadError is threading.ThreadError
@@ -302,10 +360,30 @@ def test_condition_wait_for():
     assert_same(f)
 
 
+def test_condition_over_a_lock_without_locked_as_stdlib():
+    # From 3.14 the stdlib's Condition.__init__ exports lock.locked as well (after acquire and
+    # release): a lock without it fails there, with acquire and release already set.
+    class Bare:
+        def acquire(self, *a):
+            return True
+
+        def release(self):
+            pass
+
+    def f(T):
+        c = T.Condition.__new__(T.Condition)
+        try:
+            c.__init__(Bare())
+        except AttributeError as exc:
+            return ("raise", str(exc), type(c.acquire).__name__, type(c.release).__name__)
+        return ("ok", c.locked.__name__ if hasattr(c, "locked") else None)
+    assert_same(f)
+
+
 @pytest.mark.parametrize("lockfactory", ["pyconc.Lock", "pyconc.RLock", "stdlib.Lock",
                                          "stdlib.RLock", "custom"])
 def test_condition_over_any_lock(lockfactory):
-    class Custom:  # only acquire/release, like a user's own lock
+    class Custom:  # acquire/release (and locked, which 3.14's Condition exports too)
         def __init__(self):
             self._l = threading.Lock()
 
@@ -314,6 +392,9 @@ def test_condition_over_any_lock(lockfactory):
 
         def release(self):
             self._l.release()
+
+        def locked(self):
+            return self._l.locked()
 
         __enter__ = acquire
 
@@ -681,8 +762,10 @@ def test_excepthook_output_matches_stdlib():
         r = run_python(EXCEPTHOOK_SCRIPT.format(mod=mod))
         assert r.returncode == 0, r.stderr
         # The stdlib's traceback also shows its own frames in threading.py (_bootstrap_inner,
-        # run); pyconc's run() is C and adds none. Compare the frames of the user's code.
-        err = re.sub(r'  File ".*threading\.py", line \d+, in \w+\n    .*\n', "", r.stderr)
+        # run); pyconc's run() is C and adds none. Compare the frames of the user's code. From
+        # 3.13 on, a frame's source line may be followed by a line of ~ and ^ carets.
+        err = re.sub(r'  File ".*threading\.py", line \d+, in \w+\n    .*\n( *[~^]+\n)?', "",
+                     r.stderr)
         outs.append((r.stdout, re.sub(r'File ".*", line', "File X, line", err)))
     assert outs[0] == outs[1]
     assert "Exception in thread worker:" in outs[1][1]

@@ -51,6 +51,24 @@ typedef struct {
     PyObject *greenlet_throw;       /* the greenlet type's throw method descriptor */
     PyObject *str_start;            /* interned "start" */
     PyObject *glet_start;           /* _core.Greenlet's start method descriptor */
+    /* cooperative sockets (csrc/io/socket.c) */
+    PyTypeObject *CoopSocket_Type;
+    PyObject *sock_class;           /* pyconc.gevent.socket.socket: what accept() makes */
+    PyObject *sock_wref;            /* the wrapped class (_socket.socket, or the face's
+                                       weak-referenceable _wrefsocket) */
+    PyObject *sock_closed;          /* the face's closed-socket proxy class, or NULL */
+    PyObject *sock_cancel;          /* the face's cancel_wait_ex class, or NULL */
+    PyObject *sock_setblocking;     /* _socket.socket.setblocking */
+    PyObject *sock_getdefaulttimeout; /* _socket.getdefaulttimeout */
+    PyObject *float_zero;           /* 0.0 */
+    /* select, poll and selectors (csrc/io/selector.c, gselect.c) */
+    PyTypeObject *EpollSelector_Type;
+    PyTypeObject *PollSelector_Type;
+    PyTypeObject *SelectSelector_Type;
+    PyTypeObject *GeventSelector_Type;
+    PyTypeObject *GeventPoll_Type;
+    PyObject *SelectorKey;          /* selectors.SelectorKey (looked up on first use) */
+    PyObject *SelectorMapping;      /* selectors._SelectorMapping */
     /* process-shared objects */
     PyTypeObject *SemLock_Type;
     PyTypeObject *MPQueue_Type;
@@ -95,6 +113,12 @@ int pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, Py
  * keyword-only. out[i] receives a borrowed reference or NULL. Returns 0, or -1 with TypeError. */
 int pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char *const *names,
                        Py_ssize_t n, Py_ssize_t npos, Py_ssize_t nrequired, PyObject **out);
+
+/* For messages that changed within a minor series of CPython, which a PY_VERSION_HEX check
+ * cannot tell apart, pyconc reads them from the running interpreter once, at module init, by
+ * provoking them: if the error set now is of `type`, copies its message into buf (when it fits).
+ * Clears any error. */
+void pc_probe_message(PyObject *type, char *buf, size_t size);
 
 /* Raises the AttributeError the stdlib's Python classes give when __init__ did not run (or failed
  * before it set the attribute): "'<type name>' object has no attribute '<attr>'". Returns -1. */
@@ -162,6 +186,10 @@ int pc_connection_init_types(PyObject *module, pc_state *st);
 int pc_block_init_types(PyObject *module, pc_state *st);
 int pc_mpevent_init_types(PyObject *module, pc_state *st);
 int pc_glet_init_types(PyObject *module, pc_state *st);
+int pc_socket_init_types(PyObject *module, pc_state *st);
+int pc_fdio_install(PyObject *module, pc_state *st);   /* csrc/io/fdio.c: module functions */
+int pc_selector_init_types(PyObject *module, pc_state *st);
+int pc_gselect_init_types(PyObject *module, pc_state *st);
 
 /* _pickle.dumps and _pickle.loads (new references in *dumps, *loads), for the process-shared
  * types that carry pickled messages (mpqueue.c, connection.c). 0, or -1 with an exception. */

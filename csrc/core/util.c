@@ -86,7 +86,8 @@ pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
             }
         }
         if (i == n) {
-            if (pystyle) {
+            /* PyArg's own wording changed in 3.13 to the one Python functions use */
+            if (pystyle || PY_VERSION_HEX >= 0x030D0000) {
                 PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'",
                              fname, key);
             }
@@ -123,6 +124,26 @@ pc_cannot_pickle(const char *what)
 {
     PyErr_Format(PyExc_TypeError, "cannot pickle '%s' object", what);
     return NULL;
+}
+
+void
+pc_probe_message(PyObject *type, char *buf, size_t size)
+{
+    if (PyErr_Occurred() && PyErr_ExceptionMatches(type)) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        PyObject *msg = ev ? PyObject_Str(ev) : NULL;
+        const char *text = msg ? PyUnicode_AsUTF8(msg) : NULL;
+        if (text != NULL && strlen(text) < size) {
+            strcpy(buf, text);
+        }
+        Py_XDECREF(msg);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+    }
+    PyErr_Clear();
 }
 
 int

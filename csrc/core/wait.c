@@ -1,5 +1,6 @@
 /* wait.c -- the waiter, wait lists, futex parking, deadlines and timeout parsing.
  * See wait.h for the contract and the locking rules. */
+#include "pyconc.h"
 #include "wait.h"
 #include "pystate.h"
 
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 const pc_hub_ops *pc_hub = NULL;
+static void probe_pytime(void);
 uint64_t pc_fork_generation = 1;
 
 static void
@@ -35,6 +37,7 @@ pc_wait_init(void)
     if (done) {
         return 0;
     }
+    probe_pytime();
     int err = pthread_atfork(NULL, NULL, after_fork_child);
     if (err != 0) {
         errno = err;
@@ -78,24 +81,103 @@ pc_deadline_after(pc_time_t rel_ns)
  * `_time() + timeout`, ...), so that every value gives the same result, exception and message.
  * The messages are CPython 3.11's, in this one place; where a later version parses or words
  * something differently, the #if below picks its way. (3.13: Lock.acquire's and SemLock.acquire's
- * blocking are truth values, a negative timeout "must be a non-negative number", and _PyTime_t
- * became PyTime_t in the overflow message. 3.12 has not been compared: it takes 3.11's way.) */
+ * blocking are truth values and a negative timeout "must be a non-negative number". 3.12 takes
+ * 3.11's way, as pyenv's 3.12.1 does.)
+ *
+ * _PyTime_FromSecondsObject's own messages changed within a minor series: 3.13.0 says
+ * "timestamp out of range for platform time_t" for a float and "timestamp too large to convert
+ * to C PyTime_t" for an int, 3.13.18 and 3.14.10 "timestamp out of range for C PyTime_t" for both,
+ * and 3.14.10 rewrites a TypeError of the int conversion as "'T' object cannot be interpreted as
+ * an integer or float". A version number cannot say which, so pc_wait_init() reads them from the
+ * interpreter itself, once (probe_pytime()); the defaults are 3.11's. */
 #if PY_VERSION_HEX >= 0x030D0000
 #define BLOCKING_IS_BOOL 1
 #define MSG_TIMEOUT_NEGATIVE "timeout value must be a non-negative number"
-#define MSG_PYTIME_OVERFLOW "timestamp too large to convert to C PyTime_t"
 #else
 #define BLOCKING_IS_BOOL 0
 #define MSG_TIMEOUT_NEGATIVE "timeout value must be positive"
-#define MSG_PYTIME_OVERFLOW "timestamp too large to convert to C _PyTime_t"
 #endif
 #define MSG_NAN "Invalid value NaN (not a number)"
-#define MSG_TIME_T_OVERFLOW "timestamp out of range for platform time_t"
 #define MSG_TIMEOUT_TOO_LARGE "timeout value is too large"
 #define MSG_NONBLOCKING_TIMEOUT "can't specify a timeout for a non-blocking call"
 #define MSG_QUEUE_NEGATIVE "'timeout' must be a non-negative number"
 #define MSG_POLL_TOO_LARGE "timeout is too large"
 #define MSG_C_INT_OVERFLOW "Python int too large to convert to C int"
+
+/* Set once by probe_pytime(), read-only afterwards (under the GIL either way). */
+static char msg_float_overflow[128] = "timestamp out of range for platform time_t";
+static char msg_int_overflow[128] = "timestamp too large to convert to C _PyTime_t";
+static char msg_not_a_number[128] = "";   /* "" (3.11's TypeError stays) or the text after
+                                            * the quoted type name, e.g. " object cannot be
+                                            * interpreted as an integer or float" */
+
+/* Calls acquire(timeout=value) on a free _thread lock and copies the message of the exception
+ * of type `type` it raises into buf; leaves buf alone if it raises nothing or something else. */
+static void
+probe_message(PyObject *acquire, PyObject *value, PyObject *type, char *buf, size_t size)
+{
+    PyObject *kw = Py_BuildValue("{sO}", "timeout", value);
+    PyObject *args = PyTuple_New(0);
+    PyObject *r = kw && args ? PyObject_Call(acquire, args, kw) : NULL;
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    if (r != NULL) {      /* it took the lock: give it back */
+        PyObject *self = PyObject_GetAttrString(acquire, "__self__");
+        PyObject *rr = self ? PyObject_CallMethod(self, "release", NULL) : NULL;
+        Py_XDECREF(rr);
+        Py_XDECREF(self);
+        Py_DECREF(r);
+    }
+    pc_probe_message(type, buf, size);
+}
+
+/* Reads _PyTime_FromSecondsObject's messages from the running interpreter (see above). */
+static void
+probe_pytime(void)
+{
+    PyObject *thread = PyImport_ImportModule("_thread");
+    PyObject *lock = thread ? PyObject_CallMethod(thread, "allocate_lock", NULL) : NULL;
+    PyObject *acquire = lock ? PyObject_GetAttrString(lock, "acquire") : NULL;
+    if (acquire != NULL) {
+        PyObject *big_float = PyFloat_FromDouble(1e300);
+        PyObject *big_int = PyLong_FromUnsignedLongLong(UINT64_MAX);
+        PyObject *str = PyUnicode_FromString("x");
+        if (big_float != NULL && big_int != NULL && str != NULL) {
+            probe_message(acquire, big_float, PyExc_OverflowError, msg_float_overflow,
+                          sizeof(msg_float_overflow));
+            probe_message(acquire, big_int, PyExc_OverflowError, msg_int_overflow,
+                          sizeof(msg_int_overflow));
+            char text[128] = "";
+            static const char plain[] = "'str' object cannot be interpreted as an integer";
+            probe_message(acquire, str, PyExc_TypeError, text, sizeof(text));
+            if (strncmp(text, "'str'", 5) == 0 && strcmp(text, plain) != 0) {
+                strcpy(msg_not_a_number, text + 5);
+            }
+        }
+        Py_XDECREF(big_float);
+        Py_XDECREF(big_int);
+        Py_XDECREF(str);
+    }
+    Py_XDECREF(acquire);
+    Py_XDECREF(lock);
+    Py_XDECREF(thread);
+    PyErr_Clear();
+}
+
+/* A TypeError of _PyTime's int conversion of obj, as the running interpreter words it. */
+static void
+reword_not_a_number(PyObject *obj)
+{
+    if (msg_not_a_number[0] == '\0' || !PyErr_ExceptionMatches(PyExc_TypeError)) {
+        return;
+    }
+    PyErr_Clear();
+#if PY_VERSION_HEX >= 0x030D0000
+    PyErr_Format(PyExc_TypeError, "'%T'%s", obj, msg_not_a_number);   /* the qualified name */
+#else
+    PyErr_Format(PyExc_TypeError, "'%s'%s", Py_TYPE(obj)->tp_name, msg_not_a_number);
+#endif
+}
 
 #define NS_PER_S 1000000000LL
 
@@ -180,7 +262,7 @@ ns_from_double(double seconds, int round, pc_time_t *ns)
         d = d >= 0.0 ? ceil(d) : floor(d);   /* _PyTime_ROUND_UP: away from zero */
     }
     if (!((double)INT64_MIN <= d && d <= (double)INT64_MAX)) {
-        PyErr_SetString(PyExc_OverflowError, MSG_TIME_T_OVERFLOW);
+        PyErr_SetString(PyExc_OverflowError, msg_float_overflow);
         return -1;
     }
     /* (double)INT64_MAX is 2**63, which CPython's range check lets through and x86-64's
@@ -203,12 +285,13 @@ pc_time_from_object(PyObject *obj, int round, pc_time_t *ns)
     long long sec = PyLong_AsLongLong(obj);   /* __index__: a TypeError for anything else */
     if (sec == -1 && PyErr_Occurred()) {
         if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+            PyErr_SetString(PyExc_OverflowError, msg_int_overflow);
         }
+        reword_not_a_number(obj);
         return -1;
     }
     if (sec > INT64_MAX / NS_PER_S || sec < INT64_MIN / NS_PER_S) {
-        PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+        PyErr_SetString(PyExc_OverflowError, msg_int_overflow);
         return -1;
     }
     *ns = (pc_time_t)sec * NS_PER_S;
@@ -278,16 +361,25 @@ int
 pc_parse_wait_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
 {
     /* threading.Condition.wait: `if timeout > 0: waiter.acquire(True, timeout)
-     * else: waiter.acquire(False)`. */
+     * else: waiter.acquire(False)`; 3.14 turned it round, `if timeout <= 0: ... else: ...`, so
+     * that a NaN reaches acquire(), which refuses it. */
     if (timeout_obj == NULL || timeout_obj == Py_None) {
         *rel_ns = -1;
         return 0;
     }
+#if PY_VERSION_HEX >= 0x030E0000
+    int expired = compare_with_zero(timeout_obj, Py_LE);
+    if (expired != 0) {
+        *rel_ns = 0;
+        return expired < 0 ? -1 : 0;
+    }
+#else
     int positive = compare_with_zero(timeout_obj, Py_GT);
     if (positive <= 0) {
         *rel_ns = 0;
         return positive;
     }
+#endif
     return pc_parse_acquire_timeout(1, timeout_obj, rel_ns);
 }
 
@@ -354,7 +446,8 @@ int
 pc_parse_join_timeout(PyObject *timeout_obj, int live, pc_time_t *rel_ns)
 {
     /* Thread.join: `self._wait_for_tstate_lock(timeout=max(timeout, 0))`, whose lock.acquire(
-     * True, timeout) parses it unless the thread's end was already observed (no lock left). */
+     * True, timeout) parses it unless the thread's end was already observed (no lock left);
+     * 3.13's ThreadHandle.join parses it always. */
     if (timeout_obj == NULL || timeout_obj == Py_None) {
         *rel_ns = -1;
         return 0;
@@ -366,7 +459,14 @@ pc_parse_join_timeout(PyObject *timeout_obj, int live, pc_time_t *rel_ns)
         return -1;
     }
     PyObject *t = zero_bigger ? zero : timeout_obj;
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13: `self._handle.join(timeout)`, which converts it with _PyTime_FromSecondsObject
+     * whether the thread has ended or not, and has no TIMEOUT_MAX */
+    (void)live;
+    int r = pc_time_from_object(t, PC_ROUND_TIMEOUT, rel_ns);
+#else
     int r = live ? pc_parse_acquire_timeout(1, t, rel_ns) : (*rel_ns = 0, 0);
+#endif
     Py_DECREF(zero);
     return r;
 }
@@ -404,8 +504,13 @@ pc_queue_wait_deadline(const pc_endtime *t, pc_time_t *deadline)
         return 0;
     }
     if (isnan(remaining)) {
+#if PY_VERSION_HEX >= 0x030E0000
+        PyErr_SetString(PyExc_ValueError, MSG_NAN);   /* 3.14's Condition.wait(nan) */
+        return -1;
+#else
         *deadline = PC_FOREVER;   /* the stdlib spins forever: wait(nan) does not block */
         return 1;
+#endif
     }
     pc_time_t ns;
     if (ns_from_double(remaining, PC_ROUND_TIMEOUT, &ns) < 0 || check_timeout_max(ns) < 0) {
@@ -491,7 +596,7 @@ pc_parse_poll_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
     Py_DECREF(ms_obj);
     if (ms == -1 && PyErr_Occurred()) {
         if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+            PyErr_SetString(PyExc_OverflowError, msg_int_overflow);
         }
         else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
             PyErr_SetString(PyExc_TypeError, "timeout must be an integer or None");
@@ -499,7 +604,7 @@ pc_parse_poll_timeout(PyObject *timeout_obj, pc_time_t *rel_ns)
         return -1;
     }
     if (ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000) {
-        PyErr_SetString(PyExc_OverflowError, MSG_PYTIME_OVERFLOW);
+        PyErr_SetString(PyExc_OverflowError, msg_int_overflow);
         return -1;
     }
     if (ms > INT_MAX || ms < INT_MIN) {

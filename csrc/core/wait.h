@@ -171,7 +171,7 @@ int pc_loop_timeout_begin(PyObject *timeout_obj, double *endtime);
 int pc_loop_timeout_first(PyObject *timeout_obj, double endtime, pc_time_t *rel_ns);
 
 /* Thread.join's timeout: max(timeout, 0) always; Lock.acquire's parse of it while the thread's
- * end has not been observed yet (live). */
+ * end has not been observed yet (live); from 3.13 on, _PyTime's parse of it, live or not. */
 int pc_parse_join_timeout(PyObject *timeout_obj, int live, pc_time_t *rel_ns);
 
 /* queue.Queue.put/get with block=True: the timeout becomes an end time (or forever) when the

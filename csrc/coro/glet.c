@@ -925,7 +925,7 @@ glet_has_links(PyObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     PyObject *links = GLET(self)->links;
-    return PyLong_FromSsize_t(links ? PyList_GET_SIZE(links) : 0);
+    return PyBool_FromLong(links != NULL && PyList_GET_SIZE(links) > 0);   /* gevent's: a bool */
 }
 
 static PyObject *

@@ -623,6 +623,27 @@ g_switch(pc_state *st, GreenletObject *target, PyObject *args, PyObject *kwargs)
     }
 }
 
+/* The greenlet a switch to g really goes to: g, or if g is dead its nearest parent that is not
+ * (NULL if there is none). */
+static GreenletObject *
+live_target(GreenletObject *g)
+{
+    while (g != NULL && STARTED(g) && !ACTIVE(g)) {
+        g = g->parent;
+    }
+    return g;
+}
+
+/* The switch arguments that hand the value of a GreenletExit (the instance) on to g: as greenlet
+ * does, a switch() that is waiting gets the instance, a run() that has not started yet is called
+ * with no arguments at all. New reference or NULL. */
+static PyObject *
+exit_value_args(GreenletObject *g, PyObject *value)
+{
+    GreenletObject *to = live_target(g);
+    return to != NULL && !STARTED(to) ? PyTuple_New(0) : PyTuple_Pack(1, value);
+}
+
 /* What a finished run() passes to the parent: its result, or for GreenletExit the exception
  * instance as a value; any other exception stays raised. */
 static PyObject *
@@ -731,7 +752,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     Py_XDECREF(run);
     /* greenlet hands a GreenletExit to the parent as the bare instance, not a 1-tuple of
      * arguments: a started parent's switch() returns it, an unstarted parent's run() is called
-     * with no arguments at all */
+     * with no arguments at all (the parent that takes it: the nearest one that is not dead) */
     int by_exit = result == NULL && PyErr_ExceptionMatches(st->GreenletExit);
     result = g_handle_exit(st, result);
 
@@ -740,7 +761,7 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
     pc_pystate_finish(&self->py, ts);
     for (GreenletObject *p = self->parent; p != NULL; p = p->parent) {
         PyObject *pass = result == NULL ? NULL
-                         : (by_exit && !STARTED(p)) ? PyTuple_New(0)
+                         : by_exit ? exit_value_args(p, result)
                          : PyTuple_Pack(1, result);
         Py_CLEAR(result);
         PyObject *r = g_switch(st, p, pass, NULL);
@@ -760,11 +781,20 @@ g_initialstub(GreenletObject *self, void *mark, payload_t *payload)
  * stacks in the middle of a collection, whose working lists have their heads in C-stack locals
  * that the switch swaps out. So, as with greenlet, a cycle through a suspended greenlet is kept
  * until the cycle is broken (or the greenlet finishes); a greenlet whose thread has ended can
- * never run again and is collectable. */
+ * never run again and is collectable.
+ *
+ * Except in that thread itself: the thread is marked ended as its thread state is cleared
+ * (on_thread_state_clear), and the rest of that clearing (thread-locals, the context) may run
+ * Python code and a collection in that thread, where G.main is still this greenlet's main
+ * greenlet and greenlet_finalize would kill it, switching stacks inside the collection (which
+ * crashed the collector). So, as with greenlet, whose thread state lives until then, a
+ * suspended greenlet is collectable only in other threads once its thread has ended; in its own
+ * thread it can still be killed, by its last reference going away, as in greenlet. */
 static int
 greenlet_is_gc(GreenletObject *self)
 {
-    return self->is_main || !ACTIVE(self) || thread_exited(self);
+    return self->is_main || !ACTIVE(self)
+           || (thread_exited(self) && self->main_greenlet != G.main);
 }
 
 static int
@@ -984,10 +1014,12 @@ throw_into(pc_state *st, GreenletObject *self, PyObject *exc)
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
     if (STARTED(self) && !ACTIVE(self)) {
-        /* dead: like greenlet, GreenletExit into a dead greenlet comes back as a value */
+        /* dead: like greenlet, GreenletExit into a dead greenlet comes back as a value; the
+         * nearest live parent gets it, and one not started yet has its run() called with no
+         * arguments, as when a greenlet dies of GreenletExit (g_initialstub) */
         PyObject *r = g_handle_exit(st, NULL);
         if (r != NULL) {
-            PyObject *pass = PyTuple_Pack(1, r);
+            PyObject *pass = exit_value_args(self, r);
             Py_DECREF(r);
             return pass ? g_switch(st, self, pass, NULL) : NULL;
         }

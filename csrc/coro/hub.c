@@ -156,7 +156,17 @@ static PyObject *timer_object_of(htimer_t *t);   /* the Timer object around a T_
 typedef struct {
     parked_t *rd, *wr;        /* the greenlets waiting to read / write */
     uint32_t registered;      /* events registered with epoll (0: not registered) */
+    uint64_t owner;           /* nonzero: a persistent registration (pc_hub_wait_io) for the
+                                 cooperative socket with this token: FD_PERSIST_EVENTS, kept
+                                 between waits until pc_hub_forget_fd; else level-triggered
+                                 for the waiters present, dropped when the last one leaves */
 } fdwatch_t;
+
+/* A persistent registration: both directions, edge-triggered. Its users wait only after a
+ * syscall said EAGAIN, in the same hub turn, so an edge can never be missed; an edge that comes
+ * while nobody waits is dropped by the loop and costs nothing later (no level-triggered
+ * repeats). */
+#define FD_PERSIST_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
 /* The hub's data. The Python-level hub (pyconc._core.Hub) is a greenlet -- its run() is the loop,
  * its parent the thread's main greenlet, as gevent's Hub -- and this struct lives in that object
@@ -627,6 +637,9 @@ static int
 fd_update(HubObject *hub, int fd)
 {
     fdwatch_t *fw = &hub->fds[fd];
+    if (fw->owner != 0) {
+        return 0;   /* persistent: stays as it is until pc_hub_forget_fd */
+    }
     uint32_t want = (fw->rd ? EPOLLIN : 0) | (fw->wr ? EPOLLOUT : 0);
     if (want == fw->registered) {
         return 0;
@@ -670,12 +683,14 @@ fd_forget(parked_t *p)
     if (fw->rd == NULL && fw->wr == NULL) {
         hub->nwatch--;
     }
-    PyObject *et, *ev, *etb;
-    PyErr_Fetch(&et, &ev, &etb);   /* a thrown exception being reported must survive */
-    if (fd_update(hub, p->fd) < 0) {
-        PyErr_Clear();   /* a stale registration only costs a spurious event, handled later */
+    if (fw->owner == 0) {   /* (a persistent registration stays: nothing to do) */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);   /* a thrown exception being reported must survive */
+        if (fd_update(hub, p->fd) < 0) {
+            PyErr_Clear();   /* a stale registration only costs a spurious event, handled later */
+        }
+        PyErr_Restore(et, ev, etb);
     }
-    PyErr_Restore(et, ev, etb);
     p->fd = -1;
 }
 
@@ -1315,6 +1330,8 @@ static const pc_hub_ops hub_ops = {
 
 /* -- sleep, idle, fd waits ------------------------------------------------------------------------ */
 
+static int park_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline);
+
 /* The hub of a caller that is about to yield: created if needed; an error for the hub itself. */
 static HubObject *
 yielding_hub(pc_state *st)
@@ -1360,9 +1377,18 @@ pc_hub_wait_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline)
                      "This socket is already used by another greenlet: %R", (*slot)->greenlet);
         return -1;
     }
+    if (fw->owner != 0) {
+        /* A persistent (edge-triggered) registration: this caller did not necessarily see
+         * EAGAIN first, so re-arm it: EPOLL_CTL_MOD reports a readiness that already holds. */
+        struct epoll_event ev = {.events = fw->registered, .data.fd = fd};
+        if (epoll_ctl(hub->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
+            fw->owner = 0;    /* closed (and maybe reused) behind our back: register anew */
+            fw->registered = 0;
+        }
+    }
     /* register first: an error (a bad fd) is reported before anything is parked */
     uint32_t want = fw->registered | ((events & EPOLLIN) ? EPOLLIN : EPOLLOUT);
-    if (want != fw->registered) {
+    if (fw->owner == 0 && want != fw->registered) {
         struct epoll_event ev = {.events = want, .data.fd = fd};
         int op = fw->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
         if (epoll_ctl(hub->epfd, op, fd, &ev) < 0 &&
@@ -1376,16 +1402,86 @@ pc_hub_wait_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline)
         }
         fw->registered = want;
     }
+    return park_fd(hub, fd, events, deadline);
+}
+
+/* Parks the caller as fd's waiter for events (fd reserved, its slot free, registered). */
+static int
+park_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline)
+{
+    fdwatch_t *fw = &hub->fds[fd];
     if (fw->rd == NULL && fw->wr == NULL) {
         hub->nwatch++;   /* partner: fd_forget when the last waiter of fd leaves */
     }
+    parked_t **slot = (events & EPOLLIN) ? &fw->rd : &fw->wr;
     int r = park(hub, NULL, deadline, 0, slot, fd, events);
-    if (r == PC_WAIT_ERROR && hub->fds != NULL && fd < hub->capfds && *slot == NULL &&
-            hub->fds[fd].rd == NULL && hub->fds[fd].wr == NULL && hub->nwatch > 0 &&
-            !PyErr_Occurred()) {
+    /* (the fds array may have moved while we were parked: no pointer into it survives) */
+    if (r == PC_WAIT_ERROR && !PyErr_Occurred() && hub->fds != NULL && fd < hub->capfds &&
+            hub->fds[fd].rd == NULL && hub->fds[fd].wr == NULL && hub->nwatch > 0) {
         hub->nwatch--;   /* park failed before the record took the slot */
     }
     return r == PC_WAIT_ERROR ? -1 : (r == PC_WAIT_WOKEN);
+}
+
+int
+pc_hub_wait_io(HubObject *hub, int fd, uint32_t events, pc_time_t deadline, uint64_t owner)
+{
+    if (hub->gen != pc_fork_generation) {
+        reset_after_fork(hub);
+    }
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "file descriptor cannot be a negative integer");
+        return -1;
+    }
+    if (fd >= hub->capfds && fds_reserve(hub, fd) < 0) {
+        return -1;
+    }
+    fdwatch_t *fw = &hub->fds[fd];
+    parked_t *other = (events & EPOLLIN) ? fw->rd : fw->wr;
+    if (other != NULL) {
+        PyErr_Format(hub->st->ConcurrentObjectUseError,
+                     "This socket is already used by another greenlet: %R", other->greenlet);
+        return -1;
+    }
+    if (fw->owner != owner) {
+        struct epoll_event ev = {.events = FD_PERSIST_EVENTS, .data.fd = fd};
+        int op = fw->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(hub->epfd, op, fd, &ev) < 0) {
+            int alt = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+            if (!((errno == ENOENT || errno == EEXIST) && epoll_ctl(hub->epfd, alt, fd, &ev) == 0)) {
+                if (errno == EPERM) {
+                    return 1;   /* a regular file: always ready, as poll() says */
+                }
+                PyErr_SetFromErrno(PyExc_OSError);
+                return -1;
+            }
+        }
+        fw->registered = FD_PERSIST_EVENTS;
+        fw->owner = owner;
+    }
+    return park_fd(hub, fd, events, deadline);
+}
+
+void
+pc_hub_forget_fd(HubObject *hub, int fd, uint64_t owner)
+{
+    if (hub->dead || hub->gen != pc_fork_generation || fd < 0 || fd >= hub->capfds) {
+        return;
+    }
+    fdwatch_t *fw = &hub->fds[fd];
+    if (fw->owner != owner || owner == 0) {
+        return;
+    }
+    fw->owner = 0;
+    /* back to the level-triggered registration of the waiters left (none: deleted) */
+    uint32_t want = (fw->rd ? EPOLLIN : 0) | (fw->wr ? EPOLLOUT : 0);
+    struct epoll_event ev = {.events = want, .data.fd = fd};
+    if (epoll_ctl(hub->epfd, want ? EPOLL_CTL_MOD : EPOLL_CTL_DEL, fd, &ev) < 0 || want == 0) {
+        fw->registered = 0;   /* already gone (closed), or deleted */
+    }
+    else {
+        fw->registered = want;
+    }
 }
 
 void
@@ -1394,13 +1490,25 @@ pc_hub_cancel_fd(HubObject *hub, int fd, PyObject *exc)
     if (fd < 0 || fd >= hub->capfds) {
         return;
     }
+    pc_hub_cancel_fd_events(hub, fd, EPOLLIN | EPOLLOUT, exc);
+}
+
+void
+pc_hub_cancel_fd_events(HubObject *hub, int fd, uint32_t events, PyObject *exc)
+{
+    if (fd < 0 || fd >= hub->capfds || hub->dead) {
+        return;
+    }
     fdwatch_t *fw = &hub->fds[fd];
-    parked_t *ps[2] = {fw->rd, fw->wr};
+    parked_t *ps[2] = {(events & EPOLLIN) ? fw->rd : NULL, (events & EPOLLOUT) ? fw->wr : NULL};
     for (int i = 0; i < 2; i++) {
         parked_t *p = ps[i];
         if (p != NULL && p->state == P_PARKED) {
             Py_XSETREF(p->exc, Py_NewRef(exc));
             make_ready(p, PC_WAIT_WOKEN);
+            /* it leaves fd's watch now, not when it runs: the descriptor is about to be closed,
+             * and its number may be waited on again before the woken greenlet runs */
+            fd_forget(p);
         }
     }
 }
@@ -2100,4 +2208,10 @@ pc_hub_install(PyObject *module, pc_state *st)
     }
     pc_hub = &hub_ops;
     return 0;
+}
+
+int
+pc_hub_alive(HubObject *hub)
+{
+    return !hub->dead;
 }

@@ -62,4 +62,22 @@ int pc_hub_wait_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline);
  * was closed in another greenlet")) and forgets fd's registration. */
 void pc_hub_cancel_fd(HubObject *hub, int fd, PyObject *exc);
 
+/* As pc_hub_cancel_fd, for the waiters of some directions only (EPOLLIN, EPOLLOUT or both):
+ * a socket's shutdown(SHUT_RD) wakes its reader only. The woken records leave fd's watch at
+ * once, so the descriptor may be closed and its number waited on again right away. */
+void pc_hub_cancel_fd_events(HubObject *hub, int fd, uint32_t events, PyObject *exc);
+
+/* The cooperative sockets' wait (csrc/io/socket.c), for a caller whose syscall on fd just said
+ * EAGAIN: as pc_hub_wait_fd, but fd stays registered with epoll after the wait, edge-triggered
+ * for both directions, on behalf of owner (a nonzero token unique to one socket object), so
+ * that the next wait costs no epoll_ctl. The owner must call pc_hub_forget_fd before it closes
+ * or detaches fd. Returns 1 ready, 0 timed out, -1 with an exception. */
+int pc_hub_wait_io(HubObject *hub, int fd, uint32_t events, pc_time_t deadline, uint64_t owner);
+
+/* Ends owner's persistent registration of fd (pc_hub_wait_io), if it has one. No exception. */
+void pc_hub_forget_fd(HubObject *hub, int fd, uint64_t owner);
+
+/* The hub is usable (not destroyed; its fork generation is current or it can be reset). */
+int pc_hub_alive(HubObject *hub);
+
 #endif /* PYCONC_HUB_H */

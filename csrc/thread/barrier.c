@@ -76,6 +76,22 @@ barrier_notify_all(BarrierObject *self)
     pc_waitlist_wake_n(&self->waiters, -1);
 }
 
+/* 3.13 added a check of parties to the stdlib's Barrier.__init__ ("parties must be > 0" in
+ * 3.13.0, "parties must be >= 1" in 3.13.18 and 3.14.10): whether it is there, and its message,
+ * are read from the running stdlib's threading.Barrier(0) once. Empty: no check. Written at
+ * module init, read-only afterwards. */
+static char parties_check[64] = "";
+
+static void
+probe_parties_check(void)
+{
+    PyObject *threading = PyImport_ImportModule("threading");
+    PyObject *r = threading ? PyObject_CallMethod(threading, "Barrier", "i", 0) : NULL;
+    pc_probe_message(PyExc_ValueError, parties_check, sizeof(parties_check));
+    Py_XDECREF(r);
+    Py_XDECREF(threading);
+}
+
 static int
 barrier_init(BarrierObject *self, PyObject *args, PyObject *kwds)
 {
@@ -83,6 +99,18 @@ barrier_init(BarrierObject *self, PyObject *args, PyObject *kwds)
     PyObject *argv[3];
     if (pc_parse_init_args("Barrier.__init__", args, kwds, names, 3, 3, 1, argv) < 0) {
         return -1;
+    }
+    if (parties_check[0] != '\0') {
+        /* 3.13's `if parties < 1: raise ValueError(...)`, first, with the object untouched */
+        PyObject *one = PyLong_FromLong(1);
+        int few = one ? PyObject_RichCompareBool(argv[0], one, Py_LT) : -1;
+        Py_XDECREF(one);
+        if (few != 0) {
+            if (few > 0) {
+                PyErr_SetString(PyExc_ValueError, parties_check);
+            }
+            return -1;
+        }
     }
     pc_state *st = pc_state_of_type(Py_TYPE(self));
     if (st == NULL) {
@@ -509,5 +537,6 @@ static PyType_Spec barrier_spec = {
 int
 pc_barrier_init_types(PyObject *module, pc_state *st)
 {
+    probe_parties_check();
     return pc_add_type(module, &barrier_spec, NULL, &st->Barrier_Type);
 }

@@ -12,7 +12,7 @@
  * State is protected by the GIL; notify() and wait() also require the caller to hold the lock.
  *
  * Life cycle. The stdlib's Condition is a Python class whose __init__ sets _lock, then acquire and
- * release, then _waiters; a method of an object whose __init__ did not run (or failed part way)
+ * release (and, from 3.14, locked), then _waiters; a method of an object whose __init__ did not run (or failed part way)
  * raises AttributeError naming the first attribute it misses. init_state mirrors that: NONE (no
  * _lock), LOCK (_lock set, __init__ failed before _waiters) and DONE. The wait list belongs to
  * the object from tp_new on and is never re-initialised: a second __init__ (which rebinds the
@@ -108,6 +108,13 @@ cond_init(ConditionObject *self, PyObject *args, PyObject *kwds)
     if (dict != NULL) {
         rc = PyDict_SetItemString(dict, "acquire", acq) < 0 ||
              PyDict_SetItemString(dict, "release", rel) < 0 ? -1 : 0;
+#if PY_VERSION_HEX >= 0x030E0000
+        if (rc == 0) {   /* 3.14 exports the lock's locked() too, right after release */
+            PyObject *locked = PyObject_GetAttrString(lock, "locked");
+            rc = locked == NULL || PyDict_SetItemString(dict, "locked", locked) < 0 ? -1 : 0;
+            Py_XDECREF(locked);
+        }
+#endif
     }
     if (rc == 0 || self->init_state == INIT_NONE) {
         /* The first __init__ keeps _lock even if it fails after setting it, as the stdlib's

@@ -238,6 +238,11 @@ static PyMethodDef lock_methods[] = {
     {"release", (PyCFunction)lock_release, METH_NOARGS,
      PyDoc_STR("Release the lock. RuntimeError if it is not locked.")},
     {"locked", (PyCFunction)lock_locked, METH_NOARGS, PyDoc_STR("Whether the lock is held.")},
+    /* the undocumented old names _thread's lock still has (its messages say acquire() too) */
+    {"acquire_lock", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
+     NULL},
+    {"release_lock", (PyCFunction)lock_release, METH_NOARGS, NULL},
+    {"locked_lock", (PyCFunction)lock_locked, METH_NOARGS, NULL},
     {"__enter__", (PyCFunction)lock_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))lock_exit, METH_FASTCALL, NULL},
     {"_is_owned", (PyCFunction)lock_is_owned, METH_NOARGS, NULL},

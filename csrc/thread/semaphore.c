@@ -285,9 +285,10 @@ sem_enter(SemaphoreObject *self, PyObject *Py_UNUSED(ignored))
 /* -- release ----------------------------------------------------------------------------------- */
 
 /* release(n), as the stdlib's: `n < 1` is a ValueError; BoundedSemaphore refuses
- * `value + n > initial value`; then value += n and up to n waiters are woken (the stdlib's
+ * `value + n > initial value`; then value += n and up to n waiters are woken (3.11's
  * `for i in range(n): notify()`, so an n that is not an integer raises TypeError -- after the
- * counter has grown, as there). nobj NULL means 1. 0 or -1. */
+ * counter has grown, as there; 3.13's `notify(n)` takes any number). nobj NULL means 1.
+ * 0 or -1. */
 static int
 sem_release_n(SemaphoreObject *self, PyObject *nobj)
 {
@@ -357,6 +358,31 @@ sem_release_obj(SemaphoreObject *self, PyObject *nobj)
     }
     set_counter(self, sum);
     sum = NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13's `self._cond.notify(n)`: `while waiters and n > 0: <wake one>; n -= 1`, so any
+     * number works (release(1.5) wakes two) and n is only looked at while someone waits */
+    if (self->waiters.head != NULL) {
+        Py_ssize_t k = 0;
+        index = Py_NewRef(n);
+        while (k < self->waiters.count) {
+            PyObject *zero = PyLong_FromLong(0);
+            int more = zero ? PyObject_RichCompareBool(index, zero, Py_GT) : -1;
+            Py_XDECREF(zero);
+            if (more <= 0) {
+                if (more < 0) {
+                    goto done;
+                }
+                break;
+            }
+            Py_SETREF(index, PyNumber_InPlaceSubtract(index, one));
+            if (index == NULL) {
+                goto done;
+            }
+            k++;
+        }
+        pc_waitlist_wake_n(&self->waiters, k);
+    }
+#else
     /* range(n): n must be an integer; the counter has grown already, as in the stdlib */
     index = PyNumber_Index(n);
     if (index == NULL) {
@@ -366,6 +392,7 @@ sem_release_obj(SemaphoreObject *self, PyObject *nobj)
         Py_ssize_t k = PyNumber_AsSsize_t(index, NULL);  /* clamped: more than waiters is all */
         pc_waitlist_wake_n(&self->waiters, k);
     }
+#endif
     rc = 0;
 done:
     Py_XDECREF(n);

@@ -29,6 +29,8 @@ typedef struct {
     PyObject *kwargs;          /* _kwargs; NULL once run() is done */
     PyObject *name;            /* str */
     PyObject *stderr_obj;      /* sys.stderr when constructed: the excepthook's fallback */
+    PyObject *context;         /* 3.14: the contextvars.Context run() runs in (given, or set
+                                * by start()); NULL before 3.14 */
     PyObject *active;          /* the module's active dict, set by start() (strong) */
     PyInterpreterState *interp;/* interpreter of the thread that called start() */
     unsigned long ident;       /* valid from start() */
@@ -84,6 +86,7 @@ thread_traverse(ThreadObject *self, visitproc visit, void *arg)
     Py_VISIT(self->kwargs);
     Py_VISIT(self->name);
     Py_VISIT(self->stderr_obj);
+    Py_VISIT(self->context);
     Py_VISIT(self->active);
     Py_VISIT(self->dict);
     return 0;
@@ -97,6 +100,7 @@ thread_clear(ThreadObject *self)
     Py_CLEAR(self->kwargs);
     Py_CLEAR(self->name);
     Py_CLEAR(self->stderr_obj);
+    Py_CLEAR(self->context);
     Py_CLEAR(self->active);
     Py_CLEAR(self->dict);
     return 0;
@@ -176,12 +180,24 @@ default_name(ThreadObject *self, PyObject *target)
     return PyUnicode_FromFormat("Thread-%lu", n);
 }
 
+/* 3.14 added the keyword-only `context`, the contextvars.Context that run() runs in, and names
+ * the OS thread after the Thread (_thread.set_name). */
+#if PY_VERSION_HEX >= 0x030E0000
+#define THREAD_CONTEXT 1
+#define THREAD_INIT_NAMES 7
+#else
+#define THREAD_CONTEXT 0
+#define THREAD_INIT_NAMES 6
+#endif
+
 static int
 thread_init(ThreadObject *self, PyObject *args, PyObject *kwds)
 {
-    static const char *const names[] = {"group", "target", "name", "args", "kwargs", "daemon"};
-    PyObject *argv[6];
-    if (pc_parse_init_args("Thread.__init__", args, kwds, names, 6, 5, 0, argv) < 0) {
+    static const char *const names[] = {"group", "target", "name", "args", "kwargs", "daemon",
+                                        "context"};
+    PyObject *argv[7] = {NULL};
+    if (pc_parse_init_args("Thread.__init__", args, kwds, names, THREAD_INIT_NAMES, 5, 0,
+                           argv) < 0) {
         return -1;
     }
     PyObject *group = argv[0] ? argv[0] : Py_None, *target = argv[1] ? argv[1] : Py_None;
@@ -224,6 +240,9 @@ thread_init(ThreadObject *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->kwargs, kw);
     Py_XSETREF(self->name, sname);
     Py_XSETREF(self->stderr_obj, Py_NewRef(err ? err : Py_None));
+#if THREAD_CONTEXT
+    Py_XSETREF(self->context, argv[6] == NULL || argv[6] == Py_None ? NULL : Py_NewRef(argv[6]));
+#endif
     self->daemon = d;
     self->initialized = 1;
     return self->args == NULL ? -1 : 0;
@@ -260,6 +279,43 @@ install_stdlib_hooks(void)
     }
     Py_DECREF(mod);
 }
+
+#if THREAD_CONTEXT
+/* 3.14's Thread._set_os_name(): _thread.set_name(name) for a non-empty name, an OSError
+ * ignored. Called in the thread itself. 0, or -1 with an exception. */
+static int
+set_os_name(ThreadObject *self)
+{
+    int named = self->name ? PyObject_IsTrue(self->name) : 0;
+    if (named <= 0) {
+        return named;
+    }
+    PyObject *mod = PyImport_ImportModule("_thread");
+    if (mod == NULL) {
+        return -1;
+    }
+    PyObject *set_name = PyObject_GetAttrString(mod, "set_name");
+    Py_DECREF(mod);
+    if (set_name == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();   /* a platform without it: the stdlib's _set_name is None */
+        return 0;
+    }
+    PyObject *r = PyObject_CallOneArg(set_name, self->name);
+    Py_DECREF(set_name);
+    if (r == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_OSError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+#endif
 
 static void
 invoke_excepthook(ThreadObject *self)
@@ -301,7 +357,17 @@ thread_bootstrap(void *arg)
     pc_waitlist_wake_n(&self->start_waiters, -1);
     install_stdlib_hooks();
 
+#if THREAD_CONTEXT
+    /* `self._set_os_name()`, then `self._context.run(self.run)` */
+    PyObject *r = NULL;
+    if (set_os_name(self) == 0) {
+        PyObject *run = PyObject_GetAttrString((PyObject *)self, "run");
+        r = run ? PyObject_CallMethod(self->context, "run", "O", run) : NULL;
+        Py_XDECREF(run);
+    }
+#else
     PyObject *r = PyObject_CallMethod((PyObject *)self, "run", NULL);
+#endif
     if (r == NULL) {
         invoke_excepthook(self);
     }
@@ -365,6 +431,24 @@ thread_start(ThreadObject *self, PyObject *Py_UNUSED(ignored))
     if (st == NULL) {
         return NULL;
     }
+#if THREAD_CONTEXT
+    if (self->context == NULL) {
+        /* no context given: sys.flags.thread_inherit_context says a copy of the caller's,
+         * else a new empty one */
+        PyObject *flags = PySys_GetObject("flags");  /* borrowed */
+        PyObject *inherit = flags ? PyObject_GetAttrString(flags, "thread_inherit_context")
+                                  : NULL;
+        int yes = inherit ? PyObject_IsTrue(inherit) : -1;
+        Py_XDECREF(inherit);
+        if (yes < 0) {
+            return NULL;
+        }
+        self->context = yes ? PyContext_CopyCurrent() : PyContext_New();
+        if (self->context == NULL) {
+            return NULL;
+        }
+    }
+#endif
     Py_XSETREF(self->active, Py_NewRef(st->active));
     self->interp = PyInterpreterState_Get();
     self->state = T_STARTED;
@@ -523,6 +607,11 @@ thread_set_name(ThreadObject *self, PyObject *value, void *Py_UNUSED(closure))
         return -1;
     }
     Py_XSETREF(self->name, s);
+#if THREAD_CONTEXT
+    if (self->state != T_INITIAL && self->ident == PyThread_get_thread_ident()) {
+        return set_os_name(self);   /* 3.14: the running thread renames its OS thread */
+    }
+#endif
     return 0;
 }
 
@@ -656,7 +745,13 @@ thread_repr(ThreadObject *self)
     return r;
 }
 
+/* The stdlib's Thread pickles its __dict__ until the first attribute that cannot be: the
+ * _tstate_lock's Event's lock up to 3.12, the _ThreadHandle from 3.13 on. */
+#if PY_VERSION_HEX >= 0x030D0000
+PC_NO_PICKLE(thread, "_thread._ThreadHandle")
+#else
 PC_NO_PICKLE(thread, "_thread.lock")
+#endif
 
 static PyMethodDef thread_methods[] = {
     {"start", (PyCFunction)thread_start, METH_NOARGS,
@@ -676,8 +771,44 @@ static PyMethodDef thread_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* _target, _args, _kwargs: plain attributes of the stdlib's Thread, absent before __init__ and
+ * after run() (the stdlib deletes them). Getters rather than T_OBJECT_EX members, whose
+ * AttributeError names the type by its qualified name from CPython 3.13.x on, where the
+ * stdlib's names it by its __name__. The closure is the field's offset. */
+static PyObject *
+thread_get_slot(ThreadObject *self, void *closure)
+{
+    PyObject *v = *(PyObject **)((char *)self + (size_t)closure);
+    if (v == NULL) {
+        pc_uninitialized((PyObject *)self,
+                         (size_t)closure == offsetof(ThreadObject, target) ? "_target" :
+                         (size_t)closure == offsetof(ThreadObject, args) ? "_args" : "_kwargs");
+        return NULL;
+    }
+    return Py_NewRef(v);
+}
+
+static int
+thread_set_slot(ThreadObject *self, PyObject *value, void *closure)
+{
+    PyObject **slot = (PyObject **)((char *)self + (size_t)closure);
+    if (value == NULL && *slot == NULL) {
+        PyObject *r = thread_get_slot(self, closure);   /* the AttributeError */
+        Py_XDECREF(r);
+        return -1;
+    }
+    Py_XSETREF(*slot, Py_XNewRef(value));
+    return 0;
+}
+
 static PyGetSetDef thread_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"_target", (getter)thread_get_slot, (setter)thread_set_slot, NULL,
+     (void *)offsetof(ThreadObject, target)},
+    {"_args", (getter)thread_get_slot, (setter)thread_set_slot, NULL,
+     (void *)offsetof(ThreadObject, args)},
+    {"_kwargs", (getter)thread_get_slot, (setter)thread_set_slot, NULL,
+     (void *)offsetof(ThreadObject, kwargs)},
     {"name", (getter)thread_get_name, (setter)thread_set_name, NULL, NULL},
     {"daemon", (getter)thread_get_daemon, (setter)thread_set_daemon, NULL, NULL},
     {"ident", (getter)thread_get_ident, NULL, NULL, NULL},
@@ -686,9 +817,6 @@ static PyGetSetDef thread_getset[] = {
 };
 
 static PyMemberDef thread_members[] = {
-    {"_target", T_OBJECT_EX, offsetof(ThreadObject, target), 0, NULL},
-    {"_args", T_OBJECT_EX, offsetof(ThreadObject, args), 0, NULL},
-    {"_kwargs", T_OBJECT_EX, offsetof(ThreadObject, kwargs), 0, NULL},
     {"_stderr", T_OBJECT, offsetof(ThreadObject, stderr_obj), READONLY, NULL},
     {"__dictoffset__", T_PYSSIZET, offsetof(ThreadObject, dict), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(ThreadObject, weakreflist), READONLY, NULL},

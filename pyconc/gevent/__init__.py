@@ -26,3 +26,10 @@ __all__ = ['Greenlet', 'GreenletExit', 'Timeout', 'get_hub', 'getcurrent', 'gets
            'idle', 'iwait', 'joinall', 'kill', 'killall', 'reinit', 'setswitchinterval',
            'signal_handler', 'sleep', 'spawn', 'spawn_later', 'spawn_raw', 'wait',
            'with_timeout']
+
+try:
+    from .os import fork   # gevent.fork: os.fork, and a fresh hub in the child
+except ImportError:   # pragma: no cover (no fork on this platform)
+    pass
+else:
+    __all__.append('fork')

@@ -56,8 +56,8 @@ class IMapUnordered(Greenlet):
         self._zipped = _zipped
         self.queue = _ResultQueue()
         # bounds the results spawned and not yet read (see the module docstring)
-        self._result_semaphore = Semaphore(maxsize) if maxsize else None
-        self._outstanding_tasks = 0     # spawned, outcome not queued yet
+        self._window = Semaphore(maxsize) if maxsize else None
+        self._running = 0               # spawned, outcome not queued yet
         self._max_index = -1            # index of the last item spawned
         self._input_done = False        # the input is exhausted (normally)
         self.finished = False           # the final marker is queued
@@ -69,8 +69,9 @@ class IMapUnordered(Greenlet):
     def __next__(self):
         if self._exhausted:
             raise StopIteration
-        if self._result_semaphore is not None:
-            self._result_semaphore.release()
+        window = self._window
+        if window is not None:
+            window.release()   # one more result may be spawned ahead of the reader
         value = self._inext()
         if type(value) is _Failure:
             if type(value.exc) is StopIteration:
@@ -89,15 +90,14 @@ class IMapUnordered(Greenlet):
         try:
             func = self.func
             spawn = self.spawn
-            sem = self._result_semaphore
+            window = self._window
             zipped = self._zipped
             link = self._on_result
-            for item in self.iterable:
-                index = self._max_index + 1
-                if sem is not None:
-                    sem.acquire()
+            for index, item in enumerate(self.iterable):
+                if window is not None:
+                    window.acquire()
                 task = spawn(func, *item) if zipped else spawn(func, item)
-                self._outstanding_tasks += 1
+                self._running += 1
                 task._imap_task_index = index
                 task.rawlink(link)
                 # counted once spawned: if spawn() raised, the failure takes this index
@@ -120,15 +120,15 @@ class IMapUnordered(Greenlet):
             self.queue.put(self._outcome_of_input_failure(exc))
             return
         self._input_done = True
-        if self._outstanding_tasks <= 0:
+        if not self._running:
             self.finished = True
             self.queue.put(self._outcome_of_end())
 
     # -- the tasks' links (in the hub greenlet)
 
     def _on_result(self, task):
-        self._outstanding_tasks -= 1
-        last = self._input_done and self._outstanding_tasks <= 0 and not self.finished
+        self._running -= 1
+        last = self._input_done and not self._running and not self.finished
         if last:
             self.finished = True
         if task.successful():
@@ -160,7 +160,7 @@ class IMap(IMapUnordered):
     def __init__(self, *args, **kwargs):
         self._results = {}   # index -> outcome, finished ahead of their turn
         self.index = 0       # the index the reader wants next
-        IMapUnordered.__init__(self, *args, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def _inext(self):
         want = self.index

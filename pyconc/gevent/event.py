@@ -1,169 +1,185 @@
 """pyconc.gevent.event -- Event and AsyncResult.
 
-Event is pyconc's C Event (the same object as pyconc.threading.Event's type underneath, so a
-greenlet, a plain thread or another thread's hub can wait on it) with gevent's additions:
-rawlink/unlink (callbacks run in the hub), ready(), isSet(). AsyncResult is an Event that carries
-a value or an exception."""
+Event is pyconc's C Event (the type under pyconc.threading.Event too), so a greenlet, a plain
+thread or another thread's hub can wait on the same object; this face adds gevent's API around
+it: rawlink/unlink (callbacks run in the linking thread's hub, see _links), ready(), isSet(), and
+waits that accept a Timeout object. AsyncResult is an Event that also carries the outcome, a value
+or an exception, for get() to return or raise."""
 from .. import _core
 from ._links import Linkable
 from .timeout import Timeout, _timeout_call
 
 __all__ = ['Event', 'AsyncResult']
 
+_event_wait = _core.Event.wait
+
 
 class Event(Linkable, _core.Event):
     """A flag that greenlets (and threads) can wait for."""
 
-    hub = None   # the hub of the thread that waited on it last (gevent's owner hub)
+    hub = None   # the hub of the last thread that waited (gevent's owner hub)
 
     def __init__(self):
         _core.Event.__init__(self)
 
     def _capture_hub(self):
-        # as gevent's: a wait creates this thread's hub, so that the wait yields to it (and
-        # LoopExit applies when nothing could ever set the flag). Unlike gevent's, an object
-        # owned by one thread's hub may be waited on from another: the C wait crosses threads.
+        # A wait makes this thread's hub, if it has none, so that the wait yields to it (and
+        # LoopExit is raised when nothing is left that could set the flag). The owner is only
+        # recorded: the C wait works across threads whichever hub owns the object.
         hub = _core.get_hub()
-        owner = self.hub
-        if owner is None or owner.destroyed:
+        if self.hub is None or self.hub.destroyed:
             self.hub = hub
+
+    def __repr__(self):
+        cls = type(self)
+        state = 'set' if self.is_set() else 'clear'
+        return (f'<{cls.__module__}.{cls.__name__} at {id(self):#x} {state} '
+                f'_links[{self.linkcount()}]>')
+
+    __str__ = __repr__
+
+    def ready(self):
+        """True once the flag is set."""
+        return self.is_set()
 
     def _links_ready(self):
         return self.is_set()
 
-    def __str__(self):
-        return '<%s.%s at 0x%x %s _links[%s]>' % (
-            type(self).__module__, type(self).__name__, id(self),
-            'set' if self.is_set() else 'clear', self.linkcount())
-
-    __repr__ = __str__
-
     def isSet(self):
         return self.is_set()
 
-    def ready(self):
-        return self.is_set()
-
     def wait(self, timeout=None):
-        """Wait until the flag is set or the timeout (a number or a Timeout); return the flag
-        (True if a set() woke us)."""
+        """Block until the flag is set or the timeout (seconds, or a Timeout object) passes;
+        return the flag as it is then."""
         self._capture_hub()
-        if isinstance(timeout, Timeout):
-            return _timeout_call(timeout, _core.Event.wait, self)
-        return _core.Event.wait(self, timeout)
+        return _timeout_call(timeout, _event_wait, self)
 
     def set(self):
-        """Set the flag; wake every waiter; schedule the links."""
+        """Set the flag: every waiter wakes, the links are scheduled."""
         _core.Event.set(self)
         if '_links' in self.__dict__:
             self._check_and_notify()
 
     def _reset_internal_locks(self):
-        pass
+        # threading's after-fork code of older versions calls this on a Thread's _started;
+        # the C Event needs nothing
+        return None
 
 
-_NONE = object()
+_UNSET = object()   # no value stored (None is a value)
 
 
 class AsyncResult(Event):
-    """A one-time event that stores a value or an exception."""
+    """A result that arrives later, once: set() stores a value, set_exception() an exception;
+    get() returns the one or raises the other, waiting until there is one. Also usable as a
+    Greenlet link and, through result()/done()/..., where a future is expected."""
 
     def __init__(self):
         Event.__init__(self)
-        self._value = _NONE
+        self._value = _UNSET
         self._exc_info = ()
 
-    @property
-    def _exception(self):
-        return self._exc_info[1] if self._exc_info else _NONE
-
-    @property
-    def value(self):
-        """The stored value, or None."""
-        return self._value if self._value is not _NONE else None
-
-    @property
-    def exc_info(self):
-        """The (type, value, tb) of a stored exception, else ()."""
-        return self._exc_info
-
-    def __str__(self):
-        result = '<%s ' % (type(self).__name__, )
-        if self.value is not None or self._exception is not _NONE:
-            result += 'value=%r ' % self.value
-        if self._exception is not None and self._exception is not _NONE:
-            result += 'exception=%r ' % self._exception
-        if self._exception is _NONE:
-            result += 'unset '
-        return result + ' _links[%s]>' % self.linkcount()
-
-    __repr__ = __str__
+    # -- the outcome
 
     def ready(self):
         """True once a value or an exception is stored."""
-        return bool(self._exc_info) or self._value is not _NONE
+        return self._value is not _UNSET or bool(self._exc_info)
 
     def _links_ready(self):
         return self.ready()
 
     def successful(self):
-        """True if a value (not an exception) is stored."""
-        return self._value is not _NONE
+        """True if a value was stored."""
+        return self._value is not _UNSET
+
+    @property
+    def value(self):
+        """The value stored, else None."""
+        value = self._value
+        return None if value is _UNSET else value
+
+    @property
+    def exc_info(self):
+        """(type, exception, traceback) of the exception stored, else ()."""
+        return self._exc_info
 
     @property
     def exception(self):
-        """The stored exception, or None."""
+        """The exception stored, else None."""
+        return self._exc_info[1] if self._exc_info else None
+
+    def __repr__(self):
+        # gevent's layout: "unset" is shown whenever no exception is stored (even next to a
+        # value), and the value whenever it is not None or an exception is stored
+        words = [type(self).__name__]
+        value = self.value
         if self._exc_info:
-            return self._exc_info[1]
-        return None
+            words.append(f'value={value!r}')
+            if self._exc_info[1] is not None:
+                words.append(f'exception={self._exc_info[1]!r}')
+        else:
+            if value is not None:
+                words.append(f'value={value!r}')
+            words.append('unset')
+        return f"<{' '.join(words)}  _links[{self.linkcount()}]>"
+
+    __str__ = __repr__
+
+    # -- storing it
 
     def set(self, value=None):
-        """Store the value and wake everyone waiting."""
+        """Store value and wake everyone waiting."""
         self._value = value
         Event.set(self)
 
     def set_exception(self, exception, exc_info=None):
-        """Store the exception (and its exc_info for the traceback) and wake everyone."""
-        if exc_info:
-            self._exc_info = (exc_info[0], exc_info[1], exc_info[2])
-        else:
-            self._exc_info = (type(exception), exception, None)
+        """Store exception (with exc_info, the traceback get() re-raises it with) and wake
+        everyone waiting."""
+        self._exc_info = (tuple(exc_info[:3]) if exc_info
+                          else (type(exception), exception, None))
         Event.set(self)
 
+    def __call__(self, source):
+        """As a link (glet.link(result)): store the outcome of the finished source."""
+        if source.successful():
+            self.set(source.value)
+        else:
+            self.set_exception(source.exception, getattr(source, 'exc_info', None))
+
+    # -- reading it
+
     def _raise_exception(self):
-        t, v, tb = self._exc_info
-        raise v.with_traceback(tb)
+        exc, tb = self._exc_info[1:]
+        raise exc.with_traceback(tb)
+
+    def _outcome(self):
+        if self._value is _UNSET:
+            self._raise_exception()
+        return self._value
 
     def get(self, block=True, timeout=None):
-        """The value, or the exception raised again; wait for one if block (Timeout after
-        timeout)."""
-        if self._value is not _NONE:
-            return self._value
-        if self._exc_info:
-            return self._raise_exception()
-        if not block:
-            raise Timeout()
-        self._capture_hub()
-        if not _timeout_call(timeout, _core.Event.wait, self) and not self.ready():
-            raise Timeout(timeout)   # the timeout that expired, as gevent's
-        return self.get(block=False)
+        """Return the value or raise the exception; if there is none yet, wait for one
+        (block=False, or the timeout passing: Timeout)."""
+        if not self.ready():
+            if not block:
+                raise Timeout()
+            self._capture_hub()
+            if not _timeout_call(timeout, _event_wait, self) and not self.ready():
+                raise Timeout(timeout)   # gevent raises a Timeout of the time that passed
+        return self._outcome()
 
     def get_nowait(self):
         return self.get(block=False)
 
     def wait(self, timeout=None):
-        """Wait until ready (or the timeout); return the value (None after an exception)."""
+        """Block until the outcome is stored or the timeout passes; return the value (None
+        when it is an exception or nothing came)."""
         if not self.ready():
             self._capture_hub()
-            _timeout_call(timeout, _core.Event.wait, self)
+            _timeout_call(timeout, _event_wait, self)
         return self.value
 
-    def __call__(self, source):
-        """As a link target: take the outcome of a finished Greenlet."""
-        if source.successful():
-            self.set(source.value)
-        else:
-            self.set_exception(source.exception, getattr(source, 'exc_info', None))
+    # -- concurrent.futures-like names
 
     def result(self, timeout=None):
         return self.get(timeout=timeout)

@@ -5,8 +5,20 @@ the event loop, and whose parent is the thread's main greenlet, as gevent's. Unl
 it is the same loop that every pyconc primitive waits through: a greenlet blocked in a
 pyconc.threading Lock, Event, Condition or Semaphore, or a pyconc.queue Queue, parks in its hub
 and the others run; a plain thread or another thread's hub can wake it.
+
+What lives here, in Python: the error reporting of the Hub class (the C loop calls
+hub.handle_error for anything that escapes into it), a few lazily made per-hub objects (its
+thread pool, its ident registry), Hub.join/wait, the Waiter hand-off object, and the signal
+watcher.
+
+Ownership: a hub and everything hanging off it belong to the thread that runs it; nothing here
+takes a lock.
 """
+import pprint   # imported up front: an error report must not need to open files (EMFILE)
 import sys
+import time
+import traceback
+from sys import getswitchinterval, setswitchinterval
 
 from .. import _core
 from ..greenlet import GreenletExit, getcurrent, greenlet
@@ -21,193 +33,248 @@ __all__ = ['getcurrent', 'GreenletExit', 'spawn_raw', 'sleep', 'kill', 'signal',
 spawn_raw = _core.spawn_raw
 idle = _core.idle
 get_hub_if_exists = _core._get_hub_if_exists
-_sleep = _core.sleep
+_c_sleep = _core.sleep
+_c_get_hub = _core.get_hub
 
 
 def get_hub(*args, **kwargs):
-    """Return the hub of the current thread, creating it if necessary."""
-    return _core.get_hub()
+    """This thread's hub (made now if the thread has none). Arguments are accepted and ignored,
+    as gevent's are."""
+    return _c_get_hub()
 
 
 def sleep(seconds=0, ref=True):
-    """Put the current greenlet to sleep for at least *seconds*; sleep(0) (or a negative value)
-    yields to every greenlet that was ready before it, once."""
-    _sleep(seconds)
+    """Park the calling greenlet for `seconds`. Zero or less just lets every greenlet that was
+    already ready run once before this one continues."""
+    _c_sleep(seconds)
 
 
 def kill(greenlet, exception=GreenletExit):
-    """Kill greenlet asynchronously. The current greenlet is not unscheduled."""
-    if not greenlet.dead:
-        if hasattr(greenlet, 'kill'):
-            greenlet.kill(exception=exception, block=False)
-        else:
-            get_hub().loop.run_callback(greenlet.throw, exception)
+    """Ask `greenlet` to die of `exception` without waiting for it. A Greenlet gets
+    kill(block=False); a raw greenlet has the exception thrown in by the hub at its next turn.
+    A dead one is left alone."""
+    if greenlet.dead:
+        return
+    try:
+        nonblocking_kill = greenlet.kill
+    except AttributeError:
+        get_hub().loop.run_callback(greenlet.throw, exception)
+    else:
+        nonblocking_kill(exception=exception, block=False)
 
 
 def reinit(hub=None):
-    """Prepare the hub for use in a forked child: pyconc does this by itself (the child's hub is
-    started afresh at its first use), so this is accepted and does nothing more."""
+    """Accepted for gevent's API. After a fork the child's hub is rebuilt by pyconc on first
+    use, so there is nothing left to do here."""
 
 
-class _readproperty:
-    """A non-data descriptor: computed until an instance attribute of the same name is set
-    (gevent's readproperty)."""
+class _DefaultUntilSet:
+    """Decorator for a computed attribute that an instance may override by plain assignment.
 
-    def __init__(self, func):
-        self.func = func
-        self.__doc__ = func.__doc__
+    Being a non-data descriptor, it loses to the instance __dict__: until something is
+    assigned, every read calls the function again (nothing is cached); after an assignment the
+    assigned value is what reads return, and deleting it brings the computed value back."""
 
-    def __get__(self, inst, cls):
-        if inst is None:
-            return self
-        return self.func(inst)
+    def __init__(self, compute):
+        self._compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else self._compute(obj)
 
 
-def _gmctime():
-    import time
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def _lazy_hub_attr(hub, key, make):
+    """hub.__dict__[key], made by make() on first use (and again if it was set to None)."""
+    found = hub.__dict__.get(key)
+    if found is None:
+        found = hub.__dict__[key] = make()
+    return found
+
+
+def _utc_stamp():
+    # the timestamp that opens gevent's "<context> failed with <Error>" line
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+
+
+def _new_hub_number():
+    Hub._hub_counter += 1
+    return Hub._hub_counter
 
 
 class Hub(_core.Hub):
     """The hub of one OS thread: a greenlet whose run() is the event loop (in C). Instances are
     made by get_hub(); there is one per thread."""
 
-    #: raised into the loop, these go on to the main greenlet (the hub's parent)
-    SYSTEM_ERROR = (KeyboardInterrupt, SystemExit, SystemError)
-    #: raised into the loop, these are not errors: they are not printed
-    NOT_ERROR = (GreenletExit, SystemExit)
+    # Both tuples are read by the C loop from the class (a subclass or a test may replace them):
+    # errors of these classes are passed on to the main greenlet ...
+    SYSTEM_ERROR = KeyboardInterrupt, SystemExit, SystemError
+    # ... and these are normal ways for a greenlet to end: nothing is printed for them.
+    NOT_ERROR = GreenletExit, SystemExit
+
     threadpool_size = 10
     name = ''
-    periodic_monitoring_thread = None
-    _hub_counter = 0
+    periodic_monitoring_thread = None   # gevent's monitor thread: pyconc has none
+    _hub_counter = 0    # (gevent's class attribute) how many hubs have been numbered
+    _threadpool = None  # gevent's slot for the lazily made pool; set in __dict__ once made
 
     @property
     def minimal_ident(self):
-        """A small integer identifying the hub: 1 for the first hub made, and so on (numbered
-        when first asked for; gevent numbers them when they are made)."""
-        ident = self.__dict__.get('_minimal_ident')
-        if ident is None:
-            Hub._hub_counter += 1
-            ident = self.__dict__['_minimal_ident'] = Hub._hub_counter
-        return ident
+        """A small integer naming this hub: the first hub asked gets 1, the next 2, and so on."""
+        return _lazy_hub_attr(self, '_minimal_ident', _new_hub_number)
 
     @property
     def ident_registry(self):
-        reg = self.__dict__.get('_ident_registry')
-        if reg is None:
-            reg = self.__dict__['_ident_registry'] = IdentRegistry()
-        return reg
+        """Hands out the small per-hub numbers of Greenlet.minimal_ident."""
+        return _lazy_hub_attr(self, '_ident_registry', IdentRegistry)
 
     @property
     def main_hub(self):
-        """Is this the hub of the main thread?"""
+        """True for the hub of the interpreter's main thread."""
         import threading
-        return self.thread_ident == threading.main_thread().ident
+        return threading.main_thread().ident == self.thread_ident
 
-    @_readproperty
+    @_DefaultUntilSet
     def exception_stream(self):
-        """Where errors are printed: sys.stderr unless assigned (a false value: nowhere)."""
-        return sys.stderr if sys else None
+        """The stream error reports go to: sys.stderr, looked up at each report, unless an
+        instance value is assigned (a false one silences the reports)."""
+        return getattr(sys, 'stderr', None)   # (sys may be None late in interpreter shutdown)
 
-    def _get_threadpool(self):
-        pool = self.__dict__.get('_threadpool')
-        if pool is None:
-            from .threadpool import ThreadPool
-            pool = self.__dict__['_threadpool'] = ThreadPool(self.threadpool_size, hub=self)
-        return pool
+    @property
+    def threadpool(self):
+        """This hub's ThreadPool (threadpool_size threads at most), made on first use."""
+        return _lazy_hub_attr(self, '_threadpool', self._make_threadpool)
 
-    def _set_threadpool(self, value):
-        self.__dict__['_threadpool'] = value
+    @threadpool.setter
+    def threadpool(self, pool):
+        self.__dict__['_threadpool'] = pool
 
-    def _del_threadpool(self):
+    @threadpool.deleter
+    def threadpool(self):
         pool = self.__dict__.pop('_threadpool', None)
         if pool is not None:
             pool.kill()
 
-    threadpool = property(_get_threadpool, _set_threadpool, _del_threadpool)
+    def _make_threadpool(self):
+        from .threadpool import ThreadPool
+        return ThreadPool(self.threadpool_size, hub=self)
+
+    @property
+    def resolver(self):
+        """Name resolution for pyconc.gevent.socket, made on first use: lookups run in this
+        hub's thread pool (gevent's default "thread" resolver)."""
+        return _lazy_hub_attr(self, '_resolver', self._make_resolver)
+
+    @resolver.setter
+    def resolver(self, value):
+        self.__dict__['_resolver'] = value
+
+    @resolver.deleter
+    def resolver(self):
+        self.__dict__.pop('_resolver', None)
+
+    def _make_resolver(self):
+        from .resolver_thread import Resolver
+        return Resolver(hub=self)
+
+    # -- error reporting (the C loop calls handle_error for whatever escapes into it)
 
     def _normalize_exception(self, t, v, tb):
-        # as gevent's: all None means the exception being handled; a string value (what C
-        # code may raise) becomes an instance of t
-        if (t, v, tb) == (None, None, None):
-            t, v, tb = sys.exc_info()
+        # (kept under gevent's name: gevent.testing's QuietHub calls it)
+        # Three Nones stand for the exception being handled; a value given as a string (as C
+        # code may pass it) is made into an instance of its class.
+        if t is None and v is None and tb is None:
+            return sys.exc_info()
         if isinstance(v, str):
             v = t(v)
         return t, v, tb
 
     def handle_error(self, context, type, value, tb):
-        """Report an error that escaped into the loop from context (a greenlet, a callback, ...;
-        None: the loop itself). Printed unless NOT_ERROR; a SYSTEM_ERROR, or any error of the
-        loop itself, then goes on to the main greenlet (handle_system_error). An instance may
-        replace it by assigning its handle_error; it must not raise."""
-        type, value, tb = self._normalize_exception(type, value, tb)
-        if type is HubDestroyed:
-            raise value.with_traceback(tb)
-        if not issubclass(type, self.NOT_ERROR):
-            self.print_exception(context, type, value, tb)
-        if context is None or issubclass(type, self.SYSTEM_ERROR):
-            self.handle_system_error(type, value, tb)
+        """Deal with an error that escaped into the loop from `context` (the greenlet or callback
+        it came from; None when it is the loop's own). Anything but a NOT_ERROR is printed.
+        A SYSTEM_ERROR, or any error without a context, is then raised in the main greenlet
+        (handle_system_error). Instances may assign their own handle_error; it must not raise."""
+        etype, evalue, etb = self._normalize_exception(type, value, tb)
+        if etype is HubDestroyed:
+            raise evalue.with_traceback(etb)
+        if not issubclass(etype, self.NOT_ERROR):
+            self.print_exception(context, etype, evalue, etb)
+        fatal = context is None or issubclass(etype, self.SYSTEM_ERROR)
+        if fatal:
+            self.handle_system_error(etype, evalue, etb)
 
     def handle_system_error(self, type, value, tb=None):
-        """Raise the error in the main greenlet (the hub's parent). From another greenlet, that
-        greenlet is resumed later from the hub if the main greenlet handles it and goes on."""
-        current = getcurrent()
-        if current is self or current is self.parent or self.destroyed:
-            self.parent.throw(type, value, tb)
+        """Raise the error in the main greenlet (the hub's parent). Called from some other
+        greenlet, that greenlet is switched back to later, from a hub callback, if the main
+        greenlet survives the error and lets the hub run again."""
+        caller = getcurrent()
+        main = self.parent
+        if caller is self or caller is main or self.destroyed:
+            main.throw(type, value, tb)
             return
-        pending = [True]
+        waiting = True
 
-        def resume():
-            if pending[0]:
-                pending[0] = False
-                current.switch()
+        def resume_caller():
+            nonlocal waiting
+            if waiting:
+                waiting = False
+                caller.switch()
+
         try:
-            self.loop.run_callback(resume)
-        except BaseException:   # as gevent: printed, and the error still goes to main
-            import traceback
-            traceback.print_exc(file=self.exception_stream)
+            self.loop.run_callback(resume_caller)
+        except BaseException:
+            # reported, and the error still goes to the main greenlet below
+            self._print_current_exception()
         try:
-            self.parent.throw(type, value, tb)
+            main.throw(type, value, tb)
         finally:
-            pending[0] = False
+            waiting = False
 
     def print_exception(self, context, t, v, tb):
-        """gevent's report: the traceback, a UTC timestamp, then '<context> failed with
-        <ExceptionName>' (or just the timestamp when context is None)."""
-        errstream = self.exception_stream
-        if not errstream:
+        """gevent's error report on exception_stream: the traceback, then a UTC timestamp and,
+        when there is a context, '<context> failed with <ErrorName>' and a blank line."""
+        out = self.exception_stream
+        if not out:
             return
-        import traceback
-        t, v, tb = self._normalize_exception(t, v, tb)
-        if v is None:
-            errstream.write('%s\n' % t.__name__)
+        etype, evalue, etb = self._normalize_exception(t, v, tb)
+        if evalue is None:
+            out.write(etype.__name__ + '\n')
         else:
-            traceback.print_exception(t, v, tb, file=errstream)
-        del tb
+            traceback.print_exception(etype, evalue, etb, file=out)
+        del etb, tb
         try:
-            errstream.write(_gmctime())
-            errstream.write(' ' if context is not None else '\n')
-        except Exception:   # as gevent: printing must not fail
-            pass
-        if context is not None:
-            if not isinstance(context, str):
-                try:
-                    import pprint
-                    context = pprint.saferepr(context)
-                except Exception:
-                    traceback.print_exc(file=self.exception_stream)
-                    context = repr(context)
-            errstream.write('%s failed with %s\n\n' % (context, getattr(t, '__name__', 'exception')))
+            out.write(_utc_stamp() + ('\n' if context is None else ' '))
+        except Exception:
+            pass    # a report must never fail
+        if context is None:
+            return
+        out.write('%s failed with %s\n\n' % (self._describe_context(context),
+                                              getattr(etype, '__name__', 'exception')))
+
+    def _describe_context(self, context):
+        if isinstance(context, str):
+            return context
+        try:
+            return pprint.saferepr(context)
+        except Exception:
+            self._print_current_exception()
+            return repr(context)
+
+    def _print_current_exception(self):
+        # a failure while reporting: its own traceback goes to the same stream
+        stream = self.exception_stream
+        traceback.print_exc(file=stream)
+
+    # -- waiting
 
     def wait(self, watcher):
-        """Wait until the watcher (a timer of this hub) fires."""
-        waiter = Waiter(self)
-        watcher.start(waiter.switch, waiter)
+        """Park the calling greenlet until `watcher` (a timer of this hub) fires."""
+        parked = Waiter(self)
+        watcher.start(parked.switch, parked)
         try:
-            result = waiter.get()
-            if result is not waiter:
+            woken_by = parked.get()
+            if woken_by is not parked:
                 raise InvalidSwitchError('Invalid switch into %s: got %r (expected %r)'
-                                         % (getcurrent(), result, waiter))
+                                         % (getcurrent(), woken_by, parked))
         finally:
             watcher.stop()
 
@@ -218,31 +285,31 @@ class Hub(_core.Hub):
         _core.Hub.destroy(self)
 
     def join(self, timeout=None):
-        """Wait for the event loop to finish: until no greenlet, timer or watcher is left.
-        Returns True when it finished, False if the timeout expired first."""
+        """From the main greenlet: run the loop until it has nothing left (greenlets, timers,
+        watchers) -- True -- or until `timeout` seconds passed -- False."""
         if getcurrent() is not self.parent:
             raise AssertionError("only possible from the MAIN greenlet")
         if self.dead:
             return True
-        waiter = Waiter(self)
-        t = None
+        wake = Waiter(self)
+        alarm = None
         if timeout is not None:
-            t = self.loop.timer(timeout, ref=False)
-            t.start(waiter.switch, None)
+            alarm = self.loop.timer(timeout, ref=False)   # must not keep the loop going
+            alarm.start(wake.switch, None)
         try:
-            try:
-                waiter.get()
-            except LoopExit:
-                return True
+            wake.get()
+        except LoopExit:
+            return True      # the loop ran out of work while we were parked
         finally:
-            if t is not None:
-                t.stop()
-                t.close()
+            if alarm is not None:
+                alarm.stop()
+                alarm.close()
         return False
 
     def __repr__(self):
-        return '<%s %r at 0x%x %s>' % (type(self).__name__, self.name, id(self),
-                                       _core.Hub.__repr__(self).split(' ', 3)[-1].rstrip('>'))
+        # the C repr is '<Hub at 0x... <loop details>>': keep the details, add the name
+        details = _core.Hub.__repr__(self).rstrip('>').split(' ', 3)[-1]
+        return '<%s %r at 0x%x %s>' % (type(self).__name__, self.name, id(self), details)
 
 
 _core._set_hub_class(Hub)
@@ -264,77 +331,94 @@ def set_default_hub_class(hubtype):
     _hub_class = hubtype
 
 
-def _hub_ident_registry(hub):
-    return hub.ident_registry
+_EMPTY = object()      # Waiter._outcome before anything arrived
+_VALUE = object()      # Waiter._outcome once a value arrived (it is in .value)
 
 
 class Waiter:
-    """gevent's Waiter: a one-shot hand-off from the hub to one greenlet. switch(value) and
-    throw(*exc) may be called before get(); the value is kept for it."""
+    """A single hand-off from the hub to one greenlet (gevent's Waiter).
 
-    __slots__ = ('hub', 'greenlet', 'value', '_exception')
+    The greenlet calls get() and parks in the hub; a hub callback later calls switch(value) or
+    throw(*exc) to resume it with a result or an exception. Either may come first: a result
+    delivered before get() is kept, and get() returns (or raises) it at once."""
+
+    __slots__ = ('hub', 'greenlet', 'value', '_outcome')
 
     def __init__(self, hub=None):
-        self.hub = get_hub() if hub is None else hub
-        self.greenlet = None
+        if hub is None:
+            hub = get_hub()
+        self.hub = hub
+        self.greenlet = None    # the greenlet parked in get(), if any
         self.value = None
-        self._exception = _NONE
+        self._outcome = _EMPTY  # _EMPTY, _VALUE, or the args for throw()
 
     def clear(self):
+        """Forget the result and the parked greenlet: the Waiter can be used again."""
         self.greenlet = None
         self.value = None
-        self._exception = _NONE
+        self._outcome = _EMPTY
 
     def __str__(self):
-        name = type(self).__name__
-        state = self._exception
-        if state is _NONE:
-            return '<%s greenlet=%s>' % (name, self.greenlet)
-        if state is None:
-            return '<%s greenlet=%s value=%r>' % (name, self.greenlet, self.value)
-        return '<%s greenlet=%s exc_info=%r>' % (name, self.greenlet, state)
+        outcome = self._outcome
+        text = '<%s greenlet=%s' % (type(self).__name__, self.greenlet)
+        if outcome is _VALUE:
+            text += ' value=%r' % (self.value,)
+        elif outcome is not _EMPTY:
+            text += ' exc_info=%r' % (outcome,)
+        return text + '>'
 
     def ready(self):
-        return self._exception is not _NONE
+        """True once a result (value or exception) is held."""
+        return self._outcome is not _EMPTY
 
     def successful(self):
-        return self._exception is None
+        """True once a value (not an exception) is held."""
+        return self._outcome is _VALUE
 
     @property
     def exc_info(self):
-        if self._exception is not _NONE:
-            return self._exception
-        return None
+        """The throw() arguments held, or None."""
+        outcome = self._outcome
+        return None if outcome is _EMPTY or outcome is _VALUE else outcome
+
+    def _from_hub_only(self):
+        if getcurrent() is not self.hub:
+            raise AssertionError("Can only use Waiter.switch method from the Hub greenlet")
 
     def switch(self, value):
-        g = self.greenlet
-        if g is None:
+        """Deliver value: resume the parked greenlet with it, or keep it for get()."""
+        parked = self.greenlet
+        if parked is None:
             self.value = value
-            self._exception = None
-        else:
-            if getcurrent() is not self.hub:
-                raise AssertionError("Can only use Waiter.switch method from the Hub greenlet")
-            g.switch(value)
+            self._outcome = _VALUE
+            return
+        self._from_hub_only()
+        parked.switch(value)
 
     def switch_args(self, *args):
         return self.switch(args)
 
     def throw(self, *throw_args):
-        g = self.greenlet
-        if g is None:
-            self._exception = throw_args
-        else:
-            if getcurrent() is not self.hub:
-                raise AssertionError("Can only use Waiter.switch method from the Hub greenlet")
-            g.throw(*throw_args)
+        """Deliver an exception (greenlet.throw's arguments): thrown into the parked greenlet,
+        or kept for get() to raise."""
+        parked = self.greenlet
+        if parked is None:
+            self._outcome = throw_args
+            return
+        self._from_hub_only()
+        parked.throw(*throw_args)
 
     def get(self):
-        if self._exception is not _NONE:
-            if self._exception is None:
-                return self.value
-            getcurrent().throw(*self._exception)
-        if self.greenlet is not None:
-            raise ConcurrentObjectUseError('This Waiter is already used by %r' % (self.greenlet,))
+        """The delivered value (or the delivered exception, raised); parks the calling greenlet
+        in the hub until something is delivered. One greenlet at a time."""
+        outcome = self._outcome
+        if outcome is _VALUE:
+            return self.value
+        if outcome is not _EMPTY:
+            getcurrent().throw(*outcome)
+        occupant = self.greenlet
+        if occupant is not None:
+            raise ConcurrentObjectUseError('This Waiter is already used by %r' % (occupant,))
         self.greenlet = getcurrent()
         try:
             return self.hub.switch()
@@ -342,45 +426,102 @@ class Waiter:
             self.greenlet = None
 
     def __call__(self, source):
-        if source.exception is None:
-            self.switch(source.value)
-        else:
-            self.throw(source.exception)
-
-
-_NONE = object()
+        """As a link: pass on the outcome of a finished Greenlet (or AsyncResult)."""
+        failure = source.exception
+        if failure is None:
+            return self.switch(source.value)
+        return self.throw(failure)
 
 
 class signal:
-    """signal(signalnum, handler, *args, **kwargs): call handler(*args, **kwargs) in a new
-    greenlet of the hub whenever the signal arrives (Python's signal machinery delivers it to the
-    main thread; the handler runs in that thread's hub)."""
+    """signal(signalnum, handler, *args, **kwargs): each time the process receives the signal,
+    handler(*args, **kwargs) runs in a new greenlet of this thread's hub (gevent's
+    signal_handler). Any number of watchers may share a signal; cancel() removes this one. What
+    the handler raises goes to the hub's handle_error without a context: printed, then raised in
+    the main greenlet.
+
+    Python runs signal handlers in the main thread, so one Python-level handler per signal number
+    (installed with its first watcher; the handler it replaced is put back when the last watcher
+    cancels) queues every watcher's start on its own hub. `ref` is only recorded: a signal
+    watcher never keeps the loop from LoopExit. SIGCHLD is free for programs to watch: pyconc's
+    subprocess and os.waitpid wait on pidfds."""
 
     greenlet_class = None
 
     def __init__(self, signalnum, handler, *args, **kwargs):
-        import signal as _signal
+        if not callable(handler):
+            raise TypeError("signal handler must be callable.")
+        self.hub = get_hub()
         self.signalnum = signalnum
         self.handler = handler
         self.args = args
         self.kwargs = kwargs
-        self.hub = get_hub()
-        self._old = _signal.signal(signalnum, self._on_signal)
+        self._ref = False
+        if self.greenlet_class is None:
+            from .greenlet import Greenlet
+            type(self).greenlet_class = self.greenlet_class = Greenlet
+        _SignalRoute.add(signalnum, self)
 
-    def _on_signal(self, signum, frame):
-        self.hub.loop.run_callback(self.handle)
+    @property
+    def ref(self):
+        return self._ref
+
+    @ref.setter
+    def ref(self, value):
+        self._ref = bool(value)
 
     def cancel(self):
-        import signal as _signal
-        if self._old is not None:
-            _signal.signal(self.signalnum, self._old)
-            self._old = None
+        if self.hub is not None:
+            _SignalRoute.discard(self.signalnum, self)
+        self.hub = self.handler = self.args = self.kwargs = self.greenlet_class = None
+
+    def _start(self):
+        # runs as a hub callback; the handler gets a greenlet of its own
+        try:
+            self.greenlet_class(self.handle).switch()
+        except:   # noqa: E722 -- anything at all is the hub's to report
+            self.hub.handle_error(None, *sys.exc_info())
 
     def handle(self):
-        from .greenlet import Greenlet
-        cls = self.greenlet_class or Greenlet
-        cls.spawn(self.handler, *self.args, **self.kwargs)
+        try:
+            self.handler(*self.args, **self.kwargs)
+        except:   # noqa: E722
+            self.hub.handle_error(None, *sys.exc_info())
 
 
-getswitchinterval = sys.getswitchinterval
-setswitchinterval = sys.setswitchinterval
+class _SignalRoute:
+    """The one Python-level handler of a watched signal number and its watchers."""
+
+    routes = {}     # signal number -> _SignalRoute
+
+    def __init__(self, signum):
+        import _signal     # the C module: the `signal` module may be monkey-patched
+        self.signum = signum
+        self.watchers = []
+        self.replaced = _signal.signal(signum, self.deliver)
+
+    def deliver(self, signum, frame):
+        for w in list(self.watchers):
+            hub = w.hub
+            if hub is not None and not hub.dead:
+                hub.loop.run_callback(w._start)
+
+    @classmethod
+    def add(cls, signum, watcher):
+        route = cls.routes.get(signum)
+        if route is None:
+            route = cls.routes[signum] = cls(signum)
+        route.watchers.append(watcher)
+
+    @classmethod
+    def discard(cls, signum, watcher):
+        import _signal
+        route = cls.routes.get(signum)
+        if route is None or watcher not in route.watchers:
+            return
+        route.watchers.remove(watcher)
+        if route.watchers:
+            return
+        del cls.routes[signum]
+        if _signal.getsignal(signum) == route.deliver:
+            _signal.signal(signum, _signal.SIG_DFL if route.replaced is None else route.replaced)

@@ -20,7 +20,7 @@ class _Impl:
     __slots__ = ('dicts', 'args', 'kwargs', '__weakref__')
 
     def __init__(self, args, kwargs):
-        self.dicts = {}            # id(greenlet) -> (weakref to greenlet, dict)
+        self.dicts = {}            # id(greenlet) -> (weakref to greenlet, dict, its link)
         self.args = args
         self.kwargs = kwargs
 
@@ -40,8 +40,21 @@ class _Impl:
             wg = ref(greenlet)
         else:
             wg = ref(greenlet, forget)
-        self.dicts[key] = (wg, d)
+            forget = None
+        self.dicts[key] = (wg, d, forget)
         return d
+
+    def __del__(self):
+        # The local object is gone: take its links off the greenlets that are still alive, or a
+        # long-running greenlet would collect one link per local it ever touched (gevent #981).
+        for wg, _, forget in self.dicts.values():
+            if forget is not None:
+                g = wg()
+                if g is not None:
+                    try:
+                        g.unlink(forget)
+                    except Exception:   # a greenlet type without unlink: nothing to undo
+                        pass
 
 
 def _type_attr(cls, name):

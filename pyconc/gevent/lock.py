@@ -1,47 +1,60 @@
 """pyconc.gevent.lock -- Semaphore, BoundedSemaphore, DummySemaphore, RLock.
 
-Semaphore and BoundedSemaphore are pyconc's C semaphores (FIFO wake-ups, waits for greenlets,
-threads and other threads' hubs alike) with gevent's API on top: acquire returns True/False,
-release returns the new counter, wait() waits without acquiring, rawlink callbacks run while the
-semaphore is available. RLock is owned by a greenlet, not a thread, as gevent's."""
+Semaphore and BoundedSemaphore are pyconc's C semaphores (FIFO wake-ups; greenlets, plain threads
+and other threads' hubs wait on the same object) with gevent's API on top: acquire() answers
+True/False, release() answers the new counter, wait() waits for a unit without taking it, and
+rawlink callbacks run while a unit is free. RLock is owned by a greenlet, not by a thread."""
+from _thread import get_ident as _os_thread_ident
+
 from .. import _core
 from ..greenlet import getcurrent
 from ._links import Linkable
 from .timeout import Timeout, _timeout_call
-from _thread import get_ident as _get_ident
-
-_get_hub_if_exists = _core._get_hub_if_exists
 
 __all__ = ['Semaphore', 'BoundedSemaphore', 'DummySemaphore', 'RLock']
 
+_hub_if_any = _core._get_hub_if_exists
+_SHARED = object()   # Semaphore._multithreaded once more than one OS thread has used it
 
-_MULTI = object()   # Semaphore._multithreaded: used from more than one thread
+
+def _check_initial(value):
+    if value is None:
+        return 1
+    if value < 0:
+        raise ValueError("semaphore initial value must be >= 0")
+    return value
+
+
+def _no_wait(blocking, timeout):
+    """True when an acquire must not wait: blocking=False, or a timeout of 0 or less (gevent
+    then ignores the timeout and tries once). A Timeout object always allows a wait."""
+    if not blocking:
+        return True
+    return timeout is not None and not isinstance(timeout, Timeout) and timeout <= 0
 
 
 class Semaphore(Linkable, _core.Semaphore):
-    """Semaphore(value=1): acquire() takes a unit, waiting if there is none; release() gives
-    one back (it may be released more times than acquired)."""
+    """Semaphore(value=1): acquire() takes a unit, waiting while there is none; release() gives
+    one back (more releases than acquires are allowed)."""
 
-    _notify_all = False   # links are called only while a unit is available
-    _multithreaded = None   # the ident of the one thread that used it, or _MULTI
+    _notify_all = False      # a link is called only while a unit is free
+    _multithreaded = None    # the ident of the only OS thread that used it, or _SHARED
 
     def __init__(self, value=1, hub=None):
-        if value is not None and value < 0:
-            raise ValueError("semaphore initial value must be >= 0")
-        _core.Semaphore.__init__(self, 1 if value is None else value)
-        # as gevent's: no hub is taken here (a module-level semaphore must not make one); the
-        # owner hub is captured when a thread that has one uses it
+        super().__init__(_check_initial(value))
+        # gevent's owner hub. Nothing makes one here (a module-level semaphore must not create
+        # a hub); it is recorded when a thread that has one uses the semaphore.
         self.hub = hub
 
     @property
     def counter(self):
         return self._value
 
-    def __str__(self):
-        return '<%s at 0x%x counter=%s _links[%s]>' % (
-            type(self).__name__, id(self), self.counter, self.linkcount())
+    def __repr__(self):
+        return (f'<{type(self).__name__} at {id(self):#x} counter={self._value} '
+                f'_links[{self.linkcount()}]>')
 
-    __repr__ = __str__
+    __str__ = __repr__
 
     def locked(self):
         """True if acquire() would have to wait."""
@@ -53,63 +66,67 @@ class Semaphore(Linkable, _core.Semaphore):
 
     _links_ready = ready
 
-    def _capture_hub(self, create):
-        """gevent's: the semaphore belongs to the hub of the thread that uses it (a destroyed
-        one is dropped); with create, that hub is made if the thread has none. The C wait does
-        not depend on it: a semaphore may be shared by the hubs and plain threads of several
-        OS threads."""
-        hub = self.hub
-        if hub is None or hub.destroyed:
-            self.hub = _core.get_hub() if create else _get_hub_if_exists()
-        elif create:
-            _core.get_hub()
+    # -- the owner hub (recorded for gevent's API; the C wait does not depend on it)
 
-    def _blocking_hub(self):
-        # Before a wait: as gevent's, a semaphore used by one thread only makes that thread's
-        # hub (the wait then yields to it, and LoopExit applies); one used by several threads
-        # makes none (a plain thread stays a plain thread).
-        self._capture_hub(self._multithreaded is not _MULTI)
+    def _capture_hub(self, create):
+        """Record this thread's hub as the owner when there is none (or it was destroyed);
+        with create, make this thread's hub if it has none."""
+        owner = self.hub
+        if owner is not None and not owner.destroyed:
+            if create:
+                _core.get_hub()
+            return
+        self.hub = _core.get_hub() if create else _hub_if_any()
+
+    def _note_thread(self):
+        ident = _os_thread_ident()
+        seen = self._multithreaded
+        if seen is None:
+            self._multithreaded = ident
+        elif seen is not _SHARED and seen != ident:
+            self._multithreaded = _SHARED
+
+    def _before_wait(self):
+        # A semaphore only one OS thread uses makes that thread's hub before waiting, so the
+        # wait yields to it (and LoopExit applies), as gevent's. One shared between threads
+        # makes none: a plain thread stays a plain thread and blocks.
+        self._capture_hub(self._multithreaded is not _SHARED)
+
+    # -- the API
 
     def acquire(self, blocking=True, timeout=None):
-        """Take a unit; True if taken, False if not (non-blocking, or the timeout passed)."""
-        ident = _get_ident()
-        mt = self._multithreaded
-        if mt != ident and mt is not _MULTI:
-            self._multithreaded = ident if mt is None else _MULTI
+        """Take a unit: True once taken, False if not (blocking=False, or the timeout passed;
+        timeout may be a number or a Timeout object, which raises instead)."""
+        self._note_thread()
         if self.hub is None:
             self._capture_hub(False)
-        if isinstance(timeout, Timeout):
-            if _core.Semaphore.acquire(self, False):
-                return True
-            self._blocking_hub()
-            return _timeout_call(timeout, _core.Semaphore.acquire, self, True)
-        if not blocking or (timeout is not None and timeout <= 0):
-            return _core.Semaphore.acquire(self, False)   # gevent ignores the timeout then
-        if _core.Semaphore.acquire(self, False):
+        if super().acquire(False):
             return True
-        self._blocking_hub()
-        return _core.Semaphore.acquire(self, True, timeout)
+        if _no_wait(blocking, timeout):
+            return False
+        self._before_wait()
+        return _timeout_call(timeout, super().acquire, True)
 
     def release(self):
-        """Give a unit back; return the new counter."""
-        _core.Semaphore.release(self)
+        """Give a unit back; return the counter."""
+        super().release()
         if '_links' in self.__dict__:
             self._check_and_notify()
         return self._value
 
     def wait(self, timeout=None):
-        """Wait until a unit is available (not taking it), or the timeout; return the counter."""
-        if self._value > 0:
-            return self._value
-        self._capture_hub(True)
-        if _timeout_call(timeout, _core.Semaphore.acquire, self, True):
-            _core.Semaphore.release(self)   # hand it on: wait() does not take it
+        """Wait until a unit is free (without taking it) or the timeout passes; return the
+        counter."""
+        if self._value <= 0:
+            self._capture_hub(True)
+            if _timeout_call(timeout, super().acquire, True):
+                super().release()   # only looked: hand the unit on
         return self._value
 
     def __enter__(self):
         self.acquire()
 
-    def __exit__(self, t, v, tb):
+    def __exit__(self, typ, val, tb):
         self.release()
 
     def _at_fork_reinit(self):
@@ -117,36 +134,25 @@ class Semaphore(Linkable, _core.Semaphore):
 
 
 class BoundedSemaphore(Semaphore, _core.BoundedSemaphore):
-    """A Semaphore that may not be released more times than it was acquired
+    """A Semaphore that refuses to be released more times than it was acquired
     (ValueError('Semaphore released too many times'))."""
 
-    _OVER_RELEASE_ERROR = ValueError
-
-    def __init__(self, value=1, hub=None):
-        if value is not None and value < 0:
-            raise ValueError("semaphore initial value must be >= 0")
-        _core.BoundedSemaphore.__init__(self, 1 if value is None else value)
-        self.hub = hub
-
     def release(self):
-        _core.BoundedSemaphore.release(self)
-        if '_links' in self.__dict__:
-            self._check_and_notify()
-        counter = self._value
+        counter = super().release()
         if counter == self._initial_value:
-            # as gevent's: nobody holds it, it floats free of any hub again
-            self.hub = None
+            self.hub = None   # nobody holds a unit: it belongs to no hub any more
         return counter
 
 
 class DummySemaphore:
-    """A Semaphore that is never locked: for APIs that take a semaphore when none is needed."""
+    """Looks like a Semaphore and never makes anyone wait: for APIs that want a semaphore
+    where no limit applies."""
 
     def __init__(self, value=None):
         pass
 
     def __str__(self):
-        return '<%s>' % self.__class__.__name__
+        return f'<{type(self).__name__}>'
 
     def locked(self):
         return False
@@ -154,20 +160,20 @@ class DummySemaphore:
     def ready(self):
         return True
 
+    def acquire(self, blocking=True, timeout=None):
+        return True
+
     def release(self):
         pass
+
+    def wait(self, timeout=None):
+        return 1
 
     def rawlink(self, callback):
         pass
 
     def unlink(self, callback):
         pass
-
-    def wait(self, timeout=None):
-        return 1
-
-    def acquire(self, blocking=True, timeout=None):
-        return True
 
     def __enter__(self):
         pass
@@ -177,61 +183,59 @@ class DummySemaphore:
 
 
 class RLock:
-    """A mutex that the greenlet holding it may acquire again (owned by a greenlet, not a
-    thread)."""
+    """A lock the greenlet holding it may take again (and must release as many times): owned
+    by a greenlet, not a thread. Built on a one-unit Semaphore (_block)."""
     __slots__ = ('_block', '_owner', '_count', '__weakref__')
 
     def __init__(self, hub=None):
         self._block = Semaphore(1, hub)
-        self._owner = None
-        self._count = 0
+        self._owner = None   # the greenlet holding it
+        self._count = 0      # how many times it holds it
 
     def __repr__(self):
-        return "<%s at 0x%x _block=%s _count=%r _owner=%r)>" % (
-            self.__class__.__name__, id(self), self._block, self._count, self._owner)
+        return (f'<{type(self).__name__} at {id(self):#x} _block={self._block} '
+                f'_count={self._count!r} _owner={self._owner!r})>')
 
     def acquire(self, blocking=True, timeout=None):
-        me = getcurrent()
-        if self._owner is me:
+        current = getcurrent()
+        if current is self._owner:
             self._count += 1
             return 1
-        rc = self._block.acquire(blocking, timeout)
-        if rc:
-            self._owner = me
-            self._count = 1
-        return rc
+        taken = self._block.acquire(blocking, timeout)
+        if taken:
+            self._owner, self._count = current, 1
+        return taken
+
+    def release(self):
+        current = getcurrent()
+        if current is not self._owner:
+            raise RuntimeError(f'cannot release un-acquired lock. Owner: {self._owner!r} '
+                               f'Current: {current!r}')
+        self._count -= 1
+        if self._count == 0:
+            self._owner = None
+            self._block.release()
 
     def __enter__(self):
         return self.acquire()
 
-    def release(self):
-        if self._owner is not getcurrent():
-            raise RuntimeError("cannot release un-acquired lock. Owner: %r Current: %r" % (
-                self._owner, getcurrent()))
-        self._count = count = self._count - 1
-        if not count:
-            self._owner = None
-            self._block.release()
-
-    def __exit__(self, typ, value, tb):
+    def __exit__(self, typ, val, tb):
         self.release()
 
     def locked(self):
         return self._count > 0
 
-    def _acquire_restore(self, count_owner):
-        count, owner = count_owner
-        self._block.acquire()
-        self._count = count
-        self._owner = owner
+    def _is_owned(self):
+        return getcurrent() is self._owner
+
+    # Condition.wait() releases the lock completely and takes it back with the same depth
 
     def _release_save(self):
-        count = self._count
-        self._count = 0
-        owner = self._owner
-        self._owner = None
+        state = (self._count, self._owner)
+        self._count, self._owner = 0, None
         self._block.release()
-        return (count, owner)
+        return state
 
-    def _is_owned(self):
-        return self._owner is getcurrent()
+    def _acquire_restore(self, state):
+        self._block.acquire()
+        self._count, self._owner = state

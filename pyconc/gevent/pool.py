@@ -1,121 +1,138 @@
 """pyconc.gevent.pool -- Group and Pool: sets of greenlets that are waited for and killed together;
 a Pool also bounds how many of them run at once (gevent.pool's API).
 
-A member leaves its group by a rawlink (run in the hub greenlet) when it finishes. A Pool's bound
-is a pyconc Semaphore (C): add()/start()/spawn() take a unit, parking the calling greenlet while
-the pool is full; a member's leaving gives it back. The waits are pyconc's C waits, so nothing here
-loops or polls.
+Membership: a greenlet joins a group by add()/start()/spawn() and leaves when it finishes, by a
+rawlink the group puts on it (so the leaving happens in the hub greenlet). An Event, set while
+the group is empty, is what join() waits on.
 
-GroupMappingMixin holds apply/apply_async/apply_cb/map/map_async/map_cb/imap/imap_unordered on top
-of three hooks and spawn(); Group/Pool use greenlets, pyconc.gevent.threadpool.ThreadPool uses OS
-threads.
+Pool's bound is a pyconc Semaphore (C) of `size` units: a unit is taken before a greenlet joins,
+parking the caller while the pool is full, and given back when it leaves. Every wait here is a
+pyconc C wait; nothing loops or polls.
+
+GroupMappingMixin is the apply/map/imap family, written once over spawn() and three hooks;
+Group/Pool run the work in greenlets, pyconc.gevent.threadpool.ThreadPool in OS threads.
 
 Ownership: a Group is used by the greenlets of one thread (its members' links run in that
-thread's hub); the set and the `dying` set are touched only there, without a lock.
+thread's hub), so its sets are touched without a lock.
 """
 from ..greenlet import GreenletExit, getcurrent
 from ..queue import Full as _QueueFull
 from ._imap import IMap, IMapUnordered
 from .event import Event
-from .greenlet import Greenlet, joinall
-from .hub import kill as _kill, sleep as _sleep
+from .greenlet import Greenlet, _CallbackProxy, _raise_failure_of, joinall
+from .hub import kill as _kill_later, sleep as _sleep
 from .lock import DummySemaphore, Semaphore
 from .timeout import Timeout
 
 __all__ = ['Group', 'Pool', 'PoolFull']
 
 
+def _call_args(args, kwds):
+    """apply()'s optional args/kwds, None standing for none."""
+    return (() if args is None else args), ({} if kwds is None else kwds)
+
+
+def _spawn_helper(func, *args):
+    """A plain Greenlet, outside any group, running func(*args): for the waiting that the
+    mapping methods must not do in the caller."""
+    helper = Greenlet(func, *args)
+    helper.start()
+    return helper
+
+
 class GroupMappingMixin:
-    """The mapping methods shared by Group, Pool and ThreadPool. A class using it defines
-    spawn(func, *args, **kwargs) (returns something with get() and rawlink()) and the three
-    hooks below."""
+    """The mapping methods shared by Group, Pool and ThreadPool.
+
+    A class using it provides spawn(func, *args, **kwargs), returning an object with get() and
+    rawlink() (a Greenlet, an AsyncResult), and the three hooks below -- gevent's names, kept
+    because they are the contract a subclass of this mixin implements."""
     __slots__ = ()
 
     def spawn(self, func, *args, **kwargs):
-        raise NotImplementedError()
+        raise NotImplementedError('%s must define spawn()' % type(self).__name__)
 
     def _apply_immediately(self):
-        """True if apply() should call the function right here (the caller is already one of
-        this pool's workers: waiting for a free slot could deadlock)."""
-        raise NotImplementedError()
+        """Should apply() call the function in the caller? (True when the caller is already one
+        of this pool's workers: waiting for a free slot there could wait forever.)"""
+        raise NotImplementedError('%s must define the hook' % type(self).__name__)
 
     def _apply_async_use_greenlet(self):
-        """True if apply_async() must go through a helper greenlet (spawn() would block)."""
-        raise NotImplementedError()
+        """Should apply_async() leave the spawning to a helper greenlet (spawn() would block)?"""
+        raise NotImplementedError('%s must define the hook' % type(self).__name__)
 
     def _apply_async_cb_spawn(self, callback, result):
-        """Run callback(result), now or in a greenlet of its own."""
-        raise NotImplementedError()
-
-    def apply_cb(self, func, args=None, kwds=None, callback=None):
-        """apply(func, args, kwds), then callback(result) if a callback is given and func did
-        not raise (Group/Pool: in a new greenlet; ThreadPool: right here). Returns the result."""
-        result = self.apply(func, args, kwds)
-        if callback is not None:
-            self._apply_async_cb_spawn(callback, result)
-        return result
-
-    def apply_async(self, func, args=None, kwds=None, callback=None):
-        """Run func(*args, **kwds) without waiting for it; returns a Greenlet whose get() gives
-        the result. callback(result) is called when it succeeds. Never blocks: when spawn()
-        would, an untracked helper greenlet waits for the slot instead."""
-        if args is None:
-            args = ()
-        if kwds is None:
-            kwds = {}
-        if self._apply_async_use_greenlet():
-            return Greenlet.spawn(self.apply_cb, func, args, kwds, callback)
-        greenlet = self.spawn(func, *args, **kwds)
-        if callback is not None:
-            greenlet.link(pass_value(callback))
-        return greenlet
+        """Deliver result to apply_cb()'s callback (now, or in a greenlet of its own)."""
+        raise NotImplementedError('%s must define the hook' % type(self).__name__)
 
     def apply(self, func, args=None, kwds=None):
-        """Call func(*args, **kwds) through the pool and wait for its result (its exception is
-        raised here). Called from one of the pool's own workers, func runs right away."""
-        if args is None:
-            args = ()
-        if kwds is None:
-            kwds = {}
-        if self._apply_immediately():
-            return func(*args, **kwds)
-        return self.spawn(func, *args, **kwds).get()
+        """func(*args, **kwds), run through the pool; returns its result or raises its
+        exception. From one of the pool's own workers, func is simply called."""
+        call_args, call_kwds = _call_args(args, kwds)
+        in_worker = self._apply_immediately()
+        if in_worker:
+            return func(*call_args, **call_kwds)
+        task = self.spawn(func, *call_args, **call_kwds)
+        return task.get()
 
-    def _map_all(self, func, iterable):
+    def apply_cb(self, func, args=None, kwds=None, callback=None):
+        """apply(), then hand the result to callback (if any, and if func did not raise);
+        returns the result."""
+        outcome = self.apply(func, args, kwds)
+        if callback is not None:
+            self._apply_async_cb_spawn(callback, outcome)
+        return outcome
+
+    def apply_async(self, func, args=None, kwds=None, callback=None):
+        """Start func(*args, **kwds) and return at once with something whose get() gives the
+        result; callback(result) is called if it succeeds. When the pool is full, an untracked
+        helper greenlet does the waiting for a slot."""
+        call_args, call_kwds = _call_args(args, kwds)
+        would_block = self._apply_async_use_greenlet()
+        if would_block:
+            return _spawn_helper(self.apply_cb, func, call_args, call_kwds, callback)
+        task = self.spawn(func, *call_args, **call_kwds)
+        if callback is not None:
+            task.link(pass_value(callback))
+        return task
+
+    def _spawn_all_then_collect(self, func, iterable):
+        # all started first, so that they run side by side; then read in input order
         tasks = [self.spawn(func, item) for item in iterable]
         return [task.get() for task in tasks]
 
     def map(self, func, iterable):
-        """[func(x) for x in iterable], computed through the pool; results in input order. The
-        spawning runs in a greenlet of its own (as imap's does)."""
-        return Greenlet.spawn(self._map_all, func, iterable).get()
+        """[func(x) for x in iterable], computed through the pool, results in input order.
+        The spawning is done by a helper greenlet (as imap's is)."""
+        return _spawn_helper(self._spawn_all_then_collect, func, iterable).get()
 
     def map_cb(self, func, iterable, callback=None):
-        result = self.map(func, iterable)
+        """map(), then callback(results) if a callback is given; returns the results."""
+        results = self.map(func, iterable)
         if callback is not None:
-            callback(result)
-        return result
+            callback(results)
+        return results
 
     def map_async(self, func, iterable, callback=None):
-        """map() in a new Greenlet, returned; callback(list) when it is done."""
-        return Greenlet.spawn(self.map_cb, func, iterable, callback)
+        """map_cb() in a helper greenlet, returned at once."""
+        return _spawn_helper(self.map_cb, func, iterable, callback)
 
-    def _imap(self, cls, func, iterables, kwargs):
-        maxsize = kwargs.pop('maxsize', None)
-        if kwargs:
+    def _start_imap(self, kind, func, iterables, options):
+        maxsize = options.pop('maxsize', None)
+        if options:
             raise TypeError("Unsupported keyword arguments")
-        return cls.spawn(func, zip(*iterables), spawn=self.spawn, _zipped=True, maxsize=maxsize)
+        return kind.spawn(func, zip(*iterables), spawn=self.spawn, maxsize=maxsize,
+                          _zipped=True)
 
     def imap(self, func, *iterables, **kwargs):
         """imap(func, *iterables, maxsize=None) -> iterator of func(*items), in input order.
 
-        Lazy: the input is read as the pool has room. maxsize bounds the results waiting to be
-        read (None or 0: unbounded)."""
-        return self._imap(IMap, func, iterables, kwargs)
+        Lazy: the input is read as the pool has room. maxsize bounds how many results may wait
+        to be read (None or 0: no bound)."""
+        return self._start_imap(IMap, func, iterables, kwargs)
 
     def imap_unordered(self, func, *iterables, **kwargs):
-        """As imap(), results in the order they finish."""
-        return self._imap(IMapUnordered, func, iterables, kwargs)
+        """As imap(), the results in the order they are ready."""
+        return self._start_imap(IMapUnordered, func, iterables, kwargs)
 
 
 class Group(GroupMappingMixin):
@@ -125,19 +142,17 @@ class Group(GroupMappingMixin):
     greenlet_class = Greenlet
 
     def __init__(self, *args):
-        assert len(args) <= 1, args
-        members = list(args[0]) if args else ()
-        self.greenlets = set(members)
-        # members being killed: a second kill() does not kill them again
-        self.dying = set()
-        self._empty_event = Event()
-        self._empty_event.set()
-        for greenlet in members:
-            greenlet.rawlink(self._discard)
-        if self.greenlets:
-            # (gevent leaves the event set here, so its join() returns at once on a group made
-            # with members; pyconc's waits for them, as join() is documented to)
-            self._empty_event.clear()
+        assert len(args) < 2, args
+        initial = list(args[0]) if args else []
+        self.greenlets = set(initial)   # the members
+        self.dying = set()              # members already sent a kill: not sent another
+        self._emptied = Event()         # set while there are no members
+        if not initial:
+            self._emptied.set()
+        for member in initial:
+            member.rawlink(self._on_member_exit)
+        # (gevent leaves the event set when members are given here, so its join() returns at
+        # once; pyconc's waits for them, as join() is documented to)
 
     def __repr__(self):
         return '<%s at 0x%x %s>' % (type(self).__name__, id(self), self.greenlets)
@@ -147,7 +162,8 @@ class Group(GroupMappingMixin):
         return len(self.greenlets)
 
     def __contains__(self, item):
-        return item in self.greenlets
+        members = self.greenlets
+        return item in members
 
     def __iter__(self):
         """The members, in no particular order."""
@@ -156,29 +172,34 @@ class Group(GroupMappingMixin):
     def add(self, greenlet):
         """Start tracking greenlet (best not started yet: a Pool may block here)."""
         try:
-            rawlink = greenlet.rawlink
+            watch = greenlet.rawlink
         except AttributeError:
-            pass          # a raw greenlet (the main one, say): it cannot tell us it finished
+            pass    # a raw greenlet (the main one, say): it cannot tell us when it ends
         else:
-            rawlink(self._discard)
-        self.greenlets.add(greenlet)
-        self._empty_event.clear()
+            watch(self._on_member_exit)
+        self._enroll(greenlet)
 
-    def _discard(self, greenlet):
-        self.greenlets.discard(greenlet)
-        self.dying.discard(greenlet)
-        if not self.greenlets:
-            self._empty_event.set()
+    def _enroll(self, glet):
+        self.greenlets.add(glet)
+        self._emptied.clear()
+
+    def _on_member_exit(self, glet):
+        # The rawlink every member gets (run by the hub when it finishes), and discard()'s
+        # work: forget glet, and note when the group has become empty. Pool extends it.
+        members = self.greenlets
+        members.discard(glet)
+        self.dying.discard(glet)
+        if not members:
+            self._emptied.set()
 
     def discard(self, greenlet):
         """Stop tracking greenlet."""
-        self._discard(greenlet)
+        self._on_member_exit(greenlet)
         try:
-            unlink = greenlet.unlink
+            unwatch = greenlet.unlink
         except AttributeError:
-            pass
-        else:
-            unlink(self._discard)
+            return
+        unwatch(self._on_member_exit)
 
     def start(self, greenlet):
         """Add the unstarted greenlet, then start it."""
@@ -187,62 +208,69 @@ class Group(GroupMappingMixin):
 
     def spawn(self, *args, **kwargs):
         """greenlet_class(*args, **kwargs), added and started; returns it."""
-        greenlet = self.greenlet_class(*args, **kwargs)
-        self.start(greenlet)
-        return greenlet
+        member = self.greenlet_class(*args, **kwargs)
+        self.start(member)
+        return member
 
     def join(self, timeout=None, raise_error=False):
-        """Wait until the group is empty (at least once), at most timeout seconds. Returns True
-        if it became empty, False on timeout. raise_error: then raise the exception of one of
-        the members present at the call that failed."""
-        greenlets = list(self.greenlets) if raise_error else ()
-        result = self._empty_event.wait(timeout=timeout)
-        for greenlet in greenlets:
-            if greenlet.exception is not None:
-                raiser = getattr(greenlet, '_raise_exception', None)
-                if raiser is not None:
-                    raiser()
-                raise greenlet.exception
-        return result
+        """Wait (at most timeout seconds) until the group has been empty; True if it was, False
+        on timeout. raise_error: then raise the exception of a member present at the call that
+        failed, if there is one."""
+        watched = tuple(self.greenlets) if raise_error else ()
+        emptied = self._emptied.wait(timeout=timeout)
+        for member in watched:
+            if member.exception is not None:
+                _raise_failure_of(member)
+        return emptied
 
     def kill(self, exception=GreenletExit, block=True, timeout=None):
         """Kill every member (each once, however often kill() is called). block: wait until
         they are all dead -- new members included -- at most timeout seconds (then return
         quietly)."""
-        timer = Timeout._start_new_or_dummy(timeout)
+        deadline = Timeout._start_new_or_dummy(timeout)
         try:
             while self.greenlets:
-                for greenlet in list(self.greenlets):
-                    if greenlet in self.dying:
-                        continue
-                    try:
-                        kill = greenlet.kill
-                    except AttributeError:
-                        _kill(greenlet, exception)
-                    else:
-                        kill(exception, block=False)
-                    self.dying.add(greenlet)
+                self._send_kills(exception)
                 if not block:
                     break
-                members = list(self.greenlets)
-                joinall(members)
-                if self.greenlets and all(g.dead for g in members if g in self.greenlets):
-                    # dead, their links (which remove them) not run yet: let the hub run them
-                    _sleep(0)
-        except Timeout as ex:
-            if ex is not timer:
+                self._await_members()
+        except Timeout as expired:
+            if expired is not deadline:
                 raise
         finally:
-            timer.cancel()
+            deadline.cancel()
+
+    def _send_kills(self, exception):
+        # a non-blocking kill to each member not sent one yet
+        for member in list(self.greenlets):
+            if member in self.dying:
+                continue
+            try:
+                kill_method = member.kill
+            except AttributeError:
+                _kill_later(member, exception)
+            else:
+                kill_method(exception, block=False)
+            self.dying.add(member)
+
+    def _await_members(self):
+        # Wait for the members of now to die. When they all have, but some of their leaving
+        # links have not run yet, give the hub a turn (else kill() would spin).
+        current = list(self.greenlets)
+        joinall(current)
+        lingering = [member for member in current if member in self.greenlets]
+        if self.greenlets and all(member.dead for member in lingering):
+            _sleep(0)
 
     def killone(self, greenlet, exception=GreenletExit, block=True, timeout=None):
         """Kill greenlet if it is a member not already being killed; block: join it, at most
         timeout seconds."""
-        if greenlet not in self.dying and greenlet in self.greenlets:
-            greenlet.kill(exception, block=False)
-            self.dying.add(greenlet)
-            if block:
-                greenlet.join(timeout)
+        if greenlet in self.dying or greenlet not in self.greenlets:
+            return
+        greenlet.kill(exception, False)
+        self.dying.add(greenlet)
+        if block:
+            greenlet.join(timeout)
 
     def full(self):
         """A Group is never full."""
@@ -251,13 +279,14 @@ class Group(GroupMappingMixin):
     def wait_available(self, timeout=None):
         """A Group always has room: returns at once (None)."""
 
-    # GroupMappingMixin hooks
+    # the GroupMappingMixin hooks
 
     def _apply_immediately(self):
-        return getcurrent() in self
+        # the caller is a member: waiting for a slot it holds itself could deadlock
+        return getcurrent() in self.greenlets
 
     def _apply_async_cb_spawn(self, callback, result):
-        Greenlet.spawn(callback, result)
+        _spawn_helper(callback, result)
 
     def _apply_async_use_greenlet(self):
         return self.full()
@@ -275,28 +304,35 @@ class Pool(Group):
     wait_available(timeout)); a negative size is a ValueError."""
 
     def __init__(self, size=None, greenlet_class=None):
-        if size is not None and size < 0:
+        if size is None:
+            slots = DummySemaphore()
+        elif size < 0:
             raise ValueError('size must not be negative: %r' % (size, ))
+        else:
+            slots = Semaphore(size)
         Group.__init__(self)
         self.size = size
-        if greenlet_class is not None:
-            self.greenlet_class = greenlet_class
-        self._semaphore = DummySemaphore(size) if size is None else Semaphore(size)
+        # one unit per free slot (the name is gevent's: its test-suite reads _semaphore.counter)
+        self._semaphore = slots
+        if greenlet_class is None:
+            return
+        self.greenlet_class = greenlet_class
 
     def wait_available(self, timeout=None):
         """Wait until a greenlet can be added without blocking, at most timeout seconds;
         returns how many can (0 on timeout)."""
-        return self._semaphore.wait(timeout=timeout)
+        return self._semaphore.wait(timeout)
 
     def full(self):
         """True if add() would block."""
-        return self.free_count() <= 0
+        return self.free_count() < 1
 
     def free_count(self):
         """About how many more members can be added now."""
         if self.size is None:
             return 1
-        return max(0, self.size - len(self))
+        room = self.size - len(self)
+        return room if room > 0 else 0
 
     def start(self, greenlet, *args, **kwargs):
         """start(greenlet, blocking=True, timeout=None): add() the unstarted greenlet, then
@@ -307,44 +343,27 @@ class Pool(Group):
     def add(self, greenlet, blocking=True, timeout=None):
         """Track greenlet once a slot is free. blocking=False: PoolFull at once if none is;
         timeout: PoolFull after that many seconds (ignored when not blocking)."""
-        if not blocking:
-            timeout = None
-        if not self._semaphore.acquire(blocking=blocking, timeout=timeout):
+        slots = self._semaphore
+        got = slots.acquire(blocking, timeout if blocking else None)
+        if not got:
             raise PoolFull()
         try:
-            Group.add(self, greenlet)
+            super().add(greenlet)
         except BaseException:
-            self._semaphore.release()
+            slots.release()    # not added after all: the slot is free again
             raise
 
-    def _discard(self, greenlet):
-        Group._discard(self, greenlet)
-        self._semaphore.release()
+    def _on_member_exit(self, glet):
+        super()._on_member_exit(glet)
+        slots = self._semaphore    # its slot is free again
+        slots.release()
 
 
-class pass_value:
+class pass_value(_CallbackProxy):
     """A link that calls callback(source.value), only if the source succeeded."""
-    __slots__ = ['callback']
-
-    def __init__(self, callback):
-        self.callback = callback
+    __slots__ = ()
 
     def __call__(self, source):
         if source.successful():
-            self.callback(source.value)
-
-    def __hash__(self):
-        return hash(self.callback)
-
-    def __eq__(self, other):
-        return self.callback == getattr(other, 'callback', other)
-
-    def __str__(self):
-        return str(self.callback)
-
-    def __repr__(self):
-        return repr(self.callback)
-
-    def __getattr__(self, item):
-        assert item != 'callback'
-        return getattr(self.callback, item)
+            deliver = self.callback
+            deliver(source.value)

@@ -1,11 +1,18 @@
 """pyconc.gevent.queue -- gevent's queues on pyconc's C queues.
 
-SimpleQueue, Queue (= JoinableQueue), PriorityQueue and LifoQueue are the same C queues as
-pyconc.queue's (so a queue can connect greenlets of several threads' hubs and plain threads),
-with gevent's API: maxsize None (or <= 0) means unbounded and reads None, Queue(0) warns, peek,
-iteration until a StopIteration item, join(timeout) -> bool, len(), and in the hub greenlet
-itself get/peek/put never wait (Empty/Full instead). Channel is a rendezvous: put waits for a
-getter.
+SimpleQueue, Queue (= JoinableQueue), PriorityQueue and LifoQueue are the C queues of
+pyconc.queue (csrc/thread/queue.c) -- so one queue can connect greenlets of several threads'
+hubs and plain threads -- dressed in gevent's API:
+
+  * maxsize None (or <= 0) means unbounded and reads back as None; Queue(0) warns;
+  * peek(), len(), iteration until a StopIteration item, join(timeout) -> bool;
+  * called in the hub greenlet itself, get/peek/put never wait: Empty/Full instead.
+
+Channel is a rendezvous with no storage: put() waits for a get() to take the item. Its waiters
+are Waiters of the hub that made it, paired by a hub callback.
+
+Ownership: the C queues lock themselves; a Channel belongs to the hub of the thread that made
+it and is touched by that thread's greenlets only.
 """
 import collections
 import types
@@ -24,32 +31,53 @@ __all__ = ['SimpleQueue', 'Queue', 'PriorityQueue', 'LifoQueue', 'JoinableQueue'
 ShutDown = _core.ShutDown
 _get_hub_if_exists = _core._get_hub_if_exists
 
+# The C queue's operations (the same for every kind: the C object knows its own order).
+_CQueue = _core.Queue
+_c_init = _CQueue.__init__
+_c_put = _CQueue.put
+_c_get = _CQueue.get
+_c_put_nowait = _CQueue.put_nowait
+_c_join = _CQueue.join
+_c_maxsize = _CQueue.maxsize
 
-class _Absent:
-    """A name gevent's class does not have (the C base type does): AttributeError."""
+
+def _negative(timeout):
+    return timeout is not None and timeout < 0
+
+
+def _called_in_hub():
+    hub = _get_hub_if_exists()
+    return hub is not None and getcurrent() is hub
+
+
+class _Hidden:
+    """A name the C base class has and gevent's class does not: reading it raises
+    AttributeError, as on gevent's object."""
 
     def __init__(self, name):
         self.name = name
 
     def __get__(self, obj, owner=None):
-        raise AttributeError(f"{(owner or type(obj)).__name__!r} object has no attribute "
-                             f"{self.name!r}")
+        cls = owner if owner is not None else type(obj)
+        raise AttributeError('%r object has no attribute %r' % (cls.__name__, self.name))
 
 
-class _ItemsView:
-    """q.queue: the items as gevent's attribute holds them (a deque, oldest first; a list for
-    LifoQueue and PriorityQueue), a new copy at each read since the items live in C -- unless
-    the instance assigned its own (gevent's `queue` is a plain attribute that a subclass's
-    _init may set); then that object."""
+class _ItemsAttribute:
+    """`q.queue`: the items, oldest first, as gevent's attribute holds them (a deque; a list for
+    LifoQueue and PriorityQueue). The items live in C, so each read makes a fresh copy --
+    unless the instance assigned its own `queue` (gevent's is a plain attribute, which a
+    subclass's _init may set): then that object is returned."""
 
-    def __init__(self, make):
-        self.make = make
+    def __init__(self, container):
+        self.container = container
 
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
-        mine = obj.__dict__.get('queue', self)
-        return self.make(obj._snapshot()) if mine is self else mine
+        own = obj.__dict__.get('queue', self)
+        if own is not self:
+            return own
+        return self.container(obj._snapshot())
 
     def __set__(self, obj, value):
         obj.__dict__['queue'] = value
@@ -58,89 +86,104 @@ class _ItemsView:
         obj.__dict__.pop('queue', None)
 
 
-def _in_hub():
-    hub = _get_hub_if_exists()
-    return hub is not None and getcurrent() is hub
+class _IteratesUntilStopIteration:
+    """for item in q: get() until the item got is StopIteration itself (which ends the loop)."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        got = self.get()
+        if got is StopIteration:
+            raise got
+        return got
+
+    next = __next__
 
 
-def _check_timeout(block, timeout):
-    if block and timeout is not None and timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
+class _GeventQueueAPI(_IteratesUntilStopIteration):
+    """gevent's SimpleQueue API over a C queue; each concrete class also derives from the C
+    queue type of its kind."""
 
+    def __init__(self, maxsize=None, items=()):
+        self._setup(maxsize, items, 3)
 
-class _GeventQueueMixin:
-    """gevent's SimpleQueue API over a C queue (the concrete classes add the C base)."""
-
-    _base = None   # the C queue class (set by each concrete class)
-
-    def __init__(self, maxsize=None, items=(), _warn_depth=2):
-        if maxsize is not None and maxsize <= 0:
+    def _setup(self, maxsize, items, stacklevel):
+        # stacklevel: where the Queue(0) warning points (the line that made the queue)
+        if maxsize is None or maxsize <= 0:
             if maxsize == 0:
                 warnings.warn('Queue(0) now equivalent to Queue(None); if you want a channel, '
-                              'use Channel', DeprecationWarning, stacklevel=_warn_depth)
+                              'use Channel', DeprecationWarning, stacklevel=stacklevel)
             maxsize = None
-        self._base.__init__(self, maxsize or 0)
+        _c_init(self, maxsize or 0)
         _core.get_hub()   # as gevent's: this thread's waits go through its hub from now on
         for item in items:
-            self._base.put_nowait(self, item)
+            _c_put_nowait(self, item)
 
     @property
     def maxsize(self):
-        n = self._base.maxsize.__get__(self)
-        return n if n > 0 else None
+        bound = _c_maxsize.__get__(self)
+        return bound if bound > 0 else None
 
     @maxsize.setter
-    def maxsize(self, nv):
-        self._base.maxsize.__set__(self, -1 if nv is None or nv <= 0 else nv)
+    def maxsize(self, value):
+        unbounded = value is None or value <= 0
+        _c_maxsize.__set__(self, -1 if unbounded else value)
 
-    queue = _ItemsView(collections.deque)
+    queue = _ItemsAttribute(collections.deque)
 
     @property
     def getters(self):
+        """One entry per greenlet or thread waiting in get() (gevent keeps its waiters there)."""
         return [None] * self._getters
 
     @property
     def putters(self):
+        """One entry per greenlet or thread waiting in put()."""
         return [None] * self._putters
 
     def copy(self):
         return type(self)(self.maxsize, self._snapshot())
 
+    def _describe(self):
+        # the part of repr()/str() after the class name (and address)
+        words = []
+        bound = self.maxsize
+        if bound is not None:
+            words.append('maxsize=%r' % (bound,))
+        held = self._snapshot()
+        if held:
+            words.append('queue=%r' % (collections.deque(held),))
+        if self._getters:
+            words.append('getters[%s]' % self._getters)
+        if self._putters:
+            words.append('putters[%s]' % self._putters)
+        return ''.join(' ' + word for word in words)
+
     def __repr__(self):
-        return '<%s at %s%s>' % (type(self).__name__, hex(id(self)), self._format())
+        return '<%s at 0x%x%s>' % (type(self).__name__, id(self), self._describe())
 
     def __str__(self):
-        return '<%s%s>' % (type(self).__name__, self._format())
-
-    def _format(self):
-        result = []
-        if self.maxsize is not None:
-            result.append('maxsize=%r' % (self.maxsize, ))
-        items = self._snapshot()
-        if items:
-            result.append('queue=%r' % (collections.deque(items), ))
-        if self._getters:
-            result.append('getters[%s]' % self._getters)
-        if self._putters:
-            result.append('putters[%s]' % self._putters)
-        return ' ' + ' '.join(result) if result else ''
+        return '<%s%s>' % (type(self).__name__, self._describe())
 
     def __len__(self):
         return self.qsize()
 
     def __bool__(self):
-        return True
+        return True     # even when empty, unlike len() suggests
 
     def put(self, item, block=True, timeout=None):
         """Put item in; with block, wait for room (Full after timeout); in the hub greenlet
         itself, never wait."""
-        if not block or _in_hub():
-            return self._base.put(self, item, False)
-        if isinstance(timeout, Timeout):
-            return _timeout_call(timeout, self._base.put, self, item, True)
-        if timeout is not None and timeout < 0 and self.full():
-            raise Full
-        return self._base.put(self, item, True, timeout)
+        if not block or _called_in_hub():
+            return _c_put(self, item, False)
+        if not isinstance(timeout, Timeout) and _negative(timeout):
+            # on a full queue such a timeout has expired already; with room, it is refused
+            # (the C put checks it only when it would wait, and never when unbounded)
+            if self.full():
+                raise Full
+            raise ValueError("'timeout' must be a non-negative number")
+        return _timeout_call(timeout, _c_put, self, item, True)
 
     def put_nowait(self, item):
         self.put(item, False)
@@ -149,15 +192,8 @@ class _GeventQueueMixin:
         """Remove and return an item; with block, wait for one (Empty after timeout); in the hub
         greenlet itself, never wait."""
         if self.qsize():
-            return self._base.get(self, False)
-        if self.is_shutdown:
-            raise ShutDown
-        if isinstance(timeout, Timeout):
-            return _timeout_call(timeout, self._base.get, self, True)
-        _check_timeout(block, timeout)
-        if not block or _in_hub():
-            raise Empty
-        return self._base.get(self, True, timeout)
+            return _c_get(self, False)      # there is one: no waiting, whatever was asked
+        return self._wait_for_item(self._get_blocking, block, timeout)
 
     def get_nowait(self):
         return self.get(False)
@@ -166,75 +202,63 @@ class _GeventQueueMixin:
         """The item get() would return, left in the queue."""
         if self.qsize():
             return self._peek(False)
-        if self.is_shutdown:
-            raise ShutDown
-        if isinstance(timeout, Timeout):
-            return _timeout_call(timeout, self._peek, True)
-        _check_timeout(block, timeout)
-        if not block or _in_hub():
-            raise Empty
-        return self._peek(True, timeout)
+        return self._wait_for_item(self._peek, block, timeout)
 
     def peek_nowait(self):
         return self.peek(False)
 
-    def __iter__(self):
-        return self
+    def _get_blocking(self, block, timeout=None):
+        return _c_get(self, block, timeout)
 
-    def __next__(self):
-        result = self.get()
-        if result is StopIteration:
-            raise result
-        return result
+    def _wait_for_item(self, fetch, block, timeout):
+        # get()/peek() on an empty queue; fetch(block[, timeout]) is the C operation
+        if self.is_shutdown:
+            raise ShutDown
+        if not isinstance(timeout, Timeout):     # (a Timeout object is waited for as it is)
+            if not block:
+                raise Empty
+            if _negative(timeout):
+                raise ValueError("'timeout' must be a non-negative number")
+            if _called_in_hub():
+                raise Empty
+        return _timeout_call(timeout, fetch, True)
 
-    next = __next__
 
-
-class SimpleQueue(_GeventQueueMixin, _core.Queue):
+class SimpleQueue(_GeventQueueAPI, _CQueue):
     """gevent's SimpleQueue: a FIFO queue with gevent's API, without task tracking."""
-    _base = _core.Queue
-    task_done = _Absent('task_done')
-    join = _Absent('join')
-    unfinished_tasks = _Absent('unfinished_tasks')
-    shutdown = _Absent('shutdown')
+    task_done = _Hidden('task_done')
+    join = _Hidden('join')
+    unfinished_tasks = _Hidden('unfinished_tasks')
+    shutdown = _Hidden('shutdown')
 
 
-class _Tasks:
-    """Task tracking and shutdown (gevent's Queue over SimpleQueue)."""
+class Queue(SimpleQueue):
+    """gevent's Queue (and JoinableQueue): FIFO, with task_done()/join() and shutdown()."""
+    # the C base's, which SimpleQueue hides
+    task_done = _CQueue.task_done
+    shutdown = _CQueue.shutdown
+    unfinished_tasks = _CQueue.unfinished_tasks
 
     def __init__(self, maxsize=None, items=(), unfinished_tasks=None):
-        _GeventQueueMixin.__init__(self, maxsize, items, _warn_depth=3)
-        if unfinished_tasks:
-            self.unfinished_tasks = unfinished_tasks
-        elif items:
-            self.unfinished_tasks = len(items)
-        else:
-            self.unfinished_tasks = 0
+        self._setup(maxsize, items, 3)
+        # a copy() carries the count over; otherwise each item given counts as a task
+        self.unfinished_tasks = unfinished_tasks or (len(items) if items else 0)
 
     def copy(self):
         return type(self)(self.maxsize, self._snapshot(), self.unfinished_tasks)
 
-    def _format(self):
-        result = _GeventQueueMixin._format(self)
-        if self.unfinished_tasks:
-            result += ' tasks=%s' % self.unfinished_tasks
-        return result
+    def _describe(self):
+        text = SimpleQueue._describe(self)
+        pending = self.unfinished_tasks
+        return text + ' tasks=%s' % pending if pending else text
 
     def join(self, timeout=None):
         """Wait until every item put has been marked done with task_done(); True if so,
         False if the timeout passed first."""
-        if timeout is None:
-            self._base.join(self)
-            return True
-        return self._join_timeout(timeout)
-
-
-class Queue(_Tasks, SimpleQueue):
-    """gevent's Queue (and JoinableQueue): FIFO, with task_done()/join() and shutdown()."""
-    _base = _core.Queue
-    task_done = _core.Queue.task_done
-    shutdown = _core.Queue.shutdown
-    unfinished_tasks = _core.Queue.unfinished_tasks
+        if timeout is not None:
+            return self._join_timeout(timeout)
+        _c_join(self)
+        return True
 
 
 JoinableQueue = Queue
@@ -243,30 +267,42 @@ JoinableQueue = Queue
 class PriorityQueue(Queue, _core.PriorityQueue):
     """Lowest first (items are compared; equal ones leave in the order they came)."""
 
-    queue = _ItemsView(list)
+    queue = _ItemsAttribute(list)
 
 
 class LifoQueue(Queue, _core.LifoQueue):
     """Last in, first out."""
 
-    queue = _ItemsView(list)
+    queue = _ItemsAttribute(list)
 
 
-class Channel:
+def _forget(line, entry):
+    # take entry off a Channel's waiting line, if it is still there
+    try:
+        line.remove(entry)
+    except ValueError:
+        pass
+
+
+class Channel(_IteratesUntilStopIteration):
     """A rendezvous between greenlets: put() waits until a get() has taken the item, and get()
-    until a put() hands one over. maxsize must be 1. As gevent's Channel, it belongs to the hub
-    of the thread that made it, and a hand-over happens in a hub callback that switches to the
-    getter first (it runs with the item until it blocks), then to the putter."""
+    until a put() hands one over. maxsize must be 1.
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    As gevent's, a Channel belongs to the hub of the thread that made it. The hand-over is done
+    by a hub callback (_pair_up) that switches to the getter first -- it runs with the item
+    until it blocks -- and then to the putter."""
+
+    @classmethod
+    def __class_getitem__(cls, item):
+        return types.GenericAlias(cls, item)
 
     def __init__(self, maxsize=1):
         if maxsize != 1:
             raise ValueError("Channels have a maxsize of 1")
-        self.getters = collections.deque()   # Waiters of get() callers
+        self.getters = collections.deque()   # the Waiters of get() callers
         self.putters = collections.deque()   # (item, Waiter) of put() callers
         self.hub = get_hub()
-        self._unlocking = False   # an _unlock callback is queued or running
+        self._pairing = False   # a _pair_up callback is queued or running
 
     @property
     def maxsize(self):
@@ -274,21 +310,21 @@ class Channel:
 
     @property
     def balance(self):
+        """Waiting putters minus waiting getters."""
         return len(self.putters) - len(self.getters)
 
+    def _describe(self):
+        text = ''
+        for label, line in (('getters', self.getters), ('putters', self.putters)):
+            if line:
+                text += ' %s[%s]' % (label, len(line))
+        return text
+
     def __repr__(self):
-        return '<%s at %s %s>' % (type(self).__name__, hex(id(self)), self._format())
+        return '<%s at 0x%x %s>' % (type(self).__name__, id(self), self._describe())
 
     def __str__(self):
-        return '<%s %s>' % (type(self).__name__, self._format())
-
-    def _format(self):
-        result = ''
-        if self.getters:
-            result += ' getters[%s]' % len(self.getters)
-        if self.putters:
-            result += ' putters[%s]' % len(self.putters)
-        return result
+        return '<%s %s>' % (type(self).__name__, self._describe())
 
     def qsize(self):
         return 0
@@ -303,31 +339,13 @@ class Channel:
         """Hand item to a get(); wait until one has taken it (Full after the timeout; not
         blocking: a zero timeout, one turn of the hub). In the hub itself: only to a get()
         that is waiting already, else Full."""
-        if getcurrent() is self.hub:
-            if self.getters:
-                self.getters.popleft().switch(item)
-                return
-            raise Full
+        if self._in_own_hub():
+            if not self.getters:
+                raise Full
+            self.getters.popleft().switch(item)
+            return
         waiter = Waiter()
-        entry = (item, waiter)
-        self.putters.append(entry)
-        timer = None
-        try:
-            if block:
-                timer = Timeout._start_new_or_dummy(timeout, Full)
-            if self.getters:
-                self._schedule_unlock()
-            if not block:
-                timer = _OneTurn(self.hub, Full)
-            result = waiter.get()
-            if result is not waiter:
-                raise InvalidSwitchError("Invalid switch into Channel.put: %r" % (result, ))
-        except BaseException:
-            _remove(self.putters, entry)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
+        self._wait_in_line(self.putters, (item, waiter), waiter, block, timeout, Full)
 
     def put_nowait(self, item):
         self.put(item, False)
@@ -335,83 +353,80 @@ class Channel:
     def get(self, block=True, timeout=None):
         """Take an item from a put(), waiting for one (Empty after the timeout; not blocking:
         a zero timeout, one turn of the hub)."""
-        if getcurrent() is self.hub and self.putters:
-            item, putter = self.putters.popleft()
-            self.hub.loop.run_callback(putter.switch, putter)
+        if self.putters and self._in_own_hub():
+            item, sender = self.putters.popleft()
+            self.hub.loop.run_callback(sender.switch, sender)   # the putter resumes later
             return item
         waiter = Waiter()
-        timer = None
-        try:
-            if block:
-                timer = Timeout._start_new_or_dummy(timeout, Empty)
-            self.getters.append(waiter)
-            if self.putters:
-                self._schedule_unlock()
-            if not block:
-                timer = _OneTurn(self.hub, Empty)
-            return waiter.get()
-        except BaseException:
-            _remove(self.getters, waiter)
-            raise
-        finally:
-            if timer is not None:
-                timer.close()
+        return self._wait_in_line(self.getters, waiter, waiter, block, timeout, Empty)
 
     def get_nowait(self):
         return self.get(False)
 
-    def _unlock(self):
+    def _in_own_hub(self):
+        return getcurrent() is self.hub
+
+    def _wait_in_line(self, line, entry, waiter, block, timeout, failure):
+        """Queue entry on line (getters or putters), get a pairing scheduled if the other line
+        has someone, and park on waiter. Blocking, `timeout` raises failure; not blocking, so
+        does the end of the hub's current turn. A putter is resumed with its own waiter."""
+        line.append(entry)
+        expiry = None
         try:
-            while self.putters and self.getters:
-                getter = self.getters.popleft()
-                item, putter = self.putters.popleft()
+            if block:
+                expiry = Timeout._start_new_or_dummy(timeout, failure)
+            if self.getters and self.putters:
+                self._schedule_pairing()
+            if not block:
+                expiry = _AtEndOfTurn(self.hub, failure)
+            answer = waiter.get()
+            if line is self.putters and answer is not waiter:
+                raise InvalidSwitchError("Invalid switch into Channel.put: %r" % (answer, ))
+            return answer
+        except BaseException:
+            _forget(line, entry)
+            raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+
+    def _pair_up(self):
+        # the hub callback: one getter meets one putter, for as long as both lines have one
+        try:
+            getters, putters = self.getters, self.putters
+            while getters and putters:
+                getter = getters.popleft()
+                item, putter = putters.popleft()
                 getter.switch(item)
                 putter.switch(putter)
         finally:
-            self._unlocking = False
+            self._pairing = False
 
-    def _schedule_unlock(self):
-        if not self._unlocking:
-            self._unlocking = True
-            self.hub.loop.run_callback(self._unlock)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        result = self.get()
-        if result is StopIteration:
-            raise result
-        return result
-
-    next = __next__
+    def _schedule_pairing(self):
+        if self._pairing:
+            return
+        self._pairing = True
+        self.hub.loop.run_callback(self._pair_up)
 
 
-class _OneTurn:
-    """The timeout of a non-blocking Channel put/get: gevent's is a zero-second Timeout, which
+class _AtEndOfTurn:
+    """The expiry of a non-blocking Channel put/get. gevent's is a zero-second Timeout, which
     libev fires only after the callbacks of the loop turn, so a hand-over already scheduled
-    comes first. pyconc's hub fires due timers before the callbacks queued during the turn, so
-    here `exc` is thrown into the caller by a hub callback queued after the hand-over."""
-    __slots__ = ('glet', 'exc')
+    wins. pyconc's hub fires due timers before the callbacks queued during the turn, so here
+    the exception is thrown by a hub callback queued behind the hand-over instead."""
+    __slots__ = ('target', 'failure')
 
-    def __init__(self, hub, exc):
-        self.glet = getcurrent()
-        self.exc = exc
+    def __init__(self, hub, failure):
+        self.target = getcurrent()
+        self.failure = failure
         hub.loop.run_callback(self._expire)
 
     def _expire(self):
-        glet, self.glet = self.glet, None
-        if glet is not None:
-            glet.throw(self.exc)
+        target, self.target = self.target, None
+        if target is not None:
+            target.throw(self.failure)
 
     def cancel(self):
-        self.glet = None
+        self.target = None
 
     close = cancel
-
-
-def _remove(deq, item):
-    try:
-        deq.remove(item)
-    except ValueError:
-        pass

@@ -1,42 +1,44 @@
-"""pyconc.gevent.timeout -- Timeout and with_timeout, on the hub's C timers."""
-from ..greenlet import getcurrent
+"""pyconc.gevent.timeout -- Timeout and with_timeout, on the hub's C timers.
+
+A Timeout owns one timer of the hub of the thread that made it. start() arms it for the calling
+greenlet; when it fires, the hub throws the Timeout (or the exception it was given) into that
+greenlet. A Timeout(None) never fires: it holds the _NEVER stand-in instead of a timer.
+
+The C core raises pyconc's Timeout from its own waits (Greenlet.join/get with a timeout), so the
+class is registered with it at import (_core._set_gevent_class).
+"""
 from .. import _core
+from ..greenlet import getcurrent
 
 __all__ = ['Timeout', 'with_timeout']
 
 
-class _FakeTimer:
+class _NeverExpires:
+    """The timer of a Timeout that cannot expire (seconds None), and what
+    Timeout._start_new_or_dummy(None) returns: every operation is a harmless no-op, except
+    start()."""
     __slots__ = ()
 
-    @property
-    def pending(self):
-        return False
-
-    active = pending
-
-    @property
-    def seconds(self):
-        "Always returns None"
-
-    timer = exception = seconds
+    pending = active = False
+    seconds = timer = exception = None
 
     def start(self, *args, **kwargs):
         raise AssertionError("non-expiring timer cannot be started")
 
     def stop(self):
-        return
+        return None
 
-    cancel = stop
-    stop = close = cancel
+    cancel = close = stop
 
     def __enter__(self):
         return self
 
-    def __exit__(self, _t, _v, _tb):
-        return
+    def __exit__(self, *exc_info):
+        return None
 
 
-_FakeTimer = _FakeTimer()
+_NEVER = _NeverExpires()
+_UNSET = object()   # with_timeout: no timeout_value keyword given
 
 
 class Timeout(BaseException):
@@ -48,90 +50,105 @@ class Timeout(BaseException):
     statement swallows it."""
 
     def __init__(self, seconds=None, exception=None, ref=True, priority=-1, _one_shot=False):
-        BaseException.__init__(self)
+        super().__init__()    # args stays (): the constructor's arguments are not its args
         self.seconds = seconds
         self.exception = exception
-        self._one_shot = _one_shot
+        # _one_shot (gevent's keyword): made for one wait, so cancel() also closes it
+        self._close_on_cancel = _one_shot
         if seconds is None:
-            self.timer = _FakeTimer
+            self.timer = _NEVER
         else:
-            self.timer = _core.get_hub().loop.timer(seconds or 0.0, ref=ref, priority=priority)
+            loop = _core.get_hub().loop
+            self.timer = loop.timer(seconds or 0.0, ref=ref, priority=priority)
+
+    def _to_raise(self):
+        # a string or False as `exception` only changes the message: the Timeout is raised
+        given = self.exception
+        if given is None or given is False or isinstance(given, str):
+            return self
+        return given
 
     def start(self):
-        """Schedule the timeout."""
+        """Arm the timeout for the calling greenlet."""
         if self.pending:
             raise AssertionError('%r is already started; to restart it, cancel it first' % self)
-        if self.seconds is None:
-            return
-        if self.exception is None or self.exception is False or isinstance(self.exception, str):
-            throws = self
-        else:
-            throws = self.exception
-        self.timer.start(self._on_expiration, getcurrent(), throws, update=True)
+        if self.seconds is not None:
+            self.timer.start(self._expire, getcurrent(), self._to_raise(), update=True)
 
-    def _on_expiration(self, prev_greenlet, ex):
-        prev_greenlet.throw(ex)
+    def _expire(self, target, error):
+        # run by the hub when the timer fires
+        target.throw(error)
 
     @classmethod
     def start_new(cls, timeout=None, exception=None, ref=True, _one_shot=False):
         """A started Timeout: timeout itself (started if need be) if it is a Timeout, else a new
         one made of (timeout, exception)."""
-        if isinstance(timeout, Timeout):
-            if not timeout.pending:
-                timeout.start()
-            return timeout
-        timeout = cls(timeout, exception, ref=ref, _one_shot=_one_shot)
-        timeout.start()
+        if not isinstance(timeout, Timeout):
+            made = cls(timeout, exception, ref=ref, _one_shot=_one_shot)
+            made.start()
+            return made
+        if not timeout.pending:
+            timeout.start()
         return timeout
 
     @staticmethod
     def _start_new_or_dummy(timeout, exception=None, ref=True):
+        # (gevent's name; the waits of pyconc.gevent's modules use it) A started one-shot
+        # Timeout for a number, a stand-in that never fires for None.
         if timeout is None:
-            return _FakeTimer
-        return Timeout.start_new(timeout, exception, ref, _one_shot=True)
+            return _NEVER
+        return Timeout.start_new(timeout, exception, ref, True)
 
     @property
     def pending(self):
-        """True if the timeout is scheduled to be raised."""
-        return self.timer.pending or self.timer.active
+        """True while the timeout is armed and has not fired."""
+        timer = self.timer
+        return timer.pending or timer.active
 
     def cancel(self):
-        """If the timeout is pending, cancel it; it may be started again."""
+        """Disarm the timeout if it is armed; it may be started again (unless made for one
+        wait: then it is closed)."""
         self.timer.stop()
-        if self._one_shot:
+        if self._close_on_cancel:
             self.close()
 
     def close(self):
-        """Close the timeout: it cannot be started again."""
-        self.timer.stop()
-        self.timer.close()
-        self.timer = _FakeTimer
+        """Disarm the timeout for good: it cannot be started again."""
+        timer = self.timer
+        timer.stop()
+        timer.close()
+        self.timer = _NEVER
 
     def __repr__(self):
-        classname = type(self).__name__
-        pending = ' pending' if self.pending else ''
-        exception = '' if self.exception is None else ' exception=%r' % self.exception
-        return '<%s at %s seconds=%s%s%s>' % (classname, hex(id(self)), self.seconds, exception,
-                                              pending)
+        text = '<%s at 0x%x seconds=%s' % (type(self).__name__, id(self), self.seconds)
+        if self.exception is not None:
+            text += ' exception=%r' % (self.exception,)
+        if self.pending:
+            text += ' pending'
+        return text + '>'
 
     def __str__(self):
-        if self.seconds is None:
+        seconds = self.seconds
+        if seconds is None:
             return ''
-        suffix = '' if self.seconds == 1 else 's'
-        if self.exception is None:
-            return '%s second%s' % (self.seconds, suffix)
-        if self.exception is False:
-            return '%s second%s (silent)' % (self.seconds, suffix)
-        return '%s second%s: %s' % (self.seconds, suffix, self.exception)
+        text = '%s second%s' % (seconds, '' if seconds == 1 else 's')
+        given = self.exception
+        if given is False:
+            return text + ' (silent)'
+        if given is not None:
+            text += ': %s' % (given,)
+        return text
 
     def __lt__(self, other):
         try:
-            return self.seconds < other.seconds
+            theirs = other.seconds
         except AttributeError:
+            # a plain number, or something not comparable at all
             try:
                 return self.seconds < other
             except TypeError:
                 return NotImplemented
+        return self.seconds < theirs
 
     def __enter__(self):
         if not self.pending:
@@ -140,39 +157,36 @@ class Timeout(BaseException):
 
     def __exit__(self, typ, value, tb):
         self.close()
-        if value is self and self.exception is False:
-            return True
-        return None
+        # a silent timeout (exception=False) that fired ends the with block quietly
+        return True if value is self and self.exception is False else None
 
 
 def with_timeout(seconds, function, *args, **kwds):
     """Call function(*args, **kwds); if it takes more than seconds, raise Timeout, or, with a
     timeout_value keyword, return that value instead."""
-    timeout_value = kwds.pop("timeout_value", _NONE)
-    timeout = Timeout.start_new(seconds, _one_shot=True)
+    fallback = kwds.pop('timeout_value', _UNSET)
+    limit = Timeout.start_new(seconds, _one_shot=True)
     try:
-        try:
-            return function(*args, **kwds)
-        except Timeout as ex:
-            if ex is timeout and timeout_value is not _NONE:
-                return timeout_value
+        return function(*args, **kwds)
+    except Timeout as fired:
+        if fired is not limit or fallback is _UNSET:
             raise
+        return fallback
     finally:
-        timeout.cancel()
+        limit.cancel()
 
 
-_NONE = object()
 _core._set_gevent_class('Timeout', Timeout)
 
 
 def _timeout_call(timeout, func, *args):
-    """func(*args, timeout) for a number or None; for a Timeout instance (gevent's waits take
-    one), the Timeout is started, func waits with no timeout of its own, and the Timeout raises
-    what it raises when it fires; it is cancelled afterwards."""
-    if isinstance(timeout, Timeout):
-        t = Timeout.start_new(timeout)
-        try:
-            return func(*args, None)
-        finally:
-            t.cancel()
-    return func(*args, timeout)
+    """func(*args, timeout) where timeout is a number or None. gevent's waits also take a
+    Timeout object: that one is started (if it is not yet), func waits with no timeout of its
+    own, and the Timeout raises whatever it raises when it fires; it is cancelled afterwards."""
+    if not isinstance(timeout, Timeout):
+        return func(*args, timeout)
+    armed = Timeout.start_new(timeout)
+    try:
+        return func(*args, None)
+    finally:
+        armed.cancel()

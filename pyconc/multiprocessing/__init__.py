@@ -10,13 +10,15 @@ and waits in C.
 - Pool: shared-memory task/result queues; a worker that dies fails only its own task
   (WorkerDiedError) and is replaced; lambdas travel with cloudpickle when it is installed.
 - Process, current_process, parent_process, active_children: the stdlib's process objects,
-  started by pyconc ("fork" by default; "spawn" and "forkserver" through get_context()).
+  started by pyconc's "fork" launcher or the stdlib's "spawn" and "forkserver" ones; the default
+  is the running stdlib's ("fork" on Linux up to 3.13, "forkserver" from 3.14).
 - Manager: the stdlib's SyncManager (a server process with proxies), started with pyconc's
   Process.
 
 Every shared object pickles by name, so it can be passed to Pool tasks and to processes that
 are already running, not only inherited at start.
 """
+import functools as _functools
 import multiprocessing as _std
 from multiprocessing import (AuthenticationError, BufferTooShort, ProcessError, TimeoutError)
 from multiprocessing.process import active_children, current_process, parent_process
@@ -186,11 +188,23 @@ _concrete_contexts = {'fork': ForkContext(), 'spawn': SpawnContext(),
 
 
 class DefaultContext(BaseContext):
+    """The module-level API: the start method set with set_start_method(), else the platform
+    default of the running stdlib -- "fork" on Linux up to 3.13; from 3.14 "forkserver" where
+    it can work (descriptor passing, a writable temporary directory), else "spawn"."""
     Process = Process
 
-    def __init__(self, default):
-        self._default_context = default
+    def __init__(self, context=None):
+        if context is not None:
+            self._default_context = context
         self._actual_context = None
+
+    @_functools.cached_property
+    def _default_context(self):
+        # Determined on first use, as the stdlib's: finding 3.14's default costs imports. The
+        # stdlib's own DefaultContext knows it (an attribute up to 3.13, a cached_property
+        # since) and reading it does not fix the stdlib's start method.
+        from multiprocessing import context
+        return _concrete_contexts[context._default_context._default_context._name]
 
     def get_context(self, method=None):
         if method is None:
@@ -214,8 +228,13 @@ class DefaultContext(BaseContext):
             self._actual_context = self._default_context
         return self._actual_context._name
 
+    def get_all_start_methods(self):
+        """The supported start methods, the default first."""
+        default = self._default_context.get_start_method()
+        return [default] + [name for name in _concrete_contexts if name != default]
 
-_default_context = DefaultContext(_concrete_contexts['fork'])
+
+_default_context = DefaultContext()
 
 
 def __getattr__(name):

@@ -69,6 +69,10 @@ class _ForkPopen:
                 if self.wait(timeout=0.1) is None:
                     raise
 
+    def interrupt(self):
+        """SIGINT: 3.14's Process.interrupt() calls it."""
+        self._send_signal(signal.SIGINT)
+
     def terminate(self):
         self._send_signal(signal.SIGTERM)
 
@@ -114,8 +118,8 @@ _PROCESS_TYPES = {'fork': ForkProcess, 'spawn': SpawnProcess, 'forkserver': Fork
 
 
 class Process(_mpp.BaseProcess):
-    """multiprocessing.Process: started with the default context's start method ("fork"
-    unless set_start_method() chose another)."""
+    """multiprocessing.Process: started with the default context's start method (the
+    running stdlib's default unless set_start_method() chose another)."""
     _start_method = None
 
     @staticmethod

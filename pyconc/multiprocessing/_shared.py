@@ -6,6 +6,7 @@ process attaches to the same shared memory, so they can be passed to Pool tasks 
 processes, not only inherited. (The sending process must still be alive when the receiver
 unpickles, as it holds the segment open.)"""
 import os
+import sys as _sys
 import threading as _std_threading
 import weakref
 
@@ -153,6 +154,11 @@ class _SemLockBase:
         self.acquire = sl.acquire
         self.release = sl.release
 
+    if _sys.version_info >= (3, 14):
+        def locked(self):
+            """Whether the value is zero (a Lock or RLock: held), as 3.14's SemLock.locked()."""
+            return self._semlock._is_zero()
+
     def __enter__(self):
         return self._semlock.__enter__()
 
@@ -222,7 +228,9 @@ class RLock(_SemLockBase):
         owner = self._semlock._owner()
         if owner is None:
             return f"<{type(self).__name__}(None, 0)>"
-        return f"<{type(self).__name__}({self._owner_name()}, {owner[2]})>"
+        # the stdlib knows the count of its own holds only: another owner's is "nonzero"
+        count = owner[2] if owner[1] else "nonzero"
+        return f"<{type(self).__name__}({self._owner_name()}, {count})>"
 
 
 class Condition:
@@ -442,7 +450,9 @@ def RawArray(typecode_or_type, size_or_initializer):
     return obj
 
 
-def _rebuild_sync(kind, type_, block, lock):
+def _rebuild_sync(kind, type_, block, lock, length=None):
+    if length is not None:     # an array type: made again from its element type and length
+        type_ = type_ * length
     return _sync_classes()[kind](type_.from_buffer(block), lock)
 
 
@@ -463,6 +473,7 @@ def _sync_classes():
     """The stdlib's synchronized wrappers, pickled by name (built on first use)."""
     global _SYNC
     if _SYNC is None:
+        import ctypes
         from multiprocessing import sharedctypes as sc
 
         def make(base, kind):
@@ -470,7 +481,14 @@ def _sync_classes():
                 base.__init__(self, obj, lock if lock is not None else RLock())
 
             def __reduce__(self):
-                return _rebuild_sync, (kind, type(self._obj), _block_of(self._obj), self._lock)
+                # An array type (c_double * 2) is made on the fly and cannot be pickled by
+                # name: it travels as its element type and length, as in the stdlib's
+                # sharedctypes.reduce_ctype (a spawn or forkserver child unpickles it).
+                obj = self._obj
+                if isinstance(obj, ctypes.Array):
+                    return _rebuild_sync, (kind, obj._type_, _block_of(obj), self._lock,
+                                           obj._length_)
+                return _rebuild_sync, (kind, type(obj), _block_of(obj), self._lock)
             return type(base.__name__, (base,), {"__init__": __init__, "__reduce__": __reduce__,
                                                  "__module__": __name__})
         _SYNC = {"value": make(sc.Synchronized, "value"),

@@ -40,6 +40,18 @@ class ConditionAsRLockTests(lock_tests.RLockTests):
 class ConditionTests(lock_tests.ConditionTests):
     condtype = staticmethod(pthreading.Condition)
 
+    if hasattr(lock_tests.ConditionTests, "test_nan_timeout"):   # 3.14
+        def test_nan_timeout(self):
+            # The stdlib's test ends with len(cond._waiters) == 0: pyconc's Condition has no
+            # _waiters deque (its waiters are a wait list in C); the repr shows their number,
+            # as the stdlib's repr shows len(_waiters).
+            cond = self.condtype()
+            nan = float('nan')
+            with cond:
+                self.assertRaises(ValueError, cond.wait, nan)
+                self.assertRaises(ValueError, cond.wait_for, lambda: False, nan)
+                self.assertTrue(repr(cond).endswith(", 0)>"), repr(cond))
+
 
 class SemaphoreTests(lock_tests.SemaphoreTests):
     semtype = staticmethod(pthreading.Semaphore)

@@ -256,11 +256,6 @@ if os.environ.get("PYCONC_FUZZ_CHILD") == "greenlet":
     TestGreenlet = GreenletMachine.TestCase
     TestGreenlet.settings = fuzz_settings(400, 40)
 else:
-    @pytest.mark.xfail(UNDER_ASAN, strict=True, reason="issue 9: under ASan the machine (pyconc "
-                       "alone) stops within a few hundred examples on an ASan report in "
-                       "hand_over() (csrc/greenlet.c, g_switch from a greenlet's run, after "
-                       "earlier examples' switches), probably the stale stack red zones after "
-                       "a switch that main's commit 2086e0e fixes (not verified here)")
     @pytest.mark.timeout(600)
     def test_greenlet_machine():
         env = dict(os.environ, PYCONC_FUZZ_CHILD="greenlet")

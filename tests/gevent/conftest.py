@@ -26,7 +26,10 @@ TARGETS = ["gevent", "pyconc.gevent"]
 IDS = ["gevent", "pyconc"]
 
 SUBMODULES = ("event", "queue", "lock", "pool", "local", "threadpool", "hub", "timeout",
-              "greenlet", "exceptions", "util")
+              "greenlet", "exceptions", "util", "socket", "ssl", "select", "selectors")
+# issue 12, wt-gmonkey: monkey patching, subprocess, os, signal, servers
+SUBMODULES += ("monkey", "subprocess", "os", "signal", "server", "baseserver", "events",
+               "thread", "threading")
 
 # The script header for subprocess scenarios: the same body runs against either target.
 _HEADER = '''\

@@ -201,6 +201,28 @@ def test_semaphore_counter_and_results(gv):
     assert str(info.value) == "semaphore initial value must be >= 0"
 
 
+def test_semaphore_nonblocking_acquire_ignores_a_timeout_object(gv):
+    # blocking=False wins over a Timeout object: one try, False, no wait and no Timeout raised
+    # (pyconc's acquire used to wait for the Timeout and raise it)
+    gevent = gv.gevent
+    for sem in (gv.lock.Semaphore(0), gv.lock.BoundedSemaphore(1)):
+        if sem.counter:
+            sem.acquire()
+        timeout = gevent.Timeout(0.05)
+        try:
+            assert sem.acquire(blocking=False, timeout=timeout) is False
+        finally:
+            timeout.close()
+        assert sem.counter == 0
+    rlock = gv.lock.RLock()
+    gevent.spawn(rlock.acquire).join()
+    timeout = gevent.Timeout(0.05)
+    try:
+        assert rlock.acquire(blocking=False, timeout=timeout) is False
+    finally:
+        timeout.close()
+
+
 def test_semaphore_fifo_wakeups(gv):
     gevent = gv.gevent
     s = gv.lock.Semaphore(0)

@@ -113,6 +113,25 @@ def test_subclass_with_run(gv):
     assert Worker.spawn(5).get() == 10
 
 
+def test_repr_of_subclass_given_a_run_callable_names_that_callable(gv):
+    # A subclass that defines _run but is given run=...: the given callable is what runs, and
+    # what the repr names (gevent formats the greenlet's own run slot, not the class's method).
+    gevent = gv.gevent
+
+    class Worker(gevent.Greenlet):
+        def _run(self):
+            return "class"
+
+    def given(x):
+        return "given %s" % x
+
+    w = Worker(given, 1)
+    assert norm(repr(w)) == "<Worker at 0xADDR: given(1)>"
+    w.start()
+    assert w.get() == "given 1"
+    assert norm(repr(Worker())) == "<Worker at 0xADDR: _run>"
+
+
 def test_constructor_rejects_non_callable(gv):
     with pytest.raises(TypeError):
         gv.gevent.Greenlet(42)

@@ -133,6 +133,16 @@ def test_empty_full_errors_and_timeouts(gv):
     assert str(info.value) == "'timeout' must be a non-negative number"
     with pytest.raises(Q.Full):
         f.put(2, timeout=-1)
+    # ... an unbounded queue always has room: the negative timeout is refused there too, and
+    # nothing is put
+    for kind in (Q.Queue, Q.SimpleQueue, Q.LifoQueue):
+        unbounded = kind()
+        with pytest.raises(ValueError) as info:
+            unbounded.put(2, timeout=-1)
+        assert str(info.value) == "'timeout' must be a non-negative number"
+        assert unbounded.qsize() == 0
+        unbounded.put(3, block=False, timeout=-1)     # not blocking: the timeout is ignored
+        assert unbounded.qsize() == 1
     e.put(1)
     with pytest.raises(ValueError):              # get checks it only when it would wait
         Q.Queue().get(timeout=-1)

@@ -1,0 +1,697 @@
+"""pyconc.selectors against the stdlib's selectors, side by side (threads, no hub).
+
+Each scenario runs twice, once on a stdlib class and once on pyconc's class of the same name,
+with fresh descriptors; every step's outcome (the value, normalised, or the exception's type,
+message and errno) must be the same. File objects are wrappers with a stable repr, so that
+messages that quote them compare; descriptor numbers are replaced by names.
+"""
+import errno
+import gc
+import math
+import os
+import re
+import selectors as std
+import signal
+import socket
+import threading
+import time
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+import pyconc.selectors as pc
+
+pytestmark = pytest.mark.timeout(60)
+
+KINDS = ["EpollSelector", "PollSelector", "SelectSelector", "DefaultSelector"]
+
+
+class F:
+    """A file object with a stable repr."""
+
+    def __init__(self, name, sock):
+        self.name = name
+        self.sock = sock
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def __repr__(self):
+        return "<F %s>" % self.name
+
+
+class BadFileno:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def fileno(self):
+        raise self.exc
+
+    def __repr__(self):
+        return "<BadFileno %s>" % type(self.exc).__name__
+
+
+class StrFileno:
+    def __init__(self, value):
+        self.value = value
+
+    def fileno(self):
+        return self.value
+
+    def __repr__(self):
+        return "<StrFileno %r>" % (self.value,)
+
+
+class Env:
+    """Sockets with names, and the normalisation of what a step returns or raises."""
+
+    def __init__(self):
+        self.fds = {}
+        self.socks = []
+
+    def pair(self, name):
+        a, b = socket.socketpair()
+        self.socks += [a, b]
+        fa, fb = F(name + ".a", a), F(name + ".b", b)
+        self.fds[a.fileno()] = name + ".a"
+        self.fds[b.fileno()] = name + ".b"
+        return fa, fb
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+
+    def norm(self, v):
+        if isinstance(v, std.SelectorKey):
+            return ("Key", self.norm(v.fileobj), self.norm(v.fd), v.events, self.norm(v.data))
+        if isinstance(v, (list, tuple)):
+            items = [self.norm(x) for x in v]
+            return (type(v).__name__, items)
+        if isinstance(v, (F, StrFileno, BadFileno)):
+            return repr(v)
+        if type(v) is int and v in self.fds:
+            return "fd:" + self.fds[v]
+        if isinstance(v, float) and math.isnan(v):
+            return "nan"
+        return v
+
+    def msg(self, text):
+        text = re.sub(r"\(FD (\d+)\)", lambda m: "(FD %s)" % self.fds.get(int(m.group(1)), "?"),
+                      text)
+        return re.sub(r"\b(\d+)\b",
+                      lambda m: self.fds.get(int(m.group(1)), m.group(1)), text)
+
+
+def step(env, fn, *args, **kwargs):
+    try:
+        return ("ok", env.norm(fn(*args, **kwargs)))
+    except Exception as e:
+        return ("raise", type(e).__name__, env.msg(str(e)), getattr(e, "errno", None),
+                e.__suppress_context__, e.__cause__ is not None)
+
+
+def both(kind, scenario):
+    """Runs scenario(cls, env) -> list of steps on the stdlib's and pyconc's class."""
+    out = []
+    for mod in (std, pc):
+        env = Env()
+        try:
+            out.append(scenario(getattr(mod, kind), env))
+        finally:
+            env.close()
+    return out
+
+
+def sorted_ready(env, ready):
+    return sorted(env.norm(list(ready))[1], key=repr)
+
+
+# ---------------------------------------------------------------- register and its errors
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_register_and_errors(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        r = [step(env, s.register, a, std.EVENT_READ, "data")]
+        r.append(step(env, s.register, a, std.EVENT_READ))          # twice: KeyError
+        r.append(step(env, s.register, a.fileno(), std.EVENT_WRITE))  # same fd, other object
+        for ev in (0, 4, -1, 999999, 2 ** 100, 1.5, "x", None, [], std.EVENT_READ | 8):
+            r.append(step(env, s.register, b, ev))
+        for obj in ("x", object, -1, -10, 3.5, BadFileno(ValueError("v")),
+                    BadFileno(TypeError("t")), BadFileno(AttributeError("a")),
+                    BadFileno(OSError("o")), BadFileno(KeyError("k")), StrFileno("nope"),
+                    StrFileno(-3), StrFileno(None)):
+            r.append(step(env, s.register, obj, std.EVENT_READ))
+        r.append(step(env, s.register, b, True))                     # True == EVENT_READ
+        r.append(step(env, lambda: sorted(s.get_map())))
+        r.append(step(env, s.get_key, b))
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_register_odd_descriptors(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        r = [step(env, s.register, 2 ** 40, std.EVENT_READ),
+             step(env, s.register, StrFileno(str(a.fileno())), std.EVENT_READ),
+             step(env, lambda: len(s.get_map()))]
+        r.append(step(env, s.select, 0))
+        r.append(step(env, lambda: sorted(map(repr, map(env.norm, s.get_map())))))
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_register_closed_fd(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        r, w = os.pipe()
+        os.close(r)
+        env.fds[r] = "closed"
+        out = [step(env, s.register, r, std.EVENT_READ),
+               step(env, lambda: list(s.get_map())),
+               step(env, s.select, 0),
+               step(env, s.unregister, r)]
+        os.close(w)
+        s.close()
+        return out
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", ["EpollSelector", "DefaultSelector"])
+def test_register_regular_file(kind, tmp_path):
+    def scenario(Sel, env):
+        s = Sel()
+        with open(tmp_path / "f", "w") as f:
+            return [step(env, s.register, f.fileno(), std.EVENT_READ),
+                    step(env, lambda: len(s.get_map()))]
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+    assert pc_r[0][1] == "PermissionError"
+
+
+# ---------------------------------------------------------------- unregister, modify
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unregister(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        c, d = env.pair("q")
+        r = [step(env, s.register, a, std.EVENT_READ, 1),
+             step(env, s.register, b.fileno(), std.EVENT_WRITE),
+             step(env, s.register, c, std.EVENT_READ | std.EVENT_WRITE),
+             step(env, s.unregister, a),
+             step(env, s.unregister, a),
+             step(env, s.unregister, 999999),
+             step(env, s.unregister, "x"),
+             step(env, s.unregister, b.sock),           # another object for the same fd
+             step(env, s.unregister, b.fileno())]
+        # a registered object whose fileno() no longer works: found by identity
+        c.sock.close()
+        r.append(step(env, s.unregister, c.sock))
+        r.append(step(env, s.unregister, c))
+        r.append(step(env, lambda: len(s.get_map())))
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unregister_closed_socket_object(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        s.register(a.sock, std.EVENT_READ)
+        s.register(b.sock, std.EVENT_WRITE)
+        a.sock.close()
+        b.sock.close()
+        r = [step(env, lambda: s.unregister(a.sock).events),
+             step(env, lambda: s.unregister(b.sock).events),
+             step(env, lambda: len(s.get_map()))]
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_modify(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        d1, d2 = object(), object()
+        k1 = s.register(a, std.EVENT_READ, d1)
+        r = [step(env, lambda: s.modify(a, std.EVENT_READ, d1) is k1),     # no change
+             step(env, lambda: s.modify(a, std.EVENT_READ, d2) is k1),     # data only
+             step(env, lambda: s.get_key(a).data is d2),
+             step(env, s.modify, a, std.EVENT_WRITE),
+             step(env, s.modify, a, std.EVENT_READ | std.EVENT_WRITE, "x"),
+             step(env, s.modify, b, std.EVENT_READ),                       # not registered
+             step(env, s.modify, "junk", std.EVENT_READ),
+             step(env, s.modify, a, 0),
+             step(env, s.modify, a, 4),
+             step(env, lambda: [k.events for k in s.get_map().values()]),
+             step(env, s.modify, a, std.EVENT_READ, data=None),
+             step(env, s.modify, a),
+             step(env, s.modify, a, 1, 2, 3)]
+        nan = float("nan")
+        if a.fileno() not in s.get_map():
+            s.register(a, std.EVENT_READ)
+        k = s.modify(a, std.EVENT_READ, nan)
+        r.append(step(env, lambda: s.modify(a, std.EVENT_READ, nan) is k))   # nan != nan
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_modify_failure_unregisters(kind):
+    # bpo-30014: a modify() whose poller call fails leaves the file object unregistered
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        fd = a.fileno()
+        s.register(fd, std.EVENT_READ)
+        a.sock.close()
+        env.fds[fd] = "closed"
+        r = [step(env, s.modify, fd, std.EVENT_WRITE),
+             step(env, lambda: list(s.get_map())),
+             step(env, s.register, b, std.EVENT_READ),
+             step(env, s.select, 0)]
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", ["SelectSelector"])
+def test_modify_goes_through_overridden_methods(kind):
+    # _BaseSelectorImpl.modify calls self.unregister / self.register (a subclass sees them);
+    # _PollLikeSelector.modify does not.
+    def scenario(Sel, env):
+        log = []
+
+        class Sub(Sel):
+            def register(self, *args, **kwargs):
+                log.append("register")
+                return super().register(*args, **kwargs)
+
+            def unregister(self, *args, **kwargs):
+                log.append("unregister")
+                return super().unregister(*args, **kwargs)
+        s = Sub()
+        a, b = env.pair("p")
+        s.register(a, std.EVENT_READ)
+        s.modify(a, std.EVENT_READ, "data")
+        s.modify(a, std.EVENT_WRITE)
+        s.close()
+        return log
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r == ["register", "unregister", "register"]
+
+
+@pytest.mark.parametrize("kind", ["EpollSelector", "PollSelector"])
+def test_polllike_modify_does_not_dispatch(kind):
+    def scenario(Sel, env):
+        log = []
+
+        class Sub(Sel):
+            def register(self, *args, **kwargs):
+                log.append("register")
+                return super().register(*args, **kwargs)
+
+            def unregister(self, *args, **kwargs):
+                log.append("unregister")
+                return super().unregister(*args, **kwargs)
+        s = Sub()
+        a, b = env.pair("p")
+        s.register(a, std.EVENT_READ)
+        s.modify(a, std.EVENT_WRITE)
+        s.close()
+        return log
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r == ["register"]
+
+
+# ---------------------------------------------------------------- get_key, get_map, close
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_get_key_get_map_close(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        c, d = env.pair("q")
+        m = s.get_map()
+        r = [step(env, lambda: (len(m), list(m), bool(m))),
+             step(env, s.register, c, std.EVENT_WRITE, "c"),
+             step(env, s.register, a, std.EVENT_READ, "a"),
+             step(env, s.register, b.fileno(), std.EVENT_READ),
+             step(env, lambda: (len(m), list(m), list(m.values()), list(m.items()))),
+             step(env, lambda: (a in m, b in m, b.fileno() in m, d in m)),
+             step(env, lambda: m[a]),
+             step(env, lambda: m[d]),
+             step(env, lambda: m["x"]),
+             step(env, lambda: "x" in m),
+             step(env, lambda: m.get(d, "default")),
+             step(env, lambda: m.__delitem__(a)),
+             step(env, lambda: m.pop(a)),
+             step(env, s.get_key, a),
+             step(env, s.get_key, d),
+             step(env, s.get_key, "x"),
+             step(env, s.get_key),
+             step(env, s.modify, a, std.EVENT_READ, "a2"),
+             step(env, lambda: list(m))]       # order kept by a data-only modify
+        r.append(step(env, s.modify, c, std.EVENT_READ))
+        r.append(step(env, lambda: list(m)))   # order after an events change
+        r.append(step(env, s.close))
+        r += [step(env, s.get_map),
+              step(env, s.get_key, a),
+              step(env, lambda: m[a]),
+              step(env, lambda: len(m)),
+              step(env, s.close),
+              step(env, s.register, d, std.EVENT_READ),
+              step(env, lambda: len(s._fd_to_key)),
+              step(env, s.select, 0),
+              step(env, s.unregister, d),
+              step(env, s.modify, d, std.EVENT_READ)]
+        if hasattr(s, "fileno"):
+            r.append(step(env, s.fileno))
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_context_manager_and_reinit(kind):
+    def scenario(Sel, env):
+        a, b = env.pair("p")
+        with Sel() as s:
+            r = [step(env, s.register, a, std.EVENT_READ)]
+        r.append(step(env, s.get_key, a))
+        s2 = Sel()
+        s2.register(a, std.EVENT_WRITE)
+        s2.__init__()
+        r += [step(env, lambda: len(s2.get_map())), step(env, s2.register, a, std.EVENT_READ),
+              step(env, s2.select, 0)]
+        s2.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_signatures(kind):
+    def scenario(Sel, env):
+        a, b = env.pair("p")
+        r = [step(env, Sel, 1), step(env, Sel, x=1)]
+        s = Sel()
+        r += [step(env, s.register), step(env, s.register, a),
+              step(env, s.register, a, 1, None, 4),
+              step(env, s.register, fileobj=a, events=1, data="kw"),
+              step(env, s.register, a, 2, fileobj=a),
+              step(env, s.register, a, 2, bad=1),
+              step(env, s.unregister), step(env, s.unregister, a, 1),
+              step(env, s.select, 0, 1), step(env, s.select, timeout=0),
+              step(env, s.select, tmo=0), step(env, s.get_map, 1), step(env, s.close, 1)]
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+# ---------------------------------------------------------------- select
+
+class Odd:
+    """A timeout with comparisons but no arithmetic."""
+
+    def __le__(self, other):
+        return False
+
+    def __lt__(self, other):
+        return False
+
+    def __gt__(self, other):
+        return False
+
+    def __repr__(self):
+        return "Odd()"
+
+
+TIMEOUTS = [None, 0, -1, -0.5, 0.0, -0.0, 1e-300, 0.0001, 0.001, 0.0015, True, False,
+            Fraction(1, 1000), Decimal("0.001"), "x", [], Odd(), float("nan"), float("inf"),
+            -float("inf"), 1e10, 1e20, 2 ** 40, 10 ** 400, 2147483.648, 2147484]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_select_timeouts(kind):
+    # a writable socket is registered, so an accepted timeout returns at once
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        s.register(a, std.EVENT_WRITE)
+        r = [step(env, s.select, t) for t in TIMEOUTS]
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_select_waits_for_the_timeout(kind):
+    for mod in (std, pc):
+        s = getattr(mod, kind)()
+        a, b = socket.socketpair()
+        s.register(a, std.EVENT_READ)
+        for t, lo in ((0, 0), (-1, 0), (0.05, 0.045), (0.0001, 0.0)):
+            t0 = time.monotonic()
+            assert s.select(t) == []
+            dt = time.monotonic() - t0
+            assert lo <= dt < lo + 1.0, (mod.__name__, t, dt)
+        s.close()
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_select_results(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        c, d = env.pair("q")
+        e, f = env.pair("r")
+        s.register(a, std.EVENT_READ, "a")
+        s.register(b, std.EVENT_WRITE, "b")
+        s.register(c, std.EVENT_READ | std.EVENT_WRITE, "c")
+        s.register(e, std.EVENT_READ, "e")
+        r = [sorted_ready(env, s.select())]
+        b.sock.send(b"x")
+        d.sock.send(b"y")
+        r.append(sorted_ready(env, s.select(0)))
+        f.sock.close()                       # hang-up: readable
+        r.append(sorted_ready(env, s.select(1)))
+        c.sock.recv(10)
+        d.sock.shutdown(socket.SHUT_RDWR)
+        r.append(sorted_ready(env, s.select(1)))
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_select_after_registered_fd_closed(kind):
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        c, d = env.pair("q")
+        s.register(a.fileno(), std.EVENT_READ)
+        s.register(c, std.EVENT_WRITE)
+        fd = a.fileno()
+        a.sock.close()
+        env.fds[fd] = "closed"
+        r = [step(env, lambda: sorted_ready(env, s.select(0)))]
+        r.append(step(env, s.unregister, fd))
+        r.append(step(env, lambda: sorted_ready(env, s.select(0))))
+        s.close()
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_select_many_ready_among_many(kind):
+    # 300 registered socketpairs (600 fds on the poll kinds; 150 on select's FD_SETSIZE), some
+    # of them ready: the same keys and events as the stdlib
+    n = 150 if kind == "SelectSelector" else 300
+
+    def scenario(Sel, env):
+        s = Sel()
+        pairs = [env.pair("s%d" % i) for i in range(n // 2)]
+        for i, (x, y) in enumerate(pairs):
+            s.register(x, std.EVENT_READ, i)
+        for i in range(0, len(pairs), 7):
+            pairs[i][1].sock.send(b"!")
+        got = sorted_ready(env, s.select(0))
+        s.close()
+        return got
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+    assert len(pc_r) == len(range(0, n // 2, 7))
+
+
+@pytest.mark.parametrize("kind", ["SelectSelector"])
+def test_select_fd_setsize(kind):
+    # a descriptor >= FD_SETSIZE registers, then select() raises
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        big = os.dup2(a.fileno(), 1500)
+        env.fds[big] = "big"
+        try:
+            return [step(env, s.register, big, std.EVENT_READ), step(env, s.select, 0),
+                    step(env, s.unregister, big), step(env, s.select, 0)]
+        finally:
+            os.close(big)
+            s.close()
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("raises", [False, True])
+def test_select_eintr(kind, raises):
+    class Stop(Exception):
+        pass
+
+    def handler(*args):
+        if raises:
+            raise Stop
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        for mod in (std, pc):
+            s = getattr(mod, kind)()
+            a, b = socket.socketpair()
+            s.register(a, std.EVENT_READ)
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            t0 = time.monotonic()
+            try:
+                if raises:
+                    with pytest.raises(Stop):
+                        s.select(5)
+                    assert time.monotonic() - t0 < 4
+                else:
+                    # interrupted, retried with the time left
+                    assert s.select(0.3) == []
+                    assert time.monotonic() - t0 >= 0.29
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                s.close()
+                a.close()
+                b.close()
+    finally:
+        signal.signal(signal.SIGALRM, old)
+
+
+# ---------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("kind", ["EpollSelector", "DefaultSelector"])
+def test_register_from_another_thread_wakes_select(kind):
+    # the kernel's epoll set is shared: a register in one thread wakes a select() in another
+    for mod in (std, pc):
+        s = getattr(mod, kind)()
+        a, b = socket.socketpair()
+        b.send(b"x")                      # a is readable, but not registered yet
+        got = []
+        t = threading.Thread(target=lambda: got.append(s.select(10)))
+        t.start()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        s.register(a, std.EVENT_READ, "late")
+        t.join(5)
+        assert not t.is_alive()
+        assert time.monotonic() - t0 < 2
+        assert [(k.data, ev) for k, ev in got[0]] == [("late", std.EVENT_READ)]
+        s.close()
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_many_threads_select_one_selector(kind):
+    s = getattr(pc, kind)()
+    a, b = socket.socketpair()
+    s.register(a, std.EVENT_READ, "a")
+    results = []
+
+    def worker():
+        results.append(s.select(5))
+    ts = [threading.Thread(target=worker) for _ in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(0.05)
+    b.send(b"x")
+    for t in ts:
+        t.join(10)
+    assert not any(t.is_alive() for t in ts)
+    assert all([(k.data, ev) for k, ev in r] == [("a", std.EVENT_READ)] for r in results)
+    s.close()
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_close_while_another_thread_selects(kind):
+    # as with the stdlib's: the waiting thread sees no events and no error
+    s = getattr(pc, kind)()
+    a, b = socket.socketpair()
+    s.register(a, std.EVENT_READ)
+    got = []
+    t = threading.Thread(target=lambda: got.append(s.select(0.3)))
+    t.start()
+    time.sleep(0.05)
+    s.close()
+    t.join(5)
+    assert got == [[]]
+    a.close()
+    b.close()
+
+
+def test_epoll_fd_is_released_after_close():
+    s = pc.EpollSelector()
+    fd = s.fileno()
+    s.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    s = pc.EpollSelector()
+    fd = s.fileno()
+    del s
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_names():
+    assert pc.SelectorKey is std.SelectorKey
+    assert pc.BaseSelector is std.BaseSelector
+    assert (pc.EVENT_READ, pc.EVENT_WRITE) == (std.EVENT_READ, std.EVENT_WRITE)
+    for name in ("EpollSelector", "PollSelector", "SelectSelector"):
+        cls = getattr(pc, name)
+        assert cls.__name__ == name and issubclass(cls, std.BaseSelector)
+        assert isinstance(cls(), std.BaseSelector)
+    assert not hasattr(pc.PollSelector(), "fileno")
+    e = pc.EpollSelector()
+    e.attribute = 1                    # instances have a __dict__, as the stdlib's
+    e.close()
