@@ -145,9 +145,14 @@ def make(tp, situation, good, bad):
     if situation == "new":
         return tp.__new__(tp), None
     if situation == "subclass":
-        class Sub(tp):
-            def __init__(self):
-                pass
+        # pyconc.Lock, as threading.Lock, refuses subclasses but pyconc's own (its gevent face's
+        # LockType): the probe's subclass says it is one of those
+        ns = {"__module__": "pyconc._lifecycle_probe"} if tp.__module__ == "pyconc" and \
+            tp.__name__ == "Lock" else {}
+
+        def __init__(self):
+            pass
+        Sub = type("Sub", (tp,), {"__init__": __init__, **ns})
         return Sub(), None
     if situation == "failed_init":
         o = tp.__new__(tp)

@@ -2,6 +2,7 @@
 shared objects by name, and faults (killed workers and producers, dead lock holders, big
 messages, Ctrl-C)."""
 import multiprocessing as std_mp
+from multiprocessing.reduction import ForkingPickler
 import os
 import pickle
 import queue
@@ -228,6 +229,28 @@ def test_value_and_array_passed_to_a_spawned_child():
     p.join(60)
     assert p.exitcode == 0
     assert v.value == 6 and a[:] == [42.0, 1.5] and s.value == b"hi"
+
+
+def _bump_raw(v, a):
+    v.value += 1
+    a[0] = 42
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_raw_value_and_array_shared_with_a_spawned_child(method):
+    # RawValue/RawArray travel as their shared block, as the stdlib's sharedctypes registers
+    # them with ForkingPickler: ctypes' own pickling copied the bytes, so the child's writes
+    # were lost (CPython 3.14's test_rawvalue, under its default forkserver), and the array type
+    # made on the fly could not be pickled at all (test_rawarray)
+    ctx = mp.get_context(method)
+    v, a = ctx.RawValue('i', 5), ctx.RawArray('d', [0.5, 1.5])
+    p = ctx.Process(target=_bump_raw, args=(v, a))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0
+    assert v.value == 6 and a[:] == [42.0, 1.5]
+    with pytest.raises(RuntimeError, match="through inheritance"):
+        ForkingPickler.dumps(v)
 
 
 # -- passing shared objects by name -------------------------------------------------------------

@@ -370,23 +370,9 @@ def test_map_result_is_ready_only_when_every_chunk_is_done():
         assert len(calls) == 1 and calls[0].args == (1,)
 
 
-@pytest.mark.parametrize("initializer", ["none", "slow"])
-def test_pool_workers_exit_when_the_pool_process_is_killed(initializer):
-    """A Pool whose process is killed (SIGKILL: no terminate(), no sentinels) must not leave its
-    workers waiting on the task queue forever; the stdlib's workers see their pipe close.
-    "slow": the pool's process dies while the workers still run their initializer (the worker
-    once read its parent's pid only after that, got init's pid, and waited forever)."""
-    code = '''
-import os, sys, time
-from pyconc import multiprocessing as mp
-if __name__ == "__main__":
-    p = mp.Pool(2) if sys.argv[1] == "none" else mp.Pool(2, time.sleep, (1.5,))
-    print(" ".join(str(w.pid) for w in p._pool), flush=True)
-    time.sleep(60)
-'''
+def _pool_killed_leaves_no_worker(code):
     import subprocess
-    proc = subprocess.Popen([sys.executable, "-c", code, initializer], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     pids = [int(x) for x in proc.stdout.readline().split()]
     assert len(pids) == 2
     proc.send_signal(signal.SIGKILL)
@@ -407,3 +393,31 @@ if __name__ == "__main__":
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"workers {alive} outlived their pool's process"
+
+
+def test_pool_workers_exit_when_the_pool_process_is_killed():
+    """A Pool whose process is killed (SIGKILL: no terminate(), no sentinels) must not leave its
+    workers waiting on the task queue forever; the stdlib's workers see their pipe close."""
+    _pool_killed_leaves_no_worker('''
+import os, sys, time
+from pyconc import multiprocessing as mp
+if __name__ == "__main__":
+    p = mp.Pool(2)
+    print(" ".join(str(w.pid) for w in p._pool), flush=True)
+    time.sleep(60)
+''')
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_pool_workers_exit_when_the_pool_process_dies_while_they_start(method):
+    """The pool's process killed before its workers reach their loop (here: still in the
+    initializer): a worker that read its parent's pid only then got the reaper's, and waited
+    for tasks forever (seen under load on 3.13: the test above failed)."""
+    _pool_killed_leaves_no_worker(f'''
+import os, sys, time
+from pyconc import multiprocessing as mp
+if __name__ == "__main__":
+    p = mp.get_context({method!r}).Pool(2, initializer=time.sleep, initargs=(1.5,))
+    print(" ".join(str(w.pid) for w in p._pool), flush=True)
+    time.sleep(60)
+''')

@@ -838,3 +838,17 @@ def test_stdlib_excepthook_is_honoured():
         assert seen[1:] == [("pc", IndexError)]
     finally:
         std.excepthook = saved
+
+
+def test_lock_cannot_be_subclassed_as_the_stdlibs():
+    # threading.Lock refuses subclasses (a function up to 3.12, a final type from 3.13, where
+    # CPython's test_threading checks it); pyconc's own faces may subclass it
+    for T in (threading, pth):
+        with pytest.raises(TypeError):
+            class MyLock(T.Lock):
+                pass
+    with pytest.raises(TypeError, match="is not an acceptable base type"):
+        class MyLock2(pth.Lock):
+            pass
+    from pyconc.gevent.thread import LockType
+    assert issubclass(LockType, pth.Lock)

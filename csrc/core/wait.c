@@ -164,6 +164,12 @@ probe_pytime(void)
     PyErr_Clear();
 }
 
+const char *
+pc_msg_pytime_int_overflow(void)
+{
+    return msg_int_overflow;
+}
+
 /* A TypeError of _PyTime's int conversion of obj, as the running interpreter words it. */
 static void
 reword_not_a_number(PyObject *obj)

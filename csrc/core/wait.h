@@ -143,6 +143,11 @@ pc_time_t pc_deadline_after(pc_time_t rel_ns);
  * nanoseconds; out of range: OverflowError with CPython's messages. */
 int pc_time_from_object(PyObject *obj, int round, pc_time_t *ns);
 
+/* _PyTime's OverflowError message for an int out of range, as the running interpreter words it
+ * (read once by pc_wait_init; it changed within 3.13.x). For C code that mirrors another _PyTime
+ * conversion, e.g. select.poll's milliseconds. */
+const char *pc_msg_pytime_int_overflow(void);
+
 /* Lock.acquire's blocking argument as the running CPython's C lock parses it (3.11: an int,
  * through __index__, so acquire(0.5) is a TypeError; 3.13: any object's truth). */
 int pc_parse_blocking(PyObject *obj, int *blocking);

@@ -47,11 +47,9 @@
 #include <sys/select.h>
 #include <unistd.h>
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define MSG_PYTIME_OVERFLOW "timestamp too large to convert to C PyTime_t"
-#else
-#define MSG_PYTIME_OVERFLOW "timestamp too large to convert to C _PyTime_t"
-#endif
+/* _PyTime_FromMillisecondsObject's overflow message: the running interpreter's (it changed
+ * within 3.13.x, so wait.c reads it from the interpreter once) */
+#define MSG_PYTIME_OVERFLOW pc_msg_pytime_int_overflow()
 
 #define EV_R 1                /* selectors.EVENT_READ */
 #define EV_W 2                /* selectors.EVENT_WRITE */

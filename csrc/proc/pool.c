@@ -16,11 +16,14 @@
  * Behaviour is the Python loop's, step by step: a task whose function or arguments cannot be
  * unpickled, or that raises anything (BaseException included), fails with
  * ExceptionWithTraceback; a result that cannot be pickled fails with MaybeEncodingError; an idle
- * worker looks at its parent every `check` seconds and ends if the pool's process is gone.
+ * worker looks at the pool's process every `check` seconds and ends if it is gone: through a
+ * pidfd of it when one is given (a forkserver's child has the server as its parent, and the
+ * server lives as long as its children do), else by its parent pid changing.
  * Runs with the GIL, which the queue waits release.
  */
 #include "pyconc.h"
 
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -166,8 +169,21 @@ encode(worker_ctx *c, PyObject *result)
     return payload;
 }
 
+/* Whether the pool's process has ended (see the header comment). */
+static int
+pool_gone(int pidfd, long parent)
+{
+    if (pidfd >= 0) {
+        struct pollfd p = {.fd = pidfd, .events = POLLIN, .revents = 0};
+        return poll(&p, 1, 0) > 0;    /* a pidfd is readable once its process has exited */
+    }
+    return getppid() != parent;
+}
+
 /* _pool_worker(taskq, resultq, slots, k, maxtasks, parent_pid, check_seconds,
- *              ExceptionWithTraceback, MaybeEncodingError) */
+ *              ExceptionWithTraceback, MaybeEncodingError[, pool_pidfd])
+ * pool_pidfd: a pidfd of the pool's process (owned by the caller), or -1: compare getppid()
+ * with parent_pid. */
 PyObject *
 pc_pool_worker(PyObject *module, PyObject *args)
 {
@@ -175,9 +191,10 @@ pc_pool_worker(PyObject *module, PyObject *args)
     Py_ssize_t k;
     long parent;
     double check;
+    int pool_pidfd = -1;
     worker_ctx c = {NULL, NULL, NULL, NULL, NULL};
-    if (!PyArg_ParseTuple(args, "OOOnOldOO:_pool_worker", &taskq, &resultq, &slots, &k,
-                          &maxtasks_obj, &parent, &check, &c.ewt, &c.mee)) {
+    if (!PyArg_ParseTuple(args, "OOOnOldOO|i:_pool_worker", &taskq, &resultq, &slots, &k,
+                          &maxtasks_obj, &parent, &check, &c.ewt, &c.mee, &pool_pidfd)) {
         return NULL;
     }
     pc_state *st = (pc_state *)PyModule_GetState(module);
@@ -215,7 +232,7 @@ pc_pool_worker(PyObject *module, PyObject *args)
             if (!empty) {
                 goto done;
             }
-            if (getppid() != parent) {
+            if (pool_gone(pool_pidfd, parent)) {
                 result = Py_NewRef(Py_None);  /* the pool's process is gone: nobody will stop us */
                 goto done;
             }

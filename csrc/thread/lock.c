@@ -232,6 +232,37 @@ lock_repr(LockObject *self)
 
 PC_NO_PICKLE(lock, "_thread.lock")
 
+/* threading.Lock refuses subclasses (3.11-3.12: it is a function; 3.13+: the type lacks
+ * Py_TPFLAGS_BASETYPE; CPython's test_threading checks it from 3.13). pyconc's own faces subclass
+ * this type (pyconc.gevent.thread.LockType), so the flag stays and the refusal is here: a class
+ * defined outside pyconc's package is refused with CPython's message. */
+static PyObject *
+lock_init_subclass(PyObject *cls, PyObject *args, PyObject *kwargs)
+{
+    PyObject *mod = PyObject_GetAttrString(cls, "__module__");
+    if (mod == NULL) {
+        return NULL;
+    }
+    const char *name = PyUnicode_Check(mod) ? PyUnicode_AsUTF8(mod) : "";
+    if (name == NULL) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    int ours = strcmp(name, "pyconc") == 0 || strncmp(name, "pyconc.", 7) == 0;
+    Py_DECREF(mod);
+    if (!ours) {
+        return PyErr_Format(PyExc_TypeError, "type '%s' is not an acceptable base type",
+                            "pyconc.Lock");
+    }
+    PyObject *base = PyObject_GetAttrString((PyObject *)&PyBaseObject_Type, "__init_subclass__");
+    if (base == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_Call(base, args, kwargs);
+    Py_DECREF(base);
+    return r;
+}
+
 static PyMethodDef lock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=-1) -> bool\n\nLock the lock; see threading.Lock.")},
@@ -249,6 +280,8 @@ static PyMethodDef lock_methods[] = {
     {"_release_save", (PyCFunction)lock_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)lock_acquire_restore, METH_O, NULL},
     {"_at_fork_reinit", (PyCFunction)lock_at_fork_reinit, METH_NOARGS, NULL},
+    {"__init_subclass__", (PyCFunction)(void (*)(void))lock_init_subclass,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS, NULL},
     PC_NO_PICKLE_METHODS(lock),
     {NULL, NULL, 0, NULL},
 };

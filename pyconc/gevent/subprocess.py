@@ -407,15 +407,25 @@ class Popen(__subprocess__.Popen):
         try:
             if self.stdin:
                 self.stdin.close()
-        finally:
-            if exc_type == KeyboardInterrupt:
-                if self._sigint_wait_secs > 0:
-                    try:
-                        self._wait(timeout=self._sigint_wait_secs)
-                    except TimeoutExpired:
-                        pass
-                self._sigint_wait_secs = 0
-                return
+        except BaseException:
+            self._exit_wait(exc_type)
+            # Up to 3.13 the stdlib's __exit__ returned from its finally block when leaving on
+            # KeyboardInterrupt, which dropped an error of this close; 3.14's lets it through
+            # (and a return there is a SyntaxWarning).
+            if exc_type != KeyboardInterrupt or sys.version_info >= (3, 14):
+                raise
+        else:
+            self._exit_wait(exc_type)
+
+    def _exit_wait(self, exc_type):
+        if exc_type == KeyboardInterrupt:
+            if self._sigint_wait_secs > 0:
+                try:
+                    self._wait(timeout=self._sigint_wait_secs)
+                except TimeoutExpired:
+                    pass
+            self._sigint_wait_secs = 0
+        else:
             self.wait()
 
 

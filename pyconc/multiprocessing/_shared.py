@@ -428,8 +428,29 @@ def _ctype(typecode_or_type):
 
 def _new_value(type_):
     import ctypes
+    from multiprocessing.reduction import ForkingPickler
     block = _core.SharedBlock(ctypes.sizeof(type_))
     _registry[block.token] = block
+    # A raw object handed to a spawn or forkserver child (3.14's default) travels as its block,
+    # as the stdlib's sharedctypes registers its types: ctypes' own pickling copies the bytes.
+    ForkingPickler.register(type_, _reduce_raw)
+    return type_.from_buffer(block)
+
+
+def _reduce_raw(obj):
+    import ctypes
+    from multiprocessing.context import assert_spawning
+    assert_spawning(obj)
+    if isinstance(obj, ctypes.Array):   # made on the fly: its element type and length
+        return _rebuild_raw, (obj._type_, _block_of(obj), obj._length_)
+    return _rebuild_raw, (type(obj), _block_of(obj), None)
+
+
+def _rebuild_raw(type_, block, length):
+    from multiprocessing.reduction import ForkingPickler
+    if length is not None:
+        type_ = type_ * length
+    ForkingPickler.register(type_, _reduce_raw)
     return type_.from_buffer(block)
 
 

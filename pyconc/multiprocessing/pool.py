@@ -114,68 +114,72 @@ def _starmapstar(args):
 
 # -- the worker --------------------------------------------------------------------------------
 
-def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks, parent_pid):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
-    if initializer is not None:
-        initializer(*initargs)
-    # the loop itself is C (csrc/proc/pool.c): take a task, run it, put its result
-    # parent_pid was read in the pool's process: os.getppid() here could already name the
-    # process that adopted this one, if the pool's process died while this one started
-    _core._pool_worker(taskq, resultq, slots, k, maxtasks, parent_pid, _PARENT_CHECK,
-                       ExceptionWithTraceback, MaybeEncodingError)
+def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks, pool_pid=None):
+    # pool_pid: the pool's process, given by that process itself (read here with getppid(), it
+    # could already be the reaper's, had the pool's process died while this one started; and a
+    # forkserver's child has the server as its parent, which lives as long as its children). The
+    # C loop polls a pidfd of it; without pidfd_open, it watches the parent pid change.
+    parent = os.getppid()
+    pidfd = -1
+    if pool_pid is not None:
+        try:
+            pidfd = os.pidfd_open(pool_pid)
+        except ProcessLookupError:
+            return                      # the pool's process is already gone
+        except (AttributeError, OSError):
+            pidfd = -1                  # no pidfd_open (Linux < 5.3): the parent pid it is
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+        if initializer is not None:
+            initializer(*initargs)
+        # the loop itself is C (csrc/proc/pool.c): take a task, run it, put its result
+        _core._pool_worker(taskq, resultq, slots, k, maxtasks, parent, _PARENT_CHECK,
+                           ExceptionWithTraceback, MaybeEncodingError, pidfd)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 # -- results ------------------------------------------------------------------------------------
-#
-# The result thread calls `_set(index, (ok, value))` once per finished task (a chunk, for the map
-# forms); a duplicate delivery (possible after a worker died mid-result) is ignored. A result
-# object leaves pool._jobs once it is complete, so the pool can tell when nothing is owed.
 
 class ApplyResult:
     def __init__(self, pool, callback, error_callback):
         self._pool = pool
-        self._done = _Event()
+        self._event = _Event()
         self._job = next(_job_counter)
         self._callback = callback
         self._error_callback = error_callback
-        self._outcome = None            # (ok, value) once known
+        self._success = None
+        self._value = None
         pool._jobs[self._job] = self
 
-    # the stdlib's attribute names, read by some callers
-    _event = property(lambda self: self._done)
-    _success = property(lambda self: None if self._outcome is None else self._outcome[0])
-    _value = property(lambda self: None if self._outcome is None else self._outcome[1])
-
     def ready(self):
-        return self._done.is_set()
+        return self._event.is_set()
 
     def successful(self):
-        if not self._done.is_set():
+        if not self.ready():
             raise ValueError(f"{self!r} not ready")
-        return self._outcome[0]
+        return self._success
 
     def wait(self, timeout=None):
-        self._done.wait(timeout)
+        self._event.wait(timeout)
 
     def get(self, timeout=None):
-        if not self._done.wait(timeout):
+        self.wait(timeout)
+        if not self.ready():
             raise TimeoutError
-        ok, value = self._outcome
-        if not ok:
-            raise value
-        return value
-
-    def _complete(self, ok, value):
-        """Record the outcome, run the matching callback, then release waiters."""
-        self._outcome = (ok, value)
-        hook = self._callback if ok else self._error_callback
-        if hook:
-            hook(value)
-        self._done.set()
-        self._pool._jobs.pop(self._job, None)
+        if self._success:
+            return self._value
+        raise self._value
 
     def _set(self, i, obj):
-        self._complete(*obj)
+        self._success, self._value = obj
+        if self._callback and self._success:
+            self._callback(self._value)
+        if self._error_callback and not self._success:
+            self._error_callback(self._value)
+        self._event.set()
+        self._pool._jobs.pop(self._job, None)
 
     __class_getitem__ = classmethod(lambda cls, item: cls)
 
@@ -184,107 +188,103 @@ AsyncResult = ApplyResult
 
 
 class MapResult(ApplyResult):
-    """The result of map_async/starmap_async: chunk k fills items [k*chunksize, (k+1)*chunksize).
-    The first failing chunk's error is the outcome; as with the stdlib, the result is ready (and
-    its callback runs) only when every chunk has come back."""
-
     def __init__(self, pool, chunksize, length, callback, error_callback):
         super().__init__(pool, callback, error_callback)
-        self._items = [None] * length
-        self._failure = None
-        self._arrived = set()
+        self._success = True
+        self._value = [None] * length
+        self._got = set()
         self._chunksize = chunksize
-        if chunksize <= 0:              # nothing to compute
-            self._outstanding = 0
-            self._outcome = (True, self._items)
-            self._done.set()
+        if chunksize <= 0:
+            self._number_left = 0
+            self._event.set()
             del pool._jobs[self._job]
         else:
-            self._outstanding = -(-length // chunksize)
+            self._number_left = length // chunksize + bool(length % chunksize)
 
-    def _set(self, i, chunk_result):
-        if i in self._arrived:
+    def _set(self, i, success_result):
+        if i in self._got:
             return
-        self._arrived.add(i)
-        self._outstanding -= 1
-        ok, value = chunk_result
-        if not ok:
-            if self._failure is None:
-                self._failure = value
-        elif self._failure is None:
-            lo = i * self._chunksize
-            self._items[lo:lo + self._chunksize] = value
-        if self._outstanding == 0:
-            if self._failure is None:
-                self._complete(True, self._items)
-            else:
-                self._complete(False, self._failure)
+        self._got.add(i)
+        self._number_left -= 1
+        success, result = success_result
+        if success and self._success:
+            self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
+            if self._number_left == 0:
+                if self._callback:
+                    self._callback(self._value)
+                self._pool._jobs.pop(self._job, None)
+                self._event.set()
+        else:
+            if not success and self._success:
+                self._success = False     # the first error is the one reported
+                self._value = result
+            if self._number_left == 0:
+                # as the stdlib: ready (and the error callback called) once every chunk is in
+                if self._error_callback:
+                    self._error_callback(self._value)
+                self._pool._jobs.pop(self._job, None)
+                self._event.set()
 
 
 class IMapIterator:
-    """What imap/imap_unordered return. Finished tasks are released to the reader in input order
-    (imap) or in arrival order (imap_unordered); `_release` holds what may be read, `_early` the
-    ordered results that came before their predecessors."""
-
     def __init__(self, pool, ordered):
         self._pool = pool
         self._cond = _TCondition(_TLock())
         self._job = next(_job_counter)
-        self._release = collections.deque()
-        self._early = {}
-        self._arrived = set()
-        self._released = 0              # how many results have been put in _release
-        self._total = None              # the number of tasks, once the feeder has counted them
+        self._items = collections.deque()
+        self._index = 0
+        self._length = None
+        self._unsorted = {}
+        self._got = set()
         self._ordered = ordered
         pool._jobs[self._job] = self
 
     def __iter__(self):
         return self
 
-    def _exhausted(self):
-        return self._released == self._total
-
     def next(self, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._release:
-                if self._exhausted():
+            while not self._items:
+                if self._index == self._length:
                     self._pool = None
                     raise StopIteration from None
-                remaining = None
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError from None
-                self._cond.wait(remaining)
-            ok, value = self._release.popleft()
-        if not ok:
-            raise value
-        return value
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError from None
+                self._cond.wait(left)
+            item = self._items.popleft()
+        success, value = item
+        if success:
+            return value
+        raise value
 
     __next__ = next
 
     def _set(self, i, obj):
         with self._cond:
-            if i in self._arrived:
+            if i in self._got:
                 return
-            self._arrived.add(i)
-            if self._ordered and i != self._released:
-                self._early[i] = obj
+            self._got.add(i)
+            if not self._ordered:
+                self._items.append(obj)
+                self._index += 1
+            elif self._index == i:
+                self._items.append(obj)
+                self._index += 1
+                while self._index in self._unsorted:
+                    self._items.append(self._unsorted.pop(self._index))
+                    self._index += 1
             else:
-                self._release.append(obj)
-                self._released += 1
-                while self._ordered and self._released in self._early:
-                    self._release.append(self._early.pop(self._released))
-                    self._released += 1
+                self._unsorted[i] = obj
             self._cond.notify()
-            if self._exhausted():
+            if self._index == self._length:
                 self._pool._jobs.pop(self._job, None)
 
     def _set_length(self, length):
         with self._cond:
-            self._total = length
-            if self._exhausted():
+            self._length = length
+            if self._index == self._length:
                 self._cond.notify()
                 self._pool._jobs.pop(self._job, None)
 

@@ -56,16 +56,30 @@ class PyconcMixin(tm.BaseMixin):
     RawArray = staticmethod(pmp.RawArray)
 
 
+def _combine(name):
+    base = getattr(tm, name, None)
+    if base is None or 'processes' not in getattr(base, 'ALLOWED_TYPES', ('processes',)):
+        return None
+    return type("Pyconc" + name.lstrip("_"), (base, PyconcMixin, unittest.TestCase),
+                {"__module__": __name__})
+
+
+# Made at import, in this module: their methods run in the children, pickled by reference, and
+# a spawn or forkserver child (3.14's default) imports this module again to find them.
+for _name in CLASSES:
+    _cls = _combine(_name)
+    if _cls is not None:
+        globals()[_cls.__name__] = _cls
+
+
 def build(names):
     suite = unittest.TestSuite()
     loader = unittest.defaultTestLoader
     for name in names:
-        base = getattr(tm, name, None)
-        if base is None or 'processes' not in getattr(base, 'ALLOWED_TYPES', ('processes',)):
+        cls = globals().get("Pyconc" + name.lstrip("_")) or _combine(name)
+        if cls is None:
             continue
-        cls = type("Pyconc" + name.lstrip("_"), (base, PyconcMixin, unittest.TestCase),
-                   {"__module__": tm.__name__})
-        setattr(tm, cls.__name__, cls)   # its methods run in workers: pickled by reference
+        globals()[cls.__name__] = cls
         for test in loader.loadTestsFromTestCase(cls):
             if any(test.id().endswith(k) for k in EXCLUDED):
                 continue
@@ -79,7 +93,7 @@ def main():
     names = sys.argv[1:] or CLASSES
     result = unittest.TextTestRunner(verbosity=int(os.environ.get("SUITE_VERBOSITY", "1")),
                                      stream=sys.stderr).run(build(names))
-    failed = sorted(t.id().split(".", 2)[-1] for t, _ in result.failures + result.errors)
+    failed = sorted(".".join(t.id().split(".")[-2:]) for t, _ in result.failures + result.errors)
     print(json.dumps({"run": result.testsRun, "failed": failed,
                       "skipped": [(t.id(), why) for t, why in result.skipped],
                       "excluded": EXCLUDED, "known_failing": KNOWN_FAILING}))

@@ -43,8 +43,11 @@ def child(body):
 
 
 def start(targets):
-    """Starts a process per (function, args); returns them."""
-    procs = [mp.Process(target=fn, args=args, daemon=True) for fn, args in targets]
+    """Starts a process per (function, args); returns them. Forked, whatever the running
+    version's default start method (forkserver from 3.14): the children's bodies are closures
+    over the drawn example, which cannot be pickled."""
+    procs = [mp.get_context("fork").Process(target=fn, args=args, daemon=True)
+             for fn, args in targets]
     for p in procs:
         p.start()
     return procs
