@@ -111,6 +111,10 @@ int pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, Py
  * messages ("Barrier.__init__() missing 1 required positional argument: 'parties'"). names has n
  * entries: the first npos positional-or-keyword (the first nrequired of them required), the rest
  * keyword-only. out[i] receives a borrowed reference or NULL. Returns 0, or -1 with TypeError. */
+/* TypeError "f() missing N required positional argument(s): 'a' and 'b'" when any of the first
+ * nrequired of out[] is NULL (Python's wording); 0 when none is. */
+int pc_require_args(const char *fname, const char *const *names, Py_ssize_t nrequired,
+                    PyObject **out);
 int pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char *const *names,
                        Py_ssize_t n, Py_ssize_t npos, Py_ssize_t nrequired, PyObject **out);
 

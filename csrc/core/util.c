@@ -173,6 +173,28 @@ quoted_names(const char *const *names, const Py_ssize_t *which, Py_ssize_t k)
 }
 
 int
+pc_require_args(const char *fname, const char *const *names, Py_ssize_t nrequired,
+                PyObject **out)
+{
+    Py_ssize_t missing[8], k = 0;
+    for (Py_ssize_t i = 0; i < nrequired && k < 8; i++) {
+        if (out[i] == NULL) {
+            missing[k++] = i;
+        }
+    }
+    if (k == 0) {
+        return 0;
+    }
+    PyObject *list = quoted_names(names, missing, k);
+    if (list != NULL) {
+        PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: %U",
+                     fname, k, k == 1 ? "" : "s", list);
+        Py_DECREF(list);
+    }
+    return -1;
+}
+
+int
 pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char *const *names,
                    Py_ssize_t n, Py_ssize_t npos, Py_ssize_t nrequired, PyObject **out)
 {
@@ -225,20 +247,5 @@ pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char
         Py_DECREF(takes);
         return -1;
     }
-    Py_ssize_t missing[8], k = 0;
-    for (Py_ssize_t i = 0; i < nrequired && k < 8; i++) {
-        if (out[i] == NULL) {
-            missing[k++] = i;
-        }
-    }
-    if (k > 0) {
-        PyObject *list = quoted_names(names, missing, k);
-        if (list != NULL) {
-            PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: %U",
-                         fname, k, k == 1 ? "" : "s", list);
-            Py_DECREF(list);
-        }
-        return -1;
-    }
-    return 0;
+    return pc_require_args(fname, names, nrequired, out);
 }

@@ -203,21 +203,6 @@ pc_io_fileobj_to_fd(PyObject *fileobj)
     return fd;
 }
 
-/* "'a'", "'a' and 'b'", "'a', 'b', and 'c'" (Python's list of missing arguments). */
-static PyObject *
-missing_list(const char *const *names, const Py_ssize_t *which, Py_ssize_t k)
-{
-    PyObject *r = PyUnicode_FromString("");
-    for (Py_ssize_t i = 0; r != NULL && i < k; i++) {
-        const char *sep = i == 0 ? "" : (i == k - 1 ? (k > 2 ? ", and " : " and ") : ", ");
-        PyObject *part = PyUnicode_FromFormat("%s'%s'", sep, names[which[i]]);
-        PyObject *joined = part ? PyUnicode_Concat(r, part) : NULL;
-        Py_XDECREF(part);
-        Py_SETREF(r, joined);
-    }
-    return r;
-}
-
 int
 pc_io_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                  const char *const *names, Py_ssize_t n, Py_ssize_t nreq, PyObject **out)
@@ -258,20 +243,5 @@ pc_io_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyO
         }
         return -1;
     }
-    Py_ssize_t missing[8], k = 0;
-    for (Py_ssize_t i = 0; i < nreq && k < 8; i++) {
-        if (out[i] == NULL) {
-            missing[k++] = i;
-        }
-    }
-    if (k > 0) {
-        PyObject *list = missing_list(names, missing, k);
-        if (list != NULL) {
-            PyErr_Format(PyExc_TypeError, "%s() missing %zd required positional argument%s: %U",
-                         fname, k, k == 1 ? "" : "s", list);
-            Py_DECREF(list);
-        }
-        return -1;
-    }
-    return 0;
+    return pc_require_args(fname, names, nreq, out);
 }
