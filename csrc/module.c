@@ -112,6 +112,7 @@ module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->Condition_Type);
     Py_VISIT(st->Semaphore_Type);
     Py_VISIT(st->BoundedSemaphore_Type);
+    Py_VISIT(st->GeventSemaphore_Type);
     Py_VISIT(st->Event_Type);
     Py_VISIT(st->Barrier_Type);
     Py_VISIT(st->Thread_Type);
@@ -171,6 +172,7 @@ module_clear(PyObject *module)
     Py_CLEAR(st->Condition_Type);
     Py_CLEAR(st->Semaphore_Type);
     Py_CLEAR(st->BoundedSemaphore_Type);
+    Py_CLEAR(st->GeventSemaphore_Type);
     Py_CLEAR(st->Event_Type);
     Py_CLEAR(st->Barrier_Type);
     Py_CLEAR(st->Thread_Type);

@@ -22,6 +22,7 @@ typedef struct {
     PyTypeObject *Condition_Type;
     PyTypeObject *Semaphore_Type;
     PyTypeObject *BoundedSemaphore_Type;
+    PyTypeObject *GeventSemaphore_Type;
     PyTypeObject *Event_Type;
     PyTypeObject *Barrier_Type;
     PyTypeObject *Thread_Type;

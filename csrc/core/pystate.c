@@ -22,6 +22,7 @@
 #include "pystate.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #ifndef Py_BUILD_CORE
 #define Py_BUILD_CORE 1
@@ -583,12 +584,38 @@ pc_pystate_restore(pc_pystate *st, PyThreadState *ts)
     Py_CLEAR(st->top_frame);
 }
 
-/* Data-stack root chunks of finished greenlets, kept for the next ones: CPython gets each chunk
- * from mmap and gives it back with munmap, which would cost a new greenlet microseconds. Per
- * thread, a few of them; only chunks of the standard size are kept. */
-#define CHUNK_CACHE 16
-static _Thread_local _PyStackChunk *chunk_cache[CHUNK_CACHE];
-static _Thread_local int chunk_cached = 0;
+/* Data-stack root chunks. CPython takes every chunk from mmap (_PyObject_VirtualAlloc) and gives
+ * it back with munmap; a greenlet that did the same for its root chunk would pay a VMA change, a
+ * page fault and a TLB flush per start and finish, microseconds each (Event.set -> 100 parked
+ * waiters spent most of its time in the kernel). malloc is no better for this size: freed 16 KiB
+ * blocks between small objects are neither reused in order nor given back, so 10,000 finished
+ * greenlets left 20 MiB resident.
+ *
+ * So a greenlet's root chunk is pyconc's, from slabs: SLAB_SLOTS slots of SLOT_SIZE bytes in one
+ * mmap. A slot starts with a pointer to its slab's descriptor; the chunk follows, so a chunk finds
+ * its slab in O(1). Slabs with a free slot are on a list (the most recently used first, so that a
+ * chunk reused is one whose pages are still resident); a slab that becomes empty is kept while
+ * fewer than SPARE_SLABS empty ones are, else unmapped -- memory goes back once a burst of
+ * greenlets is over, and a steady churn costs no system call. The chunk goes back through the
+ * greenlet's state (own_root). CPython never frees a root chunk (its first slot is skipped, so
+ * popping the first frame never empties it); chunks CPython pushes on top of ours are its own,
+ * freed by it or by free_chunk(). Global, protected by the GIL (a chunk may be freed by another
+ * thread than the one that took it). */
+#define SLOT_SIZE ROOT_CHUNK_SIZE
+#define SLOT_HEADER 64                /* the slab pointer, padded to a cache line */
+#define SLAB_SLOTS 16
+#define SLAB_SIZE (SLOT_SIZE * SLAB_SLOTS)
+#define SPARE_SLABS 8
+#define ALL_FREE ((1u << SLAB_SLOTS) - 1)
+
+typedef struct slab {
+    char *mem;
+    struct slab *prev, *next;  /* on the list of slabs with a free slot */
+    unsigned int free;         /* bit i: slot i is free */
+} slab_t;
+
+static slab_t *partial;        /* slabs with at least one free slot */
+static int spare;              /* how many of them are entirely free */
 
 static void
 free_chunk(_PyStackChunk *chunk)
@@ -598,14 +625,118 @@ free_chunk(_PyStackChunk *chunk)
     arena.free(arena.ctx, chunk, chunk->size);
 }
 
+static void
+slab_unlink(slab_t *sl)
+{
+    if (sl->prev != NULL) {
+        sl->prev->next = sl->next;
+    }
+    else {
+        partial = sl->next;
+    }
+    if (sl->next != NULL) {
+        sl->next->prev = sl->prev;
+    }
+    sl->prev = sl->next = NULL;
+}
+
+static void
+slab_push(slab_t *sl)
+{
+    sl->prev = NULL;
+    sl->next = partial;
+    if (partial != NULL) {
+        partial->prev = sl;
+    }
+    partial = sl;
+}
+
+static _PyStackChunk *
+take_root_chunk(void)
+{
+    slab_t *sl = partial;
+    if (sl == NULL) {
+        sl = PyMem_RawMalloc(sizeof(slab_t));
+        if (sl == NULL) {
+            return NULL;
+        }
+        void *mem = mmap(NULL, SLAB_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (mem == MAP_FAILED) {
+            PyMem_RawFree(sl);
+            return NULL;
+        }
+        sl->mem = mem;
+        sl->free = ALL_FREE;
+        slab_push(sl);
+        spare++;
+    }
+    if (sl->free == ALL_FREE) {
+        spare--;
+    }
+    int i = __builtin_ctz(sl->free);
+    sl->free &= ~(1u << i);
+    if (sl->free == 0) {
+        slab_unlink(sl);
+    }
+    char *slot = sl->mem + (size_t)i * SLOT_SIZE;
+    *(slab_t **)slot = sl;
+    _PyStackChunk *chunk = (_PyStackChunk *)(slot + SLOT_HEADER);
+    chunk->size = SLOT_SIZE - SLOT_HEADER;
+    return chunk;
+}
+
+static void
+give_root_chunk(_PyStackChunk *chunk)
+{
+    char *slot = (char *)chunk - SLOT_HEADER;
+    slab_t *sl = *(slab_t **)slot;
+    int i = (int)((slot - sl->mem) / SLOT_SIZE);
+    if (sl->free == 0) {
+        slab_push(sl);
+    }
+    else if (sl != partial) {
+        slab_unlink(sl);   /* most recently used first */
+        slab_push(sl);
+    }
+    sl->free |= 1u << i;
+    if (sl->free == ALL_FREE) {
+        if (spare >= SPARE_SLABS) {
+            slab_unlink(sl);
+            munmap(sl->mem, SLAB_SIZE);
+            PyMem_RawFree(sl);
+            return;
+        }
+        spare++;
+    }
+}
+
+/* Frees a chain of chunks, top first: own_root (if it is in the chain) is pyconc's, the rest
+ * CPython's. */
+static void
+free_chunks(_PyStackChunk *chunk, _PyStackChunk *own_root)
+{
+    while (chunk != NULL) {
+        _PyStackChunk *prev = chunk->previous;
+        if (chunk == own_root) {
+            give_root_chunk(chunk);
+        }
+        else {
+            free_chunk(chunk);
+        }
+        chunk = prev;
+    }
+}
+
 void
 pc_pystate_start(PyThreadState *ts, pc_pystate_root *root, pc_pystate *preset)
 {
     start_version(ts, root);
-    if (chunk_cached > 0) {
+    _PyStackChunk *chunk = take_root_chunk();
+    preset->own_root = chunk;
+    if (chunk != NULL) {
         /* Laid out as CPython's push_chunk() lays out a root chunk: the first slot is skipped,
          * so that popping the first frame never pops the root chunk itself. */
-        _PyStackChunk *chunk = chunk_cache[--chunk_cached];
         chunk->previous = NULL;
         chunk->top = 0;
         ts->datastack_chunk = chunk;
@@ -613,7 +744,7 @@ pc_pystate_start(PyThreadState *ts, pc_pystate_root *root, pc_pystate *preset)
         ts->datastack_limit = (PyObject **)((char *)chunk + chunk->size);
     }
     else {
-        /* CPython allocates a root chunk on the first frame push */
+        /* out of memory: CPython allocates a root chunk on the first frame push (or fails) */
         ts->datastack_chunk = NULL;
         ts->datastack_top = NULL;
         ts->datastack_limit = NULL;
@@ -629,19 +760,8 @@ pc_pystate_start(PyThreadState *ts, pc_pystate_root *root, pc_pystate *preset)
 void
 pc_pystate_finish(pc_pystate *st, PyThreadState *ts)
 {
-    /* The chunks came from the object arena allocator (CPython's _PyObject_VirtualAlloc, which
-     * is not exported); give them back the same way, except a root chunk the cache takes. */
-    _PyStackChunk *chunk = ts->datastack_chunk;
-    while (chunk != NULL) {
-        _PyStackChunk *prev = chunk->previous;
-        if (prev == NULL && chunk->size == ROOT_CHUNK_SIZE && chunk_cached < CHUNK_CACHE) {
-            chunk_cache[chunk_cached++] = chunk;
-        }
-        else {
-            free_chunk(chunk);
-        }
-        chunk = prev;
-    }
+    free_chunks(ts->datastack_chunk, st->own_root);
+    st->own_root = NULL;
     ts->datastack_chunk = NULL;
     ts->datastack_top = NULL;
     ts->datastack_limit = NULL;
@@ -712,11 +832,8 @@ pc_pystate_clear(pc_pystate *st, int unwind)
         }
         frame = prev;
     }
-    while (chunk != NULL) {
-        _PyStackChunk *prev = chunk->previous;
-        free_chunk(chunk);
-        chunk = prev;
-    }
+    free_chunks(chunk, st->own_root);
+    st->own_root = NULL;
     Py_CLEAR(st->exc_state.exc_value);
     Py_CLEAR(st->context);
 }

@@ -59,6 +59,7 @@ typedef struct {
     _PyStackChunk *datastack_chunk;
     PyObject **datastack_top;
     PyObject **datastack_limit;
+    _PyStackChunk *own_root;           /* the root chunk pyconc allocated for it (pystate.c) */
     _PyErr_StackItem *exc_info;        /* NULL: the thread's own exc_state */
     _PyErr_StackItem exc_state;        /* exc_value is a strong reference */
     PyObject *context;                 /* strong reference or NULL */

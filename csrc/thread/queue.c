@@ -1203,6 +1203,151 @@ queue_get_nowait(QueueObject *self, PyObject *Py_UNUSED(ignored))
     return queue_get_impl(self, Py_False, NULL);
 }
 
+/* -- gevent's put/get (pyconc.gevent.queue) -----------------------------------------------------
+ *
+ * The same queue with gevent's rules on the hot path, so that a greenlet's put/get runs no Python
+ * frame: in the hub greenlet itself nothing waits (Full/Empty instead); get() on a queue that has
+ * an item never waits, whatever block/timeout say; a negative timeout is a ValueError (put: Full
+ * if the queue is full). A timeout that is neither an int nor a float (a gevent Timeout object,
+ * or another kind of number) goes to the face's Python `_put_slow(item, block, timeout)` /
+ * `_get_slow(block, timeout)`. */
+
+static int queue_size_locked(QueueObject *self, Py_ssize_t *n);
+
+static int
+g_in_hub(void)
+{
+    return pc_hub != NULL && pc_hub->can_yield() < 0;
+}
+
+/* 1 if timeout (not NULL, not None) is a number we read here, with *negative set; 0 if it is
+ * for the Python path; -1 with an exception. */
+static int
+g_timeout_sign(PyObject *timeout, int *negative)
+{
+    double secs;
+    if (PyFloat_Check(timeout)) {
+        secs = PyFloat_AS_DOUBLE(timeout);
+    }
+    else if (PyLong_Check(timeout)) {
+        PyObject *zero = PyLong_FromLong(0);
+        int neg = zero ? PyObject_RichCompareBool(timeout, zero, Py_LT) : -1;
+        Py_XDECREF(zero);
+        if (neg < 0) {
+            return -1;
+        }
+        *negative = neg;
+        return 1;
+    }
+    else {
+        return 0;
+    }
+    *negative = secs < 0;
+    return 1;
+}
+
+static PyObject *
+queue_gput(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 1 && kwnames == NULL && !g_in_hub()) {
+        return queue_put(self, args, nargs, kwnames);
+    }
+    PyObject *argv[3];
+    if (pc_parse_args("put", args, nargs, kwnames, put_names, 3, argv) < 0) {
+        return NULL;
+    }
+    if (argv[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "put() missing 1 required positional argument: 'item'");
+        return NULL;
+    }
+    PyObject *timeout = argv[2] == Py_None ? NULL : argv[2];
+    int block = q_truth(argv[1]);
+    if (block < 0) {
+        return NULL;
+    }
+    if (!block || g_in_hub()) {
+        return queue_put_impl(self, argv[0], Py_False, NULL);
+    }
+    if (timeout != NULL) {
+        int negative = 0;
+        int r = g_timeout_sign(timeout, &negative);
+        if (r <= 0) {
+            return r < 0 ? NULL
+                         : PyObject_CallMethod((PyObject *)self, "_put_slow", "OO", argv[0],
+                                               timeout);
+        }
+        if (negative) {
+            /* on a full queue such a timeout has expired already; with room it is refused */
+            PyObject *full = PyObject_CallMethod((PyObject *)self, "full", NULL);
+            int f = full ? PyObject_IsTrue(full) : -1;
+            Py_XDECREF(full);
+            if (f > 0) {
+                RAISE_FULL(self);
+            }
+            else if (f == 0) {
+                PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
+            }
+            return NULL;
+        }
+    }
+    return queue_put_impl(self, argv[0], Py_True, timeout);
+}
+
+static PyObject *
+queue_gget(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 0 && kwnames == NULL && self->store.count > 0 && !self->hooks) {
+        return queue_get(self, args, nargs, kwnames);  /* an item is there: no waiting */
+    }
+    PyObject *block_obj, *timeout;
+    if (parse_get_args("get", args, nargs, kwnames, &block_obj, &timeout) < 0) {
+        return NULL;
+    }
+    if (timeout == Py_None) {
+        timeout = NULL;
+    }
+    Py_ssize_t n;
+    if (q_ready(self, "not_empty") < 0 || queue_size_locked(self, &n) < 0) {
+        return NULL;
+    }
+    if (n > 0) {
+        return queue_get_impl(self, Py_False, NULL);  /* there is one, whatever was asked */
+    }
+    if (self->is_shutdown) {
+        return RAISE_SHUTDOWN(self);
+    }
+    if (timeout != NULL) {
+        int negative = 0;
+        int r = g_timeout_sign(timeout, &negative);
+        if (r <= 0) {
+            return r < 0 ? NULL
+                         : PyObject_CallMethod((PyObject *)self, "_get_slow", "OO",
+                                               block_obj ? block_obj : Py_True, timeout);
+        }
+    }
+    int block = q_truth(block_obj);
+    if (block < 0) {
+        return NULL;
+    }
+    if (!block) {
+        return RAISE_EMPTY(self);
+    }
+    if (timeout != NULL) {
+        int negative = 0;
+        if (g_timeout_sign(timeout, &negative) < 0) {
+            return NULL;
+        }
+        if (negative) {
+            PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
+            return NULL;
+        }
+    }
+    if (g_in_hub()) {
+        return RAISE_EMPTY(self);
+    }
+    return queue_get_impl(self, Py_True, timeout);
+}
+
 /* -- sizes, tasks, shutdown ---------------------------------------------------------------------- */
 
 /* qsize() and empty(): q_size() under the mutex when it calls a hook. n receives the
@@ -1520,6 +1665,10 @@ static PyMethodDef queue_methods[] = {
                "queue is empty. Empty after the timeout; ShutDown once shut down and empty.")},
     {"get_nowait", (PyCFunction)queue_get_nowait, METH_NOARGS,
      PyDoc_STR("get_nowait(): get(block=False).")},
+    {"_gput", (PyCFunction)(void (*)(void))queue_gput, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("_gput(item, block=True, timeout=None): put with gevent's rules.")},
+    {"_gget", (PyCFunction)(void (*)(void))queue_gget, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("_gget(block=True, timeout=None): get with gevent's rules.")},
     {"_peek", (PyCFunction)(void (*)(void))queue_peek, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("_peek(block=True, timeout=None): the next item, left in the queue.")},
     {"_snapshot", (PyCFunction)queue_snapshot, METH_NOARGS,
@@ -1726,7 +1875,7 @@ simple_get_impl(QueueObject *self, PyObject *block_obj, PyObject *timeout)
 static PyObject *
 simple_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs == 0 && kwnames == NULL && self->store.count > 0) {
+    if (nargs == 0 && kwnames == NULL && self->store.count > 0 && !self->hooks) {
         return ring_pop(&self->store, 0);
     }
     PyObject *block, *timeout;

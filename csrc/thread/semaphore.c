@@ -23,6 +23,7 @@
  * rebinds it) and wakes parked waiters so that they take the new units; none is dropped.
  */
 #include "pyconc.h"
+#include "../coro/hub.h"
 
 typedef struct {
     PyObject_HEAD
@@ -553,12 +554,290 @@ static PyType_Spec bsem_spec = {
     .slots = bsem_slots,
 };
 
+/* -- gevent's Semaphore (pyconc.gevent.lock) -----------------------------------------------------
+ *
+ * The same counter and wait list with gevent's API on the hot path, so that a greenlet's
+ * `acquire(); release()` or `with sem:` runs no Python frame: acquire() answers True/False (a
+ * timeout that passes answers False), release() answers the counter, and both keep gevent's
+ * bookkeeping -- the owner hub (`hub`: recorded when a thread that has a hub uses the semaphore,
+ * made before a wait unless several OS threads share the semaphore, in which case a plain thread
+ * stays a plain thread and blocks) and the rawlink callbacks (`_links`, kept by the Python mixin
+ * pyconc.gevent._links; release() calls `_check_and_notify()` only when there are some). What is
+ * rare stays in Python: a timeout that is not an int or a float (a gevent Timeout object, or any
+ * other number) goes to the face's `_acquire_slow(timeout)`. */
+
+typedef struct {
+    SemaphoreObject base;
+    PyObject *hub;            /* gevent's owner hub; NULL or None: none */
+    PyObject *links;          /* `_links`: the rawlink entries (a list), or NULL */
+    unsigned long ident;      /* the only OS thread that used it so far (0: none) */
+    int shared;               /* more than one OS thread has used it */
+} GSemObject;
+
+static int
+gsem_traverse(GSemObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->hub);
+    Py_VISIT(self->links);
+    return sem_traverse(&self->base, visit, arg);
+}
+
+static int
+gsem_clear(GSemObject *self)
+{
+    Py_CLEAR(self->hub);
+    Py_CLEAR(self->links);
+    return sem_clear(&self->base);
+}
+
+static void
+gsem_dealloc(GSemObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->base.weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    gsem_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static inline void
+gsem_note_thread(GSemObject *self)
+{
+    unsigned long ident = PyThread_get_thread_ident();
+    if (self->ident == 0) {
+        self->ident = ident;
+    }
+    else if (self->ident != ident) {
+        self->shared = 1;
+    }
+}
+
+/* Records this thread's hub as the owner when there is none or the owner was destroyed; with
+ * create, makes this thread's hub if it has none. 0, or -1 with an exception. */
+static int
+gsem_capture_hub(GSemObject *self, int create)
+{
+    pc_state *st = NULL;
+    if (create && (st = pc_state_of_type(Py_TYPE(self))) == NULL) {
+        return -1;
+    }
+    HubObject *mine = pc_hub_get(st, create);
+    if (mine == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    if (self->hub != NULL && self->hub != Py_None) {
+        if (st == NULL && (st = pc_state_of_type(Py_TYPE(self))) == NULL) {
+            return -1;
+        }
+        /* an owner that is not a hub (set by hand) is left alone, as a live one */
+        if (!PyObject_TypeCheck(self->hub, st->Hub_Type) || pc_hub_alive(pc_hub_of(st, self->hub))) {
+            return 0;
+        }
+    }
+    Py_XSETREF(self->hub, mine != NULL ? Py_NewRef(pc_hub_greenlet(mine)) : NULL);
+    return 0;
+}
+
+static PyObject *
+gsem_acquire(GSemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    gsem_note_thread(self);
+    if ((self->hub == NULL || self->hub == Py_None) && pc_hub_get(NULL, 0) != NULL &&
+            gsem_capture_hub(self, 0) < 0) {
+        return NULL;
+    }
+    if (nargs == 0 && kwnames == NULL && self->base.value > 0) {  /* the fast path */
+        self->base.value--;
+        Py_RETURN_TRUE;
+    }
+    PyObject *argv[2];
+    if (pc_parse_args("acquire", args, nargs, kwnames, acquire_names, 2, argv) < 0) {
+        return NULL;
+    }
+    int blocking = 1;
+    if (argv[0] != NULL && (blocking = PyObject_IsTrue(argv[0])) < 0) {
+        return NULL;
+    }
+    PyObject *timeout = argv[1] == Py_None ? NULL : argv[1];
+    if (sem_check(&self->base) < 0) {
+        return NULL;
+    }
+    int r = sem_take(&self->base);
+    if (r != 0) {
+        return r < 0 ? NULL : Py_NewRef(Py_True);
+    }
+    if (!blocking) {
+        Py_RETURN_FALSE;
+    }
+    pc_time_t rel_ns = -1;
+    if (timeout != NULL) {
+        if (!PyFloat_Check(timeout) && !PyLong_Check(timeout)) {
+            /* a Timeout object, or a number of another type: the face's Python path */
+            return PyObject_CallMethod((PyObject *)self, "_acquire_slow", "O", timeout);
+        }
+        double secs = PyFloat_Check(timeout) ? PyFloat_AS_DOUBLE(timeout)
+                                             : PyLong_AsDouble(timeout);
+        if (secs == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();  /* an int too big for a double is a long wait, not 0 */
+            secs = 1e300;
+        }
+        if (secs <= 0) {
+            Py_RETURN_FALSE;  /* gevent ignores a timeout of 0 or less and tries once */
+        }
+        if (pc_parse_loop_timeout(timeout, &rel_ns) < 0) {
+            return NULL;
+        }
+    }
+    /* A semaphore only one OS thread uses makes that thread's hub before waiting, so that the
+     * wait yields to it (and LoopExit applies), as gevent's; one shared between threads makes
+     * none. */
+    if (gsem_capture_hub(self, !self->shared) < 0) {
+        return NULL;
+    }
+    r = sem_acquire_timed(&self->base, rel_ns);
+    if (r < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(r);
+}
+
+/* release(): one unit back; the counter. 0 or -1 in *err. */
+static PyObject *
+gsem_release_impl(GSemObject *self)
+{
+    if (sem_release_any(&self->base, NULL) < 0) {
+        return NULL;
+    }
+    if (self->base.bound_obj != NULL && self->base.value_obj == NULL &&
+            self->base.value == self->base.bound) {
+        Py_CLEAR(self->hub);  /* nobody holds a unit: it belongs to no hub any more */
+    }
+    if (self->links != NULL) {
+        int any = PyObject_IsTrue(self->links);
+        if (any < 0) {
+            return NULL;
+        }
+        if (any) {
+            PyObject *r = PyObject_CallMethod((PyObject *)self, "_check_and_notify", NULL);
+            if (r == NULL) {
+                return NULL;
+            }
+            Py_DECREF(r);
+        }
+    }
+    return get_counter(&self->base);
+}
+
+static PyObject *
+gsem_release(GSemObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return gsem_release_impl(self);
+}
+
+static PyObject *
+gsem_enter(GSemObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *r = gsem_acquire(self, NULL, 0, NULL);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+gsem_exit(GSemObject *self, PyObject *const *Py_UNUSED(args), Py_ssize_t Py_UNUSED(nargs))
+{
+    PyObject *r = gsem_release_impl(self);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+gsem_capture_hub_m(GSemObject *self, PyObject *create)
+{
+    int c = PyObject_IsTrue(create);
+    if (c < 0 || gsem_capture_hub(self, c) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+gsem_wait_acquire(GSemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    /* the threading semantics (blocking, timeout), for the face's slow paths */
+    return sem_acquire(&self->base, args, nargs, kwnames);
+}
+
+static PyMethodDef gsem_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))gsem_acquire, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("acquire(blocking=True, timeout=None) -> bool\n\nTake a unit: True once taken, "
+               "False if not (blocking=False, or the timeout passed).")},
+    {"release", (PyCFunction)gsem_release, METH_NOARGS,
+     PyDoc_STR("release() -> int\n\nGive a unit back; return the counter.")},
+    {"__enter__", (PyCFunction)gsem_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))gsem_exit, METH_FASTCALL, NULL},
+    {"_capture_hub", (PyCFunction)gsem_capture_hub_m, METH_O, NULL},
+    {"_thread_acquire", (PyCFunction)(void (*)(void))gsem_wait_acquire,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef gsem_members[] = {
+    {"hub", T_OBJECT, offsetof(GSemObject, hub), 0, NULL},
+    {"_links", T_OBJECT, offsetof(GSemObject, links), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyObject *
+gsem_get_multithreaded(GSemObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->shared);
+}
+
+static PyGetSetDef gsem_getset[] = {
+    {"_multithreaded", (getter)gsem_get_multithreaded, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot gsem_slots[] = {
+    {Py_tp_dealloc, gsem_dealloc},
+    {Py_tp_traverse, gsem_traverse},
+    {Py_tp_clear, gsem_clear},
+    {Py_tp_methods, gsem_methods},
+    {Py_tp_members, gsem_members},
+    {Py_tp_getset, gsem_getset},
+    {Py_tp_doc, (void *)PyDoc_STR(
+        "The C part of pyconc.gevent.lock.Semaphore: gevent's acquire/release on pyconc's "
+        "semaphore.")},
+    {0, NULL},
+};
+
+static PyType_Spec gsem_spec = {
+    .name = "pyconc.GeventSemaphore",
+    .basicsize = sizeof(GSemObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = gsem_slots,
+};
+
 int
 pc_semaphore_init_types(PyObject *module, pc_state *st)
 {
     if (pc_add_type(module, &sem_spec, NULL, &st->Semaphore_Type) < 0) {
         return -1;
     }
-    return pc_add_type(module, &bsem_spec, (PyObject *)st->Semaphore_Type,
-                       &st->BoundedSemaphore_Type);
+    if (pc_add_type(module, &bsem_spec, (PyObject *)st->Semaphore_Type,
+                    &st->BoundedSemaphore_Type) < 0) {
+        return -1;
+    }
+    return pc_add_type(module, &gsem_spec, (PyObject *)st->Semaphore_Type,
+                       &st->GeventSemaphore_Type);
 }

@@ -34,16 +34,15 @@ class Linkable:
         scheduled there, even if it is ready now)."""
         if not callable(callback):
             raise TypeError('Expected callable: %r' % (callback, ))
-        d = self.__dict__
-        links = d.get('_links')
+        links = getattr(self, '_links', None)
         if links is None:
-            links = d['_links'] = []
+            links = self._links = []
         links.append((callback, _get_hub_if_exists()))
         self._check_and_notify()
 
     def unlink(self, callback):
         """Remove a callback set by rawlink (quietly if it is not there)."""
-        links = self.__dict__.get('_links')
+        links = getattr(self, '_links', None)
         if links:
             for i, (cb, _hub) in enumerate(links):
                 if cb == callback:
@@ -52,16 +51,16 @@ class Linkable:
 
     def linkcount(self):
         """How many callbacks are linked and not called yet."""
-        links = self.__dict__.get('_links')
+        links = getattr(self, '_links', None)
         return len(links) if links else 0
 
     def _check_and_notify(self):
         """If this object is ready and has links, schedule a notifier in each hub that has links
         and none queued; links of threads without a hub are called now."""
-        d = self.__dict__
-        links = d.get('_links')
+        links = getattr(self, '_links', None)
         if not links or not self._links_ready():
             return
+        d = self.__dict__
         queued = d.get('_notifiers')
         if queued is None:
             queued = d['_notifiers'] = []
@@ -91,7 +90,7 @@ class Linkable:
         """The notifier of one hub (None: the links of hub-less threads, called directly)."""
         d = self.__dict__
         try:
-            self._call_links(d.get('_links'), hub)
+            self._call_links(getattr(self, '_links', None), hub)
         finally:
             # the notifier is over: links added meanwhile need another one
             queued = d.get('_notifiers')

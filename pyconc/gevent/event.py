@@ -7,7 +7,7 @@ waits that accept a Timeout object. AsyncResult is an Event that also carries th
 or an exception, for get() to return or raise."""
 from .. import _core
 from ._links import Linkable
-from .timeout import Timeout, _timeout_call
+from .timeout import Timeout, _timeout_call, _wait_call
 
 __all__ = ['Event', 'AsyncResult']
 
@@ -52,7 +52,7 @@ class Event(Linkable, _core.Event):
         """Block until the flag is set or the timeout (seconds, or a Timeout object) passes;
         return the flag as it is then."""
         self._capture_hub()
-        return _timeout_call(timeout, _event_wait, self)
+        return _wait_call(timeout, _event_wait, self)
 
     def set(self):
         """Set the flag: every waiter wakes, the links are scheduled."""
@@ -176,7 +176,7 @@ class AsyncResult(Event):
         when it is an exception or nothing came)."""
         if not self.ready():
             self._capture_hub()
-            _timeout_call(timeout, _event_wait, self)
+            _wait_call(timeout, _event_wait, self)
         return self.value
 
     # -- concurrent.futures-like names

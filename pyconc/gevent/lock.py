@@ -4,17 +4,15 @@ Semaphore and BoundedSemaphore are pyconc's C semaphores (FIFO wake-ups; greenle
 and other threads' hubs wait on the same object) with gevent's API on top: acquire() answers
 True/False, release() answers the new counter, wait() waits for a unit without taking it, and
 rawlink callbacks run while a unit is free. RLock is owned by a greenlet, not by a thread."""
-from _thread import get_ident as _os_thread_ident
+from math import isnan as _isnan
 
 from .. import _core
 from ..greenlet import getcurrent
 from ._links import Linkable
-from .timeout import Timeout, _timeout_call
+from .timeout import Timeout, _wait_call
 
 __all__ = ['Semaphore', 'BoundedSemaphore', 'DummySemaphore', 'RLock']
 
-_hub_if_any = _core._get_hub_if_exists
-_SHARED = object()   # Semaphore._multithreaded once more than one OS thread has used it
 
 
 def _check_initial(value):
@@ -25,20 +23,14 @@ def _check_initial(value):
     return value
 
 
-def _no_wait(blocking, timeout):
-    """True when an acquire must not wait: blocking=False, or a timeout of 0 or less (gevent
-    then ignores the timeout and tries once). A Timeout object always allows a wait."""
-    if not blocking:
-        return True
-    return timeout is not None and not isinstance(timeout, Timeout) and timeout <= 0
-
-
-class Semaphore(Linkable, _core.Semaphore):
+class Semaphore(Linkable, _core.GeventSemaphore):
     """Semaphore(value=1): acquire() takes a unit, waiting while there is none; release() gives
-    one back (more releases than acquires are allowed)."""
+    one back (more releases than acquires are allowed).
+
+    acquire(blocking=True, timeout=None), release(), `with` and the owner-hub bookkeeping
+    (`hub`) are C (pyconc._core.GeventSemaphore); what is rare stays here."""
 
     _notify_all = False      # a link is called only while a unit is free
-    _multithreaded = None    # the ident of the only OS thread that used it, or _SHARED
 
     def __init__(self, value=1, hub=None):
         super().__init__(_check_initial(value))
@@ -66,68 +58,25 @@ class Semaphore(Linkable, _core.Semaphore):
 
     _links_ready = ready
 
-    # -- the owner hub (recorded for gevent's API; the C wait does not depend on it)
-
-    def _capture_hub(self, create):
-        """Record this thread's hub as the owner when there is none (or it was destroyed);
-        with create, make this thread's hub if it has none."""
-        owner = self.hub
-        if owner is not None and not owner.destroyed:
-            if create:
-                _core.get_hub()
-            return
-        self.hub = _core.get_hub() if create else _hub_if_any()
-
-    def _note_thread(self):
-        ident = _os_thread_ident()
-        seen = self._multithreaded
-        if seen is None:
-            self._multithreaded = ident
-        elif seen is not _SHARED and seen != ident:
-            self._multithreaded = _SHARED
-
-    def _before_wait(self):
-        # A semaphore only one OS thread uses makes that thread's hub before waiting, so the
-        # wait yields to it (and LoopExit applies), as gevent's. One shared between threads
-        # makes none: a plain thread stays a plain thread and blocks.
-        self._capture_hub(self._multithreaded is not _SHARED)
-
-    # -- the API
-
-    def acquire(self, blocking=True, timeout=None):
-        """Take a unit: True once taken, False if not (blocking=False, or the timeout passed;
-        timeout may be a number or a Timeout object, which raises instead)."""
-        self._note_thread()
-        if self.hub is None:
-            self._capture_hub(False)
-        if super().acquire(False):
-            return True
-        if _no_wait(blocking, timeout):
-            return False
-        self._before_wait()
-        return _timeout_call(timeout, super().acquire, True)
-
-    def release(self):
-        """Give a unit back; return the counter."""
-        super().release()
-        if '_links' in self.__dict__:
-            self._check_and_notify()
-        return self._value
+    def _acquire_slow(self, timeout):
+        # acquire() with no unit free and a timeout that is neither an int nor a float
+        if isinstance(timeout, Timeout):
+            # as gevent's: the wait ends when that Timeout fires, and answers False
+            self._capture_hub(not self._multithreaded)
+            return _wait_call(timeout, self._thread_acquire, True)
+        # another kind of number (a Fraction, a Decimal) is read as a float, as gevent's
+        # compiled acquire does; anything else is its TypeError ("must be real number")
+        _isnan(timeout)
+        return self.acquire(True, float(timeout))
 
     def wait(self, timeout=None):
         """Wait until a unit is free (without taking it) or the timeout passes; return the
         counter."""
         if self._value <= 0:
             self._capture_hub(True)
-            if _timeout_call(timeout, super().acquire, True):
-                super().release()   # only looked: hand the unit on
+            if _wait_call(timeout, self._thread_acquire, True):
+                _core.Semaphore.release(self)   # only looked: hand the unit on
         return self._value
-
-    def __enter__(self):
-        self.acquire()
-
-    def __exit__(self, typ, val, tb):
-        self.release()
 
     def _at_fork_reinit(self):
         self.hub = None
@@ -136,12 +85,6 @@ class Semaphore(Linkable, _core.Semaphore):
 class BoundedSemaphore(Semaphore, _core.BoundedSemaphore):
     """A Semaphore that refuses to be released more times than it was acquired
     (ValueError('Semaphore released too many times'))."""
-
-    def release(self):
-        counter = super().release()
-        if counter == self._initial_value:
-            self.hub = None   # nobody holds a unit: it belongs to no hub any more
-        return counter
 
 
 class DummySemaphore:

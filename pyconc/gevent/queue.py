@@ -172,28 +172,26 @@ class _GeventQueueAPI(_IteratesUntilStopIteration):
     def __bool__(self):
         return True     # even when empty, unlike len() suggests
 
-    def put(self, item, block=True, timeout=None):
-        """Put item in; with block, wait for room (Full after timeout); in the hub greenlet
-        itself, never wait."""
-        if not block or _called_in_hub():
-            return _c_put(self, item, False)
+    # put(item, block=True, timeout=None) and get(block=True, timeout=None) are C
+    # (csrc/thread/queue.c, "gevent's put/get"): put waits for room (Full after the timeout),
+    # get for an item (Empty after the timeout); called in the hub greenlet itself, neither
+    # waits. A timeout that is neither an int nor a float comes here.
+    put = _CQueue._gput
+    get = _CQueue._gget
+
+    def _put_slow(self, item, timeout):
         if not isinstance(timeout, Timeout) and _negative(timeout):
             # on a full queue such a timeout has expired already; with room, it is refused
-            # (the C put checks it only when it would wait, and never when unbounded)
             if self.full():
                 raise Full
             raise ValueError("'timeout' must be a non-negative number")
         return _timeout_call(timeout, _c_put, self, item, True)
 
+    def _get_slow(self, block, timeout):
+        return self._wait_for_item(self._get_blocking, block, timeout)
+
     def put_nowait(self, item):
         self.put(item, False)
-
-    def get(self, block=True, timeout=None):
-        """Remove and return an item; with block, wait for one (Empty after timeout); in the hub
-        greenlet itself, never wait."""
-        if self.qsize():
-            return _c_get(self, False)      # there is one: no waiting, whatever was asked
-        return self._wait_for_item(self._get_blocking, block, timeout)
 
     def get_nowait(self):
         return self.get(False)

@@ -299,7 +299,7 @@ class Popen(__subprocess__.Popen):
     def unlink(self, callback):
         result = self._result
         if result is not None:
-            for link in list(result.__dict__.get('_links') or ()):
+            for link in list(getattr(result, '_links', None) or ()):
                 link = link[0]   # (callback, hub)
                 if isinstance(link, _LinkProxy) and link.callback == callback:
                     result.unlink(link)

@@ -7,6 +7,8 @@ greenlet. A Timeout(None) never fires: it holds the _NEVER stand-in instead of a
 The C core raises pyconc's Timeout from its own waits (Greenlet.join/get with a timeout), so the
 class is registered with it at import (_core._set_gevent_class).
 """
+from math import isnan as _isnan
+
 from .. import _core
 from ..greenlet import getcurrent
 
@@ -190,3 +192,26 @@ def _timeout_call(timeout, func, *args):
         return func(*args, None)
     finally:
         armed.cancel()
+
+
+def _wait_call(timeout, func, *args):
+    """func(*args, timeout) for the waits of gevent's linkable objects (Event.wait,
+    AsyncResult.wait, Semaphore.wait and acquire), which differ from _timeout_call's in two
+    ways, as gevent's: a Timeout object given as the timeout ends the wait when it fires and the
+    wait answers as one that timed out (False) instead of raising it; and a number of another
+    type (a Fraction, a Decimal) is read as a float, anything else being a TypeError ("must be
+    real number")."""
+    if isinstance(timeout, Timeout):
+        armed = Timeout.start_new(timeout)
+        try:
+            return func(*args, None)
+        except Timeout as fired:
+            if fired is not armed:
+                raise
+            return False
+        finally:
+            armed.cancel()
+    if timeout is not None and type(timeout) is not float and type(timeout) is not int:
+        _isnan(timeout)
+        timeout = float(timeout)
+    return func(*args, timeout)
