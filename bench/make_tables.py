@@ -2,6 +2,7 @@
 
     python bench/make_tables.py            # rewrite the block between the markers in README.md
     python bench/make_tables.py --print    # print the tables only
+    python bench/make_tables.py --results bench/results/3.14   # another run's tables, printed
 
 One table per suite: the idle run's ns/op on both sides, then the speedup in each mode that was
 run (idle, pinned to one CPU, loaded), then the target. A target holds (✓) when every mode meets
@@ -20,10 +21,11 @@ BEGIN, END = "<!-- perf-table:begin -->", "<!-- perf-table:end -->"
 MODES = ("idle", "pinned", "loaded")
 
 
-def load_suites():
-    """suite -> {mode: data}"""
+def load_suites(results=None):
+    """suite -> {mode: data}, from results (default bench/results)"""
     suites = {}
-    for f in sorted(glob.glob(os.path.join(HERE, "results", "*.json"))):
+    for f in sorted(glob.glob(os.path.join(results or os.path.join(HERE, "results"),
+                                           "*.json"))):
         name = os.path.basename(f)[:-len(".json")]
         if "." not in name:
             continue  # a result file of the old, single-mode format
@@ -172,16 +174,19 @@ def table(suite, runs):
     return "\n".join(lines)
 
 
-def all_tables():
-    return "\n\n".join(table(s, runs) for s, runs in sorted(load_suites().items()))
+def all_tables(results=None):
+    return "\n\n".join(table(s, runs) for s, runs in sorted(load_suites(results).items()))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--print", action="store_true")
+    ap.add_argument("--results", default=None,
+                    help="a results directory other than bench/results (implies --print), e.g. "
+                         "bench/results/3.14 from .ci/versions' benchmark mode")
     args = ap.parse_args()
-    text = all_tables()
-    if args.print:
+    text = all_tables(args.results)
+    if args.print or args.results:
         print(text)
         return
     with open(README, encoding="utf-8") as f:

@@ -795,7 +795,8 @@ handles_signals(void)
 /* -- the spin rule (see wait.h's header comment) -------------------------------------------- */
 
 #define SPIN_DEFAULT_NS 30000         /* the cap unless PYCONC_SPIN_NS says otherwise */
-#define SPIN_PROBE_EVERY 16           /* a site at budget zero spins once per this many parks */
+#define SPIN_PROBE_EVERY 16           /* a site at budget zero spins once per this many parks, */
+#define SPIN_PROBE_MAX 1024           /* or up to this many after probes that failed */
 #define SPIN_PREEMPTED_NS 50000       /* a gap this long between two looks: we were descheduled */
 #define AFFINITY_EVERY 256            /* parks of a thread between two sched_getaffinity calls */
 #define CGROUP_EVERY_NS 1000000000LL  /* the cgroup quota is re-read at most this often */
@@ -1009,10 +1010,12 @@ spin_begin(pc_spin *sp)
         __atomic_store_n(&sp->ns, ns, __ATOMIC_RELAXED);
     }
     if (ns == 0) {
+        uint32_t every = __atomic_load_n(&sp->probe_every, __ATOMIC_RELAXED);
         uint32_t p = __atomic_add_fetch(&sp->parks, 1, __ATOMIC_RELAXED);
-        if (p % SPIN_PROBE_EVERY != 0) {
+        if (p < (every ? every : SPIN_PROBE_EVERY)) {
             return 0;
         }
+        __atomic_store_n(&sp->parks, 0, __ATOMIC_RELAXED);
         ns = (int32_t)spin_max;                 /* the probe: one full spin */
     }
     int cpus = usable_cpus();
@@ -1032,6 +1035,20 @@ spin_end(pc_spin *sp, int woken, pc_time_t took, int preempted)
 {
     __atomic_fetch_sub(&spinners, 1, __ATOMIC_RELAXED);
     int32_t ns = __atomic_load_n(&sp->ns, __ATOMIC_RELAXED);
+    if (ns == 0) {
+        /* a probe: back off from probing while they fail */
+        uint32_t every = __atomic_load_n(&sp->probe_every, __ATOMIC_RELAXED);
+        if (woken && !preempted) {
+            every = SPIN_PROBE_EVERY;
+        }
+        else {
+            every = every ? every * 2 : 2 * SPIN_PROBE_EVERY;
+            if (every > SPIN_PROBE_MAX) {
+                every = SPIN_PROBE_MAX;
+            }
+        }
+        __atomic_store_n(&sp->probe_every, every, __ATOMIC_RELAXED);
+    }
     if (woken && !preempted) {
         pc_time_t target = 4 * took + 1000;
         if (target > spin_max) {

@@ -29,7 +29,10 @@
  *      parking_lot's locks bound theirs: a spin that is woken after t moves the site's budget
  *      towards 4t (an average, so one slow hand-off does not reset it); a spin that runs out
  *      halves it, so a site whose waits are long stops spinning after a few waits. A site at
- *      zero probes with one full spin every 16 parks, so it notices when hand-offs become fast.
+ *      zero probes with one full spin every 16 parks, so it notices when hand-offs become fast;
+ *      each probe that fails doubles that interval (up to 1024 parks), one that succeeds brings
+ *      it back to 16 -- on a loaded machine a probe every 16 parks was 2 us of lost CPU per
+ *      hand-off, enough to make a Lock hand-off slower than the stdlib's.
  *   3. Like the Linux kernel's optimistic spinning, which spins only while the lock owner is on
  *      a CPU and stops at need_resched(), a spinner that finds it was descheduled (a gap of
  *      more than 50 us between two looks at the clock) stops at once and counts a failure: the
@@ -83,9 +86,10 @@ struct pc_waiter {
 typedef struct pc_spin {
     int32_t ns;               /* current budget in ns; -1: not yet initialised */
     uint32_t parks;           /* parks at budget zero since the last probe */
+    uint32_t probe_every;     /* at budget zero, one park in this many probes (0: the first) */
 } pc_spin;
 
-#define PC_SPIN_INIT {-1, 0}
+#define PC_SPIN_INIT {-1, 0, 0}
 
 typedef struct pc_waitlist {
     pc_waiter *head;          /* oldest waiter: first to be woken */
@@ -211,6 +215,7 @@ pc_spin_init(pc_spin *sp)
 {
     sp->ns = -1;
     sp->parks = 0;
+    sp->probe_every = 0;
 }
 
 static inline void

@@ -605,3 +605,26 @@ print(len(hubs), gevent.get_hub() is not hubs[0])
 ''')
     assert r.returncode == 0, r.stderr
     assert r.stdout == "1 True\n"
+
+
+def test_wait_returns_many_in_finish_order(gv):
+    # wait() lists the greenlets done before it was called in the order given, then the others
+    # in the order they finished; with thousands finishing out of order (a sort, not an
+    # insertion sort: this once took quadratic time)
+    g = gv.gevent
+    import random
+    rnd = random.Random(7)
+    early = [g.spawn(lambda: None) for _ in range(3)]
+    g.sleep(0)
+    finished = []
+
+    def work(i, d):
+        g.sleep(d)
+        finished.append(i)
+        return i
+    delays = [rnd.choice((0.001, 0.002, 0.003, 0.004)) for _ in range(3000)]
+    late = [g.spawn(work, i, d) for i, d in enumerate(delays)]
+    done = g.wait(early[::-1] + late)
+    assert done[:3] == early[::-1]
+    assert [x.value for x in done[3:]] == finished
+    assert len(done) == 3003
