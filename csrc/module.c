@@ -56,6 +56,8 @@ static PyMethodDef module_methods[] = {
                "cgroup_cpus (0: no quota), max_spinners, spin_max_ns.")},
     {"_pool_worker", pc_pool_worker, METH_VARARGS,
      PyDoc_STR("The Pool worker's loop (see csrc/proc/pool.c).")},
+    {"_pool_unpack", pc_pool_unpack, METH_O,
+     PyDoc_STR("The (True, list) of a packed Pool result frame, or None (csrc/proc/pool.c).")},
     {NULL, NULL, 0, NULL},
 };
 

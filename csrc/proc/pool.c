@@ -5,7 +5,14 @@
  * pyconc/multiprocessing/pool.py writes and reads them:
  *   task:   job (int64) | index (int64) | flen (uint32) | pickled function (flen) | pickle of
  *           (args, kwds);  a frame of the 16 header bytes alone is the stop sentinel
- *   result: job (int64) | index (int64) | pickle of (ok, value)
+ *   result: job (int64) | index (int64) | pickle of (ok, value), or, for a successful task
+ *           whose value is a list of at least PACK_MIN exact ints that fit an int64 or of exact
+ *           floats (what map() of a numeric function returns), the packed form: a 0 byte, the
+ *           kind ('q' or 'd'), 6 zero bytes, then the items as native int64 / double. Pickle
+ *           spends ~30 ns per int decoding such a list in the pool's process, which decodes
+ *           every result alone while the workers run in parallel; the packed form costs ~8.
+ *           A pickle starts with its PROTO opcode (0x80), never with 0. Ints and floats are
+ *           never memoised by pickle, so the lists decode to the same values either way.
  * The worker's slot in shared memory (three int64: job, index, state) records the task it has
  * taken -- the take writes the header into the slot atomically with removing the frame -- so
  * that the parent knows which task a dead worker was running.
@@ -144,11 +151,114 @@ fail:
     return failure(c);
 }
 
+#define PACK_MIN 16
+#define PACK_HDR 8
+
+/* The packed form of value (see the header comment), or NULL without an exception when value
+ * has another shape. Runs no Python code. */
+static PyObject *
+encode_packed(PyObject *value)
+{
+    if (!PyList_CheckExact(value) || PyList_GET_SIZE(value) < PACK_MIN) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(value);
+    PyObject *first = PyList_GET_ITEM(value, 0);
+    char kind = PyLong_CheckExact(first) ? 'q' : PyFloat_CheckExact(first) ? 'd' : 0;
+    if (kind == 0 || n > (PY_SSIZE_T_MAX - PACK_HDR) / 8) {
+        return NULL;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, PACK_HDR + n * 8);
+    if (bytes == NULL) {
+        PyErr_Clear();   /* the pickle path will say it */
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(bytes);
+    memset(out, 0, PACK_HDR);
+    out[1] = kind;
+    out += PACK_HDR;
+    for (Py_ssize_t i = 0; i < n; i++, out += 8) {
+        PyObject *item = PyList_GET_ITEM(value, i);
+        if (kind == 'q') {
+            int overflow = 0;
+            long long v = PyLong_CheckExact(item) ? PyLong_AsLongLongAndOverflow(item, &overflow)
+                                                  : (overflow = 1, 0);
+            if (overflow) {
+                Py_DECREF(bytes);
+                return NULL;
+            }
+            int64_t w = (int64_t)v;
+            memcpy(out, &w, 8);
+        }
+        else {
+            if (!PyFloat_CheckExact(item)) {
+                Py_DECREF(bytes);
+                return NULL;
+            }
+            double d = PyFloat_AS_DOUBLE(item);
+            memcpy(out, &d, 8);
+        }
+    }
+    return bytes;
+}
+
+/* _pool_unpack(frame): the (True, list) of a packed result frame (header included), or None
+ * if the frame holds a pickle. */
+PyObject *
+pc_pool_unpack(PyObject *module, PyObject *frame)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(frame, &b, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const char *p = (const char *)b.buf;
+    if (b.len < HDR + PACK_HDR || p[HDR] != 0 || (b.len - HDR - PACK_HDR) % 8 != 0 ||
+            (p[HDR + 1] != 'q' && p[HDR + 1] != 'd')) {
+        PyBuffer_Release(&b);
+        Py_RETURN_NONE;
+    }
+    char kind = p[HDR + 1];
+    Py_ssize_t n = (b.len - HDR - PACK_HDR) / 8;
+    p += HDR + PACK_HDR;
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++, p += 8) {
+        PyObject *item;
+        if (kind == 'q') {
+            int64_t v;
+            memcpy(&v, p, 8);
+            item = PyLong_FromLongLong((long long)v);
+        }
+        else {
+            double d;
+            memcpy(&d, p, 8);
+            item = PyFloat_FromDouble(d);
+        }
+        if (item == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    PyBuffer_Release(&b);
+    if (list == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyTuple_Pack(2, Py_True, list);
+    Py_DECREF(list);
+    return r;
+}
+
 /* pickle.dumps(result, 5); a result that cannot be pickled becomes
  * (False, ExceptionWithTraceback(MaybeEncodingError(e, value), None)). New reference or NULL. */
 static PyObject *
 encode(worker_ctx *c, PyObject *result)
 {
+    if (PyTuple_GET_ITEM(result, 0) == Py_True) {
+        PyObject *packed = encode_packed(PyTuple_GET_ITEM(result, 1));
+        if (packed != NULL) {
+            return packed;
+        }
+    }
     PyObject *payload = PyObject_CallFunctionObjArgs(c->dumps, result, c->five, NULL);
     if (payload != NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
         return payload;

@@ -374,7 +374,9 @@ class Pool:
         if job == -2:                                # terminate() wakes us up
             return
         try:
-            obj = pickle.loads(data[_HDR.size:])
+            obj = _core._pool_unpack(data)           # a list of numbers, packed by the worker
+            if obj is None:
+                obj = pickle.loads(memoryview(data)[_HDR.size:])
         except Exception as e:
             obj = (False, e)
         self._complete(job, i, obj)
