@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_main  # noqa: E402
+from common import bench_main, handoff_exceptions  # noqa: E402
 
 import pyconc.multiprocessing as pc  # noqa: E402
 
@@ -23,6 +23,10 @@ TARGETS = {
     "10,000 apply_async with callback": 5.0,
     "Pool(2) start + close + join": 1.0,
 }
+
+EXCEPTIONS = handoff_exceptions("Pipe round trip",
+                                between="two processes")
+
 
 _pools = []
 
@@ -144,7 +148,8 @@ if __name__ == "__main__":
     try:
         bench_main("multiprocessing", specs, MODS, TARGETS,
                    os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                "multiprocessing.json"))
+                                "multiprocessing.json"),
+                   exceptions=EXCEPTIONS)
     finally:
         for p in _pools:
             p.terminate()

@@ -10,7 +10,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_main  # noqa: E402
+from common import bench_main, handoff_exceptions  # noqa: E402
 
 import pyconc.queue as pc  # noqa: E402
 from pyconc import threading as pc_threading  # noqa: E402
@@ -25,6 +25,10 @@ TARGETS = {
     "Queue ping-pong (2 threads)": 2.0,
     "Queue 1 producer / 2 consumers": 3.0,
 }
+
+EXCEPTIONS = handoff_exceptions("Queue ping-pong (2 threads)",
+                                between="two threads")
+
 
 
 def put_get(kind, n, batch=100):
@@ -115,7 +119,8 @@ def specs(k):
 
 def main():
     bench_main("queue", specs, MODS, TARGETS,
-               os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "queue.json"))
+               os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "queue.json"),
+               exceptions=EXCEPTIONS)
 
 
 if __name__ == "__main__":

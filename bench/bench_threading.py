@@ -10,7 +10,7 @@ import sys
 import threading as std
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_main  # noqa: E402
+from common import bench_main, handoff_exceptions  # noqa: E402
 
 from pyconc import threading as pc  # noqa: E402
 
@@ -27,6 +27,10 @@ TARGETS = {
     "Condition notify/wait ping-pong (2 threads)": 2.0,
     "Thread start+join": 1.0,
 }
+
+EXCEPTIONS = handoff_exceptions("Condition notify/wait ping-pong (2 threads)",
+                                "Lock hand-off between 2 threads", between="two threads")
+
 
 
 def uncontended(kind, n):
@@ -200,7 +204,8 @@ def specs(k):
 
 def main():
     bench_main("threading", specs, MODS, TARGETS,
-               os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "threading.json"))
+               os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "threading.json"),
+               exceptions=EXCEPTIONS)
 
 
 if __name__ == "__main__":

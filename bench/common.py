@@ -118,6 +118,18 @@ def save(data, path):
     print(f"wrote {path}")
 
 
+def handoff_exceptions(*cases, between="two threads"):
+    """The exceptions argument of bench_main for cases that are physically a hand-off between
+    two threads (or processes): one side wakes the other and waits for the answer. On one CPU
+    (pinned), or with every CPU busy (loaded), each round trip is two context switches and their
+    scheduler latency, the same for the stdlib as for pyconc, so pyconc cannot be much faster
+    there; in those modes the target is "not slower than the stdlib" (1.0x), and the README names
+    each such case with its measured ratio."""
+    reason = (f"a hand-off between {between}: on one CPU each round trip is two context "
+              f"switches, for the stdlib as for pyconc")
+    return {mode: {case: reason for case in cases} for mode in ("pinned", "loaded")}
+
+
 def bench_main(suite, specs, impls, targets, default_json, argv=None, extra=None,
                exceptions=None):
     """The command line shared by the bench_*.py scripts. extra(args), if given, returns more

@@ -184,6 +184,27 @@ ring_pop(store_t *s, int lifo)
  * Anything else goes through PyObject_RichCompareBool. 1, 0 or -1 with an exception set. */
 static int fast_lt(PyObject *a, PyObject *b);
 
+/* The value of an exact int of at most one digit (most priorities), read from its layout:
+ * 1 with *v set, 0 for a bigger one (the caller converts it). */
+static inline int
+small_long(PyObject *o, long *v)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+        *v = (long)PyUnstable_Long_CompactValue((PyLongObject *)o);
+        return 1;
+    }
+    return 0;
+#else
+    Py_ssize_t size = Py_SIZE(o);
+    if (size >= -1 && size <= 1) {
+        *v = (long)size * (long)((PyLongObject *)o)->ob_digit[0];
+        return 1;
+    }
+    return 0;
+#endif
+}
+
 static int
 fast_eq(PyObject *a, PyObject *b)
 {
@@ -192,8 +213,13 @@ fast_eq(PyObject *a, PyObject *b)
     }
     if (Py_TYPE(a) == Py_TYPE(b)) {
         if (PyLong_CheckExact(a)) {
+            long x, y;
+            if (small_long(a, &x) && small_long(b, &y)) {
+                return x == y;
+            }
             int oa, ob;
-            long x = PyLong_AsLongAndOverflow(a, &oa), y = PyLong_AsLongAndOverflow(b, &ob);
+            x = PyLong_AsLongAndOverflow(a, &oa);
+            y = PyLong_AsLongAndOverflow(b, &ob);
             if (!oa && !ob) {
                 return x == y;
             }
@@ -213,8 +239,13 @@ fast_lt(PyObject *a, PyObject *b)
 {
     if (Py_TYPE(a) == Py_TYPE(b)) {
         if (PyLong_CheckExact(a)) {
+            long x, y;
+            if (small_long(a, &x) && small_long(b, &y)) {
+                return x < y;
+            }
             int oa, ob;
-            long x = PyLong_AsLongAndOverflow(a, &oa), y = PyLong_AsLongAndOverflow(b, &ob);
+            x = PyLong_AsLongAndOverflow(a, &oa);
+            y = PyLong_AsLongAndOverflow(b, &ob);
             if (!oa && !ob) {
                 return x < y;
             }
@@ -286,15 +317,22 @@ entry_before(PyObject *a, uint64_t aseq, PyObject *b, uint64_t bseq)
 }
 
 /* entry_before for two stored entries, or a candidate (a, aseq) and the entry at index j when
- * i < 0, guarding against comparisons that change the queue (they run Python code). */
+ * i < 0, guarding against comparisons that change the queue (they run Python code) unless
+ * plain_only says that every object compared is plain. */
 static int
-heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, Py_ssize_t j, uint64_t version)
+heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, Py_ssize_t j, uint64_t version,
+            int plain_only)
 {
     if (i >= 0) {
         a = s->buf[i].item;
         aseq = s->buf[i].seq;
     }
     PyObject *b = s->buf[j].item;
+    if (plain_only) {
+        /* every entry (and the candidate) is plain: the compare runs no Python code, so
+         * nothing can change the queue or drop a reference under it */
+        return entry_before(a, aseq, b, s->buf[j].seq);
+    }
     Py_INCREF(a);
     Py_INCREF(b);
     int r = entry_before(a, aseq, b, s->buf[j].seq);
@@ -316,10 +354,11 @@ heap_push(store_t *s, PyObject *item, int plain)
         return -1;
     }
     uint64_t version = s->version, seq = s->next_seq;
+    int plain_only = plain && s->unplain == 0;
     Py_ssize_t pos = s->count;
     while (pos > 0) {  /* find the place: compare only */
         Py_ssize_t parent = (pos - 1) / 2;
-        int r = heap_before(s, -1, item, seq, parent, version);
+        int r = heap_before(s, -1, item, seq, parent, version, plain_only);
         if (r < 0) {
             return -1;
         }
@@ -353,6 +392,7 @@ heap_pop(store_t *s)
     PyObject *root = s->buf[0].item;
     if (n > 0) {
         uint64_t version = s->version;
+        int plain_only = s->unplain == 0;
         Py_ssize_t path[64];              /* path[1..depth]: the chosen children; path[0] = 0 */
         int depth = 0;
         path[0] = 0;
@@ -362,7 +402,7 @@ heap_pop(store_t *s)
                 break;
             }
             if (child + 1 < n) {
-                int r = heap_before(s, child + 1, NULL, 0, child, version);
+                int r = heap_before(s, child + 1, NULL, 0, child, version, plain_only);
                 if (r < 0) {
                     return NULL;
                 }
@@ -374,7 +414,7 @@ heap_pop(store_t *s)
         uint64_t lseq = s->buf[n].seq;
         int k = depth;                    /* entries path[1..k] move up; last goes to path[k] */
         while (k > 0) {
-            int r = heap_before(s, path[k], NULL, 0, n, version);
+            int r = heap_before(s, path[k], NULL, 0, n, version, plain_only);
             if (r < 0) {
                 return NULL;
             }
