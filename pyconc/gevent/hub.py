@@ -14,10 +14,8 @@ watcher.
 Ownership: a hub and everything hanging off it belong to the thread that runs it; nothing here
 takes a lock.
 """
-import pprint   # imported up front: an error report must not need to open files (EMFILE)
 import sys
 import time
-import traceback
 from sys import getswitchinterval, setswitchinterval
 
 from .. import _core
@@ -100,6 +98,17 @@ def _new_hub_number():
     Hub._hub_counter += 1
     return Hub._hub_counter
 
+
+
+def _traceback_module():
+    """The traceback module, imported by the first report (2 ms of import that a program which
+    never fails should not pay), or None when it cannot be read -- out of file descriptors
+    (EMFILE): the report is then the exception's type and message alone."""
+    try:
+        import traceback
+    except Exception:
+        return None
+    return traceback
 
 class Hub(_core.Hub):
     """The hub of one OS thread: a greenlet whose run() is the event loop (in C). Instances are
@@ -236,10 +245,13 @@ class Hub(_core.Hub):
         if not out:
             return
         etype, evalue, etb = self._normalize_exception(t, v, tb)
+        tb_module = _traceback_module()
         if evalue is None:
             out.write(etype.__name__ + '\n')
+        elif tb_module is None:
+            out.write('%s: %s\n' % (etype.__name__, evalue))
         else:
-            traceback.print_exception(etype, evalue, etb, file=out)
+            tb_module.print_exception(etype, evalue, etb, file=out)
         del etb, tb
         try:
             out.write(_utc_stamp() + ('\n' if context is None else ' '))
@@ -254,6 +266,14 @@ class Hub(_core.Hub):
         if isinstance(context, str):
             return context
         try:
+            # imported here: pprint costs 5 ms of import (dataclasses, inspect) that a program
+            # which never fails should not pay
+            import pprint
+        except Exception:
+            # out of file descriptors (EMFILE), the module cannot be read: the plain repr,
+            # which is what saferepr gives for a greenlet or a callable anyway
+            return repr(context)
+        try:
             return pprint.saferepr(context)
         except Exception:
             self._print_current_exception()
@@ -262,7 +282,12 @@ class Hub(_core.Hub):
     def _print_current_exception(self):
         # a failure while reporting: its own traceback goes to the same stream
         stream = self.exception_stream
-        traceback.print_exc(file=stream)
+        tb_module = _traceback_module()
+        if tb_module is not None:
+            tb_module.print_exc(file=stream)
+        else:
+            etype, evalue = sys.exc_info()[:2]
+            stream.write('%s: %s\n' % (getattr(etype, '__name__', etype), evalue))
 
     # -- waiting
 
