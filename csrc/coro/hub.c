@@ -160,6 +160,9 @@ typedef struct {
                                  cooperative socket with this token: FD_PERSIST_EVENTS, kept
                                  between waits until pc_hub_forget_fd; else level-triggered
                                  for the waiters present, dropped when the last one leaves */
+    uint32_t edges;           /* persistent only: the events epoll reported since the owner
+                                 last said it drained them (pc_hub_io_drained); EPOLLIN and
+                                 EPOLLOUT while unknown */
 } fdwatch_t;
 
 /* A persistent registration: both directions, edge-triggered. Its users wait only after a
@@ -1027,6 +1030,7 @@ poll_once(HubObject *hub)
         fdwatch_t *fw = &hub->fds[fd];
         uint32_t e = events[i].events;
         uint32_t err_hup = e & (EPOLLERR | EPOLLHUP);
+        fw->edges |= e;
         if (fw->rd != NULL && (e & (EPOLLIN | EPOLLRDHUP) || err_hup)) {
             make_ready(fw->rd, PC_WAIT_WOKEN);
         }
@@ -1458,8 +1462,41 @@ pc_hub_wait_io(HubObject *hub, int fd, uint32_t events, pc_time_t deadline, uint
         }
         fw->registered = FD_PERSIST_EVENTS;
         fw->owner = owner;
+        fw->edges = EPOLLIN | EPOLLOUT;   /* unknown: may be ready either way */
     }
     return park_fd(hub, fd, events, deadline);
+}
+
+/* The events a reader or writer of fd cares about: readiness, and what ends the wait anyway. */
+static uint32_t
+edge_mask(uint32_t events)
+{
+    return ((events & EPOLLIN) ? (EPOLLIN | EPOLLRDHUP) : 0) | ((events & EPOLLOUT) ? EPOLLOUT : 0) |
+           EPOLLERR | EPOLLHUP;
+}
+
+int
+pc_hub_io_idle(HubObject *hub, int fd, uint64_t owner, uint32_t events)
+{
+    if (owner == 0 || hub->gen != pc_fork_generation || hub->dead || fd < 0 ||
+            fd >= hub->capfds) {
+        return 0;
+    }
+    fdwatch_t *fw = &hub->fds[fd];
+    return fw->owner == owner && (fw->edges & edge_mask(events)) == 0;
+}
+
+void
+pc_hub_io_drained(HubObject *hub, int fd, uint64_t owner, uint32_t events)
+{
+    if (owner == 0 || hub->gen != pc_fork_generation || hub->dead || fd < 0 ||
+            fd >= hub->capfds) {
+        return;
+    }
+    fdwatch_t *fw = &hub->fds[fd];
+    if (fw->owner == owner) {
+        fw->edges &= ~(events & (EPOLLIN | EPOLLOUT));   /* a hang-up or an error stays */
+    }
 }
 
 void

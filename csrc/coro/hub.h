@@ -74,6 +74,15 @@ void pc_hub_cancel_fd_events(HubObject *hub, int fd, uint32_t events, PyObject *
  * or detaches fd. Returns 1 ready, 0 timed out, -1 with an exception. */
 int pc_hub_wait_io(HubObject *hub, int fd, uint32_t events, pc_time_t deadline, uint64_t owner);
 
+/* Readiness bookkeeping of a persistent registration, so that a socket can skip a syscall that
+ * would only say EAGAIN. pc_hub_io_drained: the owner knows fd has no more of events (EPOLLIN:
+ * a stream socket's recv returned less than asked; EOF, errors and hang-ups are never
+ * drained). pc_hub_io_idle: 1 if epoll has reported none of events (nor an error or hang-up)
+ * for fd since then -- the syscall would fail with EAGAIN, so the caller may wait for the edge
+ * at once; 0 if it may be ready, or nothing is known (no registration of owner's). */
+void pc_hub_io_drained(HubObject *hub, int fd, uint64_t owner, uint32_t events);
+int pc_hub_io_idle(HubObject *hub, int fd, uint64_t owner, uint32_t events);
+
 /* Ends owner's persistent registration of fd (pc_hub_wait_io), if it has one. No exception. */
 void pc_hub_forget_fd(HubObject *hub, int fd, uint64_t owner);
 

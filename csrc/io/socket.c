@@ -266,15 +266,44 @@ no_kwargs(const char *name, PyObject *kwnames)
 
 /* -- recv, recv_into ---------------------------------------------------------------------------- */
 
-/* Receives into buf, waiting as needed. Returns the count, or -1 with an exception. */
+/* This thread's hub if the caller is one of its greenlets and s's persistent registration is
+ * in it (borrowed), else NULL. */
+static HubObject *
+registered_hub(CoopSocket *s)
+{
+    if (s->hubobj == NULL || pc_hub == NULL || pc_hub->can_yield() <= 0) {
+        return NULL;
+    }
+    HubObject *hub = pc_hub_get(s->st, 0);
+    return hub != NULL && pc_hub_greenlet(hub) == s->hubobj ? hub : NULL;
+}
+
+/* Receives into buf, waiting as needed. Returns the count, or -1 with an exception.
+ *
+ * A stream socket's recv that returns less than it was asked for has emptied the receive
+ * queue: the hub is told (pc_hub_io_drained), and the next recv in a greenlet waits for
+ * epoll's next edge at once instead of making a syscall that can only say EAGAIN -- in an echo
+ * or request/response loop, one syscall of three. */
 static Py_ssize_t
 recv_guts(CoopSocket *s, char *buf, Py_ssize_t len, int flags)
 {
     pc_time_t deadline = 0;
     int have_deadline = 0;
+    int stream = s->type == SOCK_STREAM && flags == 0 && len > 0;
+    HubObject *hub = stream && s->timeout != 0.0 ? registered_hub(s) : NULL;
+    if (hub != NULL && pc_hub_io_idle(hub, s->fd, s->token, EPOLLIN)) {
+        deadline = deadline_of(s->timeout);
+        have_deadline = 1;
+        if (coop_wait(s, EPOLLIN, deadline) < 0) {
+            return -1;
+        }
+    }
     for (;;) {
         ssize_t n = recv(s->fd, buf, (size_t)len, flags);
         if (n >= 0) {
+            if (stream && n > 0 && n < len && (hub != NULL || (hub = registered_hub(s)) != NULL)) {
+                pc_hub_io_drained(hub, s->fd, s->token, EPOLLIN);
+            }
             return n;
         }
         int r = after_failure(s, errno, s->timeout);
@@ -292,6 +321,10 @@ recv_guts(CoopSocket *s, char *buf, Py_ssize_t len, int flags)
         }
     }
 }
+
+#define RECV_SMALL 1024              /* up to this, recv allocates the bytes it returns */
+#define RECV_SCRATCH (256 * 1024)    /* beyond, too */
+static char *recv_scratch;           /* GIL-protected; allocated once */
 
 static PyObject *
 sock_recv(CoopSocket *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -313,6 +346,17 @@ sock_recv(CoopSocket *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
     if (len < 0) {
         PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
         return NULL;
+    }
+    if (len > RECV_SMALL && len <= RECV_SCRATCH) {
+        /* recv(65536) that brings a few bytes: read into the scratch buffer and copy what came,
+         * instead of allocating len bytes and shrinking them (uvloop reads the same way). The
+         * buffer is used only between the syscall and the copy, with the GIL held, so one for
+         * the process is enough. */
+        if (recv_scratch == NULL && (recv_scratch = PyMem_RawMalloc(RECV_SCRATCH)) == NULL) {
+            return PyErr_NoMemory();
+        }
+        Py_ssize_t n = recv_guts(s, recv_scratch, len, flags);
+        return n < 0 ? NULL : PyBytes_FromStringAndSize(recv_scratch, n);
     }
     PyObject *buf = PyBytes_FromStringAndSize(NULL, len);
     if (buf == NULL) {
