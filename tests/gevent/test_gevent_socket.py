@@ -862,3 +862,37 @@ def test_fork_child_uses_inherited_socket(gv):
     ''')
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '0'
+
+
+def test_reads_after_short_reads_never_miss_data(gv):
+    # a stream recv that returns less than asked drains the socket; the next recv may wait for
+    # the next edge without a syscall. Bursts, partial reads (n == len: not drained), data
+    # that arrives while the reader is busy elsewhere, and EOF must all come through.
+    g, gs = gv.gevent, gv.socket
+    a, b = gs.socketpair()
+    got = []
+
+    def reader():
+        while True:
+            d = a.recv(7)               # sometimes exactly 7 (more may be queued), sometimes less
+            if not d:
+                break
+            got.append(d)
+            if len(got) % 5 == 0:
+                g.sleep(0.001)          # busy elsewhere: data piles up meanwhile
+    r = g.spawn(reader)
+    sent = []
+    for i in range(300):
+        msg = (b"%d;" % i) * (i % 4 + 1)
+        b.sendall(msg)
+        sent.append(msg)
+        if i % 3 == 0:
+            g.sleep(0)
+        if i % 50 == 0:
+            g.sleep(0.002)
+    b.shutdown(gs.SHUT_WR)
+    r.join(timeout=10)
+    assert r.dead
+    assert b"".join(got) == b"".join(sent)
+    a.close()
+    b.close()
