@@ -213,6 +213,9 @@ wake_getter(q_t *q)
 static void
 ring_write(MPQueueObject *self, uint64_t off, const char *src, uint64_t n)
 {
+    if (n == 0) {
+        return;   /* src may be NULL then (a frame of a header alone): memcpy must not see it */
+    }
     uint64_t cap = Q(self)->cap;
     off %= cap;
     uint64_t first = n < cap - off ? n : cap - off;
@@ -225,6 +228,9 @@ ring_write(MPQueueObject *self, uint64_t off, const char *src, uint64_t n)
 static void
 ring_read(MPQueueObject *self, uint64_t off, char *dst, uint64_t n)
 {
+    if (n == 0) {
+        return;
+    }
     uint64_t cap = Q(self)->cap;
     off %= cap;
     uint64_t first = n < cap - off ? n : cap - off;
