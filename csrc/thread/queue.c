@@ -1356,8 +1356,8 @@ queue_gget(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (self->is_shutdown) {
         return RAISE_SHUTDOWN(self);
     }
+    int negative = 0;
     if (timeout != NULL) {
-        int negative = 0;
         int r = g_timeout_sign(timeout, &negative);
         if (r <= 0) {
             return r < 0 ? NULL
@@ -1372,15 +1372,9 @@ queue_gget(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (!block) {
         return RAISE_EMPTY(self);
     }
-    if (timeout != NULL) {
-        int negative = 0;
-        if (g_timeout_sign(timeout, &negative) < 0) {
-            return NULL;
-        }
-        if (negative) {
-            PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
-            return NULL;
-        }
+    if (negative) {
+        PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
+        return NULL;
     }
     if (g_in_hub()) {
         return RAISE_EMPTY(self);

@@ -234,6 +234,24 @@ sem_acquire_timed(SemaphoreObject *self, pc_time_t rel_ns)
 
 static const char *const acquire_names[] = {"blocking", "timeout"};
 
+/* acquire(blocking=True, timeout=None)'s arguments: *blocking their truth, *timeout borrowed
+ * or NULL for None / not given. 0 or -1. */
+static int
+parse_acquire(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              int *blocking, PyObject **timeout)
+{
+    PyObject *argv[2];
+    if (pc_parse_args(fname, args, nargs, kwnames, acquire_names, 2, argv) < 0) {
+        return -1;
+    }
+    *blocking = 1;
+    if (argv[0] != NULL && (*blocking = PyObject_IsTrue(argv[0])) < 0) {
+        return -1;
+    }
+    *timeout = argv[1] == Py_None ? NULL : argv[1];
+    return 0;
+}
+
 static PyObject *
 sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -241,15 +259,11 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
         self->value--;
         Py_RETURN_TRUE;
     }
-    PyObject *argv[2];
-    if (pc_parse_args("Semaphore.acquire", args, nargs, kwnames, acquire_names, 2, argv) < 0) {
+    int blocking;
+    PyObject *timeout;
+    if (parse_acquire("Semaphore.acquire", args, nargs, kwnames, &blocking, &timeout) < 0) {
         return NULL;
     }
-    int blocking = 1;
-    if (argv[0] != NULL && (blocking = PyObject_IsTrue(argv[0])) < 0) {
-        return NULL;
-    }
-    PyObject *timeout = argv[1] == Py_None ? NULL : argv[1];
     if (!blocking && timeout != NULL) {
         PyErr_SetString(PyExc_ValueError, "can't specify timeout for non-blocking acquire");
         return NULL;
@@ -653,15 +667,11 @@ gsem_acquire(GSemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         self->base.value--;
         Py_RETURN_TRUE;
     }
-    PyObject *argv[2];
-    if (pc_parse_args("acquire", args, nargs, kwnames, acquire_names, 2, argv) < 0) {
+    int blocking;
+    PyObject *timeout;
+    if (parse_acquire("acquire", args, nargs, kwnames, &blocking, &timeout) < 0) {
         return NULL;
     }
-    int blocking = 1;
-    if (argv[0] != NULL && (blocking = PyObject_IsTrue(argv[0])) < 0) {
-        return NULL;
-    }
-    PyObject *timeout = argv[1] == Py_None ? NULL : argv[1];
     if (sem_check(&self->base) < 0) {
         return NULL;
     }
@@ -704,7 +714,7 @@ gsem_acquire(GSemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     return PyBool_FromLong(r);
 }
 
-/* release(): one unit back; the counter. 0 or -1 in *err. */
+/* release(): one unit back, then the links; the counter, or NULL with an exception. */
 static PyObject *
 gsem_release_impl(GSemObject *self)
 {
@@ -769,13 +779,6 @@ gsem_capture_hub_m(GSemObject *self, PyObject *create)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-gsem_wait_acquire(GSemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    /* the threading semantics (blocking, timeout), for the face's slow paths */
-    return sem_acquire(&self->base, args, nargs, kwnames);
-}
-
 static PyMethodDef gsem_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))gsem_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=None) -> bool\n\nTake a unit: True once taken, "
@@ -785,7 +788,8 @@ static PyMethodDef gsem_methods[] = {
     {"__enter__", (PyCFunction)gsem_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))gsem_exit, METH_FASTCALL, NULL},
     {"_capture_hub", (PyCFunction)gsem_capture_hub_m, METH_O, NULL},
-    {"_thread_acquire", (PyCFunction)(void (*)(void))gsem_wait_acquire,
+    /* the threading semantics (blocking, timeout), for the face's slow paths */
+    {"_thread_acquire", (PyCFunction)(void (*)(void))sem_acquire,
      METH_FASTCALL | METH_KEYWORDS, NULL},
     {NULL, NULL, 0, NULL},
 };
