@@ -456,6 +456,38 @@ def _pid(_):
     return os.getpid()
 
 
+def test_pool_workers_stay_joinable_after_the_pool_reaps_them():
+    # multiprocessing's atexit hook snapshots active_children() and then joins each; the pool's
+    # result thread reaping a worker in between must leave it joinable (CI on 3.14 printed
+    # "ValueError: process object is closed" from that hook at a tour program's exit).
+    def s(m):
+        others = set(m.active_children())
+        pool = m.Pool(2)
+        pool.map(abs, range(4))
+        kids = [p for p in m.active_children() if p not in others]
+        pool.close()
+        pool.join()
+        for p in kids:
+            p.join()
+        return sorted(p.exitcode for p in kids), [p.is_alive() for p in kids]
+    assert same(s)[1][0] == [0, 0]
+
+
+def test_pool_reaped_workers_leave_no_descriptor_open():
+    def fds():
+        return set(os.listdir("/proc/self/fd"))
+    with mp.Pool(2) as pool:
+        pool.map(abs, range(4))
+    before = fds()
+    for _ in range(3):
+        pool = mp.Pool(2)
+        pool.map(abs, range(4))
+        pool.close()
+        pool.join()
+        del pool
+    assert fds() - before == set()
+
+
 def test_lambda_with_and_without_cloudpickle():
     code = r'''
 import sys

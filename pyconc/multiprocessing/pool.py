@@ -409,8 +409,8 @@ class Pool:
             if job != _IDLE:
                 err = WorkerDiedError(_describe_exit(w.pid, w.exitcode))
                 self._complete(job, i, (False, err))
-            w.join()
-            w.close() if hasattr(w, "close") else None
+            w.join()    # not close(): multiprocessing's atexit hook may hold it to join it;
+            # its pidfd closes when the Process object goes (its Popen's Finalize)
             stopped = state == _EXITING
             self._pool[k] = None
             if self._state == TERMINATE:
