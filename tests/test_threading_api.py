@@ -118,6 +118,23 @@ def test_acquire_positional_and_too_many(kind):
     assert_same(lambda mod: getattr(mod, kind)().acquire(1, 2, 3))
 
 
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_release_takes_no_arguments(kind):
+    # pyconc's release is METH_FASTCALL (so 3.12+ specialises its calls) and words the error as
+    # CPython words a METH_NOARGS method's; the type's name is its own ("Lock", the stdlib "lock")
+    for call in (lambda lock: lock.release(1), lambda lock: lock.release(x=1)):
+        msgs = []
+        for mod in (threading, pth):
+            lock = getattr(mod, kind)()
+            lock.acquire()
+            with pytest.raises(TypeError) as e:
+                call(lock)
+            msgs.append(re.sub(r"^\w+\.", "T.", str(e.value)))
+            assert repr(lock).startswith("<locked")      # still held
+            lock.release()
+        assert msgs[0] == msgs[1]
+
+
 def test_lock_release_unlocked():
     assert_same(lambda mod: mod.Lock().release())
 

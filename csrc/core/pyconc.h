@@ -108,6 +108,19 @@ int pc_add_type(PyObject *module, PyType_Spec *spec, PyObject *base, PyTypeObjec
 int pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                   const char *const *names, Py_ssize_t n, PyObject **out);
 
+/* A method with no arguments declared METH_FASTCALL rather than METH_NOARGS: CPython 3.12+
+ * specializes a call of a bound METH_FASTCALL builtin (CALL_BUILTIN_FAST: a direct C call) but
+ * not of a METH_NOARGS one, which goes through the generic vectorcall path with its recursion
+ * check. CPython itself rejects keywords ("takes no keyword arguments"); positional arguments get
+ * METH_NOARGS's message from pc_no_args_error(): "Type.name() takes no arguments (1 given)". */
+#define PC_NO_ARGS(self, nargs, name)                                           \
+    do {                                                                        \
+        if ((nargs) != 0) {                                                     \
+            return pc_no_args_error((PyObject *)(self), (name), (nargs));       \
+        }                                                                       \
+    } while (0)
+PyObject *pc_no_args_error(PyObject *self, const char *name, Py_ssize_t nargs);
+
 /* Parses the (args, kwds) of an __init__ that the stdlib writes in Python, with Python's own
  * messages ("Barrier.__init__() missing 1 required positional argument: 'parties'"). names has n
  * entries: the first npos positional-or-keyword (the first nrequired of them required), the rest

@@ -52,13 +52,25 @@ pc_type_fullname(PyTypeObject *tp)
     return r;
 }
 
+PyObject *
+pc_no_args_error(PyObject *self, const char *name, Py_ssize_t nargs)
+{
+    PyObject *tname = PyType_GetName(Py_TYPE(self));
+    if (tname != NULL) {
+        PyErr_Format(PyExc_TypeError, "%U.%s() takes no arguments (%zd given)", tname, name,
+                     nargs);
+        Py_DECREF(tname);
+    }
+    return NULL;
+}
+
 int
 pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
               const char *const *names, Py_ssize_t n, PyObject **out)
 {
     /* Messages follow the stdlib's: a qualified name ("Event.wait") is a method the stdlib
      * writes in Python, a bare name ("acquire") one it writes in C. */
-    int pystyle = strchr(fname, '.') != NULL;
+#define pystyle (strchr(fname, '.') != NULL)   /* read on the error paths only */
     if (nargs > n) {
         if (pystyle) {
             PyErr_Format(PyExc_TypeError, "%s() takes from 1 to %zd positional arguments but "
@@ -111,6 +123,7 @@ pc_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
         out[i] = args[nargs + k];
     }
     return 0;
+#undef pystyle
 }
 
 PyObject *

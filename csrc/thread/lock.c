@@ -170,7 +170,7 @@ lock_enter(LockObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-lock_release(LockObject *self, PyObject *Py_UNUSED(ignored))
+lock_release_noargs(LockObject *self)
 {
     if (!self->locked) {
         PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
@@ -181,9 +181,16 @@ lock_release(LockObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+lock_release(LockObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PC_NO_ARGS(self, nargs, "release");
+    return lock_release_noargs(self);
+}
+
+static PyObject *
 lock_exit(LockObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return lock_release(self, NULL);
+    return lock_release_noargs(self);
 }
 
 static PyObject *
@@ -205,7 +212,7 @@ lock_is_owned(LockObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 lock_release_save(LockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return lock_release(self, NULL);
+    return lock_release_noargs(self);
 }
 
 static PyObject *
@@ -266,13 +273,13 @@ lock_init_subclass(PyObject *cls, PyObject *args, PyObject *kwargs)
 static PyMethodDef lock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=-1) -> bool\n\nLock the lock; see threading.Lock.")},
-    {"release", (PyCFunction)lock_release, METH_NOARGS,
+    {"release", (PyCFunction)(void (*)(void))lock_release, METH_FASTCALL,
      PyDoc_STR("Release the lock. RuntimeError if it is not locked.")},
     {"locked", (PyCFunction)lock_locked, METH_NOARGS, PyDoc_STR("Whether the lock is held.")},
     /* the undocumented old names _thread's lock still has (its messages say acquire() too) */
     {"acquire_lock", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
      NULL},
-    {"release_lock", (PyCFunction)lock_release, METH_NOARGS, NULL},
+    {"release_lock", (PyCFunction)(void (*)(void))lock_release, METH_FASTCALL, NULL},
     {"locked_lock", (PyCFunction)lock_locked, METH_NOARGS, NULL},
     {"__enter__", (PyCFunction)lock_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))lock_exit, METH_FASTCALL, NULL},
@@ -410,7 +417,7 @@ rlock_enter(RLockObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-rlock_release(RLockObject *self, PyObject *Py_UNUSED(ignored))
+rlock_release_noargs(RLockObject *self)
 {
     if (self->count == 0 || self->owner != PyThread_get_thread_ident()) {
         PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
@@ -423,9 +430,16 @@ rlock_release(RLockObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+rlock_release(RLockObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PC_NO_ARGS(self, nargs, "release");
+    return rlock_release_noargs(self);
+}
+
+static PyObject *
 rlock_exit(RLockObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return rlock_release(self, NULL);
+    return rlock_release_noargs(self);
 }
 
 static PyObject *
@@ -516,7 +530,7 @@ static PyMethodDef rlock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))rlock_acquire, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("acquire(blocking=True, timeout=-1) -> bool\n\nAcquire the lock, recursively "
                "if this thread holds it already.")},
-    {"release", (PyCFunction)rlock_release, METH_NOARGS,
+    {"release", (PyCFunction)(void (*)(void))rlock_release, METH_FASTCALL,
      PyDoc_STR("Release once. RuntimeError unless this thread holds the lock.")},
     {"locked", (PyCFunction)rlock_locked, METH_NOARGS, NULL},
     {"__enter__", (PyCFunction)rlock_enter, METH_NOARGS, NULL},

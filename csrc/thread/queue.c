@@ -1,8 +1,12 @@
 /* queue.c -- Queue, LifoQueue, PriorityQueue and SimpleQueue, in C.
  *
- * Storage (store_t): one growable array of entries {item, seq}. FIFO and LIFO use it as a ring
- * (head + count, capacity a power of two); the priority queue uses it as a binary min-heap whose
- * order is (item, seq): items that compare equal leave in insertion order. Heap operations first
+ * Storage (store_t): one growable array of entries {item, seq, key}. FIFO and LIFO use it as a
+ * ring (head + count, capacity a power of two); the priority queue uses it as a binary min-heap
+ * whose order is (item, seq): items that compare equal leave in insertion order. A heap entry
+ * whose item is a small exact int, or an exact tuple that starts with one or two, keeps them in
+ * key (the kind in seq's top bits): most comparisons of the usual (priority, data) and
+ * (priority, count, data) items are then decided by one integer comparison of the two entries,
+ * without following the item pointers; equal keys go on to the tuples' next elements. Heap operations first
  * find where things go, comparing only, and move nothing until every comparison has succeeded, so
  * a comparison that raises leaves the queue exactly as it was. version counts changes, so that a
  * comparison that changed the queue behind the operation's back (an __lt__ calling the base
@@ -67,8 +71,17 @@ enum { MS_INT = 0, MS_FLOAT = 1, MS_OBJECT = 2 };
 
 typedef struct {
     PyObject *item;           /* strong reference */
-    uint64_t seq;             /* insertion number: the priority queue's tie-breaker */
+    uint64_t seq;             /* heap: insertion number (the tie-breaker) | key kind << SEQ_BITS */
+    int64_t key;              /* heap: the item's leading int(s), when the kind is not KEY_NONE */
 } entry_t;
+
+/* Key kinds (ints of one digit, |v| < 2**30, see small_long): KEY_INT, the item is the int key;
+ * KEY_TUPLE1, an exact tuple whose first element is the int key (and whose second is not such an
+ * int); KEY_TUPLE2, an exact tuple that starts with the ints a and b, key = a << 32 | (b + 2**31)
+ * -- ordered as the pair (a, b) is. */
+enum { KEY_NONE = 0, KEY_INT = 1, KEY_TUPLE1 = 2, KEY_TUPLE2 = 3 };
+#define SEQ_BITS 62
+#define SEQ_MASK ((UINT64_C(1) << SEQ_BITS) - 1)
 
 typedef struct {
     entry_t *buf;             /* cap entries (PyMem, so tracemalloc sees them) */
@@ -183,12 +196,14 @@ ring_pop(store_t *s, int lifo)
  * (the (priority, data) items of a priority queue), as list.sort's specialised compares do.
  * Anything else goes through PyObject_RichCompareBool. 1, 0 or -1 with an exception set. */
 static int fast_lt(PyObject *a, PyObject *b);
+static int tuple_lt(PyObject *a, PyObject *b, Py_ssize_t start);
 
 /* The value of an exact int of at most one digit (most priorities), read from its layout:
  * 1 with *v set, 0 for a bigger one (the caller converts it). */
 static inline int
 small_long(PyObject *o, long *v)
 {
+    assert(PyLong_CheckExact(o));
 #if PY_VERSION_HEX >= 0x030C0000
     if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
         *v = (long)PyUnstable_Long_CompactValue((PyLongObject *)o);
@@ -257,25 +272,32 @@ fast_lt(PyObject *a, PyObject *b)
             return PyUnicode_Compare(a, b) < 0;
         }
         else if (PyTuple_CheckExact(a)) {
-            /* tuple.__lt__: the first differing position decides, else the shorter one */
-            Py_ssize_t na = PyTuple_GET_SIZE(a), nb = PyTuple_GET_SIZE(b);
-            Py_ssize_t n = na < nb ? na : nb, i = 0;
-            for (; i < n; i++) {
-                int eq = fast_eq(PyTuple_GET_ITEM(a, i), PyTuple_GET_ITEM(b, i));
-                if (eq < 0) {
-                    return -1;
-                }
-                if (!eq) {
-                    break;
-                }
-            }
-            if (i >= n) {
-                return na < nb;
-            }
-            return fast_lt(PyTuple_GET_ITEM(a, i), PyTuple_GET_ITEM(b, i));
+            return tuple_lt(a, b, 0);
         }
     }
     return PyObject_RichCompareBool(a, b, Py_LT);
+}
+
+/* tuple.__lt__ for two exact tuples whose elements before `start` are known to be equal: the
+ * first differing position decides, else the shorter one. */
+static int
+tuple_lt(PyObject *a, PyObject *b, Py_ssize_t start)
+{
+    Py_ssize_t na = PyTuple_GET_SIZE(a), nb = PyTuple_GET_SIZE(b);
+    Py_ssize_t n = na < nb ? na : nb, i = start;
+    for (; i < n; i++) {
+        int eq = fast_eq(PyTuple_GET_ITEM(a, i), PyTuple_GET_ITEM(b, i));
+        if (eq < 0) {
+            return -1;
+        }
+        if (!eq) {
+            break;
+        }
+    }
+    if (i >= n) {
+        return na < nb;
+    }
+    return fast_lt(PyTuple_GET_ITEM(a, i), PyTuple_GET_ITEM(b, i));
 }
 
 /* Nesting of tuples is_plain() looks into; deeper items count as not plain. */
@@ -303,39 +325,104 @@ is_plain(PyObject *o, int depth)
     return 1;
 }
 
+/* The key kind of item, with its key in *key (see entry_t). */
+static inline uint64_t
+key_of(PyObject *item, int64_t *key)
+{
+    long a, b;
+    if (PyLong_CheckExact(item)) {
+        if (!small_long(item, &a)) {
+            return KEY_NONE;
+        }
+        *key = a;
+        return KEY_INT;
+    }
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) == 0) {
+        return KEY_NONE;
+    }
+    PyObject *first = PyTuple_GET_ITEM(item, 0);
+    if (!PyLong_CheckExact(first) || !small_long(first, &a)) {
+        return KEY_NONE;
+    }
+    PyObject *second = PyTuple_GET_SIZE(item) > 1 ? PyTuple_GET_ITEM(item, 1) : NULL;
+    if (second != NULL && PyLong_CheckExact(second) && small_long(second, &b)) {
+        *key = (int64_t)((uint64_t)(int64_t)a << 32 | (uint64_t)((int64_t)b + (INT64_C(1) << 31)));
+        return KEY_TUPLE2;
+    }
+    *key = a;
+    return KEY_TUPLE1;
+}
+
+/* The first element of a tuple entry of kind KEY_TUPLE1 or KEY_TUPLE2. */
+static inline int64_t
+key_first(uint64_t kind, int64_t key)
+{
+    return kind == KEY_TUPLE2 ? key >> 32 : key;
+}
+
+/* a < b, for tuples from position start on when start > 0 (the elements before are equal). */
+static inline int
+item_lt(PyObject *a, PyObject *b, Py_ssize_t start)
+{
+    return start ? tuple_lt(a, b, start) : fast_lt(a, b);
+}
+
 /* 1 if a goes before b in the heap order (item, seq), 0 if not, -1 on error. Sequence numbers
  * are distinct, so one `<` decides: with seq a < seq b, a goes first unless b < a; otherwise a
  * goes first only if a < b. References are held by the caller. */
 static inline int
-entry_before(PyObject *a, uint64_t aseq, PyObject *b, uint64_t bseq)
+entry_before(PyObject *a, uint64_t aseq, PyObject *b, uint64_t bseq, Py_ssize_t start)
 {
-    if (aseq < bseq) {
-        int r = fast_lt(b, a);
+    if ((aseq & SEQ_MASK) < (bseq & SEQ_MASK)) {
+        int r = item_lt(b, a, start);
         return r < 0 ? -1 : !r;
     }
-    return fast_lt(a, b);
+    return item_lt(a, b, start);
 }
 
-/* entry_before for two stored entries, or a candidate (a, aseq) and the entry at index j when
- * i < 0, guarding against comparisons that change the queue (they run Python code) unless
- * plain_only says that every object compared is plain. */
+/* entry_before for two stored entries, or a candidate (a, aseq with its key kind, akey) and the
+ * entry at index j when i < 0, guarding against comparisons that change the queue (they run
+ * Python code) unless plain_only says that every object compared is plain. Two entries of the
+ * same key kind are ordered by their keys when those differ, without looking at the items (an
+ * int compare runs no Python code, whatever the tuples hold further on). */
 static int
-heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, Py_ssize_t j, uint64_t version,
-            int plain_only)
+heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, int64_t akey, Py_ssize_t j,
+            uint64_t version, int plain_only)
 {
     if (i >= 0) {
         a = s->buf[i].item;
         aseq = s->buf[i].seq;
+        akey = s->buf[i].key;
     }
-    PyObject *b = s->buf[j].item;
+    const entry_t *eb = &s->buf[j];
+    uint64_t ka = aseq >> SEQ_BITS, kb = eb->seq >> SEQ_BITS;
+    Py_ssize_t start = 0;
+    if (ka != KEY_NONE && ka == kb) {
+        if (akey != eb->key) {
+            return akey < eb->key;
+        }
+        if (ka == KEY_INT) {
+            return (aseq & SEQ_MASK) < (eb->seq & SEQ_MASK);
+        }
+        start = ka == KEY_TUPLE2 ? 2 : 1;      /* tuples that start with equal ints */
+    }
+    else if (ka >= KEY_TUPLE1 && kb >= KEY_TUPLE1) {
+        int64_t fa = key_first(ka, akey), fb = key_first(kb, eb->key);
+        if (fa != fb) {
+            return fa < fb;
+        }
+        start = 1;
+    }
+    PyObject *b = eb->item;
+    uint64_t bseq = eb->seq;
     if (plain_only) {
         /* every entry (and the candidate) is plain: the compare runs no Python code, so
          * nothing can change the queue or drop a reference under it */
-        return entry_before(a, aseq, b, s->buf[j].seq);
+        return entry_before(a, aseq, b, bseq, start);
     }
     Py_INCREF(a);
     Py_INCREF(b);
-    int r = entry_before(a, aseq, b, s->buf[j].seq);
+    int r = entry_before(a, aseq, b, bseq, start);
     Py_DECREF(a);
     Py_DECREF(b);
     if (r >= 0 && s->version != version) {
@@ -353,12 +440,13 @@ heap_push(store_t *s, PyObject *item, int plain)
     if (store_reserve_one(s) < 0) {
         return -1;
     }
-    uint64_t version = s->version, seq = s->next_seq;
+    int64_t key = 0;
+    uint64_t version = s->version, seq = s->next_seq | key_of(item, &key) << SEQ_BITS;
     int plain_only = plain && s->unplain == 0;
     Py_ssize_t pos = s->count;
     while (pos > 0) {  /* find the place: compare only */
         Py_ssize_t parent = (pos - 1) / 2;
-        int r = heap_before(s, -1, item, seq, parent, version, plain_only);
+        int r = heap_before(s, -1, item, seq, key, parent, version, plain_only);
         if (r < 0) {
             return -1;
         }
@@ -374,7 +462,8 @@ heap_push(store_t *s, PyObject *item, int plain)
     }
     s->buf[pos].item = Py_NewRef(item);
     s->buf[pos].seq = seq;
-    s->next_seq++;
+    s->buf[pos].key = key;
+    s->next_seq = (s->next_seq + 1) & SEQ_MASK;
     s->count++;
     s->version++;
     s->unplain += !plain;
@@ -402,7 +491,7 @@ heap_pop(store_t *s)
                 break;
             }
             if (child + 1 < n) {
-                int r = heap_before(s, child + 1, NULL, 0, child, version, plain_only);
+                int r = heap_before(s, child + 1, NULL, 0, 0, child, version, plain_only);
                 if (r < 0) {
                     return NULL;
                 }
@@ -410,11 +499,10 @@ heap_pop(store_t *s)
             }
             path[++depth] = pos = child;
         }
-        PyObject *last = s->buf[n].item;
-        uint64_t lseq = s->buf[n].seq;
+        entry_t last = s->buf[n];
         int k = depth;                    /* entries path[1..k] move up; last goes to path[k] */
         while (k > 0) {
-            int r = heap_before(s, path[k], NULL, 0, n, version, plain_only);
+            int r = heap_before(s, path[k], NULL, 0, 0, n, version, plain_only);
             if (r < 0) {
                 return NULL;
             }
@@ -426,8 +514,7 @@ heap_pop(store_t *s)
         for (int d = 1; d <= k; d++) {    /* commit */
             s->buf[path[d - 1]] = s->buf[path[d]];
         }
-        s->buf[path[k]].item = last;
-        s->buf[path[k]].seq = lseq;
+        s->buf[path[k]] = last;
     }
     s->count = n;
     s->version++;
@@ -1072,6 +1159,22 @@ queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         }
         Py_RETURN_NONE;
     }
+    if (nargs == 1 && kwnames == NULL && self->kind == Q_PRIO && self->mutex_owner == 0 &&
+            !self->hooks && !self->is_shutdown && self->initialized &&
+            self->maxsize_kind == MS_INT &&
+            (self->maxsize <= 0 || self->store.count < self->maxsize) &&
+            self->store.unplain == 0 && is_plain(args[0], PLAIN_DEPTH)) {
+        /* the priority queue's fast path: every compare is C code that runs no Python, so no
+         * mutex is needed (as queue_put_impl decides for the same case) */
+        if (heap_push(&self->store, args[0], 1) < 0) {
+            return NULL;
+        }
+        self->unfinished_tasks++;
+        if (self->not_empty.head != NULL) {
+            pc_waitlist_wake_one(&self->not_empty);
+        }
+        Py_RETURN_NONE;
+    }
     PyObject *argv[3];
     if (pc_parse_args("Queue.put", args, nargs, kwnames, put_names, 3, argv) < 0) {
         return NULL;
@@ -1226,6 +1329,15 @@ queue_get(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
             self->initialized) {  /* the fast path */
         PyObject *item = ring_pop(&self->store, self->kind == Q_LIFO);
         if (self->not_full.head != NULL) {
+            pc_waitlist_wake_one(&self->not_full);
+        }
+        return item;
+    }
+    if (nargs == 0 && kwnames == NULL && self->kind == Q_PRIO && self->mutex_owner == 0 &&
+            !self->hooks && self->store.count > 0 && self->store.unplain == 0 &&
+            self->initialized) {  /* the priority queue's: plain items only, as for put */
+        PyObject *item = heap_pop(&self->store);
+        if (item != NULL && self->not_full.head != NULL) {
             pc_waitlist_wake_one(&self->not_full);
         }
         return item;
