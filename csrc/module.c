@@ -65,6 +65,12 @@ static int
 module_exec(PyObject *module)
 {
     pc_state *st = (pc_state *)PyModule_GetState(module);
+    if (pc_thread_ident() != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_ImportError, "pyconc: this platform's thread ident is not the "
+                        "thread pointer; rebuild with pc_thread_ident() calling "
+                        "PyThread_get_thread_ident()");
+        return -1;
+    }
     if (pc_wait_init() < 0) {
         return -1;
     }

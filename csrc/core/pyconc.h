@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <pythread.h>
 
 #include "wait.h"
 
@@ -96,6 +97,20 @@ pc_state_of_type(PyTypeObject *tp)
         return NULL;
     }
     return (pc_state *)PyModule_GetState(mod);
+}
+
+/* The calling thread's ident as PyThread_get_thread_ident() gives it (pthread_self()), read
+ * without a call where that is the thread pointer: x86-64 glibc, whose pthread_self() returns
+ * the thread control block's address, which is the %fs base. module_exec checks that the two
+ * agree. The uncontended Lock/RLock paths read it on every call. */
+static inline unsigned long
+pc_thread_ident(void)
+{
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__) && __GNUC__ >= 11
+    return (unsigned long)__builtin_thread_pointer();
+#else
+    return PyThread_get_thread_ident();
+#endif
 }
 
 /* Creates a heap type from spec in module, stores it in *out and adds it to the module under its

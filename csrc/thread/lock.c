@@ -47,7 +47,7 @@ lock_fork_check(LockObject *self)
     pc_waitlist_init(&self->waiters);
     self->pending = 0;
     if (self->locked && self->gen != pc_fork_generation &&
-            self->owner != PyThread_get_thread_ident()) {
+            self->owner != pc_thread_ident()) {
         self->locked = 0;  /* held by a thread that did not survive the fork */
     }
 }
@@ -56,7 +56,7 @@ static inline void
 lock_take(LockObject *self)
 {
     self->locked = 1;
-    self->owner = PyThread_get_thread_ident();
+    self->owner = pc_thread_ident();
     self->gen = pc_fork_generation;
 }
 
@@ -327,7 +327,7 @@ rlock_fork_check(RLockObject *self)
     }
     pc_waitlist_init(&self->waiters);
     self->pending = 0;
-    if (self->count > 0 && self->owner != PyThread_get_thread_ident()) {
+    if (self->count > 0 && self->owner != pc_thread_ident()) {
         self->count = 0;  /* its holder did not survive the fork */
         self->owner = 0;
     }
@@ -340,7 +340,7 @@ rlock_try_take(void *obj)
     if (self->count > 0) {
         return 0;
     }
-    self->owner = PyThread_get_thread_ident();
+    self->owner = pc_thread_ident();
     self->count = 1;
     return 1;
 }
@@ -349,7 +349,7 @@ rlock_try_take(void *obj)
 static int
 rlock_acquire_timed(RLockObject *self, pc_time_t rel_ns)
 {
-    unsigned long me = PyThread_get_thread_ident();
+    unsigned long me = pc_thread_ident();
     if (self->count > 0 && self->owner == me) {
         if (self->count == ULONG_MAX) {
             PyErr_SetString(PyExc_OverflowError, "Internal lock count overflowed");
@@ -419,7 +419,7 @@ rlock_enter(RLockObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 rlock_release_noargs(RLockObject *self)
 {
-    if (self->count == 0 || self->owner != PyThread_get_thread_ident()) {
+    if (self->count == 0 || self->owner != pc_thread_ident()) {
         PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
         return NULL;
     }
@@ -454,13 +454,13 @@ rlock_locked(RLockObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 rlock_is_owned_meth(RLockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->count > 0 && self->owner == PyThread_get_thread_ident());
+    return PyBool_FromLong(self->count > 0 && self->owner == pc_thread_ident());
 }
 
 static PyObject *
 rlock_recursion_count(RLockObject *self, PyObject *Py_UNUSED(ignored))
 {
-    unsigned long n = self->owner == PyThread_get_thread_ident() ? self->count : 0;
+    unsigned long n = self->owner == pc_thread_ident() ? self->count : 0;
     return PyLong_FromUnsignedLong(n);
 }
 
@@ -597,7 +597,7 @@ int
 pc_rlock_is_owned(PyObject *rlock)
 {
     RLockObject *self = (RLockObject *)rlock;
-    return self->count > 0 && self->owner == PyThread_get_thread_ident();
+    return self->count > 0 && self->owner == pc_thread_ident();
 }
 
 int

@@ -638,7 +638,7 @@ mutex_fork_check(QueueObject *q)
     pc_waitlist_init(&q->mutex_waiters);
     q->mutex_pending = 0;
     if (q->mutex_owner != 0 && q->mutex_gen != pc_fork_generation &&
-            q->mutex_owner != PyThread_get_thread_ident()) {
+            q->mutex_owner != pc_thread_ident()) {
         q->mutex_owner = 0;
     }
 }
@@ -650,7 +650,7 @@ mutex_try_take(void *obj)
     if (q->mutex_owner != 0) {
         return 0;
     }
-    q->mutex_owner = PyThread_get_thread_ident();
+    q->mutex_owner = pc_thread_ident();
     q->mutex_gen = pc_fork_generation;
     return 1;
 }
@@ -677,7 +677,7 @@ q_enter(QueueObject *q, int need)
     }
     if (q->mutex_owner != 0) {
         mutex_fork_check(q);
-        if (q->mutex_owner == PyThread_get_thread_ident()) {
+        if (q->mutex_owner == pc_thread_ident()) {
             PyErr_SetString(PyExc_RuntimeError,
                             "re-entrant call: this thread is already inside an operation on "
                             "this queue (in an item comparison or a _qsize/_put/_get hook)");

@@ -620,7 +620,7 @@ gsem_dealloc(GSemObject *self)
 static inline void
 gsem_note_thread(GSemObject *self)
 {
-    unsigned long ident = PyThread_get_thread_ident();
+    unsigned long ident = pc_thread_ident();
     if (self->ident == 0) {
         self->ident = ident;
     }
