@@ -492,3 +492,24 @@ def test_priority_order_is_stable_sort(items):
     assert [(type(x), x) for x in out] == [(type(x), x) for x in expected]
     # identical objects, not just equal ones, in the stable order
     assert [id(x) for x in out] == [id(x) for x in sorted(items)]
+
+
+@pytest.mark.parametrize("kind", ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"])
+def test_storage_is_given_back_after_a_burst(kind):
+    # the buffer grows with a burst and shrinks once drained (to a few KiB: a small buffer is
+    # kept, so that a queue that fills and drains in bursts does not reallocate every time)
+    import tracemalloc
+    q = getattr(pc_queue, kind)()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(100_000):
+            q.put(i)
+        grown = tracemalloc.get_traced_memory()[0]
+        while not q.empty():
+            q.get()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert grown - before > 100_000 * 16
+    assert after - before < 16 * 1024

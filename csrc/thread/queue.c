@@ -149,10 +149,15 @@ store_reserve_one(store_t *s)
     return store_resize(s, s->cap ? s->cap * 2 : MIN_CAP);
 }
 
+/* A buffer shrinks (by half) once it is less than 1/8 used, down to KEEP_CAP entries: the
+ * hysteresis keeps a queue that fills and drains in bursts from reallocating on every burst (at
+ * 1/4, a burst of 100 items grew it to 128 and shrank it to 64 each time). */
+#define KEEP_CAP 256
+
 static inline void
 store_maybe_shrink(store_t *s)
 {
-    if (s->cap > 64 && s->count < s->cap / 4) {
+    if (s->cap > KEEP_CAP && s->count < s->cap / 8) {
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);
         if (store_resize(s, s->cap / 2) < 0) {
@@ -167,8 +172,7 @@ static inline void
 ring_push(store_t *s, PyObject *item)
 {
     entry_t *e = &s->buf[(s->head + s->count) & (s->cap - 1)];
-    e->item = item;
-    e->seq = s->next_seq++;
+    e->item = item;           /* seq and key are the heap's */
     s->count++;
     s->version++;
 }
