@@ -140,7 +140,8 @@ def specs(k):
         ("Pipe round trip", 20_000 // k, pipe_round_trip(20_000 // k)),
         ("Pool(2).map, 100,000 trivial tasks", 100_000 // k, pool_map(100_000 // k)),
         ("10,000 apply_async with callback", 10_000 // k, apply_async_callback(10_000 // k)),
-        ("Pool(2) start + close + join", 1, pool_start_close_join()),
+        # scheduler-bound (common.SCHEDULER_BOUND), with fewer samples: a pool start is ~50 ms
+        ("Pool(2) start + close + join", 1, pool_start_close_join(), {"samples": 4}),
     ]
 
 

@@ -10,7 +10,7 @@ import sys
 import threading as std
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_main, handoff_exceptions  # noqa: E402
+from common import SCHEDULER_BOUND, bench_main, handoff_exceptions  # noqa: E402
 
 from pyconc import threading as pc  # noqa: E402
 
@@ -197,7 +197,7 @@ def specs(k):
         ("Event.wait (already set)", N, event_wait_set(N)),
         ("Condition notify/wait ping-pong (2 threads)", 10_000 // k, condition_pingpong(10_000 // k)),
         ("Lock hand-off between 2 threads", 10_000 // k, lock_handoff(10_000 // k)),
-        ("Thread start+join", 2_000 // k, thread_start_join(2_000 // k)),
+        ("Thread start+join", 200 // k, thread_start_join(200 // k), SCHEDULER_BOUND),
         ("4 threads x Lock-protected counter", 4 * 50_000 // k, contended_counter(4, 50_000 // k)),
     ]
 

@@ -5,6 +5,7 @@ import gc
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -81,25 +82,39 @@ def machine():
     return info
 
 
+# The option of cases whose time is mostly the scheduler's: starting threads or processes. On a
+# busy machine such a run is now and then held up for milliseconds (a new thread or child queued
+# behind the busy loops), at random and for either implementation, so the best of a few long runs
+# measures which side was luckier. These cases take many short samples instead (`samples` per
+# repeat, the implementations alternating sample by sample) and report the median.
+SCHEDULER_BOUND = {"samples": 10}
+
+
 def run_suite(name, cases, impls, repeat, check=None):
-    """cases: list of (case_name, ops, {impl: factory}) where factory() returns a zero-argument
-    workload function. Returns the result dict (also printed as a table)."""
+    """cases: list of (case_name, ops, {impl: factory}[, options]) where factory() returns a
+    zero-argument workload function; options {"samples": m} (SCHEDULER_BOUND) takes m samples a
+    repeat and reports their median instead of the best. Returns the result dict (also printed as
+    a table)."""
     results = []
     print(f"{name}: best of {repeat}; speedup = {impls[0]} time / {impls[1]} time")
     print(f"{'case':40} " + " ".join(f"{i + ' ns/op':>16}" for i in impls) + "  speedup")
-    for case, ops, factories in cases:
+    for case, ops, factories, *options in cases:
+        samples = options[0]["samples"] if options else 1
         row = {"case": case, "ops": ops, "ns_per_op": {}}
+        if samples > 1:
+            row["statistic"] = f"median of {repeat * samples}"
         outputs = {}
         works = {impl: factories[impl]() for impl in impls}
-        best = {impl: float("inf") for impl in impls}
+        times = {impl: [] for impl in impls}
         # Interleaved (A B A B ...): on a noisy machine a slow spell then hits both sides, not
         # whichever happened to be measured during it.
-        for _ in range(repeat):
+        for _ in range(repeat * samples):
             for impl in impls:
                 t, outputs[impl] = best_of(works[impl], 1)
-                best[impl] = min(best[impl], t)
+                times[impl].append(t)
         for impl in impls:
-            row["ns_per_op"][impl] = best[impl] / ops * 1e9
+            value = min(times[impl]) if samples == 1 else statistics.median(times[impl])
+            row["ns_per_op"][impl] = value / ops * 1e9
         if check is not None:
             check(case, outputs)
         base, ours = impls
@@ -153,8 +168,9 @@ def bench_main(suite, specs, impls, targets, default_json, argv=None, extra=None
     if args.json is None:
         root, ext = os.path.splitext(default_json)
         args.json = f"{root}.{args.mode}{ext}"
-    cases = [(name, ops, {impl: (lambda f=make, m=obj: f(m)) for impl, obj in impls.items()})
-             for name, ops, make in specs(10 if args.quick else 1)]
+    cases = [(name, ops, {impl: (lambda f=make, m=obj: f(m)) for impl, obj in impls.items()},
+              *options)
+             for name, ops, make, *options in specs(10 if args.quick else 1)]
     names = list(impls)
 
     def check(case, outputs):

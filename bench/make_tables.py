@@ -165,6 +165,12 @@ def table(suite, runs):
                              f"must be ≥ 1x there)")
             cells.append(f"{row['speedup']:.2f}x{mark}")
         target = "" if t is None else f"≥ {t:g}x" + (" ✓" if ok else " ✗")
+        if r.get("statistic"):
+            stat = r["statistic"]
+            if not any(stat in n for n in notes):
+                notes.append(f"‡ {case}: the {stat} short runs of each side, not the best "
+                             f"(scheduler-bound: see SCHEDULER_BOUND in bench/common.py)")
+            case += " ‡"
         lines.append(f"| {case} | {r['ns_per_op'][base]:,.1f}{unit} | "
                      f"{r['ns_per_op'][impl]:,.1f}{unit} | " + " | ".join(cells) +
                      f" | {target} |")

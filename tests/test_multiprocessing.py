@@ -473,6 +473,20 @@ def test_pool_workers_stay_joinable_after_the_pool_reaps_them():
     assert same(s)[1][0] == [0, 0]
 
 
+def test_pool_join_does_not_wait_for_the_poll(monkeypatch):
+    # Each worker's exit message wakes the pool's result handler; the handler polls the workers
+    # only to find one that died without a word. One worker's exit message could be read while
+    # the handler reaped another one, and the handler then slept a whole poll (50 ms, one join
+    # in ten) before reaping it. With the poll made an hour long, such a join hangs (the test's
+    # timeout fails it).
+    from pyconc.multiprocessing import pool as pool_module
+    monkeypatch.setattr(pool_module, "_POLL_S", 3600)
+    for _ in range(40):
+        pool = mp.Pool(2)
+        pool.close()
+        pool.join()
+
+
 def test_pool_reaped_workers_leave_no_descriptor_open():
     def fds():
         return set(os.listdir("/proc/self/fd"))

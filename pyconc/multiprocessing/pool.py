@@ -40,6 +40,9 @@ RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"     # the stdlib's values
 _HDR = struct.Struct("qq")          # (job, index) at the start of every task and result frame
 _SLOT = struct.Struct("qqq")        # per worker: job, index (claimed task), state
 _IDLE, _EXITING = -1, -2
+# How often the result handler looks at the workers when no result arrives: a worker that dies
+# without a word (killed, crashed) is found within this time.
+_POLL_S = 0.05
 _PARENT_CHECK = 1.0                 # seconds an idle worker waits between checks on its parent
 _job_counter = itertools.count()
 
@@ -424,13 +427,16 @@ class Pool:
         last_check = time.monotonic()
         while True:
             try:
-                data = self._resultq.get_bytes(True, 0.05)
+                # a worker's exit message may already have been read (by _check_workers draining
+                # the results of an exited worker): then reap it now, without waiting for a poll
+                data = (self._resultq.get_bytes(False) if self._exiting else
+                        self._resultq.get_bytes(True, _POLL_S))
             except Exception:
                 data = None
             if data is not None:
                 self._deliver(data)
             now = time.monotonic()
-            if data is None or now - last_check > 0.05 or self._exiting:
+            if data is None or now - last_check > _POLL_S or self._exiting:
                 last_check = now
                 with self._change:
                     if self._state == TERMINATE:
