@@ -250,8 +250,8 @@ pc_getpid(void)
     return __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
 }
 
-static _Thread_local uint32_t cached_tid = 0;
-static _Thread_local uint64_t cached_gen = 0;
+static PC_TLS uint32_t cached_tid = 0;
+static PC_TLS uint64_t cached_gen = 0;
 
 uint32_t
 pc_gettid(void)

@@ -779,8 +779,8 @@ pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
  * So the main thread watches the interpreter's "signal pending" flag while it spins and, if it
  * is up, takes the GIL back to run the handlers instead of going to sleep; and every wait runs
  * PyErr_CheckSignals (a flag test when nothing is pending) whenever it has the GIL back. */
-static _Thread_local int tls_main = -1;
-static _Thread_local uint64_t tls_main_gen = 0;
+static PC_TLS int tls_main = -1;
+static PC_TLS uint64_t tls_main_gen = 0;
 
 static inline int
 handles_signals(void)
@@ -809,9 +809,9 @@ static uint64_t cgroup_gen = 0;
 
 static uint64_t spin_stats[4];        /* spins, woken, ran out, descheduled (relaxed atomics) */
 
-static _Thread_local int tls_cpus = 0;       /* CPUs this thread may use (affinity) */
-static _Thread_local uint32_t tls_parks = 0;  /* parks since the affinity was read */
-static _Thread_local uint64_t tls_cpus_gen = 0;
+static PC_TLS int tls_cpus = 0;       /* CPUs this thread may use (affinity) */
+static PC_TLS uint32_t tls_parks = 0;  /* parks since the affinity was read */
+static PC_TLS uint64_t tls_cpus_gen = 0;
 
 /* Reads an integer pair "quota period" (cgroup v2 cpu.max: "max 100000" or "50000 100000") or a
  * single integer (v1 files). Returns the number of values read (0 on failure). */
@@ -1453,7 +1453,7 @@ asan_key_init(void)
 void
 pc_asan_thread_guard(void)
 {
-    static _Thread_local int registered = 0;
+    static PC_TLS int registered = 0;
     if (!registered) {
         registered = 1;
         (void)pthread_once(&asan_once, asan_key_init);

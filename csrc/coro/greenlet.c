@@ -120,7 +120,7 @@ typedef struct {
     PyObject *trace;                   /* settrace() callback (strong) or NULL */
 } switch_state;
 
-static _Thread_local switch_state G;
+static PC_TLS switch_state G;
 
 /* -- stack copying --------------------------------------------------------------------------- */
 

@@ -202,7 +202,7 @@ struct HubObject {
 static Py_ssize_t hub_data_offset;   /* the greenlet type's basicsize: where HubObject starts */
 #define HUB(obj) ((HubObject *)((char *)(obj) + hub_data_offset))
 
-static _Thread_local HubObject *tls_hub = NULL;   /* borrowed; the thread state dict owns it */
+static PC_TLS HubObject *tls_hub = NULL;   /* borrowed; the thread state dict owns it */
 
 /* -- the timer heap ----------------------------------------------------------------------------- */
 

@@ -48,7 +48,7 @@ typedef struct {
     PyObject *weakreflist;
 } ThreadObject;
 
-static _Thread_local ThreadObject *pc_current = NULL;
+static PC_TLS ThreadObject *pc_current = NULL;
 
 /* -- helpers --------------------------------------------------------------------------------- */
 
