@@ -1161,16 +1161,27 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
         if (err == 0) {
             __atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
         }
+        int slept = 0;
         while (err == 0 && __atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0) {
             /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a restarted wait
              * needs no recomputation. */
             long r = syscall(SYS_futex, &w->word, FUTEX_WAIT_BITSET_PRIVATE, 0, tsp, NULL,
                              FUTEX_BITSET_MATCH_ANY);
             if (r == 0 || errno == EAGAIN) {
+                slept |= r == 0;
                 continue;  /* woken, possibly spuriously: the loop re-reads the word */
             }
             err = errno;
             break;
+        }
+        if (slept && err == 0 && usable_cpus() == 1) {
+            /* Woken from a sleep, on one CPU: the waker wakes while it holds the GIL, and the
+             * scheduler usually runs the woken thread at once (wake-up preemption). Taking the
+             * GIL now would find it held, sleep on the GIL's condition variable, and cost the
+             * waker a signal when it lets go. A yield lets the waker run on to its own release
+             * of the GIL (typically its next wait) instead; if it already let go, the yield
+             * returns at once. */
+            sched_yield();
         }
         Py_END_ALLOW_THREADS
         if (w->woken) {
