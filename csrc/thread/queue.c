@@ -6,9 +6,9 @@
  * whose item is a small exact int, or an exact tuple that starts with one or two, keeps them in
  * key (the kind in seq's top bits): most comparisons of the usual (priority, data) and
  * (priority, count, data) items are then decided by one integer comparison of the two entries,
- * without following the item pointers; equal keys go on to the tuples' next elements. Heap operations first
- * find where things go, comparing only, and move nothing until every comparison has succeeded, so
- * a comparison that raises leaves the queue exactly as it was. version counts changes, so that a
+ * without following the item pointers; equal keys go on to the tuples' next elements. Heap
+ * operations first find where things go, comparing only, and move nothing until every
+ * comparison has succeeded, so a comparison that raises leaves the queue exactly as it was. version counts changes, so that a
  * comparison that changed the queue behind the operation's back (an __lt__ calling the base
  * _get()) is detected.
  *
