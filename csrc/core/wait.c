@@ -732,6 +732,10 @@ pc_waitlist_replace(pc_waiter *w, pc_waiter *repl)
 void
 pc_waiter_wake(pc_waiter *w)
 {
+    if (w->list != NULL) {
+        __atomic_store_n(&w->list->spin.waker_cpu, sched_getcpu(), __ATOMIC_RELAXED);
+        __atomic_store_n(&w->list->spin.waker, pc_thread_ident(), __ATOMIC_RELAXED);
+    }
     pc_waitlist_unlink(w);
     w->woken = 1;
     if (w->coro != NULL) {
@@ -1003,6 +1007,10 @@ spin_begin(pc_spin *sp)
     }
     if (spin_max == 0 || sp == NULL) {
         return 0;
+    }
+    if (__atomic_load_n(&sp->waker_cpu, __ATOMIC_RELAXED) == sched_getcpu() &&
+            __atomic_load_n(&sp->waker, __ATOMIC_RELAXED) != pc_thread_ident()) {
+        return 0;   /* rule 5: the waker shares our CPU */
     }
     int32_t ns = __atomic_load_n(&sp->ns, __ATOMIC_RELAXED);
     if (ns < 0) {
