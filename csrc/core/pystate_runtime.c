@@ -1,5 +1,6 @@
 /* pystate_runtime.c -- the runtime-wide interpreter fields pyconc reads (see pystate.h): whether
- * a signal is waiting for its Python handler, and which thread is the main thread.
+ * a signal is waiting for its Python handler, which thread is the main thread, and whether the
+ * GIL is held.
  *
  * A file of its own because it needs Py_BUILD_CORE before Python.h, which the thread-state code
  * in pystate.c does not. Like pystate.c, one section per CPython version where layouts differ.
@@ -36,3 +37,16 @@ pc_pystate_is_main_thread(void)
     return PyThread_get_thread_ident() == _PyRuntime.main_thread;
 }
 
+
+int
+pc_pystate_gil_held(PyThreadState *ts)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    (void)ts;   /* 3.11: one GIL in the runtime */
+    return _Py_atomic_load_relaxed(&_PyRuntime.ceval.gil.locked) == 1;
+#elif PY_VERSION_HEX < 0x030D0000
+    return _Py_atomic_load_relaxed(&ts->interp->ceval.gil->locked) == 1;
+#else
+    return __atomic_load_n(&ts->interp->ceval.gil->locked, __ATOMIC_RELAXED) == 1;
+#endif
+}

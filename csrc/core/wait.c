@@ -1129,6 +1129,28 @@ spin_loop(pc_spin *sp, pc_time_t budget, const uint32_t *word, uint32_t expected
     return ready;
 }
 
+/* Rule 6: after a woken spin, wait for the GIL to come free before retaking it, at most the
+ * site's budget. Called without the GIL; ts is the caller's (released) thread state. */
+static void
+spin_for_gil(pc_spin *sp, PyThreadState *ts)
+{
+    pc_time_t budget = __atomic_load_n(&sp->ns, __ATOMIC_RELAXED);
+    if (budget <= 0 || !pc_pystate_gil_held(ts)) {
+        return;
+    }
+    pc_time_t start = pc_monotonic_ns(), last = start;
+    for (unsigned n = 1; pc_pystate_gil_held(ts); n++) {
+        pc_cpu_relax();
+        if ((n & 63) == 0) {
+            pc_time_t now = pc_monotonic_ns();
+            if (now - last > SPIN_PREEMPTED_NS || now - start > budget) {
+                break;
+            }
+            last = now;
+        }
+    }
+}
+
 int
 pc_waiter_park(pc_waiter *w, pc_time_t deadline)
 {
@@ -1161,8 +1183,10 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
         pc_time_t budget = spin ? spin_begin(sp) : 0;
         if (budget > 0) {
             int signalled = 0;
-            if (!spin_loop(sp, budget, &w->word, 0, -1, deadline, sig, &signalled) &&
-                    signalled) {
+            if (spin_loop(sp, budget, &w->word, 0, -1, deadline, sig, &signalled)) {
+                spin_for_gil(sp, _save);
+            }
+            else if (signalled) {
                 err = EINTR;   /* a signal landed while we spun: run its handler first */
             }
         }

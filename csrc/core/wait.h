@@ -52,6 +52,16 @@
  *      that delayed the waker (Lock hand-off beside a busy loop per CPU: 5% slower than the
  *      stdlib in that placement before, on a par after). The waker records its CPU at every
  *      wake (sched_getcpu: a read of the rseq area, no system call).
+ *   6. A spin that was woken (so its waker is running on another CPU) goes on spinning, within
+ *      the site's budget, until the GIL is free, and only then retakes it. The waker woke it
+ *      while holding the GIL and usually lets go within a microsecond or two (at its own next
+ *      wait); taking the GIL at once found it held and slept on the GIL's condition variable,
+ *      which cost a futex sleep, the waker a signal, and the CPU's wake-up latency -- the larger
+ *      part of a hand-off between two running threads (Queue ping-pong between two threads on an
+ *      idle machine: 11-15 us -> 0.5-3 us a round trip). It takes no spinner slot (rule 1):
+ *      it waits for a thread that is running, and the slot is what that thread needs next, for
+ *      its own spin once it has let go of the GIL -- which ends this one. It stops when
+ *      descheduled (rule 3).
  * PYCONC_SPIN_NS caps the budget (default 30000 ns); 0 turns spinning off.
  *
  * Locking rules. Every wait list and every waiter field is read and written only with the GIL
