@@ -1144,7 +1144,10 @@ spin_for_gil(pc_spin *sp, PyThreadState *ts)
         if ((n & 63) == 0) {
             pc_time_t now = pc_monotonic_ns();
             if (now - last > SPIN_PREEMPTED_NS || now - start > budget) {
-                break;
+                /* the waker kept the GIL (or we lost the CPU): a failed spin for the site */
+                __atomic_store_n(&sp->ns, (int32_t)(budget / 2 < 500 ? 0 : budget / 2),
+                                 __ATOMIC_RELAXED);
+                return;
             }
             last = now;
         }

@@ -61,7 +61,8 @@
  *      idle machine: 11-15 us -> 0.5-3 us a round trip). It takes no spinner slot (rule 1):
  *      it waits for a thread that is running, and the slot is what that thread needs next, for
  *      its own spin once it has let go of the GIL -- which ends this one. It stops when
- *      descheduled (rule 3).
+ *      descheduled (rule 3); one that runs out (the waker went on with the GIL) halves the
+ *      site's budget as a failed spin does.
  * PYCONC_SPIN_NS caps the budget (default 30000 ns); 0 turns spinning off.
  *
  * Locking rules. Every wait list and every waiter field is read and written only with the GIL
