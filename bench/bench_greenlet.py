@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_main  # noqa: E402
+from common import CPU_BOUND, bench_main  # noqa: E402
 
 import greenlet as gl  # noqa: E402
 
@@ -112,8 +112,8 @@ def rss_rows(args):
 
 def specs(k):
     return [
-        ("switch ping-pong (2 greenlets)", 200_000 // k, ping_pong(200_000 // k)),
-        ("create + start + finish", 100_000 // k, create_finish(100_000 // k)),
+        ("switch ping-pong (2 greenlets)", 200_000 // k, ping_pong(200_000 // k), CPU_BOUND),
+        ("create + start + finish", 100_000 // k, create_finish(100_000 // k), CPU_BOUND),
     ]
 
 

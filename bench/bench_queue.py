@@ -10,7 +10,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_main, handoff_exceptions  # noqa: E402
+from common import CPU_BOUND, bench_main, handoff_exceptions  # noqa: E402
 
 import pyconc.queue as pc  # noqa: E402
 from pyconc import threading as pc_threading  # noqa: E402
@@ -108,10 +108,10 @@ def producer_consumers(n, consumers=2, maxsize=1000):
 def specs(k):
     N = 200_000 // k
     return [
-        ("Queue put+get (1 thread)", N, put_get("Queue", N)),
-        ("LifoQueue put+get (1 thread)", N, put_get("LifoQueue", N)),
-        ("PriorityQueue put+get (1 thread)", N, put_get("PriorityQueue", N)),
-        ("SimpleQueue put+get (1 thread)", N, put_get("SimpleQueue", N)),
+        ("Queue put+get (1 thread)", N, put_get("Queue", N), CPU_BOUND),
+        ("LifoQueue put+get (1 thread)", N, put_get("LifoQueue", N), CPU_BOUND),
+        ("PriorityQueue put+get (1 thread)", N, put_get("PriorityQueue", N), CPU_BOUND),
+        ("SimpleQueue put+get (1 thread)", N, put_get("SimpleQueue", N), CPU_BOUND),
         ("Queue ping-pong (2 threads)", 20_000 // k, ping_pong(20_000 // k)),
         ("Queue 1 producer / 2 consumers", 200_000 // k, producer_consumers(200_000 // k)),
     ]

@@ -14,7 +14,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_main  # noqa: E402
+from common import CPU_BOUND, bench_main  # noqa: E402
 
 import pyconc.selectors as pc  # noqa: E402
 
@@ -84,11 +84,11 @@ def specs(k):
     N = 20_000 // k
     return [
         ("DefaultSelector.select(0): 1,000 registered, 10 ready", N,
-         select_ready("DefaultSelector", 0, N)),
+         select_ready("DefaultSelector", 0, N), CPU_BOUND),
         ("DefaultSelector.select(): 1,000 registered, 10 ready", N,
-         select_ready("DefaultSelector", None, N)),
+         select_ready("DefaultSelector", None, N), CPU_BOUND),
         ("PollSelector.select(0): 1,000 registered, 10 ready", N // 10,
-         select_ready("PollSelector", 0, N // 10)),
+         select_ready("PollSelector", 0, N // 10), CPU_BOUND),
         ("DefaultSelector register+unregister", (50_000 // k // REGISTERED or 1) * REGISTERED,
          register_unregister(50_000 // k)),
     ]

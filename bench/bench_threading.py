@@ -10,7 +10,7 @@ import sys
 import threading as std
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SCHEDULER_BOUND, bench_main, handoff_exceptions  # noqa: E402
+from common import CPU_BOUND, SCHEDULER_BOUND, bench_main, handoff_exceptions  # noqa: E402
 
 from pyconc import threading as pc  # noqa: E402
 
@@ -188,13 +188,14 @@ def contended_counter(nthreads, n):
 def specs(k):
     N = 200_000 // k
     return [
-        ("Lock acquire+release", N, uncontended("Lock", N)),
-        ("Lock with-block", N, with_block(N)),
-        ("RLock acquire+release", N, uncontended("RLock", N)),
-        ("Semaphore acquire+release", N, semaphore("Semaphore", N)),
-        ("BoundedSemaphore acquire+release", N, semaphore("BoundedSemaphore", N)),
-        ("Event set+clear", N, event_set_clear(N)),
-        ("Event.wait (already set)", N, event_wait_set(N)),
+        ("Lock acquire+release", N, uncontended("Lock", N), CPU_BOUND),
+        ("Lock with-block", N, with_block(N), CPU_BOUND),
+        ("RLock acquire+release", N, uncontended("RLock", N), CPU_BOUND),
+        ("Semaphore acquire+release", N, semaphore("Semaphore", N), CPU_BOUND),
+        ("BoundedSemaphore acquire+release", N, semaphore("BoundedSemaphore", N),
+         CPU_BOUND),
+        ("Event set+clear", N, event_set_clear(N), CPU_BOUND),
+        ("Event.wait (already set)", N, event_wait_set(N), CPU_BOUND),
         ("Condition notify/wait ping-pong (2 threads)", 10_000 // k, condition_pingpong(10_000 // k)),
         ("Lock hand-off between 2 threads", 10_000 // k, lock_handoff(10_000 // k)),
         ("Thread start+join", 200 // k, thread_start_join(200 // k), SCHEDULER_BOUND),

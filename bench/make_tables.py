@@ -171,6 +171,12 @@ def table(suite, runs):
                 notes.append(f"‡ {case}: the {stat} short runs of each side, not the best "
                              f"(scheduler-bound: see SCHEDULER_BOUND in bench/common.py)")
             case += " ‡"
+        if r.get("samples"):
+            note = ("§ one thread's CPU work: the best of many samples of ~0.5 ms each (a "
+                    "scheduler slice), not of 5 long runs (see CPU_BOUND in bench/common.py)")
+            if note not in notes:
+                notes.append(note)
+            case += " §"
         lines.append(f"| {case} | {r['ns_per_op'][base]:,.1f}{unit} | "
                      f"{r['ns_per_op'][impl]:,.1f}{unit} | " + " | ".join(cells) +
                      f" | {target} |")
