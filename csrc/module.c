@@ -58,6 +58,10 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("The Pool worker's loop (see csrc/proc/pool.c).")},
     {"_pool_unpack", pc_pool_unpack, METH_O,
      PyDoc_STR("The (True, list) of a packed Pool result frame, or None (csrc/proc/pool.c).")},
+    {"_pool_task", (PyCFunction)(void (*)(void))pc_pool_task, METH_FASTCALL,
+     PyDoc_STR("A Pool task frame as one bytes object (csrc/proc/pool.c).")},
+    {"_pool_results", (PyCFunction)(void (*)(void))pc_pool_results, METH_FASTCALL,
+     PyDoc_STR("The Pool's result loop for one poll period (csrc/proc/pool.c).")},
     {NULL, NULL, 0, NULL},
 };
 

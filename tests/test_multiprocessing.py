@@ -442,6 +442,47 @@ def test_pool_api():
         mp.Pool(0)
 
 
+def _refuse_to_load():
+    raise RuntimeError("this result cannot be loaded here")
+
+
+class _LoadsBadly:
+    def __reduce__(self):
+        return (_refuse_to_load, ())
+
+
+def _loads_badly(x):
+    return _LoadsBadly()
+
+
+def test_pool_result_delivery_faults(capfd):
+    """The result loop (C since issue 10's Pool work): a result the pool's process cannot
+    unpickle fails that task alone, with the error of loading it; a callback that raises is
+    reported on stderr and the loop goes on delivering (the stdlib's result thread dies there
+    and every later get() hangs); results keep their jobs under a stream of small tasks."""
+    with mp.Pool(2) as pool:
+        r = pool.apply_async(_loads_badly, (1,))
+        with pytest.raises(RuntimeError, match="cannot be loaded here"):
+            r.get(10)
+        assert not r.successful()
+
+        def bad_callback(value):
+            raise ZeroDivisionError(f"callback of {value}")
+        r = pool.apply_async(_square, (3,), callback=bad_callback)
+        r.wait(10)
+        assert r.ready() and r.get(0) == 9
+        r = pool.map_async(_square, range(4), 2, callback=bad_callback)
+        assert r.get(10) == [0, 1, 4, 9]
+        got = []
+        rs = [pool.apply_async(_square, (i,), callback=got.append) for i in range(3000)]
+        assert [x.get(20) for x in rs] == [i * i for i in range(3000)]
+        assert sorted(got) == sorted(i * i for i in range(3000))
+        assert pool.map(_loads_badly, [], 1) == []
+    err = capfd.readouterr().err
+    assert "ZeroDivisionError: callback of 9" in err
+    assert "ZeroDivisionError: callback of [0, 1, 4, 9]" in err
+
+
 def test_pool_close_join_and_maxtasksperchild():
     pool = mp.Pool(2, maxtasksperchild=2)
     pids = pool.map(_pid, range(8), 1)

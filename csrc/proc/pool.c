@@ -248,6 +248,162 @@ pc_pool_unpack(PyObject *module, PyObject *frame)
     return r;
 }
 
+/* -- the pool's process: submitting and receiving ------------------------------------------- */
+
+static int
+int64_arg(PyObject *o, int64_t *out)
+{
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* _pool_task(job, index, func_bytes, args, kwds, dumps): a task frame as one bytes object --
+ * the header, the pickled function, then dumps((args, kwds), 5) -- which the Python submit path
+ * built in four concatenations. An error of pickling propagates: the caller retries with
+ * cloudpickle. */
+PyObject *
+pc_pool_task(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    int64_t hdr[2];
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "_pool_task() takes 6 arguments");
+        return NULL;
+    }
+    if (int64_arg(args[0], &hdr[0]) < 0 || int64_arg(args[1], &hdr[1]) < 0) {
+        return NULL;
+    }
+    PyObject *fb = args[2];
+    if (!PyBytes_Check(fb) || PyBytes_GET_SIZE(fb) > (Py_ssize_t)UINT32_MAX) {
+        PyErr_SetString(PyExc_TypeError, "_pool_task(): the pickled function must be bytes");
+        return NULL;
+    }
+    PyObject *call = PyTuple_Pack(2, args[3], args[4]);
+    PyObject *payload = call ? pc_pickle_dumps(args[5], call) : NULL;
+    Py_XDECREF(call);
+    if (payload == NULL) {
+        return NULL;
+    }
+    if (!PyBytes_Check(payload)) {
+        Py_DECREF(payload);
+        PyErr_SetString(PyExc_TypeError, "_pool_task(): dumps did not return bytes");
+        return NULL;
+    }
+    uint32_t flen = (uint32_t)PyBytes_GET_SIZE(fb);
+    Py_ssize_t plen = PyBytes_GET_SIZE(payload);
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, HDR + 4 + (Py_ssize_t)flen + plen);
+    if (frame != NULL) {
+        char *p = PyBytes_AS_STRING(frame);
+        memcpy(p, hdr, HDR);
+        memcpy(p + HDR, &flen, 4);
+        memcpy(p + HDR + 4, PyBytes_AS_STRING(fb), flen);
+        memcpy(p + HDR + 4 + flen, PyBytes_AS_STRING(payload), (size_t)plen);
+    }
+    Py_DECREF(payload);
+    return frame;
+}
+
+/* The (ok, value) a result frame carries: the packed form, else loads() of the pickle; a frame
+ * that cannot be decoded gives (False, the exception). New reference, NULL only on a failure to
+ * build even that. */
+static PyObject *
+decode_result(PyObject *module, PyObject *loads, PyObject *data)
+{
+    PyObject *obj = pc_pool_unpack(module, data);
+    if (obj == Py_None) {
+        Py_DECREF(obj);
+        PyObject *view = PyMemoryView_FromMemory(PyBytes_AS_STRING(data) + HDR,
+                                                 PyBytes_GET_SIZE(data) - HDR, PyBUF_READ);
+        obj = view ? PyObject_CallOneArg(loads, view) : NULL;
+        Py_XDECREF(view);
+    }
+    if (obj != NULL) {
+        return obj;
+    }
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    obj = ev ? PyTuple_Pack(2, Py_False, ev) : NULL;
+    Py_XDECREF(et);
+    Py_XDECREF(ev);
+    Py_XDECREF(etb);
+    return obj;
+}
+
+/* _pool_results(resultq, complete, loads, poll): the pool's result loop, in C. Takes result
+ * frames, waiting (GIL released) until `poll` seconds from the call have passed, and calls
+ * complete(job, index, (ok, value)) for each; returns the (job, index) of a control frame
+ * (negative job: a worker exiting, or terminate()'s wake-up) as soon as one comes, or None when
+ * the time is up and the queue is empty -- then the caller looks after its workers and calls
+ * again. Under a stream of results it returns after `poll` seconds all the same. What it
+ * replaces is the per-result Python loop: a get_bytes call, the header's unpacking, the decode,
+ * the clock. An exception of complete() propagates. */
+PyObject *
+pc_pool_results(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "_pool_results() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *q = args[0], *complete = args[1], *loads = args[2];
+    double poll = PyFloat_AsDouble(args[3]);
+    if (poll == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    pc_state *st = (pc_state *)PyModule_GetState(module);
+    if (pc_mpq_check(st, q) < 0) {
+        return NULL;
+    }
+    pc_time_t deadline = pc_monotonic_ns() + (pc_time_t)(poll > 0 ? poll * 1e9 : 0);
+    for (;;) {
+        pc_time_t rel = deadline - pc_monotonic_ns();
+        int empty;
+        PyObject *data = pc_mpq_take(q, rel > 0 ? rel : 0, NULL, 0, &empty);
+        if (data == NULL) {
+            if (empty) {
+                Py_RETURN_NONE;
+            }
+            return NULL;
+        }
+        if (PyBytes_GET_SIZE(data) < HDR) {
+            Py_DECREF(data);
+            PyErr_SetString(PyExc_ValueError, "truncated result frame");
+            return NULL;
+        }
+        int64_t hdr[2];
+        memcpy(hdr, PyBytes_AS_STRING(data), HDR);
+        if (hdr[0] < 0) {
+            Py_DECREF(data);
+            return Py_BuildValue("(LL)", (long long)hdr[0], (long long)hdr[1]);
+        }
+        PyObject *obj = decode_result(module, loads, data);
+        Py_DECREF(data);
+        PyObject *job = obj ? PyLong_FromLongLong((long long)hdr[0]) : NULL;
+        PyObject *index = job ? PyLong_FromLongLong((long long)hdr[1]) : NULL;
+        PyObject *r = NULL;
+        if (index != NULL) {
+            PyObject *cargs[3] = {job, index, obj};
+            r = PyObject_Vectorcall(complete, cargs, 3, NULL);
+        }
+        Py_XDECREF(obj);
+        Py_XDECREF(job);
+        Py_XDECREF(index);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+    }
+}
+
 /* pickle.dumps(result, 5); a result that cannot be pickled becomes
  * (False, ExceptionWithTraceback(MaybeEncodingError(e, value), None)). New reference or NULL. */
 static PyObject *

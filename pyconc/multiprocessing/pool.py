@@ -88,22 +88,31 @@ def _dumps_task(obj):
 _FLEN = struct.Struct("I")
 _BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType)
 _func_bytes = {}
+_pickle_dumps, _pickle_loads = pickle.dumps, pickle.loads
 
 
 def _dumps_func(func):
+    try:
+        b = _func_bytes.get(func)   # only functions pickled by reference are kept there
+    except Exception:               # an unhashable callable
+        b = None
+    if b is not None:
+        return b
     if type(func) in _BY_REFERENCE and "<locals>" not in getattr(func, "__qualname__", "<"):
-        b = _func_bytes.get(func)
-        if b is None:
-            b = _dumps_task(func)
-            if len(_func_bytes) >= 256:
-                _func_bytes.clear()
-            _func_bytes[func] = b
+        b = _dumps_task(func)
+        if len(_func_bytes) >= 256:
+            _func_bytes.clear()
+        _func_bytes[func] = b
         return b
     return _dumps_task(func)
 
 
 def _task_frame(job, i, func, args, kwds):
     fb = _dumps_func(func)
+    try:
+        return _core._pool_task(job, i, fb, args, kwds, _pickle_dumps)    # one C step
+    except (pickle.PicklingError, AttributeError, TypeError):
+        pass    # arguments pickle can't take: cloudpickle's turn, or its error
     return _HDR.pack(job, i) + _FLEN.pack(len(fb)) + fb + _dumps_task((args, kwds))
 
 
@@ -146,10 +155,10 @@ def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks, pool_pid=
 # -- results ------------------------------------------------------------------------------------
 
 class ApplyResult:
-    def __init__(self, pool, callback, error_callback):
+    def __init__(self, pool, callback, error_callback, job=None):
         self._pool = pool
         self._event = _Event()
-        self._job = next(_job_counter)
+        self._job = next(_job_counter) if job is None else job
         self._callback = callback
         self._error_callback = error_callback
         self._success = None
@@ -177,12 +186,14 @@ class ApplyResult:
 
     def _set(self, i, obj):
         self._success, self._value = obj
-        if self._callback and self._success:
-            self._callback(self._value)
-        if self._error_callback and not self._success:
-            self._error_callback(self._value)
-        self._event.set()
-        self._pool._jobs.pop(self._job, None)
+        try:
+            if self._callback and self._success:
+                self._callback(self._value)
+            if self._error_callback and not self._success:
+                self._error_callback(self._value)
+        finally:    # a callback that raises (reported by the result loop) still completes it
+            self._event.set()
+            self._pool._jobs.pop(self._job, None)
 
     __class_getitem__ = classmethod(lambda cls, item: cls)
 
@@ -213,20 +224,22 @@ class MapResult(ApplyResult):
         if success and self._success:
             self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
             if self._number_left == 0:
-                if self._callback:
-                    self._callback(self._value)
-                self._pool._jobs.pop(self._job, None)
-                self._event.set()
+                self._finish(self._callback)
         else:
             if not success and self._success:
                 self._success = False     # the first error is the one reported
                 self._value = result
             if self._number_left == 0:
                 # as the stdlib: ready (and the error callback called) once every chunk is in
-                if self._error_callback:
-                    self._error_callback(self._value)
-                self._pool._jobs.pop(self._job, None)
-                self._event.set()
+                self._finish(self._error_callback)
+
+    def _finish(self, callback):
+        try:
+            if callback:
+                callback(self._value)
+        finally:    # a callback that raises (reported by the result loop) still completes it
+            self._pool._jobs.pop(self._job, None)
+            self._event.set()
 
 
 class IMapIterator:
@@ -369,12 +382,15 @@ class Pool:
 
     # -- the result handler thread --
 
-    def _deliver(self, data):
-        job, i = _HDR.unpack_from(data)
+    def _control(self, job, i):
         if job == -1:                                # worker i is exiting after a sentinel
             self._exiting.append(i)
-            return
-        if job == -2:                                # terminate() wakes us up
+        # job -2: terminate() wakes us up
+
+    def _deliver(self, data):
+        job, i = _HDR.unpack_from(data)
+        if job < 0:
+            self._control(job, i)
             return
         try:
             obj = _core._pool_unpack(data)           # a list of numbers, packed by the worker
@@ -424,31 +440,29 @@ class Pool:
                 self._start_worker(k)
 
     def _handle_results(self):
-        last_check = time.monotonic()
         while True:
             try:
-                # a worker's exit message may already have been read (by _check_workers draining
-                # the results of an exited worker): then reap it now, without waiting for a poll
-                data = (self._resultq.get_bytes(False) if self._exiting else
-                        self._resultq.get_bytes(True, _POLL_S))
+                # results go to _complete from C for _POLL_S at a time; a control frame comes
+                # back here. A worker's exit message may already have been read (by
+                # _check_workers draining the results of an exited worker): then take what is
+                # there and reap it now, without waiting for a poll.
+                control = _core._pool_results(self._resultq, self._complete, _pickle_loads,
+                                              0.0 if self._exiting else _POLL_S)
             except Exception:
-                data = None
-            if data is not None:
-                self._deliver(data)
-            now = time.monotonic()
-            if data is None or now - last_check > _POLL_S or self._exiting:
-                last_check = now
-                with self._change:
-                    if self._state == TERMINATE:
-                        return
-                    self._check_workers()
-                    if self._state == CLOSE and all(w is None for w in self._pool):
-                        while True:     # anything left over
-                            try:
-                                self._deliver(self._resultq.get_bytes(False))
-                            except Exception:
-                                break
-                        return
+                control = None
+            if control is not None:
+                self._control(*control)
+            with self._change:
+                if self._state == TERMINATE:
+                    return
+                self._check_workers()
+                if self._state == CLOSE and all(w is None for w in self._pool):
+                    while True:     # anything left over
+                        try:
+                            self._deliver(self._resultq.get_bytes(False))
+                        except Exception:
+                            break
+                    return
 
     # -- submitting --
 
@@ -461,9 +475,10 @@ class Pool:
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
         self._check_running()
-        frame = _task_frame(0, 0, func, args, kwds)     # raises before anything is queued
-        result = ApplyResult(self, callback, error_callback)
-        self._taskq.put_bytes(_HDR.pack(result._job, 0) + frame[_HDR.size:])
+        job = next(_job_counter)
+        frame = _task_frame(job, 0, func, args, kwds)   # raises before anything is queued
+        result = ApplyResult(self, callback, error_callback, job)
+        self._taskq.put_bytes(frame)
         return result
 
     def _map_async(self, func, iterable, mapper, chunksize, callback, error_callback):
