@@ -215,7 +215,7 @@ int pc_mpq_check(pc_state *st, PyObject *q);
 PyObject *pc_mpq_take(PyObject *q, pc_time_t rel, char *claim, Py_ssize_t claim_len, int *empty);
 int pc_mpq_give(PyObject *q, const char *head, size_t nh, const char *data, size_t n);
 PyObject *pc_pool_worker(PyObject *module, PyObject *args);
-PyObject *pc_pool_unpack(PyObject *module, PyObject *frame);
+PyObject *pc_pool_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pc_pool_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *pc_pool_results(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int pc_connection_init_types(PyObject *module, pc_state *st);

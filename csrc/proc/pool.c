@@ -1,4 +1,6 @@
-/* pool.c -- the worker loop of pyconc.multiprocessing.Pool, in C.
+/* pool.c -- the hot paths of pyconc.multiprocessing.Pool, in C: the worker loop, and on the
+ * pool's side the building of task frames (_pool_task) and the result loop (_pool_results,
+ * _pool_decode).
  *
  * A Pool worker takes task frames from the pool's task queue and puts result frames on its
  * result queue (both MPQueues in shared memory, csrc/proc/mpqueue.c). Frames, as
@@ -202,10 +204,10 @@ encode_packed(PyObject *value)
     return bytes;
 }
 
-/* _pool_unpack(frame): the (True, list) of a packed result frame (header included), or None
- * if the frame holds a pickle. */
-PyObject *
-pc_pool_unpack(PyObject *module, PyObject *frame)
+/* The (True, list) of a packed result frame (header included), or None if the frame holds a
+ * pickle. */
+static PyObject *
+unpack_packed(PyObject *frame)
 {
     Py_buffer b;
     if (PyObject_GetBuffer(frame, &b, PyBUF_SIMPLE) < 0) {
@@ -310,9 +312,9 @@ pc_pool_task(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
  * that cannot be decoded gives (False, the exception). New reference, NULL only on a failure to
  * build even that. */
 static PyObject *
-decode_result(PyObject *module, PyObject *loads, PyObject *data)
+decode_result(PyObject *loads, PyObject *data)
 {
-    PyObject *obj = pc_pool_unpack(module, data);
+    PyObject *obj = unpack_packed(data);
     if (obj == Py_None) {
         Py_DECREF(obj);
         PyObject *view = PyMemoryView_FromMemory(PyBytes_AS_STRING(data) + HDR,
@@ -334,6 +336,23 @@ decode_result(PyObject *module, PyObject *loads, PyObject *data)
     Py_XDECREF(ev);
     Py_XDECREF(etb);
     return obj;
+}
+
+/* _pool_decode(frame, loads): the (ok, value) of one result frame, as _pool_results decodes
+ * it; for the frames the pool's Python side takes itself (the drains after a worker exits and at
+ * close). */
+PyObject *
+pc_pool_decode(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_pool_decode() takes 2 arguments");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0]) || PyBytes_GET_SIZE(args[0]) < HDR) {
+        PyErr_SetString(PyExc_ValueError, "not a result frame");
+        return NULL;
+    }
+    return decode_result(args[1], args[0]);
 }
 
 /* _pool_results(resultq, complete, loads, poll): the pool's result loop, in C. Takes result
@@ -382,7 +401,7 @@ pc_pool_results(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(data);
             return Py_BuildValue("(LL)", (long long)hdr[0], (long long)hdr[1]);
         }
-        PyObject *obj = decode_result(module, loads, data);
+        PyObject *obj = decode_result(loads, data);
         Py_DECREF(data);
         PyObject *job = obj ? PyLong_FromLongLong((long long)hdr[0]) : NULL;
         PyObject *index = job ? PyLong_FromLongLong((long long)hdr[1]) : NULL;

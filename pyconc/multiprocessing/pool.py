@@ -392,13 +392,7 @@ class Pool:
         if job < 0:
             self._control(job, i)
             return
-        try:
-            obj = _core._pool_unpack(data)           # a list of numbers, packed by the worker
-            if obj is None:
-                obj = pickle.loads(memoryview(data)[_HDR.size:])
-        except Exception as e:
-            obj = (False, e)
-        self._complete(job, i, obj)
+        self._complete(job, i, _core._pool_decode(data, _pickle_loads))
 
     def _complete(self, job, i, obj):
         j = self._jobs.get(job)
