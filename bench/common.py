@@ -100,7 +100,7 @@ SCHEDULER_BOUND = {"samples": 10}
 # 1.16x in the next run). A sample shorter than a scheduler slice (1.5 ms on this kernel) is
 # often not cut, so the best of many is the cost of the code on a loaded CPU, for both sides
 # alike; idle, it is what the best of 5 long runs was. The ops column is the sample's.
-CPU_BOUND = {"stat": "best", "split": "auto"}
+CPU_BOUND = {"split": True}
 SAMPLE_S = 0.0005
 
 
@@ -193,12 +193,12 @@ def bench_main(suite, specs, impls, targets, default_json, argv=None, extra=None
         cases = []
         for name, ops, make, *options in specs(k):
             if options and options[0].get("split"):
-                ops, make, options = split_case(name, ops, make, options[0])
+                ops, make, options = split_case(name, ops, make)
             cases.append((name, ops, {impl: (lambda f=make, m=obj: f(m))
                                       for impl, obj in impls.items()}, *options))
         return cases
 
-    def split_case(name, ops, make, option):
+    def split_case(name, ops, make):
         # CPU_BOUND: the slower side's full run, then the case a split-th as long
         slowest = max(best_of(make(obj), 1)[0] for obj in impls.values())
         split = max(1, min(int(slowest / SAMPLE_S), ops // 100))

@@ -417,9 +417,6 @@ pc_pool_results(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
         Py_DECREF(r);
-        if (PyErr_CheckSignals() < 0) {
-            return NULL;
-        }
     }
 }
 
