@@ -85,3 +85,48 @@ def test_unhandled_exception_in_main_still_waits_for_threads():
     """)
     assert r.returncode == 4
     assert "worker done" in r.stdout
+
+
+# A Pool left running at exit (no close(), no with-block: what many scripts do). The stdlib's
+# exit hook terminates the daemonic children and then joins every child; if the pool's result
+# thread sees its workers die in between, it must not start new ones, which nothing would stop:
+# the join then waited forever (seen once in a benchmark run). The pool ends itself first, from
+# an exit finalizer that runs before that step, as the stdlib's Pool does.
+def test_running_pool_at_exit_is_not_restarted_by_the_exit_hook():
+    r = run_python("""
+        import time
+        from multiprocessing import util, active_children
+        import pyconc.multiprocessing as mp
+        def double(x):
+            return 2 * x
+        if __name__ == "__main__":
+            pool = mp.Pool(2)
+            assert pool.map(double, range(10)) == list(range(0, 20, 2))
+            # the stdlib's exit hook, step by step, with the window widened
+            util._run_finalizers(0)
+            for p in active_children():
+                if p.daemon:
+                    p.terminate()
+            time.sleep(0.5)          # the result thread looks at its workers every 50 ms
+            left = active_children()
+            for p in left:
+                p.join(5)
+            print("alive", sum(p.is_alive() for p in left), flush=True)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["alive", "0"], r.stdout
+
+
+def test_exit_with_running_pools_does_not_hang():
+    r = run_python("""
+        import pyconc.multiprocessing as mp
+        def double(x):
+            return 2 * x
+        if __name__ == "__main__":
+            pools = [mp.Pool(2) for _ in range(3)]
+            for pool in pools:
+                assert pool.map(double, range(1000)) == [2 * x for x in range(1000)]
+            print("main done", flush=True)
+    """, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "main done"

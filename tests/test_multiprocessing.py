@@ -890,6 +890,16 @@ def _numbers(kind):
     raise ValueError(kind)
 
 
+def _ident(x):
+    return x
+
+
+def _fail_at(x, at=25):
+    if x == at:
+        raise KeyError(x)
+    return x
+
+
 def _numbers_as_task(kind):
     return _numbers(kind)
 
@@ -920,5 +930,35 @@ def test_pool_results_of_numbers_round_trip_exactly(kind):
         # map of a function returning numbers: the chunks' lists are packed too
         got = pool.map(abs if kind in ("ints", "floats") else str, want, chunksize=20)
         same(got, [abs(x) if kind in ("ints", "floats") else str(x) for x in want])
+        # map and starmap of the identity: the worker's C map loop packs results as they come
+        # and turns to a list at the first one of another shape (mixed, intfloat, big: the last
+        # item), or never packs (bools, intsub: the first result is no exact int)
+        for chunksize in (1, 7, 16, 100):
+            same(pool.map(_ident, want, chunksize=chunksize), want)
+            same(pool.starmap(_ident, [(x,) for x in want], chunksize=chunksize), want)
+            same(list(pool.imap(_ident, want, chunksize=chunksize)), want)
     with std_mp.get_context("fork").Pool(1) as pool:
         same(pool.apply(_numbers_as_task, (kind,)), want)
+        same(pool.map(_ident, want, chunksize=16), want)
+
+
+@pytest.mark.timeout(120)
+def test_pool_map_loop_calls_and_errors_as_the_stdlib():
+    # the worker runs map()/starmap() chunks in C (run_map): the same calls in the same order,
+    # the first exception of a chunk fails the map with that exception, starmap's items may be
+    # any iterable (a list, a generator's tuples) and a non-iterable item is starmap's TypeError
+    for mod in (mp, std_mp):
+        with mod.get_context("fork").Pool(2) as pool:
+            with pytest.raises(KeyError) as e:
+                pool.map(_fail_at, range(100), chunksize=20)
+            assert e.value.args == (25,)
+            assert pool.map(_fail_at, range(25)) == list(range(25))
+            assert pool.starmap(max, [[1, 5], (7, 2), range(3)]) == [5, 7, 2]
+            assert pool.starmap(pow, ((b, 2) for b in range(40)), chunksize=9) == \
+                [b * b for b in range(40)]
+            with pytest.raises(TypeError, match="not iterable"):
+                pool.starmap(max, [(1, 2), 3])
+            assert pool.map(_ident, []) == []
+            assert pool.map(_ident, iter(range(50)), chunksize=50) == list(range(50))
+            assert pool.map(float, range(40)) == [float(x) for x in range(40)]
+            assert pool.map(_ident, [2 ** 64] * 20 + [1]) == [2 ** 64] * 20 + [1]

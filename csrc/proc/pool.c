@@ -22,6 +22,10 @@
  * Running the loop in C removes the per-task interpreter work of the loop itself (header
  * unpacking, slicing, the function cache lookup, the result frame's concatenation): only the
  * unpickling, the call and the pickling of the result remain, which are the task's own.
+ * A map() or starmap() task (pool.py's _mapstar / _starmapstar with a (func, items) pair) runs
+ * its loop here too (run_map): func is called on each item in order, and each numeric result is
+ * packed at once and freed, so the worker keeps no list of result objects alive (no arena
+ * growth: a chunk of 12,500 ints otherwise faulted in ~100 fresh pages every time).
  * Behaviour is the Python loop's, step by step: a task whose function or arguments cannot be
  * unpickled, or that raises anything (BaseException included), fails with
  * ExceptionWithTraceback; a result that cannot be pickled fails with MaybeEncodingError; an idle
@@ -42,6 +46,7 @@
 
 typedef struct {
     PyObject *loads, *dumps, *five, *ewt, *mee;
+    PyObject *mapstar, *starmapstar;    /* pool.py's _mapstar and _starmapstar */
 } worker_ctx;
 
 static void
@@ -75,10 +80,164 @@ failure(worker_ctx *c)
     return r;
 }
 
-/* Runs one task frame: (ok, value), new reference. funcs caches unpickled functions by their
+#define PACK_MIN 16
+#define PACK_HDR 8
+
+/* The results of a map task as they come: packed (kind 'q' or 'd', as long as every result is
+ * an exact int that fits an int64, or every one an exact float), else a list. */
+typedef struct {
+    char kind;                /* 0 until the first result, then 'q', 'd', or 'L' (list) */
+    Py_ssize_t n, cap;
+    char *buf;                /* PACK_HDR bytes, then n items of 8 bytes */
+    PyObject *list;
+} mapout;
+
+/* The packed results so far as a list: out->list, kind 'L'. 0, or -1 with an exception. */
+static int
+mapout_unpack(mapout *out)
+{
+    if ((out->list = PyList_New(out->n)) == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < out->n; i++) {
+        const char *q = out->buf + PACK_HDR + i * 8;
+        PyObject *o;
+        if (out->kind == 'q') {
+            int64_t v;
+            memcpy(&v, q, 8);
+            o = PyLong_FromLongLong((long long)v);
+        }
+        else {
+            double d;
+            memcpy(&d, q, 8);
+            o = PyFloat_FromDouble(d);
+        }
+        if (o == NULL) {
+            return -1;
+        }
+        PyList_SET_ITEM(out->list, i, o);
+    }
+    out->kind = 'L';
+    return 0;
+}
+
+/* Appends r (borrowed) to out. 0, or -1 with an exception. */
+static int
+mapout_add(mapout *out, PyObject *r)
+{
+    if (out->kind == 0) {
+        out->kind = PyLong_CheckExact(r) ? 'q' : PyFloat_CheckExact(r) ? 'd' : 'L';
+        if (out->kind == 'L' && (out->list = PyList_New(0)) == NULL) {
+            return -1;
+        }
+    }
+    if (out->kind != 'L') {
+        char item[8];
+        int fits = 0;
+        if (out->kind == 'q' && PyLong_CheckExact(r)) {
+            int overflow = 0;
+            int64_t v = (int64_t)PyLong_AsLongLongAndOverflow(r, &overflow);
+            memcpy(item, &v, 8);
+            fits = !overflow;
+        }
+        else if (out->kind == 'd' && PyFloat_CheckExact(r)) {
+            double d = PyFloat_AS_DOUBLE(r);
+            memcpy(item, &d, 8);
+            fits = 1;
+        }
+        if (fits) {
+            if (out->n == out->cap) {
+                Py_ssize_t cap = out->cap ? out->cap * 2 : 1024;
+                char *b = cap > (PY_SSIZE_T_MAX - PACK_HDR) / 8 ? NULL :
+                          PyMem_Realloc(out->buf, PACK_HDR + (size_t)cap * 8);
+                if (b == NULL) {
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                out->buf = b;
+                out->cap = cap;
+            }
+            memcpy(out->buf + PACK_HDR + out->n * 8, item, 8);
+            out->n++;
+            return 0;
+        }
+        if (mapout_unpack(out) < 0) {   /* another shape: a list from here on */
+            return -1;
+        }
+    }
+    return PyList_Append(out->list, r);
+}
+
+/* _mapstar's and _starmapstar's work -- list(map(f, items)), list(starmap(f, items)) -- in C,
+ * each result packed as it comes, so that a numeric map keeps no list of result objects alive
+ * (they are freed as soon as they are packed, and their memory is reused by the next). *packed
+ * gets the packed form when there is one (PACK_MIN results or more), else the list is
+ * returned. New reference, or NULL with the exception of the call, as the Python mappers
+ * raise it. */
+static PyObject *
+run_map(PyObject *f, PyObject *items, int star, PyObject **packed)
+{
+    mapout out = {0, 0, 0, NULL, NULL};
+    PyObject *result = NULL;
+    PyObject *it = PyObject_GetIter(items);
+    if (it == NULL) {
+        return NULL;
+    }
+    for (;;) {
+        PyObject *x = PyIter_Next(it);
+        if (x == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            break;
+        }
+        PyObject *r;
+        if (!star) {
+            PyObject *stack[2] = {NULL, x};
+            r = PyObject_Vectorcall(f, stack + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        else {
+            PyObject *t = PyTuple_CheckExact(x) ? Py_NewRef(x) : PySequence_Tuple(x);
+            r = t ? PyObject_Call(f, t, NULL) : NULL;
+            Py_XDECREF(t);
+        }
+        Py_DECREF(x);
+        if (r == NULL) {
+            goto done;
+        }
+        int rc = mapout_add(&out, r);
+        Py_DECREF(r);
+        if (rc < 0) {
+            goto done;
+        }
+    }
+    if (out.kind == 'L') {
+        result = Py_NewRef(out.list);
+    }
+    else if (out.n >= PACK_MIN) {
+        memset(out.buf, 0, PACK_HDR);
+        out.buf[1] = out.kind;
+        *packed = PyBytes_FromStringAndSize(out.buf, PACK_HDR + out.n * 8);
+        result = *packed ? Py_NewRef(Py_None) : NULL;
+    }
+    else if (out.kind == 0) {
+        result = PyList_New(0);
+    }
+    else if (mapout_unpack(&out) == 0) {   /* a short list: pickled (see encode_packed) */
+        result = Py_NewRef(out.list);
+    }
+done:
+    Py_DECREF(it);
+    Py_XDECREF(out.list);
+    PyMem_Free(out.buf);
+    return result;
+}
+
+/* Runs one task frame: (ok, value), new reference; for a map task whose results are packed,
+ * (True, None) with the packed form in *packed. funcs caches unpickled functions by their
  * pickled bytes. NULL only if building the failure itself failed. */
 static PyObject *
-run_task(worker_ctx *c, PyObject *funcs, const char *p, Py_ssize_t n)
+run_task(worker_ctx *c, PyObject *funcs, const char *p, Py_ssize_t n, PyObject **packed)
 {
     PyObject *func = NULL, *call = NULL, *args = NULL, *kwds = NULL, *value = NULL;
     uint32_t flen;
@@ -134,7 +293,15 @@ run_task(worker_ctx *c, PyObject *funcs, const char *p, Py_ssize_t n)
     else if ((kwds = PyDict_New()) == NULL || PyDict_Merge(kwds, k, 1) < 0) {
         goto fail;
     }
-    value = PyObject_Call(func, args, PyDict_GET_SIZE(kwds) ? kwds : NULL);
+    int star = func == c->starmapstar;
+    PyObject *a = PyTuple_GET_SIZE(args) == 1 ? PyTuple_GET_ITEM(args, 0) : NULL;
+    if ((star || func == c->mapstar) && a != NULL && PyTuple_CheckExact(a) &&
+            PyTuple_GET_SIZE(a) == 2 && PyDict_GET_SIZE(kwds) == 0) {
+        value = run_map(PyTuple_GET_ITEM(a, 0), PyTuple_GET_ITEM(a, 1), star, packed);
+    }
+    else {
+        value = PyObject_Call(func, args, PyDict_GET_SIZE(kwds) ? kwds : NULL);
+    }
     if (value == NULL) {
         goto fail;
     }
@@ -152,9 +319,6 @@ fail:
     Py_XDECREF(kwds);
     return failure(c);
 }
-
-#define PACK_MIN 16
-#define PACK_HDR 8
 
 /* The packed form of value (see the header comment), or NULL without an exception when value
  * has another shape. Runs no Python code. */
@@ -463,9 +627,9 @@ pool_gone(int pidfd, long parent)
 }
 
 /* _pool_worker(taskq, resultq, slots, k, maxtasks, parent_pid, check_seconds,
- *              ExceptionWithTraceback, MaybeEncodingError[, pool_pidfd])
+ *              ExceptionWithTraceback, MaybeEncodingError[, pool_pidfd[, mapstar, starmapstar]])
  * pool_pidfd: a pidfd of the pool's process (owned by the caller), or -1: compare getppid()
- * with parent_pid. */
+ * with parent_pid. mapstar, starmapstar: pool.py's mappers, whose tasks run_map runs in C. */
 PyObject *
 pc_pool_worker(PyObject *module, PyObject *args)
 {
@@ -474,9 +638,10 @@ pc_pool_worker(PyObject *module, PyObject *args)
     long parent;
     double check;
     int pool_pidfd = -1;
-    worker_ctx c = {NULL, NULL, NULL, NULL, NULL};
-    if (!PyArg_ParseTuple(args, "OOOnOldOO|i:_pool_worker", &taskq, &resultq, &slots, &k,
-                          &maxtasks_obj, &parent, &check, &c.ewt, &c.mee, &pool_pidfd)) {
+    worker_ctx c = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "OOOnOldOO|iOO:_pool_worker", &taskq, &resultq, &slots, &k,
+                          &maxtasks_obj, &parent, &check, &c.ewt, &c.mee, &pool_pidfd,
+                          &c.mapstar, &c.starmapstar)) {
         return NULL;
     }
     pc_state *st = (pc_state *)PyModule_GetState(module);
@@ -534,9 +699,10 @@ pc_pool_worker(PyObject *module, PyObject *args)
         }
         int64_t hdr[2];
         memcpy(hdr, p, HDR);
-        PyObject *outcome = run_task(&c, funcs, p, n);
+        PyObject *packed = NULL;
+        PyObject *outcome = run_task(&c, funcs, p, n, &packed);
         Py_DECREF(data);
-        PyObject *payload = outcome ? encode(&c, outcome) : NULL;
+        PyObject *payload = packed != NULL ? packed : outcome ? encode(&c, outcome) : NULL;
         Py_XDECREF(outcome);
         if (payload == NULL ||
                 pc_mpq_give(resultq, (const char *)hdr, HDR, PyBytes_AS_STRING(payload),

@@ -24,8 +24,9 @@ import time
 import traceback
 import types
 import warnings
+import weakref
 
-from multiprocessing import ProcessError, TimeoutError
+from multiprocessing import ProcessError, TimeoutError, util as _mp_util
 from queue import Empty as _Empty
 from multiprocessing.pool import ExceptionWithTraceback, MaybeEncodingError
 
@@ -116,6 +117,9 @@ def _task_frame(job, i, func, args, kwds):
     return _HDR.pack(job, i) + _FLEN.pack(len(fb)) + fb + _dumps_task((args, kwds))
 
 
+# The mappers of map() and starmap() tasks. The worker's C loop runs a task of either itself
+# (run_map in csrc/proc/pool.c: the same calls in the same order, numeric results packed as they
+# come); these are what the task frames name, and what runs anywhere else.
 def _mapstar(args):
     return list(map(*args))
 
@@ -146,7 +150,8 @@ def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks, pool_pid=
             initializer(*initargs)
         # the loop itself is C (csrc/proc/pool.c): take a task, run it, put its result
         _core._pool_worker(taskq, resultq, slots, k, maxtasks, parent, _PARENT_CHECK,
-                           ExceptionWithTraceback, MaybeEncodingError, pidfd)
+                           ExceptionWithTraceback, MaybeEncodingError, pidfd,
+                           _mapstar, _starmapstar)
     finally:
         if pidfd >= 0:
             os.close(pidfd)
@@ -369,6 +374,11 @@ class Pool:
         self._handler = _std_threading.Thread(target=self._handle_results, daemon=True,
                                               name="pyconc-pool-results")
         self._handler.start()
+        # At exit the pool ends itself before multiprocessing's exit hook terminates the daemonic
+        # children and joins them all: a pool still running then would see its workers die and
+        # start new ones, and the join would wait for those forever (the stdlib's Pool has the
+        # same finalizer, exitpriority 15).
+        _mp_util.Finalize(self, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=15)
 
     def _start_worker(self, k):
         _SLOT.pack_into(self._slot_view, k * _SLOT.size, _IDLE, 0, 0)
@@ -614,6 +624,12 @@ class Pool:
         if getattr(self, "_state", None) == RUN:
             _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning,
                   source=self)
+
+
+def _terminate_at_exit(ref):
+    pool = ref()
+    if pool is not None:
+        pool.terminate()
 
 
 def ThreadPool(processes=None, initializer=None, initargs=()):
