@@ -962,3 +962,14 @@ def test_pool_map_loop_calls_and_errors_as_the_stdlib():
             assert pool.map(_ident, iter(range(50)), chunksize=50) == list(range(50))
             assert pool.map(float, range(40)) == [float(x) for x in range(40)]
             assert pool.map(_ident, [2 ** 64] * 20 + [1]) == [2 ** 64] * 20 + [1]
+            # chunks of either shape in one map: packed ones are written into the result list
+            # by the result loop, the others assigned; the callback gets that very list
+            mixed = list(range(40)) + ["x"] * 40 + [0.5] * 40 + [True] * 3
+            seen = []
+            r = pool.map_async(_ident, mixed, chunksize=20, callback=seen.append)
+            assert r.get(30) == mixed and seen[0] is r.get()
+            with pytest.raises(KeyError):   # the failed chunk is the second; others packed
+                pool.map(_fail_at, range(200), chunksize=20)
+            assert pool.map(_ident, range(200), chunksize=20) == list(range(200))
+            if mod is mp:
+                assert pool._fills == {}    # nothing left registered once maps are done

@@ -368,6 +368,33 @@ encode_packed(PyObject *value)
     return bytes;
 }
 
+/* The kind of a packed result frame (header included) and its item count, or 0 if the frame
+ * holds a pickle. */
+static char
+packed_kind(const char *p, Py_ssize_t len, Py_ssize_t *n)
+{
+    if (len < HDR + PACK_HDR || p[HDR] != 0 || (len - HDR - PACK_HDR) % 8 != 0 ||
+            (p[HDR + 1] != 'q' && p[HDR + 1] != 'd')) {
+        return 0;
+    }
+    *n = (len - HDR - PACK_HDR) / 8;
+    return p[HDR + 1];
+}
+
+/* Item i of a packed frame's items (p: after the headers), a new reference or NULL. */
+static PyObject *
+packed_item(char kind, const char *p, Py_ssize_t i)
+{
+    if (kind == 'q') {
+        int64_t v;
+        memcpy(&v, p + i * 8, 8);
+        return PyLong_FromLongLong((long long)v);
+    }
+    double d;
+    memcpy(&d, p + i * 8, 8);
+    return PyFloat_FromDouble(d);
+}
+
 /* The (True, list) of a packed result frame (header included), or None if the frame holds a
  * pickle. */
 static PyObject *
@@ -377,28 +404,16 @@ unpack_packed(PyObject *frame)
     if (PyObject_GetBuffer(frame, &b, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    const char *p = (const char *)b.buf;
-    if (b.len < HDR + PACK_HDR || p[HDR] != 0 || (b.len - HDR - PACK_HDR) % 8 != 0 ||
-            (p[HDR + 1] != 'q' && p[HDR + 1] != 'd')) {
+    Py_ssize_t n;
+    char kind = packed_kind((const char *)b.buf, b.len, &n);
+    if (kind == 0) {
         PyBuffer_Release(&b);
         Py_RETURN_NONE;
     }
-    char kind = p[HDR + 1];
-    Py_ssize_t n = (b.len - HDR - PACK_HDR) / 8;
-    p += HDR + PACK_HDR;
+    const char *p = (const char *)b.buf + HDR + PACK_HDR;
     PyObject *list = PyList_New(n);
-    for (Py_ssize_t i = 0; list != NULL && i < n; i++, p += 8) {
-        PyObject *item;
-        if (kind == 'q') {
-            int64_t v;
-            memcpy(&v, p, 8);
-            item = PyLong_FromLongLong((long long)v);
-        }
-        else {
-            double d;
-            memcpy(&d, p, 8);
-            item = PyFloat_FromDouble(d);
-        }
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+        PyObject *item = packed_item(kind, p, i);
         if (item == NULL) {
             Py_CLEAR(list);
             break;
@@ -519,22 +534,75 @@ pc_pool_decode(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
     return decode_result(args[1], args[0]);
 }
 
-/* _pool_results(resultq, complete, loads, poll): the pool's result loop, in C. Takes result
- * frames, waiting (GIL released) until `poll` seconds from the call have passed, and calls
+/* A packed map result (job, index) written straight into its map's result list: fills maps a
+ * job to (list, chunksize) (pool.py's MapResult registers itself there while it collects), and
+ * the chunk's items take slots index * chunksize onwards, where MapResult._set would otherwise
+ * copy them from a list made for the purpose (one list, its slice assignment and its
+ * deallocation less per chunk, in the one thread that receives every result). 1 if filled, 0
+ * if not (not such a frame, no such job, a chunk that does not fit: the general path then
+ * decides). Runs no Python code; a failure to allocate is left to the general path too. */
+static int
+fill_in_place(PyObject *fills, const int64_t *hdr, PyObject *data)
+{
+    Py_ssize_t n;
+    char kind = packed_kind(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &n);
+    if (kind == 0 || !PyDict_CheckExact(fills) || PyDict_GET_SIZE(fills) == 0) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromLongLong((long long)hdr[0]);
+    PyObject *t = key ? PyDict_GetItemWithError(fills, key) : NULL;   /* borrowed */
+    Py_XDECREF(key);
+    if (t == NULL || !PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 2 ||
+            !PyList_CheckExact(PyTuple_GET_ITEM(t, 0)) ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(t, 1))) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *list = PyTuple_GET_ITEM(t, 0);
+    Py_ssize_t chunk = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+    Py_ssize_t len = PyList_GET_SIZE(list);
+    if (chunk <= 0 || hdr[1] < 0 || hdr[1] > len / chunk) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t start = (Py_ssize_t)hdr[1] * chunk;
+    if (n != Py_MIN(chunk, len - start)) {
+        return 0;
+    }
+    const char *p = PyBytes_AS_STRING(data) + HDR + PACK_HDR;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = packed_item(kind, p, i);
+        if (item == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        PyObject *old = PyList_GET_ITEM(list, start + i);   /* None (or an equal number) */
+        PyList_SET_ITEM(list, start + i, item);
+        Py_DECREF(old);
+    }
+    return 1;
+}
+
+/* _pool_results(resultq, complete, loads, poll[, fills, filled]): the pool's result loop, in C.
+ * Takes result frames, waiting (GIL released) until `poll` seconds from the call have passed, and
+ * calls
  * complete(job, index, (ok, value)) for each; returns the (job, index) of a control frame
  * (negative job: a worker exiting, or terminate()'s wake-up) as soon as one comes, or None when
  * the time is up and the queue is empty -- then the caller looks after its workers and calls
  * again. Under a stream of results it returns after `poll` seconds all the same. What it
  * replaces is the per-result Python loop: a get_bytes call, the header's unpacking, the decode,
- * the clock. An exception of complete() propagates. */
+ * the clock. An exception of complete() propagates. A packed chunk of a map registered in
+ * fills is written into its list (fill_in_place), and complete gets `filled` instead of
+ * (ok, value). */
 PyObject *
 pc_pool_results(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "_pool_results() takes 4 arguments");
+    if (nargs != 4 && nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "_pool_results() takes 4 or 6 arguments");
         return NULL;
     }
     PyObject *q = args[0], *complete = args[1], *loads = args[2];
+    PyObject *fills = nargs == 6 ? args[4] : NULL, *filled = nargs == 6 ? args[5] : NULL;
     double poll = PyFloat_AsDouble(args[3]);
     if (poll == -1.0 && PyErr_Occurred()) {
         return NULL;
@@ -565,7 +633,8 @@ pc_pool_results(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(data);
             return Py_BuildValue("(LL)", (long long)hdr[0], (long long)hdr[1]);
         }
-        PyObject *obj = decode_result(loads, data);
+        PyObject *obj = fills != NULL && fill_in_place(fills, hdr, data)
+                        ? Py_NewRef(filled) : decode_result(loads, data);
         Py_DECREF(data);
         PyObject *job = obj ? PyLong_FromLongLong((long long)hdr[0]) : NULL;
         PyObject *index = job ? PyLong_FromLongLong((long long)hdr[1]) : NULL;

@@ -206,6 +206,10 @@ class ApplyResult:
 AsyncResult = ApplyResult
 
 
+# What the result loop gives MapResult._set for a chunk it wrote into the result list itself.
+_FILLED = (True, None)
+
+
 class MapResult(ApplyResult):
     def __init__(self, pool, chunksize, length, callback, error_callback):
         super().__init__(pool, callback, error_callback)
@@ -213,12 +217,15 @@ class MapResult(ApplyResult):
         self._value = [None] * length
         self._got = set()
         self._chunksize = chunksize
+        self._fills = pool._fills
         if chunksize <= 0:
             self._number_left = 0
             self._event.set()
             del pool._jobs[self._job]
         else:
             self._number_left = length // chunksize + bool(length % chunksize)
+            # the result loop writes packed chunks straight into _value (_FILLED then comes)
+            self._fills[self._job] = (self._value, chunksize)
 
     def _set(self, i, success_result):
         if i in self._got:
@@ -227,13 +234,15 @@ class MapResult(ApplyResult):
         self._number_left -= 1
         success, result = success_result
         if success and self._success:
-            self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
+            if success_result is not _FILLED:
+                self._value[i * self._chunksize:(i + 1) * self._chunksize] = result
             if self._number_left == 0:
                 self._finish(self._callback)
         else:
             if not success and self._success:
                 self._success = False     # the first error is the one reported
                 self._value = result
+                self._fills.pop(self._job, None)
             if self._number_left == 0:
                 # as the stdlib: ready (and the error callback called) once every chunk is in
                 self._finish(self._error_callback)
@@ -243,6 +252,7 @@ class MapResult(ApplyResult):
             if callback:
                 callback(self._value)
         finally:    # a callback that raises (reported by the result loop) still completes it
+            self._fills.pop(self._job, None)
             self._pool._jobs.pop(self._job, None)
             self._event.set()
 
@@ -364,6 +374,7 @@ class Pool:
         self._slots = _core.SharedBlock(_SLOT.size * processes)
         self._slot_view = memoryview(self._slots).cast('B')
         self._jobs = {}
+        self._fills = {}        # MapResult's job: (its result list, chunksize), while it collects
         self._exiting = []
         self._state = RUN
         self._sentinels_sent = 0
@@ -451,7 +462,8 @@ class Pool:
                 # _check_workers draining the results of an exited worker): then take what is
                 # there and reap it now, without waiting for a poll.
                 control = _core._pool_results(self._resultq, self._complete, _pickle_loads,
-                                              0.0 if self._exiting else _POLL_S)
+                                              0.0 if self._exiting else _POLL_S,
+                                              self._fills, _FILLED)
             except Exception:
                 control = None
             if control is not None:
