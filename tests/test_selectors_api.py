@@ -654,6 +654,71 @@ def test_many_threads_select_one_selector(kind):
     b.close()
 
 
+def test_pollselector_sees_every_change_of_its_set():
+    # pyconc's PollSelector keeps poll()'s array from one select() to the next (as select.poll
+    # keeps its own) and rebuilds it after a change: each step must see the set as it is now,
+    # as the stdlib's does
+    def run(mod):
+        s = mod.PollSelector()
+        pairs = [socket.socketpair() for _ in range(20)]
+        for k, (a, b) in enumerate(pairs):
+            if k % 3 == 0:
+                b.send(b"x")
+        seen = []
+
+        def look():
+            seen.append(sorted((str(k.data), ev) for k, ev in s.select(0)))
+        for k, (a, b) in enumerate(pairs):
+            s.register(a, std.EVENT_READ, k)
+            if k % 5 == 0:
+                look()
+        for k in range(0, 20, 2):
+            s.modify(pairs[k][0], std.EVENT_READ | std.EVENT_WRITE, -k)
+        look()
+        look()
+        for k in range(0, 20, 4):
+            s.unregister(pairs[k][0])
+        look()
+        s.register(pairs[0][0], std.EVENT_WRITE, "again")
+        look()
+        s.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+        return seen
+    assert run(pc) == run(std)
+
+
+def test_pollselector_changed_while_another_thread_selects():
+    # (the stdlib's raises RuntimeError for a second select() at once: pyconc's allows it)
+    # a thread waits in poll() on the kept array; registers meanwhile, and a select() of this
+    # thread (on a copy), see the new set; the next select() rebuilds the kept one
+    s = pc.PollSelector()
+    quiet = socket.socketpair()
+    ready = [socket.socketpair() for _ in range(5)]
+    for a, b in ready:
+        b.send(b"x")
+    s.register(quiet[0], std.EVENT_READ, "quiet")
+    got = []
+    t = threading.Thread(target=lambda: got.append(s.select(5)))
+    t.start()
+    time.sleep(0.05)
+    for k, (a, b) in enumerate(ready):
+        s.register(a, std.EVENT_READ, k)
+    assert sorted(k.data for k, ev in s.select(0)) == [0, 1, 2, 3, 4]
+    quiet[1].send(b"x")
+    t.join(5)
+    assert [k.data for k, ev in got[0]] == ["quiet"]    # the set as it was when t started
+    assert sorted(map(str, (k.data for k, ev in s.select(0)))) == ["0", "1", "2", "3", "4",
+                                                                    "quiet"]
+    s.unregister(quiet[0])
+    assert sorted(k.data for k, ev in s.select(0)) == [0, 1, 2, 3, 4]
+    s.close()
+    for a, b in ready + [quiet]:
+        a.close()
+        b.close()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_close_while_another_thread_selects(kind):
     # as with the stdlib's: the waiting thread sees no events and no error

@@ -74,6 +74,12 @@ typedef struct {
     PyObject *map;            /* selectors._SelectorMapping(self), or None once closed */
     fdent_t *ents;            /* poll and select kinds: registered descriptors, in order */
     Py_ssize_t nents, capents;
+    uint64_t ents_ver;        /* poll kind: bumped by every change of ents */
+    struct pollfd *pfds;      /* poll kind: poll()'s array as of ents_ver pfds_ver, kept from one
+                               * select() to the next (as select.poll keeps its ufds) */
+    Py_ssize_t cappfds;
+    uint64_t pfds_ver;
+    int pfds_busy;            /* pfds in use by a select() (another one copies ents afresh) */
     int *files;               /* gevent kind: registered regular files (always ready) */
     Py_ssize_t nfiles, capfiles;
     struct epoll_event *evbuf;  /* epoll_wait's buffer, for one select() at a time */
@@ -371,6 +377,7 @@ ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
         self->ents = e;
         self->capents = cap;
     }
+    self->ents_ver++;
     fdent_t *e = &self->ents[self->nents++];
     e->fd = fd;
     e->events = events;
@@ -382,6 +389,7 @@ static void
 ent_remove(SelectorObject *self, Py_ssize_t i)
 {
     PyObject *obj = self->ents[i].fdobj;
+    self->ents_ver++;
     memmove(&self->ents[i], &self->ents[i + 1],
             (size_t)(self->nents - i - 1) * sizeof(fdent_t));
     self->nents--;
@@ -429,6 +437,7 @@ fork_check(SelectorObject *self)
         self->gen = pc_fork_generation;
         self->nwaiting = 0;
         self->evbuf_busy = 0;
+        self->pfds_busy = 0;
     }
 }
 
@@ -451,6 +460,7 @@ close_epfd(SelectorObject *self)
 static void
 clear_ents(SelectorObject *self)
 {
+    self->ents_ver++;
     while (self->nents > 0) {
         Py_XDECREF(self->ents[--self->nents].fdobj);
     }
@@ -490,6 +500,7 @@ sel_dealloc(SelectorObject *self)
         close(self->zombie_epfd);
     }
     PyMem_Free(self->ents);
+    PyMem_Free(self->pfds);
     PyMem_Free(self->files);
     PyMem_Free(self->evbuf);
     tp->tp_free((PyObject *)self);
@@ -611,6 +622,7 @@ poller_register(SelectorObject *self, PyObject *key, PyObject *events)
         Py_ssize_t i = ent_find(self, fd, fdobj);
         if (i >= 0) {
             self->ents[i].events |= mask;
+            self->ents_ver++;
             return 0;
         }
         return mask ? (ent_append(self, fd, mask, fdobj) < 0 ? -2 : 0) : 0;
@@ -624,6 +636,7 @@ poller_register(SelectorObject *self, PyObject *key, PyObject *events)
         Py_ssize_t i = ent_find(self, fd, NULL);
         if (i >= 0) {
             self->ents[i].events = pev;   /* poll.register of a known fd: in place */
+            self->ents_ver++;
             return 0;
         }
         return ent_append(self, fd, pev, NULL);
@@ -849,6 +862,7 @@ polllike_modify(SelectorObject *self, PyObject *fileobj, PyObject *events, PyObj
                 Py_ssize_t i = ent_find(self, cfd, NULL);
                 if (i >= 0) {
                     self->ents[i].events = (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
+                    self->ents_ver++;
                     ok = 1;
                 }
                 else {
@@ -1641,21 +1655,53 @@ poll_wait(SelectorObject *self, struct pollfd *pfds, Py_ssize_t n, int ms)
     }
 }
 
+/* The pollfd array for one select(): the kept one when no other select() uses it (rebuilt only
+ * after ents changed), else a copy (*own: to free). NULL with MemoryError. */
+static struct pollfd *
+poll_array(SelectorObject *self, struct pollfd **own)
+{
+    Py_ssize_t n = self->nents;
+    *own = NULL;
+    fork_check(self);
+    if (self->pfds_busy) {
+        struct pollfd *p = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(struct pollfd));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            p[i] = (struct pollfd){.fd = self->ents[i].fd, .events = self->ents[i].events};
+        }
+        return *own = p;
+    }
+    if (self->pfds_ver != self->ents_ver || self->pfds == NULL) {
+        if (self->cappfds < n || self->pfds == NULL) {
+            Py_ssize_t cap = Py_MAX(n, 16);
+            struct pollfd *p = PyMem_Realloc(self->pfds, (size_t)cap * sizeof(struct pollfd));
+            if (p == NULL) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+            self->pfds = p;
+            self->cappfds = cap;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            self->pfds[i] = (struct pollfd){.fd = self->ents[i].fd,
+                                            .events = self->ents[i].events};
+        }
+        self->pfds_ver = self->ents_ver;
+    }
+    self->pfds_busy = 1;
+    return self->pfds;
+}
+
 static PyObject *
 poll_select_impl(SelectorObject *self, int ms)
 {
     Py_ssize_t n = self->nents;
-    struct pollfd stackp[32], *pfds = stackp;
-    if (n > 32) {
-        pfds = PyMem_Malloc((size_t)n * sizeof(struct pollfd));
-        if (pfds == NULL) {
-            return PyErr_NoMemory();
-        }
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        pfds[i].fd = self->ents[i].fd;
-        pfds[i].events = self->ents[i].events;
-        pfds[i].revents = 0;
+    struct pollfd *own, *pfds = poll_array(self, &own);
+    if (pfds == NULL) {
+        return NULL;
     }
     PyObject *result = NULL;
     enter_wait(self);
@@ -1674,8 +1720,11 @@ poll_select_impl(SelectorObject *self, int ms)
             }
         }
     }
-    if (pfds != stackp) {
-        PyMem_Free(pfds);
+    if (own != NULL) {
+        PyMem_Free(own);
+    }
+    else if (self->gen == pc_fork_generation) {
+        self->pfds_busy = 0;
     }
     return result;
 }
