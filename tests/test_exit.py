@@ -100,7 +100,7 @@ def test_running_pool_at_exit_is_not_restarted_by_the_exit_hook():
         def double(x):
             return 2 * x
         if __name__ == "__main__":
-            pool = mp.Pool(2)
+            pool = mp.get_context("fork").Pool(2)   # -c: workers that are forks
             assert pool.map(double, range(10)) == list(range(0, 20, 2))
             # the stdlib's exit hook, step by step, with the window widened
             util._run_finalizers(0)
@@ -123,7 +123,7 @@ def test_exit_with_running_pools_does_not_hang():
         def double(x):
             return 2 * x
         if __name__ == "__main__":
-            pools = [mp.Pool(2) for _ in range(3)]
+            pools = [mp.get_context("fork").Pool(2) for _ in range(3)]
             for pool in pools:
                 assert pool.map(double, range(1000)) == [2 * x for x in range(1000)]
             print("main done", flush=True)
