@@ -83,6 +83,20 @@ failure(worker_ctx *c)
 #define PACK_MIN 16
 #define PACK_HDR 8
 
+/* Item i of a packed frame's items (p: after the headers), a new reference or NULL. */
+static PyObject *
+packed_item(char kind, const char *p, Py_ssize_t i)
+{
+    if (kind == 'q') {
+        int64_t v;
+        memcpy(&v, p + i * 8, 8);
+        return PyLong_FromLongLong((long long)v);
+    }
+    double d;
+    memcpy(&d, p + i * 8, 8);
+    return PyFloat_FromDouble(d);
+}
+
 /* The results of a map task as they come: packed (kind 'q' or 'd', as long as every result is
  * an exact int that fits an int64, or every one an exact float), else a list. */
 typedef struct {
@@ -100,18 +114,7 @@ mapout_unpack(mapout *out)
         return -1;
     }
     for (Py_ssize_t i = 0; i < out->n; i++) {
-        const char *q = out->buf + PACK_HDR + i * 8;
-        PyObject *o;
-        if (out->kind == 'q') {
-            int64_t v;
-            memcpy(&v, q, 8);
-            o = PyLong_FromLongLong((long long)v);
-        }
-        else {
-            double d;
-            memcpy(&d, q, 8);
-            o = PyFloat_FromDouble(d);
-        }
+        PyObject *o = packed_item(out->kind, out->buf + PACK_HDR, i);
         if (o == NULL) {
             return -1;
         }
@@ -379,20 +382,6 @@ packed_kind(const char *p, Py_ssize_t len, Py_ssize_t *n)
     }
     *n = (len - HDR - PACK_HDR) / 8;
     return p[HDR + 1];
-}
-
-/* Item i of a packed frame's items (p: after the headers), a new reference or NULL. */
-static PyObject *
-packed_item(char kind, const char *p, Py_ssize_t i)
-{
-    if (kind == 'q') {
-        int64_t v;
-        memcpy(&v, p + i * 8, 8);
-        return PyLong_FromLongLong((long long)v);
-    }
-    double d;
-    memcpy(&d, p + i * 8, 8);
-    return PyFloat_FromDouble(d);
 }
 
 /* The (True, list) of a packed result frame (header included), or None if the frame holds a
