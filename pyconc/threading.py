@@ -132,7 +132,13 @@ def _join_non_daemon_threads():
     including ones started while we wait."""
     me = current_thread()
     while True:
-        pending = [t for t in _core._own_threads() if not t.daemon and t is not me]
+        own = [t for t in _core._own_threads() if t is not me]
+        # Every started thread, daemon or not, first gets to run its first line (reading native_id
+        # waits for that): a thread that the OS had not scheduled yet would otherwise make its
+        # thread state while the interpreter is being freed (a crash at exit on 3.14).
+        for t in own:
+            t.native_id
+        pending = [t for t in own if not t.daemon]
         if not pending:
             return
         for t in pending:

@@ -57,6 +57,37 @@ def test_daemon_thread_does_not_hold_up_exit():
     assert time.monotonic() - t0 < 10
 
 
+@pytest.mark.parametrize("where", ["main", "atexit", "daemon"])
+def test_threads_started_just_before_or_during_exit_do_not_crash_it(where):
+    """Daemon threads that the OS has not scheduled yet when the interpreter exits. On 3.14 such a
+    thread used to make its thread state while the interpreter was being freed: a segfault or
+    'Fatal Python error: gilstate_tss_set' in about half the runs. Threads started before the exit
+    hook are waited for until they run; ones started later (an atexit callback, a daemon thread
+    that keeps starting threads) do not run at all, as the stdlib's."""
+    script = """
+        import atexit, sys, time
+        from pyconc import threading
+        where = WHERE
+        def burst():
+            for _ in range(20):
+                threading.Thread(target=lambda: None, daemon=True).start()
+        def spawner():
+            while True:
+                burst()
+        if where == "main":
+            burst()
+        elif where == "atexit":
+            atexit.register(burst)
+        else:
+            threading.Thread(target=spawner, daemon=True).start()
+            time.sleep(0.05)
+        print("main done", flush=True)
+    """
+    for _ in range(8):
+        r = run_python(script.replace("WHERE", repr(where)))
+        assert (r.returncode, r.stdout.strip(), r.stderr) == (0, "main done", "")
+
+
 def test_exit_with_stdlib_and_pyconc_threads_mixed():
     r = run_python("""
         import threading as std, time

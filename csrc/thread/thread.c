@@ -346,6 +346,19 @@ static void
 thread_bootstrap(void *arg)
 {
     ThreadObject *self = (ThreadObject *)arg;  /* strong reference from start() */
+    /* A thread the OS schedules only once the interpreter has begun to exit (started by a daemon
+     * thread or an atexit callback; threads started earlier are waited for until they run, by
+     * pyconc.threading's exit hook) must not make a thread state: the interpreter it would join
+     * may already be freed and the thread-state TSS key deleted (3.14 aborts in gilstate_tss_set
+     * or crashes). The flag stays set after Py_Finalize. Without the GIL nothing can be released:
+     * the reference to self is leaked on purpose, as the stdlib's _thread does (gh-108987). */
+#if PY_VERSION_HEX >= 0x030D0000
+    if (Py_IsFinalizing()) {
+#else
+    if (_Py_IsFinalizing()) {
+#endif
+        return;
+    }
     PyThreadState *tstate = PyThreadState_New(self->interp);
     if (tstate == NULL) {
         return;  /* out of memory: nothing can be reported without a thread state */
