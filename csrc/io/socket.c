@@ -656,6 +656,39 @@ int_attr(PyObject *obj, PyObject *name, int *out)
     return 0;
 }
 
+/* What sockets need of the stdlib's _socket, looked up at the first socket made rather than at
+ * import (importing _socket is over half a millisecond of `from pyconc import threading`, which
+ * makes no socket): socket.setblocking, getdefaulttimeout, and _socket.socket as the wrapped
+ * class until the face sets its own. 0, or -1 with an exception. */
+static int
+need_std_socket(pc_state *st)
+{
+    if (st->sock_setblocking != NULL) {
+        return 0;
+    }
+    PyObject *smod = PyImport_ImportModule("_socket");
+    if (smod == NULL) {
+        return -1;
+    }
+    PyObject *stype = PyObject_GetAttrString(smod, "socket");
+    PyObject *dt = PyObject_GetAttrString(smod, "getdefaulttimeout");
+    Py_DECREF(smod);
+    PyObject *sb = stype != NULL ? PyObject_GetAttrString(stype, "setblocking") : NULL;
+    if (sb == NULL || dt == NULL) {
+        Py_XDECREF(stype);
+        Py_XDECREF(dt);
+        Py_XDECREF(sb);
+        return -1;
+    }
+    if (st->sock_wref == NULL) {
+        st->sock_wref = Py_NewRef(stype);
+    }
+    Py_DECREF(stype);
+    st->sock_getdefaulttimeout = dt;
+    st->sock_setblocking = sb;
+    return 0;
+}
+
 /* Makes s wrap sock (a _socket.socket; reference stolen): non-blocking, the default timeout.
  * 0, or -1 with an exception (sock is then still owned by s and released with it). */
 static int
@@ -667,6 +700,9 @@ attach(CoopSocket *s, PyObject *sock)
     }
     Py_XSETREF(s->sock, sock);
     s->fd = -1;
+    if (need_std_socket(st) < 0) {
+        return -1;
+    }
     s->closed = 0;
     s->io_refs = 0;
     s->timeout = -1.0;
@@ -709,6 +745,9 @@ wrapped_class(CoopSocket *s)
     PyObject *cls = PyObject_GetAttr((PyObject *)s, str_gevent_sock_class);
     if (cls == NULL) {
         PyErr_Clear();
+        if (need_std_socket(s->st) < 0) {
+            return NULL;
+        }
         cls = Py_NewRef(s->st->sock_wref);
     }
     return cls;
@@ -749,8 +788,8 @@ coop_init(CoopSocket *s, PyObject *args, PyObject *kwds)
         }
     }
     PyObject *cls = wrapped_class(s);
-    PyObject *sock = PyObject_Vectorcall(cls, a, 4, NULL);
-    Py_DECREF(cls);
+    PyObject *sock = cls != NULL ? PyObject_Vectorcall(cls, a, 4, NULL) : NULL;
+    Py_XDECREF(cls);
     if (sock == NULL) {
         goto fail;
     }
@@ -1437,21 +1476,8 @@ pc_socket_init_types(PyObject *module, pc_state *st)
             intern(&str__real_close, "_real_close") < 0) {
         return -1;
     }
-    PyObject *smod = PyImport_ImportModule("_socket");
-    if (smod == NULL) {
-        return -1;
-    }
-    PyObject *stype = PyObject_GetAttrString(smod, "socket");
-    st->sock_getdefaulttimeout = PyObject_GetAttrString(smod, "getdefaulttimeout");
-    Py_DECREF(smod);
-    if (stype == NULL || st->sock_getdefaulttimeout == NULL) {
-        Py_XDECREF(stype);
-        return -1;
-    }
-    st->sock_setblocking = PyObject_GetAttrString(stype, "setblocking");
-    st->sock_wref = stype;   /* until the face sets its weak-referenceable subclass */
     st->float_zero = PyFloat_FromDouble(0.0);
-    if (st->sock_setblocking == NULL || st->float_zero == NULL) {
+    if (st->float_zero == NULL) {
         return -1;
     }
     if (pc_add_type(module, &coop_spec, NULL, &st->CoopSocket_Type) < 0) {

@@ -24,10 +24,19 @@ from multiprocessing import (AuthenticationError, BufferTooShort, ProcessError, 
 from multiprocessing.process import active_children, current_process, parent_process
 
 from ._process import ForkProcess, ForkServerProcess, Process, SpawnProcess
-from ._shared import (Array, Barrier, BoundedSemaphore, Condition, Connection, Event,
-                      JoinableQueue, Lock, Pipe, Queue, RawArray, RawValue, RLock, Semaphore,
-                      SimpleQueue, Value)
-from . import _shared as _s
+
+# The shared objects (pyconc.multiprocessing._shared, and pyconc._core under it) load on first
+# use, as the stdlib loads multiprocessing.queues and .synchronize: importing them is about 2 ms,
+# which a program that only starts processes need not pay.
+_s = None
+
+
+def _load_shared():
+    global _s
+    if _s is None:
+        from . import _shared as s
+        _s = s
+    return _s
 
 __all__ = ['Array', 'AuthenticationError', 'Barrier', 'BoundedSemaphore', 'BufferTooShort',
            'Condition', 'Event', 'JoinableQueue', 'Lock', 'Manager', 'Pipe', 'Pool', 'Process',
@@ -65,49 +74,49 @@ class BaseContext:
         return _std.cpu_count()
 
     def Queue(self, maxsize=0):
-        return _s.Queue(maxsize)
+        return _load_shared().Queue(maxsize)
 
     def JoinableQueue(self, maxsize=0):
-        return _s.JoinableQueue(maxsize)
+        return _load_shared().JoinableQueue(maxsize)
 
     def SimpleQueue(self):
-        return _s.SimpleQueue()
+        return _load_shared().SimpleQueue()
 
     def Pipe(self, duplex=True):
-        return _s.Pipe(duplex)
+        return _load_shared().Pipe(duplex)
 
     def Lock(self):
-        return _s.Lock()
+        return _load_shared().Lock()
 
     def RLock(self):
-        return _s.RLock()
+        return _load_shared().RLock()
 
     def Semaphore(self, value=1):
-        return _s.Semaphore(value)
+        return _load_shared().Semaphore(value)
 
     def BoundedSemaphore(self, value=1):
-        return _s.BoundedSemaphore(value)
+        return _load_shared().BoundedSemaphore(value)
 
     def Event(self):
-        return _s.Event()
+        return _load_shared().Event()
 
     def Condition(self, lock=None):
-        return _s.Condition(lock)
+        return _load_shared().Condition(lock)
 
     def Barrier(self, parties, action=None, timeout=None):
-        return _s.Barrier(parties, action, timeout)
+        return _load_shared().Barrier(parties, action, timeout)
 
     def Value(self, typecode_or_type, *args, lock=True):
-        return _s.Value(typecode_or_type, *args, lock=lock)
+        return _load_shared().Value(typecode_or_type, *args, lock=lock)
 
     def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
-        return _s.Array(typecode_or_type, size_or_initializer, lock=lock)
+        return _load_shared().Array(typecode_or_type, size_or_initializer, lock=lock)
 
     def RawValue(self, typecode_or_type, *args):
-        return _s.RawValue(typecode_or_type, *args)
+        return _load_shared().RawValue(typecode_or_type, *args)
 
     def RawArray(self, typecode_or_type, size_or_initializer):
-        return _s.RawArray(typecode_or_type, size_or_initializer)
+        return _load_shared().RawArray(typecode_or_type, size_or_initializer)
 
     def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
         from .pool import Pool
@@ -237,12 +246,22 @@ class DefaultContext(BaseContext):
 _default_context = DefaultContext()
 
 
+_FROM_SHARED = ("Array", "Value", "RawArray", "RawValue", "Connection")
+
+
 def __getattr__(name):
-    # the Pool module (and what it imports) loads on first use
+    # the Pool module and the shared objects (and what they import) load on first use
     if name == "WorkerDiedError":
         from .pool import WorkerDiedError
         return WorkerDiedError
+    if name in _FROM_SHARED:
+        value = globals()[name] = getattr(_load_shared(), name)
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_FROM_SHARED))
 
 # The module-level API is the default context's, as in the stdlib.
 for _name in ('Queue', 'JoinableQueue', 'SimpleQueue', 'Pipe', 'Lock', 'RLock', 'Semaphore',

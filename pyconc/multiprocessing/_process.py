@@ -13,7 +13,6 @@ import signal
 
 from multiprocessing import process as _mpp
 
-from .. import _core
 
 
 class _ForkPopen:
@@ -54,6 +53,7 @@ class _ForkPopen:
 
     def wait(self, timeout=None):
         if self.returncode is None:
+            from .. import _core   # not at import: `import pyconc.multiprocessing` stays cheap
             if _core.wait_fds([self.sentinel], timeout) is None:
                 return None
             return self.poll(0)
