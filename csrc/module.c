@@ -1,8 +1,12 @@
 /* module.c -- pyconc._core: module definition, state, and small helpers shared by every type.
  *
- * Multi-phase init: the exec slot creates every heap type (each concept file's
- * pc_<concept>_init_types) and stores it in the module state. The state also keeps the stdlib
- * exception objects pyconc re-uses, so that `except threading.BrokenBarrierError` catches ours.
+ * Multi-phase init: the exec slot creates the heap types of threads, queues and processes (each
+ * concept file's pc_<concept>_init_types) and stores them in the module state. The coroutine and
+ * I/O types (greenlets, the hub, cooperative sockets, selectors) are made on first use by
+ * pc_coro_ensure(): the module's __getattr__ for their names, pc_hub_get() for C callers. They
+ * are about half of the module's init time, which `from pyconc import threading` need not pay.
+ * The state also keeps the stdlib exception objects pyconc re-uses, so that
+ * `except threading.BrokenBarrierError` catches ours.
  */
 #include "pyconc.h"
 #include "hub.h"
@@ -11,12 +15,61 @@
 
 /* -- module ---------------------------------------------------------------------------------- */
 
-/* Module __getattr__ (PEP 562): the queue exceptions, loaded on first access (see
- * pc_queue_exceptions). */
+static PyMethodDef coro_module_methods[] = {
+    {"getcurrent", pc_greenlet_getcurrent, METH_NOARGS,
+     PyDoc_STR("getcurrent()\n\nThe greenlet running in this thread (its main greenlet if none "
+               "was switched to).")},
+    {"settrace", pc_greenlet_settrace, METH_O,
+     PyDoc_STR("settrace(callback)\n\nSet this thread's greenlet switch trace function, "
+               "callback(event, (origin, target)); returns the previous one.")},
+    {"_greenlet_total_main_greenlets", pc_greenlet_total_main_greenlets, METH_NOARGS,
+     PyDoc_STR("Number of live main greenlets (one per thread that used greenlets).")},
+    {"_greenlet_pending_cleanups", pc_greenlet_pending_cleanups, METH_NOARGS,
+     PyDoc_STR("Ended threads whose greenlet references are not dropped yet.")},
+    {"gettrace", pc_greenlet_gettrace, METH_NOARGS,
+     PyDoc_STR("gettrace()\n\nThis thread's greenlet switch trace function, or None.")},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Makes the coroutine and I/O part of the module (see the top): its functions, types and
+ * exceptions, in the order they depend on each other. 0, or -1 with an exception. */
+int
+pc_coro_ensure(pc_state *st)
+{
+    if (st->coro_ready) {
+        return 0;
+    }
+    PyObject *module = st->module;
+    if (PyModule_AddFunctions(module, coro_module_methods) < 0 ||
+            pc_greenlet_init_types(module, st) < 0 ||
+            pc_hub_install(module, st) < 0 ||
+            pc_glet_init_types(module, st) < 0 ||
+            pc_socket_init_types(module, st) < 0 ||
+            pc_fdio_install(module, st) < 0 ||
+            pc_selector_init_types(module, st) < 0 ||
+            pc_gselect_init_types(module, st) < 0) {
+        return -1;
+    }
+    st->coro_ready = 1;
+    return 0;
+}
+
+/* Module __getattr__ (PEP 562): the coroutine and I/O names (made by pc_coro_ensure on the first
+ * access to any name the module does not have yet), and the queue exceptions, loaded on first
+ * access (see pc_queue_exceptions). */
 static PyObject *
 module_getattr(PyObject *module, PyObject *name)
 {
     pc_state *st = (pc_state *)PyModule_GetState(module);
+    if (st != NULL && !st->coro_ready && PyUnicode_Check(name)) {
+        if (pc_coro_ensure(st) < 0) {
+            return NULL;
+        }
+        PyObject *v = PyDict_GetItemWithError(PyModule_GetDict(module), name);  /* borrowed */
+        if (v != NULL || PyErr_Occurred()) {
+            return Py_XNewRef(v);
+        }
+    }
     if (st != NULL && PyUnicode_Check(name)) {
         PyObject **slot = PyUnicode_CompareWithASCIIString(name, "Empty") == 0 ? &st->Empty
                           : PyUnicode_CompareWithASCIIString(name, "Full") == 0 ? &st->Full
@@ -39,18 +92,6 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("The live threads started by pyconc, as a list.")},
     {"_after_fork_child", pc_thread_after_fork_child, METH_NOARGS,
      PyDoc_STR("Called in a forked child: forget the threads that did not survive the fork.")},
-    {"getcurrent", pc_greenlet_getcurrent, METH_NOARGS,
-     PyDoc_STR("getcurrent()\n\nThe greenlet running in this thread (its main greenlet if none "
-               "was switched to).")},
-    {"settrace", pc_greenlet_settrace, METH_O,
-     PyDoc_STR("settrace(callback)\n\nSet this thread's greenlet switch trace function, "
-               "callback(event, (origin, target)); returns the previous one.")},
-    {"_greenlet_total_main_greenlets", pc_greenlet_total_main_greenlets, METH_NOARGS,
-     PyDoc_STR("Number of live main greenlets (one per thread that used greenlets).")},
-    {"_greenlet_pending_cleanups", pc_greenlet_pending_cleanups, METH_NOARGS,
-     PyDoc_STR("Ended threads whose greenlet references are not dropped yet.")},
-    {"gettrace", pc_greenlet_gettrace, METH_NOARGS,
-     PyDoc_STR("gettrace()\n\nThis thread's greenlet switch trace function, or None.")},
     {"_spin_info", pc_spin_info, METH_NOARGS,
      PyDoc_STR("What the spin rule sees for the calling thread: usable_cpus, affinity_cpus, "
                "cgroup_cpus (0: no quota), max_spinners, spin_max_ns.")},
@@ -75,6 +116,7 @@ module_exec(PyObject *module)
                         "PyThread_get_thread_ident()");
         return -1;
     }
+    st->module = module;
     if (pc_wait_init() < 0) {
         return -1;
     }
@@ -94,18 +136,11 @@ module_exec(PyObject *module)
             pc_barrier_init_types(module, st) < 0 ||
             pc_thread_init_types(module, st) < 0 ||
             pc_queue_init_types(module, st) < 0 ||
-            pc_greenlet_init_types(module, st) < 0 ||
             pc_semlock_init_types(module, st) < 0 ||
             pc_mpqueue_init_types(module, st) < 0 ||
             pc_connection_init_types(module, st) < 0 ||
             pc_block_init_types(module, st) < 0 ||
-            pc_mpevent_init_types(module, st) < 0 ||
-            pc_hub_install(module, st) < 0 ||
-            pc_glet_init_types(module, st) < 0 ||
-            pc_socket_init_types(module, st) < 0 ||
-            pc_fdio_install(module, st) < 0 ||
-            pc_selector_init_types(module, st) < 0 ||
-            pc_gselect_init_types(module, st) < 0) {
+            pc_mpevent_init_types(module, st) < 0) {
         return -1;
     }
     if (PyModule_AddObject(module, "TIMEOUT_MAX",

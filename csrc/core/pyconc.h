@@ -83,6 +83,10 @@ typedef struct {
     PyObject *active;               /* dict: ident -> live pyconc Thread (strong refs) */
     unsigned long name_counter;     /* for "Thread-N" default names */
     unsigned long main_ident;       /* ident of the interpreter's main thread */
+    /* the coroutine and I/O part (greenlets, hub, cooperative sockets, selectors): created on
+     * first use by pc_coro_ensure(), not at import */
+    PyObject *module;               /* pyconc._core itself (borrowed: the state lives in it) */
+    int coro_ready;
 } pc_state;
 
 extern struct PyModuleDef pc_module_def;
@@ -247,6 +251,7 @@ pc_pickle_dumps(PyObject *dumps, PyObject *obj)
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);
 PyObject *pc_thread_enumerate_own(PyObject *module, PyObject *unused);
 PyObject *pc_thread_after_fork_child(PyObject *module, PyObject *unused);
+int pc_coro_ensure(pc_state *st);
 PyObject *pc_greenlet_getcurrent(PyObject *module, PyObject *unused);
 PyObject *pc_greenlet_settrace(PyObject *module, PyObject *callback);
 PyObject *pc_greenlet_gettrace(PyObject *module, PyObject *unused);

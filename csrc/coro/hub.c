@@ -1237,7 +1237,7 @@ pc_hub_get(pc_state *st, int create)
         }
         return hub;
     }
-    if (!create) {
+    if (!create || pc_coro_ensure(st) < 0) {
         return NULL;
     }
     PyObject *main = pc_greenlet_current(st);
