@@ -363,6 +363,7 @@ thread_bootstrap(void *arg)
     if (tstate == NULL) {
         return;  /* out of memory: nothing can be reported without a thread state */
     }
+    PC_ASAN_THREAD_GUARD();        /* the GIL may end this thread with pthread_exit() (wait.h) */
     PyEval_AcquireThread(tstate);  /* exits this thread if the interpreter is finalizing */
     pc_current = self;
     self->native_id = PyThread_get_thread_native_id();
