@@ -27,9 +27,19 @@ __all__ = ['Greenlet', 'GreenletExit', 'Timeout', 'get_hub', 'getcurrent', 'gets
            'signal_handler', 'sleep', 'spawn', 'spawn_later', 'spawn_raw', 'wait',
            'with_timeout']
 
-try:
-    from .os import fork   # gevent.fork: os.fork, and a fresh hub in the child
-except ImportError:   # pragma: no cover (no fork on this platform)
-    pass
-else:
+if hasattr(_sys.modules['os'], 'fork'):
     __all__.append('fork')
+
+
+def __getattr__(name):
+    # gevent.fork (os.fork, and a fresh hub in the child) is pyconc.gevent.os's, imported on first
+    # use: that module (and pyconc.gevent.event under it) is about 1.5 ms of `import pyconc.gevent`
+    if name == 'fork' and 'fork' in __all__:
+        from .os import fork
+        globals()['fork'] = fork
+        return fork
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

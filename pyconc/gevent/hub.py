@@ -20,7 +20,6 @@ from sys import getswitchinterval, setswitchinterval
 
 from .. import _core
 from ..greenlet import GreenletExit, getcurrent, greenlet
-from ._ident import IdentRegistry
 from .exceptions import (BlockingSwitchOutError, ConcurrentObjectUseError, HubDestroyed,
                          InvalidSwitchError, LoopExit)
 
@@ -89,6 +88,13 @@ def _lazy_hub_attr(hub, key, make):
     return found
 
 
+def _new_ident_registry():
+    # imported here: the registry (and heapq under it) is about 1 ms of `import pyconc.gevent`,
+    # and only Greenlet.minimal_ident needs it
+    from ._ident import IdentRegistry
+    return IdentRegistry()
+
+
 def _utc_stamp():
     # the timestamp that opens gevent's "<context> failed with <Error>" line
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
@@ -134,7 +140,7 @@ class Hub(_core.Hub):
     @property
     def ident_registry(self):
         """Hands out the small per-hub numbers of Greenlet.minimal_ident."""
-        return _lazy_hub_attr(self, '_ident_registry', IdentRegistry)
+        return _lazy_hub_attr(self, '_ident_registry', _new_ident_registry)
 
     @property
     def main_hub(self):
