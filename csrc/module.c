@@ -54,22 +54,13 @@ pc_coro_ensure(pc_state *st)
     return 0;
 }
 
-/* Module __getattr__ (PEP 562): the coroutine and I/O names (made by pc_coro_ensure on the first
- * access to any name the module does not have yet), and the queue exceptions, loaded on first
- * access (see pc_queue_exceptions). */
+/* Module __getattr__ (PEP 562): the queue exceptions, loaded on first access (see
+ * pc_queue_exceptions), and the coroutine and I/O names (made by pc_coro_ensure on the first
+ * access to any other name the module does not have yet). */
 static PyObject *
 module_getattr(PyObject *module, PyObject *name)
 {
     pc_state *st = (pc_state *)PyModule_GetState(module);
-    if (st != NULL && !st->coro_ready && PyUnicode_Check(name)) {
-        if (pc_coro_ensure(st) < 0) {
-            return NULL;
-        }
-        PyObject *v = PyDict_GetItemWithError(PyModule_GetDict(module), name);  /* borrowed */
-        if (v != NULL || PyErr_Occurred()) {
-            return Py_XNewRef(v);
-        }
-    }
     if (st != NULL && PyUnicode_Check(name)) {
         PyObject **slot = PyUnicode_CompareWithASCIIString(name, "Empty") == 0 ? &st->Empty
                           : PyUnicode_CompareWithASCIIString(name, "Full") == 0 ? &st->Full
@@ -77,6 +68,23 @@ module_getattr(PyObject *module, PyObject *name)
                             ? &st->ShutDown : NULL;
         if (slot != NULL) {
             return pc_queue_exceptions(st) < 0 ? NULL : Py_NewRef(*slot);
+        }
+        /* Not for dunder names: the import system asks for __path__ on every
+         * `from pyconc._core import X` (and other code for __file__, __wrapped__...), which
+         * must not make the coroutine part. */
+        Py_ssize_t n = PyUnicode_GET_LENGTH(name);
+        int dunder = n > 4 && PyUnicode_READ_CHAR(name, 0) == '_' &&
+                     PyUnicode_READ_CHAR(name, 1) == '_' &&
+                     PyUnicode_READ_CHAR(name, n - 1) == '_' &&
+                     PyUnicode_READ_CHAR(name, n - 2) == '_';
+        if (!st->coro_ready && !dunder) {
+            if (pc_coro_ensure(st) < 0) {
+                return NULL;
+            }
+            PyObject *v = PyDict_GetItemWithError(PyModule_GetDict(module), name);  /* borrowed */
+            if (v != NULL || PyErr_Occurred()) {
+                return Py_XNewRef(v);
+            }
         }
     }
     PyErr_Format(PyExc_AttributeError, "module 'pyconc._core' has no attribute '%S'", name);
