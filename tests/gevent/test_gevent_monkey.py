@@ -497,7 +497,21 @@ def test_patched_threading_local(gv):
 
 
 def test_fork_after_patching(gv):
-    r = gv.run('''
+    # gevent 26.9.0 itself sometimes hangs here on 3.13 (2 of 30 runs of this script in the
+    # chroot did not finish in 10 s; pyconc's 30 of 30 did): the oracle side gets three tries.
+    tries = 3 if gv.name == "gevent" else 1
+    for attempt in range(tries):
+        try:
+            r = _run_fork_after_patching(gv, timeout=60 if tries == 1 else 20)
+            break
+        except subprocess.TimeoutExpired:
+            if attempt == tries - 1:
+                raise
+    _ok(r, '5 3\n')
+
+
+def _run_fork_after_patching(gv, timeout):
+    return gv.run('''
         monkey = sub("monkey")
         monkey.patch_all()
         import os, threading, time
@@ -510,8 +524,7 @@ def test_fork_after_patching(gv):
         _, status = os.waitpid(pid, 0)         # the ticker runs meanwhile
         ticker.join()
         print(os.WEXITSTATUS(status), len(ticks))
-    ''')
-    _ok(r, '5 3\n')
+    ''', timeout=timeout)
 
 
 def test_python_m_monkey(gv, tmp_path):
