@@ -14,7 +14,6 @@ import signal
 from multiprocessing import process as _mpp
 
 
-
 class _ForkPopen:
     method = 'fork'
 
