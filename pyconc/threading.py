@@ -152,5 +152,16 @@ try:
 except RuntimeError:  # imported while the interpreter is already shutting down
     import atexit as _atexit
     _atexit.register(_join_non_daemon_threads)
+def _wait_for_starting_threads():
+    """os.fork() hook: Thread.start() returns before the new OS thread has run, unlike the
+    stdlib's; a thread forked away while it made its thread state (an allocation, without the
+    GIL) could leave the child an allocator lock that nobody holds there (ASan's allocator has no
+    fork handlers). So a fork first lets every started thread run its first line, which the
+    stdlib's start() waits for anyway."""
+    for t in _core._own_threads():
+        t.native_id
+
+
 if hasattr(_os, "register_at_fork"):
-    _os.register_at_fork(after_in_child=_core._after_fork_child)
+    _os.register_at_fork(before=_wait_for_starting_threads,
+                         after_in_child=_core._after_fork_child)

@@ -107,3 +107,64 @@ def test_locked_reports_released_in_child():
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "0"]
+
+
+
+def test_fork_right_after_thread_start_and_while_threads_park():
+    """Regression (a child hung in CI under ASan, whose allocator has no fork handlers: a child
+    forked while another thread was inside malloc inherits a held allocator lock):
+    - pyconc's Thread.start() returns before the new thread has made its thread state (an
+      allocation without the GIL); a fork right after start() now first lets every started
+      thread run its first line, as the stdlib's start() does anyway;
+    - a thread about to spin re-read the cgroup CPU quota with fopen() (malloc) without the GIL,
+      on its first park after a fork above all; it now reads with open/read into stack buffers.
+    Every child here starts two relaying threads and forks at once, while they start and make
+    the first parks of the child's fork generation; the grandchild allocates in a new thread."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import os
+        from pyconc import queue, threading
+        def relay(src, dst):
+            while True:
+                x = src.get()
+                dst.put(x)
+                if x is None:
+                    return
+        def child():
+            a, b = queue.Queue(), queue.Queue()
+            ts = [threading.Thread(target=relay, args=(a, b)),
+                  threading.Thread(target=relay, args=(b, a))]
+            for t in ts:
+                t.start()
+            a.put(0)
+            pid = os.fork()
+            if pid == 0:
+                box = []
+                t = threading.Thread(target=box.append, args=(1,))
+                t.start()
+                t.join()
+                os._exit(0 if box == [1] else 5)
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            a.put(None)
+            for t in ts:
+                t.join()
+            os._exit(code)
+        for _ in range(30):
+            pid = os.fork()
+            if pid == 0:
+                child()
+            assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        print("ok")
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=45)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        pytest.fail("a forked child hung")
+    assert (p.returncode, out) == (0, "ok\n"), err

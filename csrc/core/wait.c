@@ -5,6 +5,7 @@
 #include "pystate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -817,35 +818,65 @@ static PC_TLS int tls_cpus = 0;       /* CPUs this thread may use (affinity) */
 static PC_TLS uint32_t tls_parks = 0;  /* parks since the affinity was read */
 static PC_TLS uint64_t tls_cpus_gen = 0;
 
+/* Reads a small file into buf (NUL-terminated; at most size - 1 bytes) with open/read/close and
+ * no stdio: the spin decision runs without the GIL on threads that may be inside a park when
+ * another thread forks, so it must not allocate (a child would inherit an allocator lock held by
+ * a thread it does not have: glibc's malloc guards against that, but ASan's and other
+ * replacement allocators may not). Returns the bytes read, or -1. */
+static ssize_t
+read_small_file(const char *path, char *buf, size_t size)
+{
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        return -1;
+    }
+    size_t got = 0;
+    while (got < size - 1) {
+        ssize_t r = read(fd, buf + got, size - 1 - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
 /* Reads an integer pair "quota period" (cgroup v2 cpu.max: "max 100000" or "50000 100000") or a
  * single integer (v1 files). Returns the number of values read (0 on failure). */
 static int
 read_numbers(const char *path, long long *a, long long *b)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
+    char buf[128];
+    int saved = errno;
+    ssize_t len = read_small_file(path, buf, sizeof(buf));
+    errno = saved;
+    if (len <= 0) {
         return 0;
     }
-    char buf[128];
-    int n = 0;
-    if (fgets(buf, sizeof(buf), f) != NULL) {
-        char *end;
-        if (strncmp(buf, "max", 3) == 0) {
-            *a = -1;
-            end = buf + 3;
-            n = 1;
-        }
-        else {
-            *a = strtoll(buf, &end, 10);
-            n = end != buf;
-        }
-        if (n == 1) {
-            char *end2;
-            *b = strtoll(end, &end2, 10);
-            n += end2 != end;
-        }
+    char *end;
+    int n;
+    if (strncmp(buf, "max", 3) == 0) {
+        *a = -1;
+        end = buf + 3;
+        n = 1;
     }
-    fclose(f);
+    else {
+        *a = strtoll(buf, &end, 10);
+        n = end != buf;
+    }
+    if (n == 1) {
+        char *end2;
+        *b = strtoll(end, &end2, 10);
+        n += end2 != end;
+    }
     return n;
 }
 
@@ -875,13 +906,28 @@ limit_min(int *lim, int c)
 static int
 read_cgroup_cpus(void)
 {
-    FILE *f = fopen("/proc/self/cgroup", "re");
-    if (f == NULL) {
+    char text[8192], path[4200];
+    int saved = errno;
+    ssize_t len = read_small_file("/proc/self/cgroup", text, sizeof(text));
+    errno = saved;
+    if (len <= 0) {
         return 0;
     }
     int lim = 0;
-    char line[4096], path[4200];
-    while (fgets(line, sizeof(line), f) != NULL) {
+    char *next = text;
+    while (*next != '\0') {
+        char *line = next;
+        char *nl = strchr(line, '\n');
+        if (nl == NULL) {
+            if (len == (ssize_t)sizeof(text) - 1) {
+                break;      /* a longer file than we read: its last line is cut off */
+            }
+            next = line + strlen(line);
+        }
+        else {
+            *nl = '\0';
+            next = nl + 1;
+        }
         char *c1 = strchr(line, ':');
         char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (c2 == NULL) {
@@ -938,7 +984,6 @@ read_cgroup_cpus(void)
             *slash = '\0';    /* the parent; "" is the mount's root, tried last */
         }
     }
-    fclose(f);
     return lim;
 }
 
