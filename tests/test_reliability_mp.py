@@ -192,6 +192,54 @@ def test_signal_interrupts_process_shared_waits(name, delay):
     assert len(out.split()) == 3
 
 
+THREAD_WAITS = {
+    "lock": "l = threading.Lock(); l.acquire(); l.acquire()",
+    "event": "threading.Event().wait()",
+    "queue_get": "queue.Queue().get()",
+    "condition": "c = threading.Condition(); c.acquire(); c.wait()",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGNAL_WAITS) + ["thread_" + n for n in THREAD_WAITS])
+def test_signal_flagged_without_interrupting_the_main_thread_still_runs_its_handler(name):
+    """Regression (CI under ASan, a SIGALRM lost in Semaphore.acquire and Pipe.recv): a signal
+    that lands after the wait's last look at the signal flag but before it sleeps -- while the
+    GIL is taken back after a spin, or while the spin decision reads the CPU quota -- sets the
+    flag and interrupts nothing, and the main thread slept for good. The same happens when the
+    kernel delivers the signal to another thread. That second case is made here on purpose
+    (pthread_kill to a helper thread), which makes the race deterministic: the main thread
+    now sleeps in slices and runs the handlers between them. (The stdlib's waits hang in this
+    case; pyconc promises that a Ctrl-C interrupts any wait.)"""
+    wait = SIGNAL_WAITS.get(name) or THREAD_WAITS[name[len("thread_"):]]
+    out = check(f"""
+        import signal, threading as std_threading, time
+        from pyconc import multiprocessing as mp, queue, threading
+        class Alarm(Exception):
+            pass
+        def handler(*a):
+            raise Alarm
+        signal.signal(signal.SIGALRM, handler)
+        def kicker():
+            time.sleep(0.05)
+            signal.pthread_kill(std_threading.get_ident(), signal.SIGALRM)   # not the main thread
+        for trial in range(3):
+            t = std_threading.Thread(target=kicker)
+            t.start()
+            t0 = time.monotonic()
+            try:
+                {wait}
+            except Alarm:
+                pass
+            else:
+                raise AssertionError("the wait returned")
+            took = time.monotonic() - t0
+            t.join()
+            print(round(took, 3))
+            assert took < 0.05 + 1.0, took
+    """)
+    assert len(out.split()) == 3
+
+
 def test_interrupted_get_does_not_consume_an_item():
     """An interrupted get leaves the item that arrives later for the next get."""
     check("""

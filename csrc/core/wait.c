@@ -784,6 +784,12 @@ pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
  * So the main thread watches the interpreter's "signal pending" flag while it spins and, if it
  * is up, takes the GIL back to run the handlers instead of going to sleep; and every wait runs
  * PyErr_CheckSignals (a flag test when nothing is pending) whenever it has the GIL back. */
+/* The main thread also sleeps in slices of SIGNAL_SLICE_NS and runs PyErr_CheckSignals between
+ * them: a signal that lands in the few instructions between the last look at the flag and the
+ * sleep, or that the kernel delivers to another thread of the process (which sets the flag but
+ * interrupts nobody), then still runs its handler within a slice instead of never. */
+#define SIGNAL_SLICE_NS 50000000LL
+
 static PC_TLS int tls_main = -1;
 static PC_TLS uint64_t tls_main_gen = 0;
 
@@ -1238,14 +1244,27 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
                 err = EINTR;   /* a signal landed while we spun: run its handler first */
             }
         }
+        if (err == 0 && sig && spin && pc_pystate_signal_pending()) {
+            err = EINTR;   /* landed before the spin, or there was none: handle it, then sleep */
+        }
         if (err == 0) {
             __atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
         }
-        int slept = 0;
+        int slept = 0, sliced = 0;
+        struct timespec slice, *wait_tsp = tsp;
+        if (sig && err == 0) {
+            pc_time_t end = pc_monotonic_ns() + SIGNAL_SLICE_NS;
+            if (deadline == PC_FOREVER || end < deadline) {
+                slice.tv_sec = (time_t)(end / 1000000000);
+                slice.tv_nsec = (long)(end % 1000000000);
+                wait_tsp = &slice;
+                sliced = 1;
+            }
+        }
         while (err == 0 && __atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0) {
             /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a restarted wait
              * needs no recomputation. */
-            long r = syscall(SYS_futex, &w->word, FUTEX_WAIT_BITSET_PRIVATE, 0, tsp, NULL,
+            long r = syscall(SYS_futex, &w->word, FUTEX_WAIT_BITSET_PRIVATE, 0, wait_tsp, NULL,
                              FUTEX_BITSET_MATCH_ANY);
             if (r == 0 || errno == EAGAIN) {
                 slept |= r == 0;
@@ -1253,6 +1272,9 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
             }
             err = errno;
             break;
+        }
+        if (err == ETIMEDOUT && sliced) {
+            err = EINTR;   /* the main thread's slice, not the deadline: look at the signals */
         }
         if (slept && err == 0 && usable_cpus() == 1) {
             /* Woken from a sleep, on one CPU: the waker wakes while it holds the GIL, and the
@@ -1365,10 +1387,23 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
         if (budget > 0) {
             spin_loop(sp, budget, word, expected, -1, until, sig, &signalled);
         }
+        if (!signalled && sig && spin && pc_pystate_signal_pending()) {
+            signalled = 1;   /* landed before the spin, or there was none */
+        }
         if (signalled) {
             err = EINTR;   /* a signal landed while we spun: run its handler, then sleep */
         }
         else {
+            int sliced = 0;
+            if (sig) {
+                pc_time_t end = pc_monotonic_ns() + SIGNAL_SLICE_NS;
+                if (until == PC_FOREVER || end < until) {
+                    ts.tv_sec = (time_t)(end / 1000000000);
+                    ts.tv_nsec = (long)(end % 1000000000);
+                    tsp = &ts;
+                    sliced = 1;
+                }
+            }
             if (counts != NULL) {
                 __atomic_fetch_add(&counts[0], 1, __ATOMIC_SEQ_CST);
             }
@@ -1377,6 +1412,9 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
                                  FUTEX_BITSET_MATCH_ANY);
                 if (r != 0 && errno != EAGAIN) {
                     err = errno;
+                }
+                if (err == ETIMEDOUT && sliced) {
+                    err = EINTR;   /* the main thread's slice: look at the signals, sleep on */
                 }
             }
             else {
@@ -1437,8 +1475,28 @@ pc_spin_until_readable(int fd, pc_spin *sp)
         spin_loop(sp, budget, NULL, 0, fd, PC_FOREVER, sig, &signalled);
     }
     Py_END_ALLOW_THREADS
-    /* the blocking read that follows would sleep through a signal that landed during the spin */
-    return signalled ? PyErr_CheckSignals() : 0;
+    if (!sig) {
+        return 0;
+    }
+    /* The main thread: the blocking read that follows would sleep through a signal that landed
+     * during the spin or while the GIL was taken back, or that went to another thread. So it
+     * waits for the descriptor in slices (SIGNAL_SLICE_NS), running the handlers between them,
+     * and reads only once there is something to read (or an error or hang-up to see). */
+    for (;;) {
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+        int r, err = 0;
+        Py_BEGIN_ALLOW_THREADS
+        r = poll(&pfd, 1, (int)(SIGNAL_SLICE_NS / 1000000));
+        if (r < 0) {
+            err = errno;
+        }
+        Py_END_ALLOW_THREADS
+        if (r != 0 && err != EINTR) {
+            return 0;   /* readable, or an error the read will report */
+        }
+    }
 }
 
 PyObject *
@@ -1468,6 +1526,7 @@ pc_wait_fds(const int *fds, int n, pc_time_t rel_ns)
         return -1;
     }
     pc_time_t deadline = rel_ns < 0 ? PC_FOREVER : pc_deadline_after(rel_ns);
+    int sig = handles_signals();
     for (;;) {
         for (int i = 0; i < n; i++) {
             pfd[i].fd = fds[i];
@@ -1478,6 +1537,9 @@ pc_wait_fds(const int *fds, int n, pc_time_t rel_ns)
         if (deadline != PC_FOREVER) {
             pc_time_t left = deadline - pc_monotonic_ns();
             ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+        }
+        if (sig && (ms < 0 || ms > SIGNAL_SLICE_NS / 1000000)) {
+            ms = (int)(SIGNAL_SLICE_NS / 1000000);   /* the main thread's slice */
         }
         int r, err = 0;
         PC_ASAN_THREAD_GUARD();
@@ -1500,6 +1562,9 @@ pc_wait_fds(const int *fds, int n, pc_time_t rel_ns)
                 return -1;
             }
             continue;
+        }
+        if (sig && PyErr_CheckSignals() < 0) {
+            return -1;
         }
         if (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline) {
             return -2;

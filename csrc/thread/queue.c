@@ -384,20 +384,15 @@ entry_before(PyObject *a, uint64_t aseq, PyObject *b, uint64_t bseq, Py_ssize_t 
     return item_lt(a, b, start);
 }
 
-/* entry_before for two stored entries, or a candidate (a, aseq with its key kind, akey) and the
- * entry at index j when i < 0, guarding against comparisons that change the queue (they run
+/* entry_before for the entry (a, aseq with its key kind, akey) and the entry at index j,
+ * guarding against comparisons that change the queue (they run
  * Python code) unless plain_only says that every object compared is plain. Two entries of the
  * same key kind are ordered by their keys when those differ, without looking at the items (an
  * int compare runs no Python code, whatever the tuples hold further on). */
 static int
-heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, int64_t akey, Py_ssize_t j,
-            uint64_t version, int plain_only)
+heap_before_items(store_t *s, PyObject *a, uint64_t aseq, int64_t akey, Py_ssize_t j,
+                  uint64_t version, int plain_only)
 {
-    if (i >= 0) {
-        a = s->buf[i].item;
-        aseq = s->buf[i].seq;
-        akey = s->buf[i].key;
-    }
     const entry_t *eb = &s->buf[j];
     uint64_t ka = aseq >> SEQ_BITS, kb = eb->seq >> SEQ_BITS;
     Py_ssize_t start = 0;
@@ -434,6 +429,26 @@ heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, int64_t akey, 
         return -1;
     }
     return r;
+}
+
+/* heap_before_items for two stored entries (i, j), or a candidate (a, aseq, akey) and the entry
+ * at index j when i < 0. Its common case is inline, the rest out of line: two entries of the same
+ * key kind whose keys differ are ordered by their keys. */
+static inline int
+heap_before(store_t *s, Py_ssize_t i, PyObject *a, uint64_t aseq, int64_t akey, Py_ssize_t j,
+            uint64_t version, int plain_only)
+{
+    if (i >= 0) {
+        a = s->buf[i].item;
+        aseq = s->buf[i].seq;
+        akey = s->buf[i].key;
+    }
+    const entry_t *eb = &s->buf[j];
+    uint64_t ka = aseq >> SEQ_BITS;
+    if (ka != KEY_NONE && ka == eb->seq >> SEQ_BITS && akey != eb->key) {
+        return akey < eb->key;
+    }
+    return heap_before_items(s, a, aseq, akey, j, version, plain_only);
 }
 
 /* Pushes item (a new reference is taken only on success); plain is is_plain(item). 0, or -1

@@ -578,6 +578,36 @@ def _script_result(module, out, err, rc):
     return res
 
 
+def _second_chance(module, res, cmd, env, totals):
+    """gevent's own test runner gives a failed test a second run (its CI does, and its timing
+    asserts raise FlakyTest skips there): many of its tests assert wall-clock durations within
+    tens of milliseconds, which a CI machine running other suites beside this one misses now
+    and then (test__pool's test_async measured 0.23 s for 0.08 s on 3.14, once in many runs,
+    gevent's flaky.reraiseFlakyTestTimeout). So a failed unittest test that is not known to fail
+    is run again, alone; it counts as failed only if it fails again, and a pass the second time
+    is listed under "second_chance" in the summary."""
+    if module in SCRIPT_MODULES:
+        return
+    for key in ("failures", "errors"):
+        for tid in list(res[key]):
+            if _matches(tid, KNOWN_FAILING) or tid.startswith("IMPORT-ERROR."):
+                continue
+            name = tid.split(".", 1)[1] if "." in tid else tid
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=MODULE_TIMEOUT,
+                                   env=dict(env, SUITE_K=name), cwd=tempfile.gettempdir())
+            except subprocess.TimeoutExpired:
+                continue
+            again = [ln for ln in r.stdout.splitlines() if ln.startswith("GEVENT-SUITE-RESULT ")]
+            if not again:
+                continue
+            rerun = json.loads(again[-1][len("GEVENT-SUITE-RESULT "):])
+            if rerun["run"] >= 1 and tid not in rerun["failures"] + rerun["errors"]:
+                res[key].remove(tid)
+                totals.setdefault("second_chance", []).append(tid)
+                sys.stderr.write("== %s failed, then passed when run again alone\n" % tid)
+
+
 def main(argv):
     if argv[:1] == ["--one"]:
         summary = run_one(argv[1])
@@ -632,6 +662,7 @@ def main(argv):
         lines = [ln for ln in out.splitlines() if ln.startswith("GEVENT-SUITE-RESULT ")]
         if lines:
             res = json.loads(lines[-1][len("GEVENT-SUITE-RESULT "):])
+            _second_chance(module, res, cmd, script_env, totals)
         else:   # the interpreter died, hung or could not import the module at all
             res = {"run": 0, "failures": [], "errors": ["%s.<module> (exit %s)" % (module, rc)],
                    "skipped": [], "excluded": []}
