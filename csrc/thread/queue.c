@@ -329,6 +329,17 @@ is_plain(PyObject *o, int depth)
     return 1;
 }
 
+/* is_plain for a priority queue's item, with its most common shape, (int, int), first. */
+static inline int
+is_plain_item(PyObject *o)
+{
+    if (PyTuple_CheckExact(o) && PyTuple_GET_SIZE(o) == 2 &&
+            PyLong_CheckExact(PyTuple_GET_ITEM(o, 0)) && PyLong_CheckExact(PyTuple_GET_ITEM(o, 1))) {
+        return 1;
+    }
+    return is_plain(o, PLAIN_DEPTH);
+}
+
 /* The key kind of item, with its key in *key (see entry_t). */
 static inline uint64_t
 key_of(PyObject *item, int64_t *key)
@@ -1182,7 +1193,7 @@ queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
             !self->hooks && !self->is_shutdown && self->initialized &&
             self->maxsize_kind == MS_INT &&
             (self->maxsize <= 0 || self->store.count < self->maxsize) &&
-            self->store.unplain == 0 && is_plain(args[0], PLAIN_DEPTH)) {
+            self->store.unplain == 0 && is_plain_item(args[0])) {
         /* the priority queue's fast path: every compare is C code that runs no Python, so no
          * mutex is needed (as queue_put_impl decides for the same case) */
         if (heap_push(&self->store, args[0], 1) < 0) {
