@@ -162,33 +162,43 @@ SIGNAL_WAITS = {
 }
 
 
+def _alarm_trials(wait, fire, bound):
+    """A script: three times, `fire` (a statement) arranges a SIGALRM whose handler raises
+    Alarm, then the main thread runs `wait`; the wait must end by Alarm within `bound` s."""
+    return f"""
+import signal, threading as std_threading, time
+from pyconc import multiprocessing as mp, queue, threading
+class Alarm(Exception):
+    pass
+def handler(*a):
+    raise Alarm
+signal.signal(signal.SIGALRM, handler)
+def kicker():
+    time.sleep(0.05)
+    signal.pthread_kill(std_threading.get_ident(), signal.SIGALRM)   # not the main thread
+for trial in range(3):
+    {fire}
+    t0 = time.monotonic()
+    try:
+        {wait}
+    except Alarm:
+        pass
+    else:
+        raise AssertionError("the wait returned")
+    took = time.monotonic() - t0
+    print(round(took, 3))
+    assert took < {bound}, took
+"""
+
+
 @pytest.mark.parametrize("delay", [0.1, 0.05, 0.0205])
 @pytest.mark.parametrize("name", sorted(SIGNAL_WAITS))
 def test_signal_interrupts_process_shared_waits(name, delay):
     """Item 4: a SIGALRM handler that raises, fired while the main thread waits, must surface
     within a fraction of a second (the stdlib: at once). Delays that land on the old 100, 50 and
     20 ms wait slices are the ones that were lost."""
-    out = check(f"""
-        import signal, time
-        from pyconc import multiprocessing as mp
-        class Alarm(Exception):
-            pass
-        def handler(*a):
-            raise Alarm
-        signal.signal(signal.SIGALRM, handler)
-        for trial in range(3):
-            signal.setitimer(signal.ITIMER_REAL, {delay})
-            t0 = time.monotonic()
-            try:
-                {SIGNAL_WAITS[name]}
-            except Alarm:
-                pass
-            else:
-                raise AssertionError("the wait returned")
-            took = time.monotonic() - t0
-            print(round(took, 3))
-            assert took < {delay} + 0.5, took
-    """)
+    out = check(_alarm_trials(SIGNAL_WAITS[name],
+                              f"signal.setitimer(signal.ITIMER_REAL, {delay})", delay + 0.5))
     assert len(out.split()) == 3
 
 
@@ -211,32 +221,7 @@ def test_signal_flagged_without_interrupting_the_main_thread_still_runs_its_hand
     now sleeps in slices and runs the handlers between them. (The stdlib's waits hang in this
     case; pyconc promises that a Ctrl-C interrupts any wait.)"""
     wait = SIGNAL_WAITS.get(name) or THREAD_WAITS[name[len("thread_"):]]
-    out = check(f"""
-        import signal, threading as std_threading, time
-        from pyconc import multiprocessing as mp, queue, threading
-        class Alarm(Exception):
-            pass
-        def handler(*a):
-            raise Alarm
-        signal.signal(signal.SIGALRM, handler)
-        def kicker():
-            time.sleep(0.05)
-            signal.pthread_kill(std_threading.get_ident(), signal.SIGALRM)   # not the main thread
-        for trial in range(3):
-            t = std_threading.Thread(target=kicker)
-            t.start()
-            t0 = time.monotonic()
-            try:
-                {wait}
-            except Alarm:
-                pass
-            else:
-                raise AssertionError("the wait returned")
-            took = time.monotonic() - t0
-            t.join()
-            print(round(took, 3))
-            assert took < 0.05 + 1.0, took
-    """)
+    out = check(_alarm_trials(wait, "std_threading.Thread(target=kicker).start()", 0.05 + 1.0))
     assert len(out.split()) == 3
 
 

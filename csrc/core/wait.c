@@ -790,6 +790,27 @@ pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
  * interrupts nobody), then still runs its handler within a slice instead of never. */
 #define SIGNAL_SLICE_NS 50000000LL
 
+/* An absolute CLOCK_MONOTONIC time as FUTEX_WAIT_BITSET takes it. */
+static inline void
+abs_timespec(pc_time_t t, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(t / 1000000000);
+    ts->tv_nsec = (long)(t % 1000000000);
+}
+
+/* The main thread's sleep slice: 1 with its end in *ts if it ends before `until` (PC_FOREVER:
+ * never), 0 if `until` comes first. */
+static int
+signal_slice(pc_time_t until, struct timespec *ts)
+{
+    pc_time_t end = pc_monotonic_ns() + SIGNAL_SLICE_NS;
+    if (until != PC_FOREVER && end >= until) {
+        return 0;
+    }
+    abs_timespec(end, ts);
+    return 1;
+}
+
 static PC_TLS int tls_main = -1;
 static PC_TLS uint64_t tls_main_gen = 0;
 
@@ -1221,8 +1242,7 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
     struct timespec ts;
     struct timespec *tsp = NULL;
     if (deadline != PC_FOREVER) {
-        ts.tv_sec = (time_t)(deadline / 1000000000);
-        ts.tv_nsec = (long)(deadline % 1000000000);
+        abs_timespec(deadline, &ts);
         tsp = &ts;
     }
     int sig = handles_signals();
@@ -1250,17 +1270,9 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
         if (err == 0) {
             __atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
         }
-        int slept = 0, sliced = 0;
-        struct timespec slice, *wait_tsp = tsp;
-        if (sig && err == 0) {
-            pc_time_t end = pc_monotonic_ns() + SIGNAL_SLICE_NS;
-            if (deadline == PC_FOREVER || end < deadline) {
-                slice.tv_sec = (time_t)(end / 1000000000);
-                slice.tv_nsec = (long)(end % 1000000000);
-                wait_tsp = &slice;
-                sliced = 1;
-            }
-        }
+        struct timespec slice;
+        int slept = 0, sliced = sig && err == 0 && signal_slice(deadline, &slice);
+        struct timespec *wait_tsp = sliced ? &slice : tsp;
         while (err == 0 && __atomic_load_n(&w->word, __ATOMIC_SEQ_CST) == 0) {
             /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a restarted wait
              * needs no recomputation. */
@@ -1372,8 +1384,7 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
         }
         struct timespec ts, *tsp = NULL;
         if (until != PC_FOREVER) {
-            ts.tv_sec = (time_t)(until / 1000000000);
-            ts.tv_nsec = (long)(until % 1000000000);
+            abs_timespec(until, &ts);
             tsp = &ts;
         }
         int err = 0, changed = 0;
@@ -1394,15 +1405,9 @@ pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t de
             err = EINTR;   /* a signal landed while we spun: run its handler, then sleep */
         }
         else {
-            int sliced = 0;
-            if (sig) {
-                pc_time_t end = pc_monotonic_ns() + SIGNAL_SLICE_NS;
-                if (until == PC_FOREVER || end < until) {
-                    ts.tv_sec = (time_t)(end / 1000000000);
-                    ts.tv_nsec = (long)(end % 1000000000);
-                    tsp = &ts;
-                    sliced = 1;
-                }
+            int sliced = sig && signal_slice(until, &ts);
+            if (sliced) {
+                tsp = &ts;
             }
             if (counts != NULL) {
                 __atomic_fetch_add(&counts[0], 1, __ATOMIC_SEQ_CST);
