@@ -27,7 +27,7 @@ TARGETS = {
 }
 
 EXCEPTIONS = handoff_exceptions("Queue ping-pong (2 threads)",
-                                between="two threads")
+                                "Queue ping-pong next to a busy thread", between="two threads")
 
 
 
@@ -51,23 +51,32 @@ def put_get(kind, n, batch=100):
     return make
 
 
-def ping_pong(n):
+def ping_pong(n, busy=False):
+    """busy: a third thread spins in a Python loop meanwhile (it wants the GIL all the time)."""
     def make(mods):
         qmod, thr = mods
 
         def work():
             a, b = qmod.Queue(), qmod.Queue()
+            stop = []
 
             def echo():
                 for _ in range(n):
                     b.put(a.get())
-            t = thr.Thread(target=echo)
-            t.start()
+
+            def spin():
+                while not stop:
+                    pass
+            ts = [thr.Thread(target=echo)] + ([thr.Thread(target=spin)] if busy else [])
+            for t in ts:
+                t.start()
             total = 0
             for i in range(n):
                 a.put(i)
                 total += b.get()
-            t.join()
+            stop.append(1)
+            for t in ts:
+                t.join()
             return total
         return work
     return make
@@ -113,6 +122,10 @@ def specs(k):
         ("PriorityQueue put+get (1 thread)", N, put_get("PriorityQueue", N), CPU_BOUND),
         ("SimpleQueue put+get (1 thread)", N, put_get("SimpleQueue", N), CPU_BOUND),
         ("Queue ping-pong (2 threads)", 20_000 // k, ping_pong(20_000 // k)),
+        # one CPU only: with two or more, every round trip waits out the busy thread's GIL switch
+        # interval (5 ms) for the stdlib as for pyconc, and the ratio is that interval's noise
+        ("Queue ping-pong next to a busy thread", 2_000 // k, ping_pong(2_000 // k, busy=True),
+         {"modes": ("pinned",)}),
         ("Queue 1 producer / 2 consumers", 200_000 // k, producer_consumers(200_000 // k)),
     ]
 

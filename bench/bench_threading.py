@@ -29,7 +29,8 @@ TARGETS = {
 }
 
 EXCEPTIONS = handoff_exceptions("Condition notify/wait ping-pong (2 threads)",
-                                "Lock hand-off between 2 threads", between="two threads")
+                                "Lock hand-off between 2 threads",
+                                "Lock hand-off next to a busy thread", between="two threads")
 
 
 
@@ -125,26 +126,35 @@ def condition_pingpong(n):
     return make
 
 
-def lock_handoff(n):
-    """Two threads alternately taking a contended Lock: a wait and a wake per operation."""
+def lock_handoff(n, busy=False):
+    """Two threads alternately taking a contended Lock: a wait and a wake per operation. busy: a
+    third thread spins in a Python loop meanwhile (it wants the GIL all the time)."""
     def make(mod):
         def work():
             a, b = mod.Lock(), mod.Lock()
             a.acquire()
             b.acquire()
             count = [0]
+            stop = []
 
             def other():
                 for _ in range(n):
                     a.acquire()
                     count[0] += 1
                     b.release()
-            t = mod.Thread(target=other)
-            t.start()
+
+            def spin():
+                while not stop:
+                    pass
+            ts = [mod.Thread(target=other)] + ([mod.Thread(target=spin)] if busy else [])
+            for t in ts:
+                t.start()
             for _ in range(n):
                 a.release()
                 b.acquire()
-            t.join()
+            stop.append(1)
+            for t in ts:
+                t.join()
             return count[0]
         return work
     return make
@@ -198,6 +208,10 @@ def specs(k):
         ("Event.wait (already set)", N, event_wait_set(N), CPU_BOUND),
         ("Condition notify/wait ping-pong (2 threads)", 10_000 // k, condition_pingpong(10_000 // k)),
         ("Lock hand-off between 2 threads", 10_000 // k, lock_handoff(10_000 // k)),
+        # one CPU only: with two or more, every hand-off waits out the busy thread's GIL switch
+        # interval (5 ms) for the stdlib as for pyconc, and the ratio is that interval's noise
+        ("Lock hand-off next to a busy thread", 2_000 // k, lock_handoff(2_000 // k, busy=True),
+         {"modes": ("pinned",)}),
         ("Thread start+join", 200 // k, thread_start_join(200 // k), SCHEDULER_BOUND),
         ("4 threads x Lock-protected counter", 4 * 50_000 // k, contended_counter(4, 50_000 // k)),
     ]

@@ -144,7 +144,10 @@ def table(suite, runs):
     ]
     by_mode = {mode: {r["case"]: r for r in runs[mode]["results"]} for mode in modes}
     notes = []
-    for r in first["results"]:
+    rows = list(first["results"])   # then the cases measured only in later modes, from there
+    for mode in modes[1:]:
+        rows += [r for r in runs[mode]["results"] if r["case"] not in {x["case"] for x in rows}]
+    for r in rows:
         case = r["case"]
         unit = f" {r['unit']}" if r.get("unit") else ""
         cells = []
@@ -171,6 +174,11 @@ def table(suite, runs):
                 notes.append(f"‡ {case}: the {stat} short runs of each side, not the best "
                              f"(scheduler-bound: see SCHEDULER_BOUND in bench/common.py)")
             case += " ‡"
+        only = [mode for mode in modes if case in by_mode[mode]]
+        if only != modes:
+            notes.append(f"¶ {case}: measured in the {', '.join(only)} mode only, ns/op from "
+                         f"there (the case's spec says why)")
+            case += " ¶"
         if r.get("samples"):
             note = ("§ one thread's CPU work: the best of many samples of ~0.5 ms each (a "
                     "scheduler slice), not of 5 long runs (see CPU_BOUND in bench/common.py)")

@@ -102,7 +102,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("Called in a forked child: forget the threads that did not survive the fork.")},
     {"_spin_info", pc_spin_info, METH_NOARGS,
      PyDoc_STR("What the spin rule sees for the calling thread: usable_cpus, affinity_cpus, "
-               "cgroup_cpus (0: no quota), max_spinners, spin_max_ns.")},
+               "cgroup_cpus (0: no quota), max_spinners, spin_max_ns, gil_waiters (threads waiting "
+               "for the GIL, -1: unknown), spins_woken_ranout_descheduled.")},
     {"_pool_worker", pc_pool_worker, METH_VARARGS,
      PyDoc_STR("The Pool worker's loop (see csrc/proc/pool.c).")},
     {"_pool_decode", (PyCFunction)(void (*)(void))pc_pool_decode, METH_FASTCALL,

@@ -123,3 +123,88 @@ def test_cgroup_quota_of_half_a_cpu_means_nobody_spins():
         assert got["usable_cpus"] == 1 and got["max_spinners"] == 0
     finally:
         os.rmdir(path)
+
+
+def test_gil_waiters_counts_threads_that_want_the_gil():
+    """The one-CPU wake (wait.h, rules 4 and 7) keeps the GIL when a thread waits for it; the
+    count it reads: threads spinning in Python wait for the GIL most of the time, and once they
+    have ended nobody does."""
+    r = run_python("""
+        import threading, time
+        from pyconc import _core
+        stop = []
+        def spin():
+            while not stop:
+                pass
+        ts = [threading.Thread(target=spin, daemon=True) for _ in range(2)]
+        for t in ts:
+            t.start()
+        seen, end = 0, time.monotonic() + 20
+        while seen == 0 and time.monotonic() < end:
+            x = 0
+            for _ in range(100000):
+                x += 1
+            seen = _core._spin_info()["gil_waiters"]
+        stop.append(1)
+        for t in ts:
+            t.join()
+        print(seen, _core._spin_info()["gil_waiters"])
+    """)
+    assert r.returncode == 0, r.stderr
+    seen, after = map(int, r.stdout.split())
+    assert seen >= 1 and after == 0, (seen, after)
+    assert info()["gil_waiters"] == 0
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["alone", "next_to_a_busy_thread"])
+def test_one_cpu_handoffs_keep_lock_semantics(busy):
+    """Pinned to one CPU, Lock.release and RLock.release let go of the GIL around the wake (rule
+    7): another thread runs inside release(). Every hand-off still happens exactly once, an RLock
+    stays owned by one thread at a time, and a busy thread that wants the GIL neither starves
+    the pair nor is starved."""
+    cpu = min(os.sched_getaffinity(0))
+    r = run_python(f"""
+        import os
+        os.sched_setaffinity(0, {{{cpu}}})
+        from pyconc import threading
+        N = 3000
+        stop, spins = [], [0]
+        def spin():
+            while not stop:
+                spins[0] += 1
+        busy = threading.Thread(target=spin, daemon=True) if {busy} else None
+        if busy:
+            busy.start()
+        a, b = threading.Lock(), threading.Lock()
+        a.acquire(); b.acquire()
+        count = [0]
+        def other():
+            for _ in range(N):
+                a.acquire(); count[0] += 1; b.release()
+        t = threading.Thread(target=other); t.start()
+        for i in range(N):
+            a.release(); b.acquire()
+            assert count[0] == i + 1, (i, count[0])
+        t.join()
+        r = threading.RLock()
+        inside, most, total = [0], [0], [0]
+        def user():
+            for _ in range(N // 3):
+                with r:
+                    with r:
+                        inside[0] += 1
+                        most[0] = max(most[0], inside[0])
+                        total[0] += 1
+                        inside[0] -= 1
+        us = [threading.Thread(target=user) for _ in range(3)]
+        for u in us:
+            u.start()
+        for u in us:
+            u.join()
+        stop.append(1)
+        if busy:
+            busy.join()
+        print(count[0], most[0], total[0], spins[0] > 0 if busy else True)
+    """, timeout=50)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3000", "1", "3000", "True"]

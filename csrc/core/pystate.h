@@ -139,6 +139,8 @@ int pc_pystate_is_main_thread(void);
 /* 1 while some thread holds the GIL of ts's interpreter (ts: a thread state of it that does not
  * hold the GIL now). A relaxed load, for spinning; no GIL needed. */
 int pc_pystate_gil_held(PyThreadState *ts);
+/* Threads waiting to take the GIL (on its condition variable), -1 when it cannot be told. */
+int pc_pystate_gil_waiters(PyThreadState *ts);
 
 /* The frame object of a suspended greenlet's innermost complete frame (borrowed, may be NULL). */
 static inline PyFrameObject *pc_pystate_top_frame(pc_pystate *st) { return st->top_frame; }

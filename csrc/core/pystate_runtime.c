@@ -1,6 +1,6 @@
 /* pystate_runtime.c -- the runtime-wide interpreter fields pyconc reads (see pystate.h): whether
- * a signal is waiting for its Python handler, which thread is the main thread, and whether the
- * GIL is held.
+ * a signal is waiting for its Python handler, which thread is the main thread, whether the
+ * GIL is held, and whether any thread waits for it.
  *
  * A file of its own because it needs Py_BUILD_CORE before Python.h, which the thread-state code
  * in pystate.c does not. Like pystate.c, one section per CPython version where layouts differ.
@@ -48,5 +48,26 @@ pc_pystate_gil_held(PyThreadState *ts)
     return _Py_atomic_load_relaxed(&ts->interp->ceval.gil->locked) == 1;
 #else
     return __atomic_load_n(&ts->interp->ceval.gil->locked, __ATOMIC_RELAXED) == 1;
+#endif
+}
+
+/* How many threads wait on the GIL's condition variable (take_gil), or -1 if that cannot be
+ * told. glibc (2.25 on) keeps the number of a pthread_cond_t's waiters in bits 3 and up of
+ * __wrefs, counted from before a waiter blocks until after it wakes: a plain load of a field of
+ * the public type, no lock. Other C libraries: unknown, and callers then assume a waiter. */
+int
+pc_pystate_gil_waiters(PyThreadState *ts)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+#if PY_VERSION_HEX < 0x030C0000
+    (void)ts;
+    pthread_cond_t *cond = &_PyRuntime.ceval.gil.cond;
+#else
+    pthread_cond_t *cond = &ts->interp->ceval.gil->cond;
+#endif
+    return (int)(__atomic_load_n(&cond->__data.__wrefs, __ATOMIC_RELAXED) >> 3);
+#else
+    (void)ts;
+    return -1;
 #endif
 }

@@ -730,8 +730,13 @@ pc_waitlist_replace(pc_waiter *w, pc_waiter *repl)
     w->list = NULL;
 }
 
-void
-pc_waiter_wake(pc_waiter *w)
+static int usable_cpus(void);
+
+/* The waker's half of a wake, up to the system call: records the waker, unlinks w, stores the
+ * futex word. Returns 1 if the waiter may be asleep and needs the futex wake, 0 if not (a spinner
+ * sees the word; a coroutine was resumed through the hub). */
+static inline int
+wake_mark(pc_waiter *w)
 {
     if (w->list != NULL) {
         __atomic_store_n(&w->list->spin.waker_cpu, sched_getcpu(), __ATOMIC_RELAXED);
@@ -741,15 +746,61 @@ pc_waiter_wake(pc_waiter *w)
     w->woken = 1;
     if (w->coro != NULL) {
         pc_hub->wake(w);
-        return;
+        return 0;
     }
     /* Dekker pair with pc_waiter_park: store word, then load sleeping (both seq_cst). A waiter
-     * still spinning sees the word without a syscall; one that may be asleep gets the wake.
-     * Still holding the GIL: the parked thread cannot return (and drop its frame) until we let
-     * go, so the address stays valid for the syscall. */
+     * still spinning sees the word without a syscall; one that may be asleep gets the wake. */
     __atomic_store_n(&w->word, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST)) {
+    return __atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST) != 0;
+}
+
+void
+pc_waiter_wake(pc_waiter *w)
+{
+    /* Still holding the GIL: the parked thread cannot return (and drop its frame) until we let
+     * go, so the address stays valid for the syscall. */
+    if (wake_mark(w)) {
         syscall(SYS_futex, &w->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+}
+
+/* Rule 7 (wait.h): on one CPU, a wake whose caller returns to Python next lets go of the GIL
+ * around the futex wake. Process-wide back-off, GIL-protected: after a wake that took the GIL
+ * back late (someone else ran with it), the next handoff_skip wakes keep the GIL; each late one
+ * doubles the interval (16 up to HANDOFF_SKIP_MAX), a prompt one resets it. */
+#define HANDOFF_LATE_NS 200000      /* taking the GIL back took longer: a third thread had it */
+#define HANDOFF_SKIP_MAX 4096
+static int handoff_skip = 0;
+static int handoff_backoff = 0;
+
+void
+pc_waiter_wake_last(pc_waiter *w)
+{
+    if (w->coro != NULL || handoff_skip > 0 || usable_cpus() != 1 ||
+            pc_pystate_gil_waiters(PyThreadState_Get()) != 0) {
+        if (handoff_skip > 0 && w->coro == NULL) {
+            handoff_skip--;
+        }
+        pc_waiter_wake(w);
+        return;
+    }
+    if (!wake_mark(w)) {
+        return;
+    }
+    pc_time_t start = pc_monotonic_ns();
+    PC_ASAN_THREAD_GUARD();
+    Py_BEGIN_ALLOW_THREADS
+    /* The woken thread may run, return and reuse its stack before this call: a wake at a stale
+     * address is at worst a spurious wake of a later futex wait there, which re-reads its word. */
+    syscall(SYS_futex, &w->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    Py_END_ALLOW_THREADS
+    if (pc_monotonic_ns() - start > HANDOFF_LATE_NS) {
+        handoff_backoff = handoff_backoff == 0 ? 16 :
+            (handoff_backoff >= HANDOFF_SKIP_MAX / 2 ? HANDOFF_SKIP_MAX : handoff_backoff * 2);
+        handoff_skip = handoff_backoff;
+    }
+    else {
+        handoff_backoff = 0;
     }
 }
 
@@ -1288,13 +1339,15 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
         if (err == ETIMEDOUT && sliced) {
             err = EINTR;   /* the main thread's slice, not the deadline: look at the signals */
         }
-        if (slept && err == 0 && usable_cpus() == 1) {
-            /* Woken from a sleep, on one CPU: the waker wakes while it holds the GIL, and the
-             * scheduler usually runs the woken thread at once (wake-up preemption). Taking the
-             * GIL now would find it held, sleep on the GIL's condition variable, and cost the
-             * waker a signal when it lets go. A yield lets the waker run on to its own release
-             * of the GIL (typically its next wait) instead; if it already let go, the yield
-             * returns at once. */
+        if (slept && err == 0 && usable_cpus() == 1 && pc_pystate_gil_held(_save) &&
+                pc_pystate_gil_waiters(_save) == 0) {
+            /* Rule 4: woken from a sleep, on one CPU, by a waker that still holds the GIL (the
+             * scheduler usually runs the woken thread at once). Taking the GIL now would find
+             * it held, sleep on the GIL's condition variable, and cost the waker a signal when
+             * it lets go; a yield lets the waker run on to its own release of the GIL
+             * (typically its next wait). Not when the GIL is free: a yield then hands the CPU
+             * to any other thread that wants the GIL, which takes it for a whole switch
+             * interval (5 ms a hand-off next to a CPU-bound thread). */
             sched_yield();
         }
         Py_END_ALLOW_THREADS
@@ -1514,7 +1567,8 @@ pc_spin_info(PyObject *module, PyObject *unused)
     int usable = usable_cpus();
     int q = __atomic_load_n(&cgroup_cpus, __ATOMIC_RELAXED);
     int may = spin_max > 0 && usable >= 2 ? usable - 1 : 0;
-    return Py_BuildValue("{sisisisisLs(KKKK)}", "usable_cpus", usable,
+    return Py_BuildValue("{sisisisisisLs(KKKK)}", "gil_waiters",
+                         pc_pystate_gil_waiters(PyThreadState_Get()), "usable_cpus", usable,
                          "affinity_cpus", tls_cpus, "cgroup_cpus", q, "max_spinners", may,
                          "spin_max_ns", (long long)spin_max,
                          "spins_woken_ranout_descheduled",

@@ -38,12 +38,15 @@
  *      more than 50 us between two looks at the clock) stops at once and counts a failure: the
  *      machine is oversubscribed, and sleeping in the kernel, which gives the woken thread the
  *      scheduler's wake-up preference, is the better bet.
- *   4. On one usable CPU, a thread woken from a futex sleep yields once (sched_yield) before it
- *      retakes the GIL: its waker woke it while holding the GIL, and the scheduler usually runs
- *      the woken thread at once, which then found the GIL held, slept on the GIL's condition
- *      variable and cost the waker a signal on its release -- two futex calls per hand-off that
- *      the yield saves (Lock hand-off and Condition ping-pong pinned to one CPU: ~1.0x the
- *      stdlib before, 1.05-1.3x after).
+ *   4. On one usable CPU, a thread woken from a futex sleep while its waker still holds the GIL
+ *      yields once (sched_yield) before it retakes the GIL: the scheduler usually runs the woken
+ *      thread at once, which then found the GIL held, slept on the GIL's condition variable and
+ *      cost the waker a signal on its release -- two futex calls per hand-off that the yield
+ *      saves (Condition ping-pong pinned to one CPU: ~1.0x the stdlib before, 1.05-1.3x after).
+ *      Only while the GIL is held and nobody waits for it: a yield with the GIL free handed the
+ *      CPU to whatever other thread wanted the GIL, and a CPU-bound thread then kept it for a
+ *      whole switch interval, 5 ms per hand-off (Queue ping-pong next to a busy thread, pinned:
+ *      ~180 round trips a second, 60x fewer than the stdlib's).
  *   5. A spinner whose site was last woken by another thread from the CPU the spinner now runs
  *      on does not spin (nor count the park towards a probe): its waker shares its CPU and
  *      cannot run while it spins.
@@ -63,6 +66,17 @@
  *      its own spin once it has let go of the GIL -- which ends this one. It stops when
  *      descheduled (rule 3); one that runs out (the waker went on with the GIL) halves the
  *      site's budget as a failed spin does.
+ *   7. On one usable CPU, Lock.release and RLock.release let go of the GIL around the futex wake
+ *      of the waiter they chose (pc_waiter_wake_last). The woken thread usually preempts the
+ *      waker; with the GIL free it runs on to its own next wait instead of finding the GIL held,
+ *      so a hand-off is two context switches, not four to six (Lock hand-off pinned to one CPU:
+ *      12.5 us -> 5.3 us, the stdlib 12.2 us). Not when a thread waits for the GIL (it would
+ *      get it instead of the woken one: pc_pystate_gil_waiters), and backing off when taking
+ *      the GIL back took over 200 us (someone else ran with it). The cost: a releaser that goes
+ *      on computing lets the waiter run first, where the stdlib's waiter waits for the GIL's
+ *      switch interval -- fairer to the waiter, slower for the releaser (a loop that releases
+ *      a lock every ~10 us of work next to a waiter that re-blocks at once: 0.75x the work).
+ *      Only where the caller returns to Python next: other threads run during the wake.
  * PYCONC_SPIN_NS caps the budget (default 30000 ns); 0 turns spinning off.
  *
  * Locking rules. Every wait list and every waiter field is read and written only with the GIL
@@ -303,6 +317,12 @@ void pc_waitlist_replace(pc_waiter *w, pc_waiter *repl);
  * coroutine side asks the hub to resume the coroutine. Call with the GIL held. */
 void pc_waiter_wake(pc_waiter *w);
 
+/* pc_waiter_wake() for a caller that returns to Python right after, with nothing left to do
+ * under the GIL (Lock.release, RLock.release): on one usable CPU it lets go of the GIL around the
+ * futex wake (rule 7 of the header comment). Never from C code that goes on using the state the
+ * GIL protects: another thread may run before it returns. */
+void pc_waiter_wake_last(pc_waiter *w);
+
 /* Wakes the head waiter. Returns 1 if there was one, else 0. */
 int pc_waitlist_wake_one(pc_waitlist *wl);
 
@@ -365,6 +385,16 @@ pc_wait_release_one(pc_waitlist *wl, int *pending)
     if (!*pending && wl->head != NULL) {
         *pending = 1;
         pc_waiter_wake(wl->head);
+    }
+}
+
+/* The same with pc_waiter_wake_last(): only where the caller returns to Python next. */
+static inline void
+pc_wait_release_one_last(pc_waitlist *wl, int *pending)
+{
+    if (!*pending && wl->head != NULL) {
+        *pending = 1;
+        pc_waiter_wake_last(wl->head);
     }
 }
 

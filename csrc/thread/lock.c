@@ -82,13 +82,20 @@ lock_acquire_timed(LockObject *self, pc_time_t rel_ns)
     return pc_wait_acquire(&self->waiters, &self->pending, lock_try_take, self, rel_ns);
 }
 
+/* last: the caller returns to Python next (the release method), so on one CPU the wake may let
+ * go of the GIL (pc_waiter_wake_last); 0 for C callers that go on (Condition.wait, Barrier). */
 static inline void
-lock_release_unchecked(LockObject *self)
+lock_release_unchecked(LockObject *self, int last)
 {
     self->locked = 0;
     if (self->waiters.head != NULL) {
         lock_fork_check(self);
-        pc_wait_release_one(&self->waiters, &self->pending);
+        if (last) {
+            pc_wait_release_one_last(&self->waiters, &self->pending);
+        }
+        else {
+            pc_wait_release_one(&self->waiters, &self->pending);
+        }
     }
 }
 
@@ -176,7 +183,7 @@ lock_release_noargs(LockObject *self)
         PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
         return NULL;
     }
-    lock_release_unchecked(self);
+    lock_release_unchecked(self, 1);
     Py_RETURN_NONE;
 }
 
@@ -367,14 +374,20 @@ rlock_acquire_timed(RLockObject *self, pc_time_t rel_ns)
     return pc_wait_acquire(&self->waiters, &self->pending, rlock_try_take, self, rel_ns);
 }
 
+/* last: as for lock_release_unchecked */
 static void
-rlock_release_all(RLockObject *self)
+rlock_release_all(RLockObject *self, int last)
 {
     self->count = 0;
     self->owner = 0;
     if (self->waiters.head != NULL) {
         rlock_fork_check(self);
-        pc_wait_release_one(&self->waiters, &self->pending);
+        if (last) {
+            pc_wait_release_one_last(&self->waiters, &self->pending);
+        }
+        else {
+            pc_wait_release_one(&self->waiters, &self->pending);
+        }
     }
 }
 
@@ -424,7 +437,7 @@ rlock_release_noargs(RLockObject *self)
         return NULL;
     }
     if (--self->count == 0) {
-        rlock_release_all(self);
+        rlock_release_all(self, 1);
     }
     Py_RETURN_NONE;
 }
@@ -472,7 +485,7 @@ rlock_release_save(RLockObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     unsigned long count = self->count, owner = self->owner;
-    rlock_release_all(self);
+    rlock_release_all(self, 0);
     return Py_BuildValue("(kk)", count, owner);
 }
 
@@ -583,7 +596,7 @@ pc_lock_release(PyObject *lock)
         PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
         return -1;
     }
-    lock_release_unchecked(self);
+    lock_release_unchecked(self, 0);
     return 0;
 }
 
@@ -610,7 +623,7 @@ pc_rlock_release_save(PyObject *rlock, unsigned long *count, unsigned long *owne
     }
     *count = self->count;
     *owner = self->owner;
-    rlock_release_all(self);
+    rlock_release_all(self, 0);
     return 0;
 }
 
