@@ -174,7 +174,7 @@ def table(suite, runs):
                 notes.append(f"‡ {case}: the {stat} short runs of each side, not the best "
                              f"(scheduler-bound: see SCHEDULER_BOUND in bench/common.py)")
             case += " ‡"
-        only = [mode for mode in modes if case in by_mode[mode]]
+        only = [mode for mode in modes if r["case"] in by_mode[mode]]
         if only != modes:
             notes.append(f"¶ {case}: measured in the {', '.join(only)} mode only, ns/op from "
                          f"there (the case's spec says why)")
