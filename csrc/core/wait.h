@@ -83,7 +83,10 @@
  * held (CPython 3.11-3.13 default builds). The one exception is the futex word, which the parked
  * thread reads without the GIL; it is written with an atomic release store. A waker holds the GIL
  * from the moment it unlinks a waiter until after the futex wake syscall, and a parked thread must
- * retake the GIL before it returns, so a waiter's stack frame never disappears under a waker.
+ * retake the GIL before it returns, so a waiter's stack frame never disappears under a waker --
+ * except in pc_waiter_wake_last (rule 7), whose syscall may come after the woken thread returned:
+ * a futex wake of a dead stack address is at worst a spurious wake-up of a later wait there, and
+ * every wait re-reads its word.
  *
  * Fork. pthread_atfork bumps pc_fork_generation in the child. A wait list stamped with an older
  * generation holds waiters of threads that do not exist in the child; pc_waitlist_check() empties
