@@ -764,8 +764,8 @@ pc_waiter_wake(pc_waiter *w)
     }
 }
 
-/* Rule 7 (wait.h): on one CPU, a wake whose caller returns to Python next lets go of the GIL
- * around the futex wake. Process-wide back-off, GIL-protected: after a wake that took the GIL
+/* Rule 7 (wait.h): on one CPU (or the waiter's CPU), a wake whose caller returns to Python next
+ * lets go of the GIL around the futex wake. Process-wide back-off, GIL-protected: after a wake that took the GIL
  * back late (someone else ran with it), the next handoff_skip wakes keep the GIL; each late one
  * doubles the interval (16 up to HANDOFF_SKIP_MAX), a prompt one resets it. */
 #define HANDOFF_LATE_NS 200000      /* taking the GIL back took longer: a third thread had it */
@@ -776,7 +776,13 @@ static int handoff_backoff = 0;
 void
 pc_waiter_wake_last(pc_waiter *w)
 {
-    if (w->coro != NULL || handoff_skip > 0 || usable_cpus() != 1 ||
+    /* one usable CPU, or a waiter asleep on the CPU we run on at a site where spinning does not
+     * pay (a loaded machine keeps the two threads of a hand-off together: the one-CPU case) */
+    int shared = usable_cpus() == 1 ||
+        (w->list != NULL && __atomic_load_n(&w->list->spin.ns, __ATOMIC_RELAXED) <= 0 &&
+         __atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST) &&
+         __atomic_load_n(&w->cpu, __ATOMIC_RELAXED) == sched_getcpu());
+    if (w->coro != NULL || handoff_skip > 0 || !shared ||
             pc_pystate_gil_waiters(PyThreadState_Get()) != 0) {
         if (handoff_skip > 0 && w->coro == NULL) {
             handoff_skip--;
@@ -1319,6 +1325,7 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
             err = EINTR;   /* landed before the spin, or there was none: handle it, then sleep */
         }
         if (err == 0) {
+            __atomic_store_n(&w->cpu, sched_getcpu(), __ATOMIC_RELAXED);   /* rule 7 */
             __atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
         }
         struct timespec slice;

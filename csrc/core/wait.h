@@ -66,11 +66,16 @@
  *      its own spin once it has let go of the GIL -- which ends this one. It stops when
  *      descheduled (rule 3); one that runs out (the waker went on with the GIL) halves the
  *      site's budget as a failed spin does.
- *   7. On one usable CPU, Lock.release and RLock.release let go of the GIL around the futex wake
- *      of the waiter they chose (pc_waiter_wake_last). The woken thread usually preempts the
- *      waker; with the GIL free it runs on to its own next wait instead of finding the GIL held,
- *      so a hand-off is two context switches, not four to six (Lock hand-off pinned to one CPU:
- *      12.5 us -> 5.3 us, the stdlib 12.2 us). Not when a thread waits for the GIL (it would
+ *   7. On one usable CPU, or when the waiter went to sleep on the CPU the waker runs on at a
+ *      site whose spin budget is zero or unset (spinning does not pay there), Lock.release and
+ *      RLock.release let go of the GIL around the futex wake of the waiter they
+ *      chose (pc_waiter_wake_last). The woken thread usually preempts the waker; with the GIL
+ *      free it runs on to its own next wait instead of finding the GIL held, so a hand-off is two
+ *      context switches, not four to six (Lock hand-off pinned to one CPU: 12.5 us -> 5.3 us,
+ *      the stdlib 12.2 us). On a loaded machine the scheduler keeps the two threads of a
+ *      hand-off on one CPU much of the time (rule 5), which is the same case (Lock hand-off
+ *      beside a busy loop per CPU: 0.92-9.8x the stdlib from run to run before, 1.8-5.3x after,
+ *      3.11 and 3.14). On an idle machine spinning pays and this does not apply. Not when a thread waits for the GIL (it would
  *      get it instead of the woken one: pc_pystate_gil_waiters), and backing off when taking
  *      the GIL back took over 200 us (someone else ran with it). The cost: a releaser that goes
  *      on computing lets the waiter run first, where the stdlib's waiter waits for the GIL's
@@ -129,6 +134,7 @@ struct pc_waiter {
     uint32_t sleeping;        /* 1 once the parked thread may be inside futex_wait (atomic) */
     int woken;                /* 1 once a waker chose this waiter (GIL-protected copy of word) */
     int nospin;               /* 1: sleep at once (long waits such as Thread.join) */
+    int cpu;                  /* the CPU it went to sleep on (atomic; read once sleeping is 1) */
     void *coro;               /* coroutine side: the parked greenlet, NULL for an OS thread */
     void *hub;                /* coroutine side: the hub owning coro */
 };
@@ -321,8 +327,8 @@ void pc_waitlist_replace(pc_waiter *w, pc_waiter *repl);
 void pc_waiter_wake(pc_waiter *w);
 
 /* pc_waiter_wake() for a caller that returns to Python right after, with nothing left to do
- * under the GIL (Lock.release, RLock.release): on one usable CPU it lets go of the GIL around the
- * futex wake (rule 7 of the header comment). Never from C code that goes on using the state the
+ * under the GIL (Lock.release, RLock.release): on one usable CPU, or the waiter's, it lets go of
+ * the GIL around the futex wake (rule 7 of the header comment). Never from C code that goes on using the state the
  * GIL protects: another thread may run before it returns. */
 void pc_waiter_wake_last(pc_waiter *w);
 
