@@ -68,16 +68,16 @@
  *      site's budget as a failed spin does.
  *   7. On one usable CPU, or when the waiter went to sleep on the CPU the waker runs on at a
  *      site whose spin budget is zero or unset (spinning does not pay there), Lock.release and
- *      RLock.release let go of the GIL around the futex wake of the waiter they
- *      chose (pc_waiter_wake_last). The woken thread usually preempts the waker; with the GIL
- *      free it runs on to its own next wait instead of finding the GIL held, so a hand-off is two
- *      context switches, not four to six (Lock hand-off pinned to one CPU: 12.5 us -> 5.3 us,
- *      the stdlib 12.2 us). On a loaded machine the scheduler keeps the two threads of a
- *      hand-off on one CPU much of the time (rule 5), which is the same case (Lock hand-off
- *      beside a busy loop per CPU: 0.92-9.8x the stdlib from run to run before, 1.8-5.3x after,
- *      3.11 and 3.14). On an idle machine spinning pays and this does not apply. Not when a thread waits for the GIL (it would
- *      get it instead of the woken one: pc_pystate_gil_waiters), and backing off when taking
- *      the GIL back took over 200 us (someone else ran with it). The cost: a releaser that goes
+ *      RLock.release let go of the GIL around the futex wake of the waiter they chose
+ *      (pc_waiter_wake_last). The woken thread usually preempts the waker; with the GIL free it
+ *      runs on to its own next wait instead of finding the GIL held, so a hand-off is two context
+ *      switches, not four to six (Lock hand-off pinned to one CPU: 12.5 us -> 5.3 us, the stdlib
+ *      12.2 us). On a loaded machine the scheduler keeps the two threads of a hand-off on one
+ *      CPU much of the time (rule 5), which is the same case (Lock hand-off beside a busy loop
+ *      per CPU: 0.92-9.8x the stdlib from run to run before, 1.8-5.3x after, 3.11 and 3.14). On
+ *      an idle machine spinning pays and this does not apply. Not when a thread waits for the
+ *      GIL (it would get it instead of the woken one: pc_pystate_gil_waiters), and backing off
+ *      when taking the GIL back took over 200 us (someone else ran with it). The cost: a releaser that goes
  *      on computing lets the waiter run first, where the stdlib's waiter waits for the GIL's
  *      switch interval -- fairer to the waiter, slower for the releaser (a loop that releases
  *      a lock every ~10 us of work next to a waiter that re-blocks at once: 0.75x the work).
@@ -85,8 +85,9 @@
  * PYCONC_SPIN_NS caps the budget (default 30000 ns); 0 turns spinning off.
  *
  * Locking rules. Every wait list and every waiter field is read and written only with the GIL
- * held (CPython 3.11-3.13 default builds). The one exception is the futex word, which the parked
- * thread reads without the GIL; it is written with an atomic release store. A waker holds the GIL
+ * held (CPython 3.11-3.13 default builds). The exceptions are the futex word, which the parked
+ * thread reads without the GIL (it is written with an atomic release store), and the waiter's
+ * sleeping and cpu, which the parked thread writes without the GIL (atomic stores). A waker holds the GIL
  * from the moment it unlinks a waiter until after the futex wake syscall, and a parked thread must
  * retake the GIL before it returns, so a waiter's stack frame never disappears under a waker --
  * except in pc_waiter_wake_last (rule 7), whose syscall may come after the woken thread returned:
