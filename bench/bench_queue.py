@@ -10,7 +10,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CPU_BOUND, bench_main, handoff_exceptions  # noqa: E402
+from common import CPU_BOUND, bench_main, handoff_exceptions, partner_thread  # noqa: E402
 
 import pyconc.queue as pc  # noqa: E402
 from pyconc import threading as pc_threading  # noqa: E402
@@ -58,25 +58,15 @@ def ping_pong(n, busy=False):
 
         def work():
             a, b = qmod.Queue(), qmod.Queue()
-            stop = []
 
             def echo():
                 for _ in range(n):
                     b.put(a.get())
-
-            def spin():
-                while not stop:
-                    pass
-            ts = [thr.Thread(target=echo)] + ([thr.Thread(target=spin)] if busy else [])
-            for t in ts:
-                t.start()
             total = 0
-            for i in range(n):
-                a.put(i)
-                total += b.get()
-            stop.append(1)
-            for t in ts:
-                t.join()
+            with partner_thread(thr, echo, busy):
+                for i in range(n):
+                    a.put(i)
+                    total += b.get()
             return total
         return work
     return make

@@ -10,7 +10,8 @@ import sys
 import threading as std
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CPU_BOUND, SCHEDULER_BOUND, bench_main, handoff_exceptions  # noqa: E402
+from common import (CPU_BOUND, SCHEDULER_BOUND, bench_main, handoff_exceptions,  # noqa: E402
+                    partner_thread)
 
 from pyconc import threading as pc  # noqa: E402
 
@@ -135,26 +136,16 @@ def lock_handoff(n, busy=False):
             a.acquire()
             b.acquire()
             count = [0]
-            stop = []
 
             def other():
                 for _ in range(n):
                     a.acquire()
                     count[0] += 1
                     b.release()
-
-            def spin():
-                while not stop:
-                    pass
-            ts = [mod.Thread(target=other)] + ([mod.Thread(target=spin)] if busy else [])
-            for t in ts:
-                t.start()
-            for _ in range(n):
-                a.release()
-                b.acquire()
-            stop.append(1)
-            for t in ts:
-                t.join()
+            with partner_thread(mod, other, busy):
+                for _ in range(n):
+                    a.release()
+                    b.acquire()
             return count[0]
         return work
     return make

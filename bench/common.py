@@ -1,6 +1,7 @@
 """Shared benchmark machinery: best-of-N timing of a workload on several implementations in one
 run (the implementations measured alternately, repeat by repeat), a correctness check that the
 work ran, machine/version facts, and JSON output."""
+import contextlib
 import gc
 import json
 import os
@@ -230,3 +231,24 @@ def bench_main(suite, specs, impls, targets, default_json, argv=None, extra=None
         print("targets missed:", missed)
     if args.check and missed:
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def partner_thread(thr, target, busy=False):
+    """Runs target in a thread of the threading module thr for the duration of the block, and,
+    if busy, a third thread that spins in a Python loop meanwhile (it wants the GIL all the time);
+    joins both when the block ends."""
+    stop = []
+
+    def spin():
+        while not stop:
+            pass
+    ts = [thr.Thread(target=target)] + ([thr.Thread(target=spin)] if busy else [])
+    for t in ts:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.append(1)
+        for t in ts:
+            t.join()
