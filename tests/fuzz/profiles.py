@@ -2,7 +2,8 @@
 
 - default: the whole of tests/fuzz in about a minute on two cores (the README's test command).
 - PYCONC_FUZZ=long: ten times the examples and longer operation sequences, for a soak run.
-- PYCONC_UNDER_ASAN=1 (set by .ci/sanitize): a short run, the sanitizer build being ~5x slower.
+- PYCONC_UNDER_ASAN=1 (set by .ci/sanitize): a short run, the sanitizer build being ~5x slower
+  (PYCONC_FUZZ=long still asks for the soak run: a long soak under the sanitizers).
 
 Each test states its size for the default profile (examples, steps per example); the profile
 scales it. Settings are passed to each test explicitly, never loaded as hypothesis's global
@@ -13,10 +14,10 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-if os.environ.get("PYCONC_UNDER_ASAN"):
-    PROFILE = "asan"
-elif os.environ.get("PYCONC_FUZZ") == "long":
+if os.environ.get("PYCONC_FUZZ") == "long":
     PROFILE = "long"
+elif os.environ.get("PYCONC_UNDER_ASAN"):
+    PROFILE = "asan"
 else:
     PROFILE = "default"
 
