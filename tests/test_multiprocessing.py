@@ -442,6 +442,33 @@ def test_pool_api():
         mp.Pool(0)
 
 
+def _shape(x):
+    # numbers, then another kind partway (the worker's packed form gives way to a list), then
+    # an error at a chosen item
+    if x == 1000:
+        raise KeyError(x)
+    if x % 600 == 599:
+        return str(x)
+    return x / 2 if x % 2 else x
+
+
+def test_pool_map_chunks_across_the_worker_blocks():
+    # the worker runs a map chunk 256 items at a time (csrc/proc/pool.c, MAP_BLOCK): chunks of
+    # sizes around and across those blocks, with kinds changing inside a chunk, as the stdlib's
+    with mp.Pool(2) as pool, std_mp.Pool(2) as ref:
+        for n, chunk in ((255, 255), (256, 256), (257, 257), (512, 512), (900, 900),
+                         (999, 333), (999, None)):
+            assert pool.map(_shape, range(n), chunk) == ref.map(_shape, range(n), chunk)
+        # an error in a chunk's second block fails the map with the item's exception
+        for chunk in (1001, 500, None):
+            with pytest.raises(KeyError) as ei:
+                pool.map(_shape, range(1200), chunk)
+            assert ei.value.args == (1000,)
+            assert "_shape" in str(ei.value.__cause__)
+        # an input without len() (the pool chunks it as tuples)
+        assert pool.map(_square, iter(range(600)), 600) == [x * x for x in range(600)]
+
+
 def _refuse_to_load():
     raise RuntimeError("this result cannot be loaded here")
 

@@ -128,6 +128,11 @@ def _starmapstar(args):
     return list(itertools.starmap(args[0], args[1]))
 
 
+def _map_block(func, it, n, islice=itertools.islice):
+    # the worker's map loop (csrc/proc/pool.c, run_map) calls this for n items at a time
+    return [func(x) for x in islice(it, n)]
+
+
 # -- the worker --------------------------------------------------------------------------------
 
 def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks, pool_pid=None):
@@ -151,7 +156,7 @@ def _worker(taskq, resultq, slots, k, initializer, initargs, maxtasks, pool_pid=
         # the loop itself is C (csrc/proc/pool.c): take a task, run it, put its result
         _core._pool_worker(taskq, resultq, slots, k, maxtasks, parent, _PARENT_CHECK,
                            ExceptionWithTraceback, MaybeEncodingError, pidfd,
-                           _mapstar, _starmapstar)
+                           _mapstar, _starmapstar, _map_block)
     finally:
         if pidfd >= 0:
             os.close(pidfd)
