@@ -225,6 +225,36 @@ def test_signal_flagged_without_interrupting_the_main_thread_still_runs_its_hand
     assert len(out.split()) == 3
 
 
+LONG_WAITS = {
+    "thread_event": "threading.Event().wait(1.2)",
+    "thread_lock": "l = threading.Lock(); l.acquire(); l.acquire(timeout=1.2)",
+    "queue_get": "q = queue.Queue()\ntry:\n    q.get(timeout=1.2)\nexcept queue.Empty: pass",
+    "mp_semaphore": "mp.Semaphore(0).acquire(timeout=1.2)",
+    "mp_lock": "l = mp.Lock(); l.acquire(); l.acquire(timeout=1.2)",
+    "pipe_poll": "a, b = mp.Pipe(); a.poll(1.2)",
+    "mp_queue_get": "q = mp.Queue()\ntry:\n    q.get(timeout=1.2)\nexcept queue.Empty: pass",
+}
+
+
+def test_a_long_wait_of_the_main_thread_does_not_wake_every_slice():
+    """The main thread sleeps in slices to run a signal handler whose signal interrupted no
+    sleep (the tests above). Fixed 50 ms slices woke a 1.2 s wait 24 times (0.9 ms of CPU per
+    second of waiting, where the stdlib sleeps once); the slices now grow from 50 ms to 1 s, so
+    the same wait wakes about 5 times. The liveness slices of the process-shared waits (a dead
+    lock owner, a killed getter) grow the same way. Counted as the main thread's voluntary
+    context switches, not timed."""
+    code = "import queue, resource, threading\nfrom pyconc import multiprocessing as mp\n"
+    code += "import pyconc.threading as threading, pyconc.queue as queue\n"
+    code += "def csw():\n    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw\n"
+    for name, wait in sorted(LONG_WAITS.items()):
+        code += f"n0 = csw()\n{wait}\nprint({name!r}, csw() - n0)\n"
+    out = check(code)
+    counts = dict((line.split()[0], int(line.split()[1])) for line in out.splitlines())
+    assert sorted(counts) == sorted(LONG_WAITS), out
+    for name, n in counts.items():
+        assert n <= 12, (name, n, out)
+
+
 def test_interrupted_get_does_not_consume_an_item():
     """An interrupted get leaves the item that arrives later for the next get."""
     check("""

@@ -442,6 +442,15 @@ pc_cpu_relax(void)
 int pc_shared_wait(uint32_t *word, uint32_t expected, uint32_t *counts, pc_time_t deadline,
                    pc_time_t slice_ns, pc_spin *sp);
 
+/* A caller's next liveness slice: each slice that passes doubles it, up to cap. A long wait
+ * then costs a timer wake-up every `cap` ns instead of every first slice, while a dead partner
+ * early in a wait is still seen after the first slice. */
+static inline pc_time_t
+pc_slice_grow(pc_time_t slice_ns, pc_time_t cap)
+{
+    return slice_ns >= cap / 2 ? cap : slice_ns * 2;
+}
+
 /* Wakes up to n processes waiting on word (n < 0: all). Needs no GIL. */
 void pc_shared_wake(uint32_t *word, int n);
 

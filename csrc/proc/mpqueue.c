@@ -191,9 +191,10 @@ bump_and_wake(uint32_t *seq, uint32_t *counts, int all)
  * getter that takes an item and sees more left wakes the next sleeper. So a burst of puts
  * against sleeping consumers costs one wake syscall, not one per item, and while items and
  * sleepers remain a wake is always on its way. A getter killed before it clears the flag delays
- * the others by at most one wait slice (GET_SLICE_NS), after which any returning getter clears
- * it. */
+ * the others by at most one wait slice (GET_SLICE_NS early in a wait, growing to SLICE_MAX_NS in
+ * a long one), after which any returning getter clears it. */
 #define GET_SLICE_NS (100 * 1000 * 1000)
+#define SLICE_MAX_NS (1000 * 1000 * 1000)   /* a long wait's slices grow to this */
 
 static void
 wake_getter(q_t *q)
@@ -401,6 +402,7 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
 {
     *empty = 0;
     pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
+    pc_time_t slice = GET_SLICE_NS;
     for (;;) {
         if (q_lock(self) < 0) {
             return NULL;
@@ -442,8 +444,9 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
         }
         uint32_t seen = __atomic_load_n(&q->items_seq, __ATOMIC_SEQ_CST);
         q_unlock(self);
-        int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, GET_SLICE_NS,
+        int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, slice,
                                &self->spin_get);
+        slice = pc_slice_grow(slice, SLICE_MAX_NS);
         __atomic_store_n(&q->getters[1], 0, __ATOMIC_SEQ_CST);   /* awake: no wake pending */
         if (r < 0) {
             /* leaving with a signal's exception: a wake meant for us goes to the next getter */
@@ -827,14 +830,15 @@ mpq_join(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
     }
     q_t *q = Q(self);
     int r = 1;
+    pc_time_t slice = GET_SLICE_NS;
     for (;;) {
         uint32_t seen = __atomic_load_n(&q->done_seq, __ATOMIC_SEQ_CST);
         int64_t unfinished = __atomic_load_n(&q->unfinished, __ATOMIC_SEQ_CST);
         if (unfinished <= 0) {
             break;
         }
-        r = pc_shared_wait(&q->done_seq, seen, q->joiners, PC_FOREVER, 100 * 1000 * 1000,
-                           NULL);
+        r = pc_shared_wait(&q->done_seq, seen, q->joiners, PC_FOREVER, slice, NULL);
+        slice = pc_slice_grow(slice, SLICE_MAX_NS);
         if (r < 0) {
             break;
         }

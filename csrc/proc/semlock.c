@@ -22,7 +22,9 @@
 #define KIND_RECURSIVE 1
 #define NO_OWNER 0xFFFFFFFEu           /* held, owner unknown (created locked) */
 #define PC_SEM_VALUE_MAX 0x7FFFFFFF
-#define SLICE_NS (50 * 1000 * 1000)    /* how often a waiter checks on the owner */
+#define SLICE_NS (50 * 1000 * 1000)    /* how often a waiter checks on the owner: first after
+                                        * 50 ms, then at growing intervals up to SLICE_MAX_NS */
+#define SLICE_MAX_NS (400 * 1000 * 1000)
 
 typedef struct {
     pc_shm_header h;
@@ -211,6 +213,7 @@ semlock_take(SemLockObject *self, pc_time_t rel_ns)
     pc_time_t deadline = rel_ns < 0 ? PC_FOREVER : pc_deadline_after(rel_ns);
     psem_t *s = self->s;
     int unknown = 0;
+    pc_time_t slice = SLICE_NS;
     for (;;) {
         uint32_t seen = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
         if (!self->mutex && seen != 0) {
@@ -226,7 +229,8 @@ semlock_take(SemLockObject *self, pc_time_t rel_ns)
             continue;
         }
         int r = pc_shared_wait(&s->word, seen, s->waiters, deadline,
-                               self->mutex ? SLICE_NS : PC_FOREVER, &self->spin);
+                               self->mutex ? slice : PC_FOREVER, &self->spin);
+        slice = pc_slice_grow(slice, SLICE_MAX_NS);
         if (r < 0) {
             return -1;
         }
