@@ -21,7 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import MODES, Mode, machine, save  # noqa: E402
+from common import MODES, Mode, machine, private_workload, save  # noqa: E402
 
 import pyconc.gevent as pg  # noqa: E402
 import pyconc.gevent.event  # noqa: E402,F401
@@ -416,6 +416,7 @@ def main():
         print(f"gevent ({args.mode}): best of {args.repeat}, ns/op")
         print(f"{'case':40} " + " ".join(f"{i:>10}" for i in IMPLS))
         for case, ops, works in specs(10 if args.quick else 1):
+            works = {impl: private_workload(w) for impl, w in works.items()}
             best = {}
             outputs = {}
             for _ in range(args.repeat):

@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 
 MODES = ("idle", "pinned", "loaded")
 
@@ -105,6 +106,37 @@ CPU_BOUND = {"split": True}
 SAMPLE_S = 0.0005
 
 
+def _private_code(code):
+    consts = tuple(_private_code(c) if isinstance(c, types.CodeType) else c
+                   for c in code.co_consts)
+    return code.replace(co_consts=consts)   # a new code object: fresh inline caches
+
+
+def private_workload(fn, _seen=None):
+    """Gives the workload fn, the functions nested in it and the functions it reaches through
+    its closure code objects of their own, and returns fn. Every implementation's workload is
+    made by the same factory, so without this they share bytecode, and CPython's adaptive
+    interpreter (3.11+) specialises each call site for the implementation that ran there first:
+    the stdlib's SimpleQueue.get (a METH_METHOD) turned the shared `get()` site into the generic
+    call, and pyconc's get then ran through it (4 ns of 105 a put+get on 3.14). A program uses
+    one implementation at a call site, so each gets its own. (Module-level helpers that a
+    workload calls stay shared.)"""
+    seen = set() if _seen is None else _seen
+    if not isinstance(fn, types.FunctionType) or id(fn) in seen:
+        return fn
+    if _seen is not None and "<locals>" not in fn.__qualname__:
+        return fn   # a module-level function: one object for every implementation
+    seen.add(id(fn))
+    fn.__code__ = _private_code(fn.__code__)
+    for cell in fn.__closure__ or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:   # not yet bound
+            continue
+        private_workload(value, seen)
+    return fn
+
+
 def run_suite(name, cases, impls, repeat, check=None):
     """cases: list of (case_name, ops, {impl: factory}[, options]) where factory() returns a
     zero-argument workload function; options {"samples": m} (SCHEDULER_BOUND) takes m samples a
@@ -123,7 +155,7 @@ def run_suite(name, cases, impls, repeat, check=None):
         elif samples > 1:
             row["samples"] = repeat * samples
         outputs = {}
-        works = {impl: factories[impl]() for impl in impls}
+        works = {impl: private_workload(factories[impl]()) for impl in impls}
         times = {impl: [] for impl in impls}
         # Interleaved (A B A B ...): on a noisy machine a slow spell then hits both sides, not
         # whichever happened to be measured during it.
