@@ -238,13 +238,12 @@ LONG_WAITS = {
 
 def test_a_long_wait_of_the_main_thread_does_not_wake_every_slice():
     """The main thread sleeps in slices to run a signal handler whose signal interrupted no
-    sleep (the tests above). Fixed 50 ms slices woke a 1.2 s wait 24 times (0.9 ms of CPU per
-    second of waiting, where the stdlib sleeps once); the slices now grow from 50 ms to 1 s, so
+    sleep (the tests above). Fixed 50 ms slices woke a 1.2 s wait 24 times (about 1.3 ms of CPU
+    per second of waiting, where the stdlib sleeps once); the slices now grow from 50 ms to 1 s, so
     the same wait wakes about 5 times. The liveness slices of the process-shared waits (a dead
     lock owner, a killed getter) grow the same way. Counted as the main thread's voluntary
     context switches, not timed."""
-    code = "import queue, resource, threading\nfrom pyconc import multiprocessing as mp\n"
-    code += "import pyconc.threading as threading, pyconc.queue as queue\n"
+    code = "import resource\nfrom pyconc import multiprocessing as mp, queue, threading\n"
     code += "def csw():\n    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw\n"
     for name, wait in sorted(LONG_WAITS.items()):
         code += f"n0 = csw()\n{wait}\nprint({name!r}, csw() - n0)\n"
