@@ -208,3 +208,72 @@ def test_one_cpu_handoffs_keep_lock_semantics(busy):
     """, timeout=50)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["3000", "1", "3000", "True"]
+
+
+HUB_PINGPONG = """
+import os, socket, threading
+PIN
+from pyconc import _core
+import pyconc.gevent as gevent
+from pyconc.gevent import socket as gsocket
+a, b = socket.socketpair()
+ga = gsocket.socket(fileno=a.detach())
+
+def echo():                      # an OS thread with the stdlib's blocking socket: never spins
+    while True:
+        d = b.recv(64)
+        if not d:
+            break
+        b.sendall(d)
+
+t = threading.Thread(target=echo)
+t.start()
+before = _core._spin_info()["spins_woken_ranout_descheduled"]
+
+def pingpong():                  # a greenlet: its waits park it on the hub
+    for i in range(N):
+        ga.sendall(b"x")
+        assert ga.recv(64) == b"x"
+    ga.close()
+
+gevent.spawn(pingpong).join()
+t.join()
+after = _core._spin_info()["spins_woken_ranout_descheduled"]
+print([y - x for x, y in zip(before, after)])
+"""
+
+
+def hub_spins(pin, n):
+    code = HUB_PINGPONG.replace("PIN", pin).replace("N", str(n))
+    r = run_python(code)
+    assert r.returncode == 0, r.stderr
+    return eval(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two usable CPUs")
+def test_the_hub_spins_before_it_sleeps_on_two_cpus():
+    """A hub whose descriptors become ready within microseconds polls a little before it sleeps
+    in epoll_wait (issue 12: a sleeping server costs its peer a wake-up per message); the first
+    park at a new site always spins."""
+    spins, woken, ranout, desched = hub_spins("", 200)
+    assert spins > 0 and spins == woken + ranout + desched
+
+
+def test_the_hub_does_not_spin_on_one_cpu():
+    cpu = min(os.sched_getaffinity(0))
+    assert hub_spins(f"os.sched_setaffinity(0, {{{cpu}}})", 200) == [0, 0, 0, 0]
+
+
+def test_a_hub_whose_waits_are_long_stops_spinning():
+    """Timer waits that no I/O cuts short: the budget halves at each spin that runs out, then
+    probes back off, so 500 sleeps of 1 ms spin a few times, not 500 times."""
+    r = run_python("""
+        from pyconc import _core
+        import pyconc.gevent as gevent
+        before = _core._spin_info()["spins_woken_ranout_descheduled"][0]
+        for _ in range(500):
+            gevent.sleep(0.001)
+        print(_core._spin_info()["spins_woken_ranout_descheduled"][0] - before)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) <= 25

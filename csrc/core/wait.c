@@ -1542,6 +1542,18 @@ pc_shared_wake(uint32_t *word, int n)
 }
 
 int
+pc_spin_fd_nogil(int fd, pc_spin *sp, pc_time_t deadline)
+{
+    pc_time_t budget = spin_begin(sp);
+    if (budget <= 0) {
+        return 0;
+    }
+    int signalled = 0;
+    int ready = spin_loop(sp, budget, NULL, 0, fd, deadline, handles_signals(), &signalled);
+    return ready ? 1 : (signalled ? 2 : 0);
+}
+
+int
 pc_spin_until_readable(int fd, pc_spin *sp)
 {
     struct pollfd pfd = {fd, POLLIN, 0};

@@ -14,7 +14,8 @@
  *     (PyErr_CheckSignals); if one raised (KeyboardInterrupt) the wait is abandoned, otherwise it
  *     waits again for the time left.
  *
- * Spinning before sleeping (the thread side, cross-process waits, Connection receives). A hand-off
+ * Spinning before sleeping (the thread side, cross-process waits, Connection receives, and the
+ * hub's epoll_wait: one site per hub, spinning on the epoll descriptor). A hand-off
  * between two threads that are both running completes in microseconds, while a futex sleep adds
  * the scheduler's wake-up latency to it; but a spin is pure loss when the waker cannot run: on
  * one CPU the spinner holds the CPU its waker needs, and on a busy machine the spinner burns the
@@ -494,6 +495,11 @@ int pc_wait_fd(int fd, pc_time_t rel_ns);
  * -1 with an exception set when a signal handler that ran (a signal landed during the spin)
  * raised. */
 int pc_spin_until_readable(int fd, pc_spin *sp);
+
+/* Spins (the caller released the GIL) until fd is readable, within sp's adaptive budget and the
+ * deadline. Returns 1 readable, 2 a signal is pending (the main thread), 0 neither (nobody may
+ * spin, or the spin ran out). */
+int pc_spin_fd_nogil(int fd, pc_spin *sp, pc_time_t deadline);
 
 /* CPUs the calling thread may use (affinity mask and cgroup quota), as the spin rule counts them.
  * Cheap (cached per thread). Needs no GIL. */

@@ -30,7 +30,8 @@
  * the back, behind every node ready before it; the pass ends after 5 ms of continuous running,
  * gevent's bound, so that a ring of yielding greenlets cannot starve timers and I/O); fire the
  * timers that are due and were armed before this phase; poll epoll (timeout 0 if anything is
- * ready, else until the next timer, else forever) with the GIL released; run Python's signal
+ * ready, else until the next timer, else forever) with the GIL released, after a short adaptive
+ * spin on the epoll descriptor where wait.h's rules allow one; run Python's signal
  * handlers. An exception that escapes into the hub (a raw greenlet's, a callback's) is printed as
  * gevent prints it, and the loop goes on; SystemExit, KeyboardInterrupt and SystemError are
  * raised in the main greenlet instead, as is LoopExit when nothing could ever wake anyone (no
@@ -197,6 +198,7 @@ struct HubObject {
     int npytimers;            /* armed Timer objects */
     int nunref;               /* ... of which created with ref=False: they do not keep the loop
                                  from LoopExit */
+    pc_spin spin;             /* the poll's spin budget (wait.h), before it sleeps */
 };
 
 static Py_ssize_t hub_data_offset;   /* the greenlet type's basicsize: where HubObject starts */
@@ -1002,6 +1004,20 @@ poll_once(HubObject *hub)
     else {
         PC_ASAN_THREAD_GUARD();
         Py_BEGIN_ALLOW_THREADS
+        /* Spin first (wait.h's rules: two usable CPUs, an adaptive budget): a server whose
+         * peer answers within microseconds then finds its next event without sleeping, and the
+         * peer's send is spared the wake-up of a sleeping process (echo, 50 connections, idle
+         * 2-CPU machine: 13-18k sleeps per 200k round trips -> 3.5-4.4k, as uvloop's). A spin
+         * that stopped for a pending signal polls without sleeping, so the handlers run. */
+        pc_time_t until = timeout_ms < 0 ? PC_FOREVER
+                          : pc_monotonic_ns() + (pc_time_t)timeout_ms * 1000000;
+        if (pc_spin_fd_nogil(hub->epfd, &hub->spin, until) != 0) {
+            timeout_ms = 0;
+        }
+        else if (timeout_ms > 0) {   /* what the spin took off the next timer */
+            pc_time_t left = until - pc_monotonic_ns();
+            timeout_ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+        }
         n = epoll_wait(hub->epfd, events, 64, timeout_ms);
         err = n < 0 ? errno : 0;
         Py_END_ALLOW_THREADS
@@ -1258,6 +1274,7 @@ pc_hub_get(pc_state *st, int create)
     hub->gen = pc_fork_generation;
     hub->epfd = hub->evfd = -1;
     hub->parks.next = hub->parks.prev = &hub->parks;
+    hub->spin = (pc_spin)PC_SPIN_INIT;
     /* the rest is zero (tp_alloc) */
     if (open_fds(hub) < 0) {
         hub->dead = 1;
