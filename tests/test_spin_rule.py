@@ -212,7 +212,7 @@ def test_one_cpu_handoffs_keep_lock_semantics(busy):
 
 HUB_PINGPONG = """
 import os, socket, threading
-PIN
+{pin}
 from pyconc import _core
 import pyconc.gevent as gevent
 from pyconc.gevent import socket as gsocket
@@ -231,7 +231,7 @@ t.start()
 before = _core._spin_info()["spins_woken_ranout_descheduled"]
 
 def pingpong():                  # a greenlet: its waits park it on the hub
-    for i in range(N):
+    for i in range({n}):
         ga.sendall(b"x")
         assert ga.recv(64) == b"x"
     ga.close()
@@ -244,7 +244,7 @@ print([y - x for x, y in zip(before, after)])
 
 
 def hub_spins(pin, n):
-    code = HUB_PINGPONG.replace("PIN", pin).replace("N", str(n))
+    code = HUB_PINGPONG.format(pin=pin, n=n)
     r = run_python(code)
     assert r.returncode == 0, r.stderr
     return eval(r.stdout.strip().splitlines()[-1])

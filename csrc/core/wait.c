@@ -1560,13 +1560,10 @@ pc_spin_until_readable(int fd, pc_spin *sp)
     if (poll(&pfd, 1, 0) != 0) {
         return 0;
     }
-    int sig = handles_signals(), signalled = 0;
+    int sig = handles_signals();
     PC_ASAN_THREAD_GUARD();
     Py_BEGIN_ALLOW_THREADS
-    pc_time_t budget = spin_begin(sp);
-    if (budget > 0) {
-        spin_loop(sp, budget, NULL, 0, fd, PC_FOREVER, sig, &signalled);
-    }
+    pc_spin_fd_nogil(fd, sp, PC_FOREVER);
     Py_END_ALLOW_THREADS
     if (!sig) {
         return 0;
