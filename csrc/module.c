@@ -100,6 +100,10 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("The live threads started by pyconc, as a list.")},
     {"_after_fork_child", pc_thread_after_fork_child, METH_NOARGS,
      PyDoc_STR("Called in a forked child: forget the threads that did not survive the fork.")},
+    {"_plain_dumps", pc_plain_dumps_py, METH_O,
+     "_plain_dumps(obj): obj as a plain pickle written in C, or None when pickle writes it"},
+    {"_plain_loads", pc_plain_loads_py, METH_O,
+     "_plain_loads(data): (True, obj) when C reads the pickle, (False, None) when pickle must"},
     {"_spin_info", pc_spin_info, METH_NOARGS,
      PyDoc_STR("What the spin rule sees for the calling thread: usable_cpus, affinity_cpus, "
                "cgroup_cpus (0: no quota), max_spinners, spin_max_ns, gil_waiters (threads waiting "

@@ -235,17 +235,16 @@ int pc_gselect_init_types(PyObject *module, pc_state *st);
  * types that carry pickled messages (mpqueue.c, connection.c). 0, or -1 with an exception. */
 int pc_pickle_functions(PyObject **dumps, PyObject **loads);
 
-/* dumps(obj, 5) without building an argument tuple (the put/send hot path). */
-static inline PyObject *
-pc_pickle_dumps(PyObject *dumps, PyObject *obj)
-{
-    static PyObject *protocol = NULL;   /* the int 5: immortal in practice (small int cache) */
-    if (protocol == NULL) {
-        protocol = PyLong_FromLong(5);
-    }
-    PyObject *args[2] = {obj, protocol};
-    return PyObject_Vectorcall(dumps, args, 2, NULL);
-}
+/* plain.c: pickles of plain data (None, bool, int, float, str, bytes, tuple, list, dict) written
+ * and read in C, as ordinary protocol 5 pickles; everything else goes through _pickle. */
+PyObject *pc_plain_dumps(PyObject *obj);     /* NULL without an exception: not plain */
+PyObject *pc_plain_loads(const char *data, Py_ssize_t size);   /* NULL, no exception: declined */
+/* dumps(obj, 5): plain data written in C, anything else by dumps (the put/send hot path) */
+PyObject *pc_pickle_dumps(PyObject *dumps, PyObject *obj);
+/* loads(data) of bytes or a buffer: plain pickles read in C, anything else by loads */
+PyObject *pc_pickle_loads(PyObject *loads, PyObject *data);
+PyObject *pc_plain_dumps_py(PyObject *module, PyObject *obj);
+PyObject *pc_plain_loads_py(PyObject *module, PyObject *data);
 
 /* Module-level functions implemented in thread.c. */
 PyObject *pc_thread_current(PyObject *module, PyObject *unused);

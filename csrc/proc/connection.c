@@ -466,7 +466,7 @@ conn_recv(ConnObject *self, PyObject *Py_UNUSED(ignored))
     if (b == NULL) {
         return NULL;
     }
-    PyObject *obj = PyObject_CallOneArg(self->loads, b);
+    PyObject *obj = pc_pickle_loads(self->loads, b);
     Py_DECREF(b);
     return obj;
 }

@@ -718,7 +718,7 @@ do_get(MPQueueObject *self, pc_time_t rel, int raw, Py_buffer *claim)
     if (raw) {
         return b;
     }
-    PyObject *obj = PyObject_CallOneArg(self->loads, b);
+    PyObject *obj = pc_pickle_loads(self->loads, b);
     Py_DECREF(b);
     return obj;
 }

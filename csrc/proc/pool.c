@@ -309,10 +309,13 @@ run_task(worker_ctx *c, PyObject *funcs, const char *p, Py_ssize_t n, PyObject *
     if (func == NULL) {
         return failure(c);
     }
-    PyObject *view = PyMemoryView_FromMemory((char *)p + start + flen, n - start - flen,
-                                             PyBUF_READ);
-    call = view ? PyObject_CallOneArg(c->loads, view) : NULL;
-    Py_XDECREF(view);
+    call = pc_plain_loads((char *)p + start + flen, n - start - flen);
+    if (call == NULL) {
+        PyObject *view = PyMemoryView_FromMemory((char *)p + start + flen, n - start - flen,
+                                                 PyBUF_READ);
+        call = view ? PyObject_CallOneArg(c->loads, view) : NULL;
+        Py_XDECREF(view);
+    }
     if (call == NULL) {
         goto fail;
     }
@@ -521,10 +524,13 @@ decode_result(PyObject *loads, PyObject *data)
     PyObject *obj = unpack_packed(data);
     if (obj == Py_None) {
         Py_DECREF(obj);
-        PyObject *view = PyMemoryView_FromMemory(PyBytes_AS_STRING(data) + HDR,
-                                                 PyBytes_GET_SIZE(data) - HDR, PyBUF_READ);
-        obj = view ? PyObject_CallOneArg(loads, view) : NULL;
-        Py_XDECREF(view);
+        obj = pc_plain_loads(PyBytes_AS_STRING(data) + HDR, PyBytes_GET_SIZE(data) - HDR);
+        if (obj == NULL) {
+            PyObject *view = PyMemoryView_FromMemory(PyBytes_AS_STRING(data) + HDR,
+                                                     PyBytes_GET_SIZE(data) - HDR, PyBUF_READ);
+            obj = view ? PyObject_CallOneArg(loads, view) : NULL;
+            Py_XDECREF(view);
+        }
     }
     if (obj != NULL) {
         return obj;
@@ -689,7 +695,10 @@ encode(worker_ctx *c, PyObject *result)
             return packed;
         }
     }
-    PyObject *payload = PyObject_CallFunctionObjArgs(c->dumps, result, c->five, NULL);
+    PyObject *payload = pc_plain_dumps(result);
+    if (payload == NULL && !PyErr_Occurred()) {
+        payload = PyObject_CallFunctionObjArgs(c->dumps, result, c->five, NULL);
+    }
     if (payload != NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
         return payload;
     }
