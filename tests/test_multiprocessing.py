@@ -465,6 +465,11 @@ def test_pool_map_chunks_across_the_worker_blocks():
                 pool.map(_shape, range(1200), chunk)
             assert ei.value.args == (1000,)
             assert "_shape" in str(ei.value.__cause__)
+        # ranges with a step, backwards, and of ints beyond 64 bits (a range task's blocks are
+        # slices of it, mapped whole)
+        for r, chunk in ((range(3, 1500, 7), 90), (range(1500, -300, -7), None),
+                         (range(2**70, 2**70 + 700), 300), (range(0), None)):
+            assert pool.map(_shape, r, chunk) == ref.map(_shape, r, chunk)
         # an input without len() (the pool chunks it as tuples)
         assert pool.map(_square, iter(range(600)), 600) == [x * x for x in range(600)]
 

@@ -129,7 +129,10 @@ def _starmapstar(args):
 
 
 def _map_block(func, it, n, islice=itertools.islice):
-    # the worker's map loop (csrc/proc/pool.c, run_map) calls this for n items at a time
+    # the worker's map loop (csrc/proc/pool.c, run_map) calls this for n items at a time of an
+    # iterator, or with n None for a whole slice of a range task
+    if n is None:
+        return [func(x) for x in it]
     return [func(x) for x in islice(it, n)]
 
 
