@@ -457,8 +457,10 @@ pc_plain_loads(const char *data, Py_ssize_t size)
             if (mp == 0) {
                 goto done;
             }
+            /* the target sits just below the mark, above any enclosing one (pickle's fence:
+             * one below it is pickle's "unexpected MARK found") */
             Py_ssize_t base = marks[--mp];
-            if (base == 0) {
+            if (base <= (mp ? marks[mp - 1] : 0)) {
                 goto done;
             }
             PyObject *target = stack[base - 1];

@@ -186,3 +186,33 @@ def test_an_unhashable_key_is_declined_as_pickle_raises():
     with pytest.raises(TypeError):
         pickle.loads(raw)
     assert _core._plain_loads(raw) == (False, None)
+
+
+@pytest.mark.parametrize("raw", [b"\x80\x05]((K\x01et\x86.", b"\x80\x05}((K\x01K\x02ut\x86.",
+                                 b"\x80\x05(]((K\x01ett."])
+def test_appends_and_setitems_below_an_enclosing_mark_are_declined(raw):
+    # pickle's fence: the list or dict under APPENDS / SETITEMS must be above any open MARK
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(raw)
+    assert _core._plain_loads(raw) == (False, None)
+
+
+dialect_ops = st.sampled_from([b"N", b"\x88", b"K\x05", b"M\x01\x02", b"J\xff\xff\xff\xff",
+                               b"\x8c\x01a", b"C\x01b", b")", b"]", b"}", b"(", b"t", b"e", b"u",
+                               b"\x85", b"\x86", b"\x87"])
+
+
+@fuzz_settings(3000)
+@given(st.lists(dialect_ops, max_size=14))
+def test_any_sequence_of_the_dialects_opcodes_reads_as_pickle_reads_it(ops):
+    # structure the mutations of a valid message rarely reach: marks, fences and targets in
+    # every arrangement
+    raw = b"\x80\x05" + b"".join(ops) + b"."
+    ok, back = _core._plain_loads(raw)
+    try:
+        expected = pickle.loads(raw)
+    except Exception:
+        assert not ok, raw
+        return
+    if ok:
+        assert same(back, expected), raw
