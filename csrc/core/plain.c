@@ -310,8 +310,8 @@ get_le(const unsigned char *p, int n)
     return v;
 }
 
-/* The object, or NULL: declined (no exception; the caller asks pickle.loads) or out of memory
- * while declining is not possible (MemoryError is also a decline: pickle says its own). */
+/* The object, or NULL without an exception: declined -- not this subset, malformed, or memory
+ * ran out on the way -- and the caller's pickle.loads gives its own result or error. */
 PyObject *
 pc_plain_loads(const char *data, Py_ssize_t size)
 {
