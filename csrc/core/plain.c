@@ -535,25 +535,26 @@ pc_pickle_dumps(PyObject *dumps, PyObject *obj)
     return PyObject_Vectorcall(dumps, args, 2, NULL);
 }
 
-/* loads(data), plain data read here; data: bytes or any object with the buffer interface */
+/* loads(data) of a bytes object, plain data read here */
 PyObject *
 pc_pickle_loads(PyObject *loads, PyObject *data)
 {
-    PyObject *r = NULL;
-    if (PyBytes_CheckExact(data)) {
-        r = pc_plain_loads(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
-    }
-    else {
-        Py_buffer view;
-        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
-            r = pc_plain_loads(view.buf, view.len);
-            PyBuffer_Release(&view);
-        }
-        else {
-            PyErr_Clear();
-        }
-    }
+    PyObject *r = PyBytes_CheckExact(data)
+                  ? pc_plain_loads(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) : NULL;
     return r != NULL ? r : PyObject_CallOneArg(loads, data);
+}
+
+/* loads() of the size bytes at data (a memoryview of them for pickle), plain data read here */
+PyObject *
+pc_pickle_loads_at(PyObject *loads, const char *data, Py_ssize_t size)
+{
+    PyObject *r = pc_plain_loads(data, size);
+    if (r == NULL) {
+        PyObject *view = PyMemoryView_FromMemory((char *)data, size, PyBUF_READ);
+        r = view ? PyObject_CallOneArg(loads, view) : NULL;
+        Py_XDECREF(view);
+    }
+    return r;
 }
 
 /* _core._plain_dumps(obj): the plain pickle of obj, or None when pickle must write it */

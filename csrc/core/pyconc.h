@@ -241,8 +241,10 @@ PyObject *pc_plain_dumps(PyObject *obj);     /* NULL without an exception: not p
 PyObject *pc_plain_loads(const char *data, Py_ssize_t size);   /* NULL, no exception: declined */
 /* dumps(obj, 5): plain data written in C, anything else by dumps (the put/send hot path) */
 PyObject *pc_pickle_dumps(PyObject *dumps, PyObject *obj);
-/* loads(data) of bytes or a buffer: plain pickles read in C, anything else by loads */
+/* loads(data) of a bytes object, or of size bytes at data: plain pickles read in C, anything
+ * else by loads */
 PyObject *pc_pickle_loads(PyObject *loads, PyObject *data);
+PyObject *pc_pickle_loads_at(PyObject *loads, const char *data, Py_ssize_t size);
 PyObject *pc_plain_dumps_py(PyObject *module, PyObject *obj);
 PyObject *pc_plain_loads_py(PyObject *module, PyObject *data);
 

@@ -179,6 +179,35 @@ mapout_add(mapout *out, PyObject *r)
     return PyList_Append(out->list, r);
 }
 
+/* One call of pool.py's _map_block(f, src, n), a list comprehension whose calls of f are the
+ * interpreter's own (a call from bytecode skips the entry into a new evaluation loop that a call
+ * from C makes: ~8% of a trivial task's worker CPU on 3.11): the next n items of the iterator
+ * src, or with n None the whole of src. Its results go to out; how many, or -1 with an
+ * exception. */
+static Py_ssize_t
+map_block(worker_ctx *c, mapout *out, PyObject *f, PyObject *src, PyObject *n)
+{
+    PyObject *cargs[3] = {f, src, n};
+    PyObject *got = PyObject_Vectorcall(c->mapblock, cargs, 3, NULL);
+    if (got == NULL) {
+        return -1;
+    }
+    if (!PyList_CheckExact(got)) {
+        Py_DECREF(got);
+        PyErr_SetString(PyExc_TypeError, "_map_block must return a list");
+        return -1;
+    }
+    Py_ssize_t k = PyList_GET_SIZE(got);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (mapout_add(out, PyList_GET_ITEM(got, i)) < 0) {
+            Py_DECREF(got);
+            return -1;
+        }
+    }
+    Py_DECREF(got);
+    return k;
+}
+
 /* _mapstar's and _starmapstar's work -- list(map(f, items)), list(starmap(f, items)) -- in C,
  * each result packed as it comes, so that a numeric map keeps no list of result objects alive
  * (they are freed as soon as they are packed, and their memory is reused by the next). *packed
@@ -199,59 +228,25 @@ run_map(worker_ctx *c, PyObject *f, PyObject *items, int star, PyObject **packed
     if (len < 0) {
         PyErr_Clear();      /* not a range, or one longer than a Py_ssize_t: the iterator's */
     }
-    for (Py_ssize_t lo = 0; lo < len; lo += MAP_BLOCK) {
-        /* a range task (pool.py sends a range's chunks as ranges): _map_block maps a slice of
-         * it, itself a range, whole -- no islice between the comprehension and its items */
-        PyObject *sub = PySequence_GetSlice(items, lo, lo + MAP_BLOCK);
-        if (sub == NULL) {
-            goto done;
-        }
-        PyObject *cargs[3] = {f, sub, Py_None};
-        PyObject *got = PyObject_Vectorcall(c->mapblock, cargs, 3, NULL);
-        Py_DECREF(sub);
-        if (got == NULL) {
-            goto done;
-        }
-        if (!PyList_CheckExact(got)) {
-            Py_DECREF(got);
-            PyErr_SetString(PyExc_TypeError, "_map_block must return a list");
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(got); i++) {
-            if (mapout_add(&out, PyList_GET_ITEM(got, i)) < 0) {
-                Py_DECREF(got);
+    else {
+        /* a range task (pool.py sends a range's chunks as ranges): each block is a slice of
+         * it, itself a range, mapped whole -- no islice between the comprehension and items */
+        for (Py_ssize_t lo = 0; lo < len; lo += MAP_BLOCK) {
+            PyObject *sub = PySequence_GetSlice(items, lo, lo + MAP_BLOCK);
+            Py_ssize_t k = sub ? map_block(c, &out, f, sub, Py_None) : -1;
+            Py_XDECREF(sub);
+            if (k < 0) {
                 goto done;
             }
         }
-        Py_DECREF(got);
-        if (lo + MAP_BLOCK >= len) {
-            goto finish;
-        }
+        goto finish;
     }
-    while (len < 0 && !star && c->mapblock != NULL) {
-        /* map: BLOCK items at a time through pool.py's _map_block, a list comprehension, whose
-         * calls of f are the interpreter's own (a call from bytecode skips the entry into a
-         * new evaluation loop that a call from C makes: ~8% of a trivial task's worker CPU on
-         * 3.11) */
-        PyObject *cargs[3] = {f, it, c->block};
-        PyObject *got = PyObject_Vectorcall(c->mapblock, cargs, 3, NULL);
-        if (got == NULL) {
+    while (!star && c->mapblock != NULL) {
+        Py_ssize_t k = map_block(c, &out, f, it, c->block);
+        if (k < 0) {
             goto done;
         }
-        if (!PyList_CheckExact(got)) {
-            Py_DECREF(got);
-            PyErr_SetString(PyExc_TypeError, "_map_block must return a list");
-            goto done;
-        }
-        Py_ssize_t n = PyList_GET_SIZE(got);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (mapout_add(&out, PyList_GET_ITEM(got, i)) < 0) {
-                Py_DECREF(got);
-                goto done;
-            }
-        }
-        Py_DECREF(got);
-        if (n < MAP_BLOCK) {
+        if (k < MAP_BLOCK) {
             goto finish;
         }
     }
@@ -343,13 +338,7 @@ run_task(worker_ctx *c, PyObject *funcs, const char *p, Py_ssize_t n, PyObject *
     if (func == NULL) {
         return failure(c);
     }
-    call = pc_plain_loads((char *)p + start + flen, n - start - flen);
-    if (call == NULL) {
-        PyObject *view = PyMemoryView_FromMemory((char *)p + start + flen, n - start - flen,
-                                                 PyBUF_READ);
-        call = view ? PyObject_CallOneArg(c->loads, view) : NULL;
-        Py_XDECREF(view);
-    }
+    call = pc_pickle_loads_at(c->loads, p + start + flen, n - start - flen);
     if (call == NULL) {
         goto fail;
     }
@@ -558,13 +547,8 @@ decode_result(PyObject *loads, PyObject *data)
     PyObject *obj = unpack_packed(data);
     if (obj == Py_None) {
         Py_DECREF(obj);
-        obj = pc_plain_loads(PyBytes_AS_STRING(data) + HDR, PyBytes_GET_SIZE(data) - HDR);
-        if (obj == NULL) {
-            PyObject *view = PyMemoryView_FromMemory(PyBytes_AS_STRING(data) + HDR,
-                                                     PyBytes_GET_SIZE(data) - HDR, PyBUF_READ);
-            obj = view ? PyObject_CallOneArg(loads, view) : NULL;
-            Py_XDECREF(view);
-        }
+        obj = pc_pickle_loads_at(loads, PyBytes_AS_STRING(data) + HDR,
+                                 PyBytes_GET_SIZE(data) - HDR);
     }
     if (obj != NULL) {
         return obj;
