@@ -72,8 +72,14 @@ typedef struct {
     int nwaiting;             /* select() calls in progress that may block or switch */
     PyObject *fd_to_key;      /* dict fd -> SelectorKey; NULL until __init__ */
     PyObject *map;            /* selectors._SelectorMapping(self), or None once closed */
-    fdent_t *ents;            /* poll and select kinds: registered descriptors, in order */
-    Py_ssize_t nents, capents;
+    fdent_t *ents;            /* poll and select kinds: registered descriptors, in order;
+                               * unregister leaves a dead entry (fd ENT_DEAD), squeezed out by
+                               * ents_compact before select() reads the list */
+    Py_ssize_t nents, capents, ndead;
+    int *pos;                 /* poll and select kinds: index in ents of each fd >= 0 there, or
+                               * -1 (capos entries): register, modify and unregister are O(1) as
+                               * the stdlib's dicts, not a search of the list */
+    int capos;
     uint64_t ents_ver;        /* poll kind: bumped by every change of ents */
     struct pollfd *pfds;      /* poll kind: poll()'s array as of ents_ver pfds_ver, kept from one
                                * select() to the next (as select.poll keeps its ufds) */
@@ -343,15 +349,19 @@ drop_key_keep_error(SelectorObject *self, PyObject *fd)
 
 /* -- the poll and select kinds' descriptor list ------------------------------------------------ */
 
+#define ENT_DEAD (-2)
+
+/* The index of fd (>= 0) in ents, or for the select kind's fd -1 of the entry whose descriptor
+ * object equals fdobj; -1 if there is none. */
 static Py_ssize_t
 ent_find(SelectorObject *self, int fd, PyObject *fdobj)
 {
+    if (fd >= 0) {
+        return fd < self->capos ? self->pos[fd] : -1;
+    }
     for (Py_ssize_t i = 0; i < self->nents; i++) {
         fdent_t *e = &self->ents[i];
-        if (fd >= 0 && e->fd == fd) {
-            return i;
-        }
-        if (fd < 0 && e->fd < 0 && e->fdobj != NULL) {
+        if (e->fd == -1 && e->fdobj != NULL) {
             int eq = PyObject_RichCompareBool(e->fdobj, fdobj, Py_EQ);
             if (eq < 0) {
                 PyErr_Clear();
@@ -367,6 +377,26 @@ ent_find(SelectorObject *self, int fd, PyObject *fdobj)
 static int
 ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
 {
+    if (self->nents >= INT_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (fd >= self->capos) {
+        int cap = self->capos ? self->capos : 64;
+        while (cap <= fd) {
+            cap = cap > INT_MAX / 2 ? INT_MAX : cap * 2;
+        }
+        int *p = PyMem_Realloc(self->pos, (size_t)cap * sizeof(int));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (int i = self->capos; i < cap; i++) {
+            p[i] = -1;
+        }
+        self->pos = p;
+        self->capos = cap;
+    }
     if (self->nents == self->capents) {
         Py_ssize_t cap = self->capents ? self->capents * 2 : 16;
         fdent_t *e = PyMem_Realloc(self->ents, (size_t)cap * sizeof(fdent_t));
@@ -378,6 +408,9 @@ ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
         self->capents = cap;
     }
     self->ents_ver++;
+    if (fd >= 0) {
+        self->pos[fd] = (int)self->nents;
+    }
     fdent_t *e = &self->ents[self->nents++];
     e->fd = fd;
     e->events = events;
@@ -385,14 +418,46 @@ ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
     return 0;
 }
 
+/* Squeezes the dead entries out of ents, keeping the order of the rest. */
+static void
+ents_compact(SelectorObject *self)
+{
+    if (self->ndead == 0) {
+        return;
+    }
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < self->nents; i++) {
+        fdent_t e = self->ents[i];
+        if (e.fd == ENT_DEAD) {
+            continue;
+        }
+        if (e.fd >= 0) {
+            self->pos[e.fd] = (int)j;
+        }
+        self->ents[j++] = e;
+    }
+    self->nents = j;
+    self->ndead = 0;
+}
+
+/* Unregisters entry i: marked dead in place (O(1)); squeezed out by the next select(), or here
+ * once the dead are half the list. */
 static void
 ent_remove(SelectorObject *self, Py_ssize_t i)
 {
-    PyObject *obj = self->ents[i].fdobj;
+    fdent_t *e = &self->ents[i];
+    PyObject *obj = e->fdobj;
     self->ents_ver++;
-    memmove(&self->ents[i], &self->ents[i + 1],
-            (size_t)(self->nents - i - 1) * sizeof(fdent_t));
-    self->nents--;
+    if (e->fd >= 0) {
+        self->pos[e->fd] = -1;
+    }
+    e->fd = ENT_DEAD;
+    e->events = 0;
+    e->fdobj = NULL;
+    self->ndead++;
+    if (self->ndead > 64 && self->ndead * 2 > self->nents) {
+        ents_compact(self);
+    }
     Py_XDECREF(obj);
 }
 
@@ -462,8 +527,14 @@ clear_ents(SelectorObject *self)
 {
     self->ents_ver++;
     while (self->nents > 0) {
-        Py_XDECREF(self->ents[--self->nents].fdobj);
+        fdent_t *e = &self->ents[--self->nents];
+        if (e->fd >= 0) {
+            self->pos[e->fd] = -1;
+        }
+        e->fd = ENT_DEAD;
+        Py_XSETREF(e->fdobj, NULL);   /* may run code that looks at ents: nents is already down */
     }
+    self->ndead = 0;
 }
 
 static int
@@ -500,6 +571,7 @@ sel_dealloc(SelectorObject *self)
         close(self->zombie_epfd);
     }
     PyMem_Free(self->ents);
+    PyMem_Free(self->pos);
     PyMem_Free(self->pfds);
     PyMem_Free(self->files);
     PyMem_Free(self->evbuf);
@@ -1660,6 +1732,7 @@ poll_wait(SelectorObject *self, struct pollfd *pfds, Py_ssize_t n, int ms)
 static struct pollfd *
 poll_array(SelectorObject *self, struct pollfd **own)
 {
+    ents_compact(self);
     Py_ssize_t n = self->nents;
     *own = NULL;
     fork_check(self);
@@ -1698,11 +1771,11 @@ poll_array(SelectorObject *self, struct pollfd **own)
 static PyObject *
 poll_select_impl(SelectorObject *self, int ms)
 {
-    Py_ssize_t n = self->nents;
     struct pollfd *own, *pfds = poll_array(self, &own);
     if (pfds == NULL) {
         return NULL;
     }
+    Py_ssize_t n = self->nents;   /* after poll_array's compaction: pfds's length */
     PyObject *result = NULL;
     enter_wait(self);
     int r = poll_wait(self, pfds, n, ms);
@@ -1736,6 +1809,7 @@ poll_select_impl(SelectorObject *self, int ms)
 static int
 build_fdsets(SelectorObject *self, fd_set *r, fd_set *w, int *maxfd)
 {
+    ents_compact(self);
     FD_ZERO(r);
     FD_ZERO(w);
     *maxfd = -1;
@@ -1909,6 +1983,9 @@ select_select_impl(SelectorObject *self, pc_time_t rel_ns)
     }
     for (Py_ssize_t i = 0; i < self->nents; i++) {
         fdent_t *e = &self->ents[i];
+        if (e->fd == ENT_DEAD) {
+            continue;   /* unregistered by another thread while select() waited */
+        }
         int fd = e->fd >= 0 ? e->fd : PyObject_AsFileDescriptor(e->fdobj);
         if (fd < 0) {
             goto fail;
