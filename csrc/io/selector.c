@@ -80,6 +80,9 @@ typedef struct {
                                * -1 (capos entries): register, modify and unregister are O(1) as
                                * the stdlib's dicts, not a search of the list */
     int capos;
+    PyObject *rset, *wset;    /* select kind: the stdlib's _readers and _writers sets, with the
+                               * same add/discard history, so that select() iterates them in the
+                               * stdlib's order (see select_select_impl) */
     uint64_t ents_ver;        /* poll kind: bumped by every change of ents */
     struct pollfd *pfds;      /* poll kind: poll()'s array as of ents_ver pfds_ver, kept from one
                                * select() to the next (as select.poll keeps its ufds) */
@@ -543,6 +546,8 @@ sel_traverse(SelectorObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->fd_to_key);
     Py_VISIT(self->map);
+    Py_VISIT(self->rset);
+    Py_VISIT(self->wset);
     for (Py_ssize_t i = 0; i < self->nents; i++) {
         Py_VISIT(self->ents[i].fdobj);
     }
@@ -554,6 +559,8 @@ sel_clear(SelectorObject *self)
 {
     Py_CLEAR(self->fd_to_key);
     Py_CLEAR(self->map);
+    Py_CLEAR(self->rset);
+    Py_CLEAR(self->wset);
     clear_ents(self);
     return 0;
 }
@@ -659,7 +666,17 @@ sel_init(SelectorObject *self, PyObject *args, PyObject *kwds)
         }
         return -1;
     }
+    PyObject *rset = NULL, *wset = NULL;
+    if (self->kind == K_SELECT &&
+            ((rset = PySet_New(NULL)) == NULL || (wset = PySet_New(NULL)) == NULL)) {
+        Py_XDECREF(rset);
+        Py_DECREF(d);
+        Py_DECREF(map);
+        return -1;
+    }
     /* a second __init__ starts afresh, as the stdlib's makes a new dict and a new poller */
+    Py_XSETREF(self->rset, rset);
+    Py_XSETREF(self->wset, wset);
     close_epfd(self);
     self->epfd = epfd;
     Py_XSETREF(self->fd_to_key, d);
@@ -691,6 +708,9 @@ poller_register(SelectorObject *self, PyObject *key, PyObject *events)
             fd = (int)v;
         }
         PyErr_Clear();
+        if ((rd && PySet_Add(self->rset, fdobj) < 0) || (wr && PySet_Add(self->wset, fdobj) < 0)) {
+            return -2;
+        }
         Py_ssize_t i = ent_find(self, fd, fdobj);
         if (i >= 0) {
             self->ents[i].events |= mask;
@@ -834,6 +854,11 @@ do_unregister(SelectorObject *self, PyObject *fileobj)
             cfd = (int)v;
         }
         PyErr_Clear();
+        /* _readers.discard(key.fd); _writers.discard(key.fd) */
+        if (PySet_Discard(self->rset, fdobj) < 0 || PySet_Discard(self->wset, fdobj) < 0) {
+            Py_DECREF(key);
+            return NULL;
+        }
         Py_ssize_t i = ent_find(self, cfd, fdobj);
         if (i >= 0) {
             ent_remove(self, i);
@@ -1862,6 +1887,38 @@ select_now(const fd_set *r0, const fd_set *w0, int maxfd, fd_set *r, fd_set *w)
     }
 }
 
+/* set(r) of the stdlib's select(): select.select lists the ready objects of its input set s
+ * (_readers or _writers) in s's order of iteration, which depends on s's history of adds and
+ * discards, and the stdlib makes a set of that list. fds: select()'s output set. New reference,
+ * or NULL with an exception. */
+static PyObject *
+ready_subset(PyObject *s, const fd_set *fds)
+{
+    PyObject *list = PyList_New(0), *it = list ? PyObject_GetIter(s) : NULL, *o;
+    if (it == NULL) {
+        Py_XDECREF(list);
+        return NULL;
+    }
+    while ((o = PyIter_Next(it)) != NULL) {
+        int fd = PyObject_AsFileDescriptor(o);   /* an int: the key's fd */
+        int rc = 0;
+        if (fd < 0) {
+            PyErr_Clear();   /* not in the select() call (build_fdsets raised for those) */
+        }
+        else if (fd < FD_SETSIZE && FD_ISSET(fd, fds)) {
+            rc = PyList_Append(list, o);
+        }
+        Py_DECREF(o);
+        if (rc < 0) {
+            break;
+        }
+    }
+    Py_DECREF(it);
+    PyObject *r = PyErr_Occurred() ? NULL : PySet_New(list);
+    Py_DECREF(list);
+    return r;
+}
+
 static PyObject *
 select_select_impl(SelectorObject *self, pc_time_t rel_ns)
 {
@@ -1976,26 +2033,11 @@ select_select_impl(SelectorObject *self, pc_time_t rel_ns)
         return result;
     }
     /* `r = set(r); w = set(w); for fd in r | w:` -- the stdlib's order is that of the union
-     * set of the descriptor objects, so build the same sets */
-    PyObject *rs = PySet_New(NULL), *ws = PySet_New(NULL), *u = NULL, *it = NULL, *fdobj;
+     * set, so build the same sets the same way */
+    PyObject *rs = ready_subset(self->rset, &r), *ws = rs ? ready_subset(self->wset, &w) : NULL;
+    PyObject *u = NULL, *it = NULL, *fdobj;
     if (rs == NULL || ws == NULL) {
         goto fail;
-    }
-    for (Py_ssize_t i = 0; i < self->nents; i++) {
-        fdent_t *e = &self->ents[i];
-        if (e->fd == ENT_DEAD) {
-            continue;   /* unregistered by another thread while select() waited */
-        }
-        int fd = e->fd >= 0 ? e->fd : PyObject_AsFileDescriptor(e->fdobj);
-        if (fd < 0) {
-            goto fail;
-        }
-        if ((e->events & EV_R) && FD_ISSET(fd, &r) && PySet_Add(rs, e->fdobj) < 0) {
-            goto fail;
-        }
-        if ((e->events & EV_W) && FD_ISSET(fd, &w) && PySet_Add(ws, e->fdobj) < 0) {
-            goto fail;
-        }
     }
     u = PyNumber_Or(rs, ws);
     it = u ? PyObject_GetIter(u) : NULL;
