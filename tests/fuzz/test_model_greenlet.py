@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 
 import hypothesis.strategies as st
@@ -260,12 +261,22 @@ else:
     def test_greenlet_machine():
         env = dict(os.environ, PYCONC_FUZZ_CHILD="greenlet")
         r = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-s",
-                            "-p", "no:cacheprovider", "-p", "no:faulthandler",
+                            "--tb=short", "-p", "no:cacheprovider", "-p", "no:faulthandler",
                             f"{__file__}::TestGreenlet"],
                            capture_output=True, text=True, timeout=550, env=env,
                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-        tail = (r.stdout + r.stderr)[-6000:]
-        assert r.returncode == 0, f"exit code {r.returncode}:\n{tail}"
+        if r.returncode != 0:
+            # the whole output goes to a file: the first error (a mismatch, or a crash) comes
+            # first, and what follows it (hypothesis's shrinking, chained errors) can be long
+            out = r.stdout + r.stderr
+            with tempfile.NamedTemporaryFile("w", prefix="pyconc-greenlet-machine-",
+                                             suffix=".log", delete=False) as f:
+                f.write(out)
+            keys = [line for line in out.splitlines()
+                    if "Falsifying" in line or "reproduce_failure" in line or "Error" in line]
+            pytest.fail(f"exit code {r.returncode}; whole output in {f.name}\n"
+                        f"-- first 3000 characters:\n{out[:3000]}\n-- key lines:\n"
+                        + "\n".join(keys[:40]) + f"\n-- last 3000 characters:\n{out[-3000:]}")
         m = re.search(r"fuzz \(\w+ profile\): (\d+) examples, (\d+) operations", r.stdout)
         if m:
             tally(int(m.group(1)), int(m.group(2)))
