@@ -1,6 +1,7 @@
 """Turns benchmark JSON (bench/results/<suite>.<mode>.json) into the README's performance tables.
 
     python bench/make_tables.py            # rewrite the block between the markers in README.md
+                                           # (suites without results keep their table)
     python bench/make_tables.py --print    # print the tables only
     python bench/make_tables.py --results bench/results/3.14   # another run's tables, printed
 
@@ -194,8 +195,16 @@ def table(suite, runs):
     return "\n".join(lines)
 
 
-def all_tables(results=None):
-    return "\n\n".join(table(s, runs) for s, runs in sorted(load_suites(results).items()))
+def all_tables(results=None, keep=None):
+    """The tables of every suite with results; with keep (the README block's current text), the
+    tables of suites without results here are kept from it (a run of some suites only, e.g.
+    `run_all.py --suites selectors` on a machine whose bench/results holds nothing else)."""
+    tables = {s: table(s, runs) for s, runs in load_suites(results).items()}
+    for chunk in re.split(r"\n\n(?=\*\*\w+\*\* — )", (keep or "").strip("\n")):
+        m = re.match(r"\*\*(\w+)\*\* — ", chunk)
+        if m and m.group(1) not in tables:
+            tables[m.group(1)] = chunk
+    return "\n\n".join(tables[s] for s in sorted(tables))
 
 
 def main():
@@ -205,15 +214,16 @@ def main():
                     help="a results directory other than bench/results (implies --print), e.g. "
                          "bench/results/3.14 from .ci/versions' benchmark mode")
     args = ap.parse_args()
-    text = all_tables(args.results)
     if args.print or args.results:
-        print(text)
+        print(all_tables(args.results))
         return
     with open(README, encoding="utf-8") as f:
         readme = f.read()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(readme):
+    pattern = re.compile(re.escape(BEGIN) + "(.*?)" + re.escape(END), re.S)
+    found = pattern.search(readme)
+    if not found:
         raise SystemExit(f"README.md has no {BEGIN} ... {END} block")
+    text = all_tables(None, keep=found.group(1))
     readme = pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", readme)
     with open(README, "w", encoding="utf-8") as f:
         f.write(readme)
