@@ -76,9 +76,10 @@ typedef struct {
                                * unregister leaves a dead entry (fd ENT_DEAD), squeezed out by
                                * ents_compact before select() reads the list */
     Py_ssize_t nents, capents, ndead;
-    int *pos;                 /* poll and select kinds: index in ents of each fd >= 0 there, or
-                               * -1 (capos entries): register, modify and unregister are O(1) as
-                               * the stdlib's dicts, not a search of the list */
+    int *pos;                 /* poll and select kinds: index in ents of each fd in [0, capos)
+                               * there, or -1: register, modify and unregister are O(1) as the
+                               * stdlib's dicts, not a search of the list (an fd from POS_MAX up,
+                               * which register takes without a system call, is searched for) */
     int capos;
     PyObject *rset, *wset;    /* select kind: the stdlib's _readers and _writers sets, with the
                                * same add/discard history, so that select() iterates them in the
@@ -353,18 +354,22 @@ drop_key_keep_error(SelectorObject *self, PyObject *fd)
 /* -- the poll and select kinds' descriptor list ------------------------------------------------ */
 
 #define ENT_DEAD (-2)
+#define POS_MAX (1 << 20)     /* fds indexed by pos: 4 MiB at most */
 
 /* The index of fd (>= 0) in ents, or for the select kind's fd -1 of the entry whose descriptor
  * object equals fdobj; -1 if there is none. */
 static Py_ssize_t
 ent_find(SelectorObject *self, int fd, PyObject *fdobj)
 {
-    if (fd >= 0) {
+    if (fd >= 0 && fd < POS_MAX) {
         return fd < self->capos ? self->pos[fd] : -1;
     }
     for (Py_ssize_t i = 0; i < self->nents; i++) {
         fdent_t *e = &self->ents[i];
-        if (e->fd == -1 && e->fdobj != NULL) {
+        if (fd >= 0 && e->fd == fd) {
+            return i;
+        }
+        if (fd < 0 && e->fd == -1 && e->fdobj != NULL) {
             int eq = PyObject_RichCompareBool(e->fdobj, fdobj, Py_EQ);
             if (eq < 0) {
                 PyErr_Clear();
@@ -384,10 +389,10 @@ ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
         PyErr_NoMemory();
         return -1;
     }
-    if (fd >= self->capos) {
+    if (fd >= self->capos && fd < POS_MAX) {
         int cap = self->capos ? self->capos : 64;
         while (cap <= fd) {
-            cap = cap > INT_MAX / 2 ? INT_MAX : cap * 2;
+            cap *= 2;
         }
         int *p = PyMem_Realloc(self->pos, (size_t)cap * sizeof(int));
         if (p == NULL) {
@@ -411,7 +416,7 @@ ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
         self->capents = cap;
     }
     self->ents_ver++;
-    if (fd >= 0) {
+    if (fd >= 0 && fd < POS_MAX) {
         self->pos[fd] = (int)self->nents;
     }
     fdent_t *e = &self->ents[self->nents++];
@@ -434,7 +439,7 @@ ents_compact(SelectorObject *self)
         if (e.fd == ENT_DEAD) {
             continue;
         }
-        if (e.fd >= 0) {
+        if (e.fd >= 0 && e.fd < POS_MAX) {
             self->pos[e.fd] = (int)j;
         }
         self->ents[j++] = e;
@@ -451,7 +456,7 @@ ent_remove(SelectorObject *self, Py_ssize_t i)
     fdent_t *e = &self->ents[i];
     PyObject *obj = e->fdobj;
     self->ents_ver++;
-    if (e->fd >= 0) {
+    if (e->fd >= 0 && e->fd < POS_MAX) {
         self->pos[e->fd] = -1;
     }
     e->fd = ENT_DEAD;
@@ -531,7 +536,7 @@ clear_ents(SelectorObject *self)
     self->ents_ver++;
     while (self->nents > 0) {
         fdent_t *e = &self->ents[--self->nents];
-        if (e->fd >= 0) {
+        if (e->fd >= 0 && e->fd < POS_MAX) {
             self->pos[e->fd] = -1;
         }
         e->fd = ENT_DEAD;
