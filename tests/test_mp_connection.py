@@ -231,7 +231,7 @@ def test_wait_sees_eof_and_process_sentinels(mod):
         assert mod.wait([a], timeout=5) == [a]     # EOF is readable
         with pytest.raises(EOFError):
             a.recv()
-    p = pc_mp.Process(target=time.sleep, args=(0.1,))
+    p = pc_mp.get_context("fork").Process(target=time.sleep, args=(0.1,))
     p.start()
     assert mod.wait([p.sentinel], timeout=10) == [p.sentinel]
     p.join()
@@ -270,7 +270,7 @@ def test_listener_in_a_child_process():
     """A pyconc Process listens; the parent's Client talks to it (retrying until it listens)."""
     with pc_conn.Listener(authkey=b"abc") as listener:
         address = listener.address      # a fresh AF_UNIX path, unlinked again by close()
-    p = pc_mp.Process(target=_child_serve, args=(address,))
+    p = pc_mp.get_context("fork").Process(target=_child_serve, args=(address,))
     p.start()
     try:
         with _connect_retry(address, b"abc") as c:
