@@ -115,13 +115,21 @@ class World:
                         target = self.glets[cmd[1]]
                         if target is None:
                             target = impl.getcurrent().parent
-                        if op == "switch_to":
-                            value = target.switch(cmd[2])
-                        else:
-                            value = target.throw(ValueError, cmd[2])
-                        # no reference cycle through this frame: a dropped greenlet dies by
-                        # reference counting, at the same step in both implementations
-                        target = None
+                        try:
+                            if op == "switch_to":
+                                value = target.switch(cmd[2])
+                            else:
+                                value = target.throw(ValueError, cmd[2])
+                        finally:
+                            # no reference cycle through this frame: a dropped greenlet dies by
+                            # reference counting, at the same step in both implementations.
+                            # Also when the switch raises: a greenlet that dies of GreenletExit
+                            # thrown in here leaves this frame in the exception's traceback, and
+                            # the greenlet package keeps that exception (hidden from the GC) for
+                            # as long as the parent its death started runs; a target kept here
+                            # could then keep that parent alive (greenlet) where pyconc, holding
+                            # no such reference, kills it at once (found by the long profile)
+                            target = None
             finally:
                 self.log.append((idx, "finally"))
         return run
