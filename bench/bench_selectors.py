@@ -5,9 +5,10 @@
 Cases: DefaultSelector.select() with 1,000 registered socketpairs of which 10 are readable
 (timeout 0 and timeout None: both return at once), the same on PollSelector, and the cost of
 register + unregister (1,000 descriptors registered, then unregistered in the same order) on
-DefaultSelector and PollSelector, and on PollSelector with 5,000. ns per operation (one select() call, or one register+unregister
-pair); speedup = stdlib time / pyconc time. Each workload returns what it saw (ready count, map size),
-compared across implementations, so the work really ran. Timings never go into pytest."""
+DefaultSelector and PollSelector, and on PollSelector with 5,000. ns per operation (one select()
+call, or one register+unregister pair); speedup = stdlib time / pyconc time. Each workload
+returns what it saw (ready count, map size), compared across implementations, so the work
+really ran. Timings never go into pytest."""
 import os
 import resource
 import selectors as std
