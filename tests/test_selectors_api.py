@@ -826,3 +826,55 @@ def test_register_huge_descriptor_numbers(kind):
         b.close()
         return out
     assert run(pc) == run(std)
+
+
+def test_select_kind_rebuilds_its_fd_sets_after_every_change():
+    # pyconc's SelectSelector keeps the fd_sets it hands to select() until _readers or _writers
+    # change: an error must come again at every select(), and every register, unregister,
+    # modify and close must show at the next one (close() keeps the sets, as the stdlib's)
+    def run(mod):
+        out = []
+        a, b = socket.socketpair()
+        c, d = socket.socketpair()
+        b.send(b"x")
+        s = mod.SelectSelector()
+
+        def sel():
+            try:
+                return sorted((k.data, ev) for k, ev in s.select(0))
+            except (ValueError, OSError) as e:
+                return (type(e).__name__, str(e))
+        s.register(a, std.EVENT_READ, "a")
+        out.append(sel())
+        s.register(5000, std.EVENT_READ, "big")
+        out.append(sel())
+        out.append(sel())
+        s.unregister(5000)
+        out.append(sel())
+        s.register(c, std.EVENT_WRITE, "c")
+        out.append(sel())
+        s.modify(c, std.EVENT_READ, "c2")
+        out.append(sel())
+        d.send(b"y")
+        out.append(sel())
+        s.unregister(c)
+        out.append(sel())
+        e, f = socket.socketpair()
+        s.register(e, std.EVENT_READ, "e")
+        out.append(sel())
+        s.unregister(e)
+        e.close()   # a stale descriptor left in select()'s input would now fail with EBADF
+        f.close()
+        out.append(sel())
+        s.modify(a, std.EVENT_READ | std.EVENT_WRITE, "a2")
+        out.append(sel())
+        s.close()
+        out.append(sel())
+        s.register(c, std.EVENT_WRITE, "c3")
+        out.append(sel())
+        for sk in (a, b, c, d):
+            sk.close()
+        return out
+    got, want = run(pc), run(std)
+    assert got == want
+    assert want[2] == ("ValueError", "filedescriptor out of range in select()")

@@ -13,10 +13,11 @@
  *     builds the (key, events) list in C: one dict lookup per ready descriptor. A gevent selector
  *     also keeps the regular files it was given (epoll refuses them; libev reports them always
  *     ready, and so does this).
- *   - poll and select kinds: the registered descriptors in registration order (ents): what the
- *     stdlib keeps in its select.poll object's dict, or in its _readers/_writers sets. As there,
- *     close() forgets the keys but not these, and a failed modify() drops the key but not the
- *     poll registration.
+ *   - poll kind: the registered descriptors in registration order (ents), what the stdlib keeps
+ *     in its select.poll object's dict. select kind: the stdlib's own _readers/_writers sets
+ *     (rset, wset), and the fd_sets select() builds from them, kept until the sets change. As
+ *     in the stdlib, close() forgets the keys but not these, and a failed modify() drops the key
+ *     but not the poll registration.
  *
  * Waiting (iowait.h). A thread without a hub blocks in epoll_wait/poll/select with the GIL
  * released, EINTR running the signal handlers and retrying with the time left (PEP 475), as the
@@ -57,10 +58,8 @@
 enum { K_EPOLL = 1, K_POLL, K_SELECT, K_GEVENT };
 
 typedef struct {
-    int fd;                   /* the C descriptor; select kind: -1 when fdobj does not convert
-                                 (select() raises that error, as select.select does) */
-    short events;             /* poll kind: the poll events; select kind: EV_R | EV_W */
-    PyObject *fdobj;          /* select kind: the descriptor object of the key (strong) */
+    int fd;                   /* the descriptor, or ENT_DEAD */
+    short events;             /* the poll events */
 } fdent_t;
 
 typedef struct {
@@ -72,11 +71,11 @@ typedef struct {
     int nwaiting;             /* select() calls in progress that may block or switch */
     PyObject *fd_to_key;      /* dict fd -> SelectorKey; NULL until __init__ */
     PyObject *map;            /* selectors._SelectorMapping(self), or None once closed */
-    fdent_t *ents;            /* poll and select kinds: registered descriptors, in order;
+    fdent_t *ents;            /* poll kind: registered descriptors, in order;
                                * unregister leaves a dead entry (fd ENT_DEAD), squeezed out by
                                * ents_compact before select() reads the list */
     Py_ssize_t nents, capents, ndead;
-    int *pos;                 /* poll and select kinds: index in ents of each fd in [0, capos)
+    int *pos;                 /* poll kind: index in ents of each fd in [0, capos)
                                * there, or -1: register, modify and unregister are O(1) as the
                                * stdlib's dicts, not a search of the list (an fd from POS_MAX up,
                                * which register takes without a system call, is searched for) */
@@ -84,6 +83,10 @@ typedef struct {
     PyObject *rset, *wset;    /* select kind: the stdlib's _readers and _writers sets, with the
                                * same add/discard history, so that select() iterates them in the
                                * stdlib's order (see select_select_impl) */
+    uint64_t sets_ver;        /* select kind: bumped by every change of rset and wset */
+    uint64_t fdsets_ver;      /* the sets_ver that fdr, fdw and fdmax were built from, or -1 */
+    fd_set fdr, fdw;          /* select kind: select()'s input, as of fdsets_ver */
+    int fdmax;
     uint64_t ents_ver;        /* poll kind: bumped by every change of ents */
     struct pollfd *pfds;      /* poll kind: poll()'s array as of ents_ver pfds_ver, kept from one
                                * select() to the next (as select.poll keeps its ufds) */
@@ -356,34 +359,23 @@ drop_key_keep_error(SelectorObject *self, PyObject *fd)
 #define ENT_DEAD (-2)
 #define POS_MAX (1 << 20)     /* fds indexed by pos: 4 MiB at most */
 
-/* The index of fd (>= 0) in ents, or for the select kind's fd -1 of the entry whose descriptor
- * object equals fdobj; -1 if there is none. */
+/* The index of descriptor fd (>= 0) in ents, or -1 if it has none. */
 static Py_ssize_t
-ent_find(SelectorObject *self, int fd, PyObject *fdobj)
+ent_find(SelectorObject *self, int fd)
 {
-    if (fd >= 0 && fd < POS_MAX) {
+    if (fd < POS_MAX) {
         return fd < self->capos ? self->pos[fd] : -1;
     }
     for (Py_ssize_t i = 0; i < self->nents; i++) {
-        fdent_t *e = &self->ents[i];
-        if (fd >= 0 && e->fd == fd) {
+        if (self->ents[i].fd == fd) {
             return i;
-        }
-        if (fd < 0 && e->fd == -1 && e->fdobj != NULL) {
-            int eq = PyObject_RichCompareBool(e->fdobj, fdobj, Py_EQ);
-            if (eq < 0) {
-                PyErr_Clear();
-            }
-            else if (eq) {
-                return i;
-            }
         }
     }
     return -1;
 }
 
 static int
-ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
+ent_append(SelectorObject *self, int fd, short events)
 {
     if (self->nents >= INT_MAX) {
         PyErr_NoMemory();
@@ -416,13 +408,12 @@ ent_append(SelectorObject *self, int fd, short events, PyObject *fdobj)
         self->capents = cap;
     }
     self->ents_ver++;
-    if (fd >= 0 && fd < POS_MAX) {
+    if (fd < POS_MAX) {
         self->pos[fd] = (int)self->nents;
     }
     fdent_t *e = &self->ents[self->nents++];
     e->fd = fd;
     e->events = events;
-    e->fdobj = Py_XNewRef(fdobj);
     return 0;
 }
 
@@ -439,7 +430,7 @@ ents_compact(SelectorObject *self)
         if (e.fd == ENT_DEAD) {
             continue;
         }
-        if (e.fd >= 0 && e.fd < POS_MAX) {
+        if (e.fd < POS_MAX) {
             self->pos[e.fd] = (int)j;
         }
         self->ents[j++] = e;
@@ -454,19 +445,16 @@ static void
 ent_remove(SelectorObject *self, Py_ssize_t i)
 {
     fdent_t *e = &self->ents[i];
-    PyObject *obj = e->fdobj;
     self->ents_ver++;
-    if (e->fd >= 0 && e->fd < POS_MAX) {
+    if (e->fd < POS_MAX) {
         self->pos[e->fd] = -1;
     }
     e->fd = ENT_DEAD;
     e->events = 0;
-    e->fdobj = NULL;
     self->ndead++;
     if (self->ndead > 64 && self->ndead * 2 > self->nents) {
         ents_compact(self);
     }
-    Py_XDECREF(obj);
 }
 
 /* -- gevent kind: regular files ------------------------------------------------------------------ */
@@ -540,7 +528,6 @@ clear_ents(SelectorObject *self)
             self->pos[e->fd] = -1;
         }
         e->fd = ENT_DEAD;
-        Py_XSETREF(e->fdobj, NULL);   /* may run code that looks at ents: nents is already down */
     }
     self->ndead = 0;
 }
@@ -553,9 +540,6 @@ sel_traverse(SelectorObject *self, visitproc visit, void *arg)
     Py_VISIT(self->map);
     Py_VISIT(self->rset);
     Py_VISIT(self->wset);
-    for (Py_ssize_t i = 0; i < self->nents; i++) {
-        Py_VISIT(self->ents[i].fdobj);
-    }
     return 0;
 }
 
@@ -606,6 +590,7 @@ sel_new_kind(PyTypeObject *type, int kind)
     self->kind = kind;
     self->epfd = -1;
     self->zombie_epfd = -1;
+    self->fdsets_ver = (uint64_t)-1;
     self->gen = pc_fork_generation;
     return (PyObject *)self;
 }
@@ -682,6 +667,7 @@ sel_init(SelectorObject *self, PyObject *args, PyObject *kwds)
     /* a second __init__ starts afresh, as the stdlib's makes a new dict and a new poller */
     Py_XSETREF(self->rset, rset);
     Py_XSETREF(self->wset, wset);
+    self->sets_ver++;
     close_epfd(self);
     self->epfd = epfd;
     Py_XSETREF(self->fd_to_key, d);
@@ -705,24 +691,11 @@ poller_register(SelectorObject *self, PyObject *key, PyObject *events)
     PyObject *fdobj = KEY_FD(key);
     if (self->kind == K_SELECT) {
         /* _readers.add(fd) / _writers.add(fd): no system call, no conversion yet */
-        short mask = (short)((rd ? EV_R : 0) | (wr ? EV_W : 0));
-        int fd = -1;
-        int overflow;
-        long v = PyLong_Check(fdobj) ? PyLong_AsLongAndOverflow(fdobj, &overflow) : -1;
-        if (PyLong_Check(fdobj) && !overflow && v >= 0 && v <= INT_MAX) {
-            fd = (int)v;
-        }
-        PyErr_Clear();
+        self->sets_ver++;
         if ((rd && PySet_Add(self->rset, fdobj) < 0) || (wr && PySet_Add(self->wset, fdobj) < 0)) {
             return -2;
         }
-        Py_ssize_t i = ent_find(self, fd, fdobj);
-        if (i >= 0) {
-            self->ents[i].events |= mask;
-            self->ents_ver++;
-            return 0;
-        }
-        return mask ? (ent_append(self, fd, mask, fdobj) < 0 ? -2 : 0) : 0;
+        return 0;
     }
     if (self->kind == K_POLL) {
         short pev = (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
@@ -730,13 +703,13 @@ poller_register(SelectorObject *self, PyObject *key, PyObject *events)
         if (fd < 0) {
             return -1;
         }
-        Py_ssize_t i = ent_find(self, fd, NULL);
+        Py_ssize_t i = ent_find(self, fd);
         if (i >= 0) {
             self->ents[i].events = pev;   /* poll.register of a known fd: in place */
             self->ents_ver++;
             return 0;
         }
-        return ent_append(self, fd, pev, NULL);
+        return ent_append(self, fd, pev);
     }
     /* epoll and gevent kinds */
     if (self->epfd < 0) {
@@ -852,21 +825,11 @@ do_unregister(SelectorObject *self, PyObject *fileobj)
     }
     PyObject *fdobj = KEY_FD(key);
     if (self->kind == K_SELECT) {
-        int cfd = -1;
-        int overflow;
-        long v = PyLong_Check(fdobj) ? PyLong_AsLongAndOverflow(fdobj, &overflow) : -1;
-        if (PyLong_Check(fdobj) && !overflow && v >= 0 && v <= INT_MAX) {
-            cfd = (int)v;
-        }
-        PyErr_Clear();
         /* _readers.discard(key.fd); _writers.discard(key.fd) */
+        self->sets_ver++;
         if (PySet_Discard(self->rset, fdobj) < 0 || PySet_Discard(self->wset, fdobj) < 0) {
             Py_DECREF(key);
             return NULL;
-        }
-        Py_ssize_t i = ent_find(self, cfd, fdobj);
-        if (i >= 0) {
-            ent_remove(self, i);
         }
         return key;
     }
@@ -877,7 +840,7 @@ do_unregister(SelectorObject *self, PyObject *fileobj)
             Py_DECREF(key);
             return NULL;
         }
-        Py_ssize_t i = ent_find(self, cfd, NULL);
+        Py_ssize_t i = ent_find(self, cfd);
         if (i < 0) {
             /* select.poll.unregister of an fd it does not have */
             PyObject *k = PyLong_FromLong(cfd);
@@ -961,7 +924,7 @@ polllike_modify(SelectorObject *self, PyObject *fileobj, PyObject *events, PyObj
                 }
             }
             else {
-                Py_ssize_t i = ent_find(self, cfd, NULL);
+                Py_ssize_t i = ent_find(self, cfd);
                 if (i >= 0) {
                     self->ents[i].events = (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
                     self->ents_ver++;
@@ -1834,38 +1797,62 @@ poll_select_impl(SelectorObject *self, int ms)
 
 /* -- select() of the select kind ------------------------------------------------------------- */
 
-/* Builds select()'s sets from the registered descriptors, with select.select's conversion
- * errors. 0, or -1 with the error. */
+/* Adds the descriptors of s to fds as select.select converts its arguments: a snapshot list
+ * first (PySequence_Fast of a set), then each in turn. 0, or -1 with select.select's error. */
+static int
+fdset_from(PyObject *s, fd_set *fds, int *maxfd)
+{
+    PyObject *list = PySequence_List(s);
+    if (list == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        int fd = PyObject_AsFileDescriptor(PyList_GET_ITEM(list, i));
+        if (fd < 0) {
+            rc = -1;
+            break;
+        }
+        if (fd >= FD_SETSIZE) {
+            PyErr_SetString(PyExc_ValueError, "filedescriptor out of range in select()");
+            rc = -1;
+            break;
+        }
+        FD_SET(fd, fds);
+        if (fd > *maxfd) {
+            *maxfd = fd;
+        }
+    }
+    Py_DECREF(list);
+    return rc;
+}
+
+/* select()'s input sets: _readers and _writers as fd_sets, rebuilt when either set changed since
+ * the last call (a failed build is not kept: every select() raises its error again). 0, or -1
+ * with the error. */
 static int
 build_fdsets(SelectorObject *self, fd_set *r, fd_set *w, int *maxfd)
 {
-    ents_compact(self);
+    if (self->fdsets_ver == self->sets_ver) {
+        *r = self->fdr;
+        *w = self->fdw;
+        *maxfd = self->fdmax;
+        return 0;
+    }
+    /* built on the stack: a fileno() may run code that changes the sets, or another thread's
+     * select() that builds too */
+    uint64_t ver = self->sets_ver;
     FD_ZERO(r);
     FD_ZERO(w);
     *maxfd = -1;
-    for (int pass = 0; pass < 2; pass++) {   /* the readers set, then the writers set */
-        short bit = pass == 0 ? EV_R : EV_W;
-        for (Py_ssize_t i = 0; i < self->nents; i++) {
-            fdent_t *e = &self->ents[i];
-            if (!(e->events & bit)) {
-                continue;
-            }
-            int fd = e->fd;
-            if (fd < 0) {
-                fd = PyObject_AsFileDescriptor(e->fdobj);   /* raises what select.select does */
-                if (fd < 0) {
-                    return -1;
-                }
-            }
-            if (fd >= FD_SETSIZE) {
-                PyErr_SetString(PyExc_ValueError, "filedescriptor out of range in select()");
-                return -1;
-            }
-            FD_SET(fd, pass == 0 ? r : w);
-            if (fd > *maxfd) {
-                *maxfd = fd;
-            }
-        }
+    if (fdset_from(self->rset, r, maxfd) < 0 || fdset_from(self->wset, w, maxfd) < 0) {
+        return -1;
+    }
+    if (ver == self->sets_ver) {
+        self->fdr = *r;
+        self->fdw = *w;
+        self->fdmax = *maxfd;
+        self->fdsets_ver = ver;
     }
     return 0;
 }
