@@ -161,6 +161,12 @@ void pc_probe_message(PyObject *type, char *buf, size_t size);
  * before it set the attribute): "'<type name>' object has no attribute '<attr>'". Returns -1. */
 int pc_uninitialized(PyObject *self, const char *attr);
 
+/* Grows a table indexed by descriptor (*table, *cap entries of elsize bytes) so that index fd
+ * fits: the capacity doubles from 64 until it passes fd, and the new entries are filled with
+ * the byte `fill` (0, or 0xff for int tables of -1). 0, or -1 with MemoryError. fd must be a
+ * descriptor number (below 2^30, the kernel's limit) or a bound the caller checked. */
+int pc_fd_table_reserve(void **table, int *cap, int fd, size_t elsize, int fill);
+
 /* copy.copy and pickling, as the stdlib's classes behave.
  *
  * A stdlib primitive written in Python (Condition, Semaphore, Event, Barrier, Thread, Queue, ...)

@@ -262,3 +262,28 @@ pc_parse_init_args(const char *fname, PyObject *args, PyObject *kwds, const char
     }
     return pc_require_args(fname, names, nrequired, out);
 }
+
+int
+pc_fd_table_reserve(void **table, int *cap, int fd, size_t elsize, int fill)
+{
+    if (fd < *cap) {
+        return 0;
+    }
+    if (fd >= (1 << 30)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int ncap = *cap ? *cap : 64;
+    while (ncap <= fd) {
+        ncap *= 2;
+    }
+    char *t = PyMem_Realloc(*table, (size_t)ncap * elsize);
+    if (t == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(t + (size_t)*cap * elsize, fill, (size_t)(ncap - *cap) * elsize);
+    *table = t;
+    *cap = ncap;
+    return 0;
+}

@@ -619,22 +619,10 @@ throw_to_main(HubObject *hub)
 static int
 fds_reserve(HubObject *hub, int fd)
 {
-    if (fd < hub->capfds) {
-        return 0;
-    }
-    int cap = hub->capfds ? hub->capfds : 64;
-    while (cap <= fd) {
-        cap *= 2;
-    }
-    fdwatch_t *f = PyMem_Realloc(hub->fds, (size_t)cap * sizeof(fdwatch_t));
-    if (f == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    memset(f + hub->capfds, 0, (size_t)(cap - hub->capfds) * sizeof(fdwatch_t));
-    hub->fds = f;
-    hub->capfds = cap;
-    return 0;
+    void *t = hub->fds;
+    int rc = pc_fd_table_reserve(&t, &hub->capfds, fd, sizeof(fdwatch_t), 0);
+    hub->fds = t;
+    return rc;
 }
 
 /* Makes epoll's interest for fd match its waiters. 0, or -1 with OSError. */

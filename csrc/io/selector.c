@@ -381,21 +381,13 @@ ent_append(SelectorObject *self, int fd, short events)
         PyErr_NoMemory();
         return -1;
     }
-    if (fd >= self->capos && fd < POS_MAX) {
-        int cap = self->capos ? self->capos : 64;
-        while (cap <= fd) {
-            cap *= 2;
-        }
-        int *p = PyMem_Realloc(self->pos, (size_t)cap * sizeof(int));
-        if (p == NULL) {
-            PyErr_NoMemory();
+    if (fd < POS_MAX) {
+        void *t = self->pos;   /* an int table: bytes of 0xff make -1, "not registered" */
+        int rc = pc_fd_table_reserve(&t, &self->capos, fd, sizeof(int), 0xff);
+        self->pos = t;
+        if (rc < 0) {
             return -1;
         }
-        for (int i = self->capos; i < cap; i++) {
-            p[i] = -1;
-        }
-        self->pos = p;
-        self->capos = cap;
     }
     if (self->nents == self->capents) {
         Py_ssize_t cap = self->capents ? self->capents * 2 : 16;
