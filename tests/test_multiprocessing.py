@@ -1005,3 +1005,75 @@ def test_pool_map_loop_calls_and_errors_as_the_stdlib():
             assert pool.map(_ident, range(200), chunksize=20) == list(range(200))
             if mod is mp:
                 assert pool._fills == {}    # nothing left registered once maps are done
+
+
+POOL_DROPPED = r'''
+import gc, sys, time, warnings
+mod = __import__(sys.argv[1], fromlist=["x"])
+ctx = mod.get_context("fork")
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def gone(pids):
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [alive(p) for p in pids]
+
+
+def work():
+    p = ctx.Pool(2)
+    out = p.map(abs, range(-5, 5))
+    r = p.apply_async(abs, (-3,))
+    r.get()
+    it = p.imap(abs, [-1, -2])
+    next(it)
+    return out, r, it, [w.pid for w in p._pool]
+
+
+msgs = []
+warnings.simplefilter("always")
+# not catch_warnings(record=True): its records keep the warning's source, the pool, alive
+warnings.showwarning = lambda message, *a, **k: msgs.append(str(message).split(" <")[0])
+out, r, it, pids = work()
+gc.collect()
+print("dropped:", sum(out), r.get(), list(it), gone(pids))
+print("temporary:", ctx.Pool(1).apply_async(time.sleep, (0.2,)).get(),
+      ctx.Pool(2).map(abs, [-1, -2]), sorted(ctx.Pool(2).imap_unordered(abs, [-1, -2])))
+p = ctx.Pool(2)
+pids = [w.pid for w in p._pool]
+p.close()
+del p
+gc.collect()
+print("closed, not joined:", gone(pids))
+p = ctx.Pool(2)
+pids = [w.pid for w in p._pool]
+p.terminate()
+del p
+print("terminated:", gone(pids))
+print(msgs)
+'''
+
+
+def test_a_dropped_running_pool_is_collected_and_ends_its_workers():
+    # The stdlib's Pool is referenced by neither its threads nor its finalizer: dropped while
+    # running (and with no result pending), it is collected (ResourceWarning "unclosed running
+    # multiprocessing pool") and its finalizer ends the workers. A pending result keeps its pool
+    # alive until it is in, so `Pool(2).map(...)` on a temporary works. pyconc's result thread
+    # once held the pool, and every such pool kept its workers until the program ended.
+    import subprocess
+    out = {}
+    for name in ("multiprocessing", "pyconc.multiprocessing"):
+        r = subprocess.run([sys.executable, "-c", POOL_DROPPED, name], capture_output=True,
+                           text=True, timeout=50)
+        assert r.returncode == 0, r.stderr
+        out[name] = r.stdout
+    assert out["pyconc.multiprocessing"] == out["multiprocessing"]
+    assert "dropped: 25 3 [2] [False, False]" in out["multiprocessing"]

@@ -14,6 +14,7 @@ PicklingError that says so. imap/imap_unordered read their input lazily, keeping
 number of chunks in flight. Callbacks run in the pool's result-handler thread.
 """
 import collections
+import functools
 import itertools
 import os
 import pickle
@@ -206,7 +207,14 @@ class ApplyResult:
                 self._error_callback(self._value)
         finally:    # a callback that raises (reported by the result loop) still completes it
             self._event.set()
-            self._pool._jobs.pop(self._job, None)
+            self._release()
+
+    def _release(self):
+        # as the stdlib's: a result holds its pool until it is complete (a pool whose only
+        # reference is a pending result's lives on), and lets go of it then
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool._jobs.pop(self._job, None)
 
     __class_getitem__ = classmethod(lambda cls, item: cls)
 
@@ -229,7 +237,7 @@ class MapResult(ApplyResult):
         if chunksize <= 0:
             self._number_left = 0
             self._event.set()
-            del pool._jobs[self._job]
+            self._release()
         else:
             self._number_left = length // chunksize + bool(length % chunksize)
             # the result loop writes packed chunks straight into _value (_FILLED then comes)
@@ -261,7 +269,7 @@ class MapResult(ApplyResult):
                 callback(self._value)
         finally:    # a callback that raises (reported by the result loop) still completes it
             self._fills.pop(self._job, None)
-            self._pool._jobs.pop(self._job, None)
+            self._release()
             self._event.set()
 
 
@@ -286,7 +294,7 @@ class IMapIterator:
         with self._cond:
             while not self._items:
                 if self._index == self._length:
-                    self._pool = None
+                    self._release()
                     raise StopIteration from None
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -299,6 +307,8 @@ class IMapIterator:
         raise value
 
     __next__ = next
+
+    _release = ApplyResult._release
 
     def _set(self, i, obj):
         with self._cond:
@@ -318,14 +328,14 @@ class IMapIterator:
                 self._unsorted[i] = obj
             self._cond.notify()
             if self._index == self._length:
-                self._pool._jobs.pop(self._job, None)
+                self._release()
 
     def _set_length(self, length):
         with self._cond:
             self._length = length
             if self._index == self._length:
                 self._cond.notify()
-                self._pool._jobs.pop(self._job, None)
+                self._release()
 
 
 class _IMapFlat(IMapIterator):
@@ -390,14 +400,20 @@ class Pool:
         self._change = _std_threading.Lock()
         for k in range(processes):
             self._start_worker(k)
-        self._handler = _std_threading.Thread(target=self._handle_results, daemon=True,
-                                              name="pyconc-pool-results")
+        # Neither the result handler nor the finalizer holds the pool: as the stdlib's, a pool
+        # that its user drops (with no result pending) is collected, and the finalizer then
+        # ends its workers. It runs at exit too, before multiprocessing's exit hook terminates
+        # the daemonic children and joins them all: a pool still running then would see its
+        # workers die and start new ones, and the join would wait for those forever (the
+        # stdlib's Pool has the same finalizer, exitpriority 15).
+        ref = weakref.ref(self)
+        self._handler = _std_threading.Thread(
+            target=_handle_results, daemon=True, name="pyconc-pool-results",
+            args=(ref, self._resultq, functools.partial(_complete, self._jobs), self._fills))
         self._handler.start()
-        # At exit the pool ends itself before multiprocessing's exit hook terminates the daemonic
-        # children and joins them all: a pool still running then would see its workers die and
-        # start new ones, and the join would wait for those forever (the stdlib's Pool has the
-        # same finalizer, exitpriority 15).
-        _mp_util.Finalize(self, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=15)
+        self._terminator = _mp_util.Finalize(
+            self, _terminate_pool, exitpriority=15,
+            args=(ref, self._change, self._resultq, self._pool, self._jobs, self._handler))
 
     def _start_worker(self, k):
         _SLOT.pack_into(self._slot_view, k * _SLOT.size, _IDLE, 0, 0)
@@ -424,13 +440,7 @@ class Pool:
         self._complete(job, i, _core._pool_decode(data, _pickle_loads))
 
     def _complete(self, job, i, obj):
-        j = self._jobs.get(job)
-        if j is None:
-            return          # finished already (a result, then its worker's death)
-        try:
-            j._set(i, obj)
-        except Exception:
-            traceback.print_exc()
+        _complete(self._jobs, job, i, obj)
 
     def _check_workers(self):
         exiting, self._exiting = self._exiting, []
@@ -462,31 +472,22 @@ class Pool:
             if self._state == RUN or self._jobs:
                 self._start_worker(k)
 
-    def _handle_results(self):
-        while True:
-            try:
-                # results go to _complete from C for _POLL_S at a time; a control frame comes
-                # back here. A worker's exit message may already have been read (by
-                # _check_workers draining the results of an exited worker): then take what is
-                # there and reap it now, without waiting for a poll.
-                control = _core._pool_results(self._resultq, self._complete, _pickle_loads,
-                                              0.0 if self._exiting else _POLL_S,
-                                              self._fills, _FILLED)
-            except Exception:
-                control = None
-            if control is not None:
-                self._control(*control)
-            with self._change:
-                if self._state == TERMINATE:
-                    return
-                self._check_workers()
-                if self._state == CLOSE and all(w is None for w in self._pool):
-                    while True:     # anything left over
-                        try:
-                            self._deliver(self._resultq.get_bytes(False))
-                        except Exception:
-                            break
-                    return
+    def _after_results(self, control):
+        # the result handler's turn after each wait: False when it is to end
+        if control is not None:
+            self._control(*control)
+        with self._change:
+            if self._state == TERMINATE:
+                return False
+            self._check_workers()
+            if self._state == CLOSE and all(w is None for w in self._pool):
+                while True:     # anything left over
+                    try:
+                        self._deliver(self._resultq.get_bytes(False))
+                    except Exception:
+                        break
+                return False
+        return True
 
     # -- submitting --
 
@@ -596,25 +597,7 @@ class Pool:
             if self._state == TERMINATE:
                 return
             self._state = TERMINATE
-        self._resultq.put_bytes(_HDR.pack(-2, 0))
-        if self._handler is not _std_threading.current_thread():
-            self._handler.join()
-        for w in self._pool:
-            if w is not None and w.exitcode is None:
-                w.terminate()
-        for w in self._pool:
-            if w is not None:
-                w.join(1.0)
-                if w.exitcode is None:
-                    w.kill()
-                    w.join()
-        err = ValueError("the pool was terminated before this task finished")
-        for job in list(self._jobs.values()):
-            try:
-                job._set(0, (False, err))
-            except Exception:
-                pass
-        self._jobs.clear()
+        self._terminator()
 
     def join(self):
         if self._state == RUN:
@@ -646,10 +629,68 @@ class Pool:
                   source=self)
 
 
-def _terminate_at_exit(ref):
+def _complete(jobs, job, i, obj):
+    j = jobs.get(job)
+    if j is None:
+        return          # finished already (a result, then its worker's death)
+    try:
+        j._set(i, obj)
+    except Exception:
+        traceback.print_exc()
+
+
+def _handle_results(ref, resultq, complete, fills):
+    """The result handler thread: results go to complete() from C for _POLL_S at a time (a
+    control frame comes back here); between two waits, the pool's turn (_after_results). It
+    holds the pool only for that turn, so that a dropped pool is collected; then it ends."""
+    exiting = False
+    while True:
+        try:
+            # A worker's exit message may already have been read (by _check_workers draining
+            # the results of an exited worker): then take what is there and reap it now,
+            # without waiting for a poll.
+            control = _core._pool_results(resultq, complete, _pickle_loads,
+                                          0.0 if exiting else _POLL_S, fills, _FILLED)
+        except Exception:
+            control = None
+        pool = ref()
+        if pool is None:
+            return
+        try:
+            if not pool._after_results(control):
+                return
+            exiting = bool(pool._exiting)
+        finally:
+            pool = None     # the last reference, if the user dropped theirs: collected here
+
+
+def _terminate_pool(ref, change, resultq, workers, jobs, handler):
+    """terminate(), or the finalizer of a pool that was collected or is still running at exit:
+    stops the result handler, ends the workers and fails the tasks left."""
     pool = ref()
     if pool is not None:
-        pool.terminate()
+        with change:
+            pool._state = TERMINATE
+        pool = None
+    resultq.put_bytes(_HDR.pack(-2, 0))
+    if handler is not _std_threading.current_thread():
+        handler.join()
+    for w in workers:
+        if w is not None and w.exitcode is None:
+            w.terminate()
+    for w in workers:
+        if w is not None:
+            w.join(1.0)
+            if w.exitcode is None:
+                w.kill()
+                w.join()
+    err = ValueError("the pool was terminated before this task finished")
+    for job in list(jobs.values()):
+        try:
+            job._set(0, (False, err))
+        except Exception:
+            pass
+    jobs.clear()
 
 
 def ThreadPool(processes=None, initializer=None, initargs=()):
