@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from decimal import Decimal
 from fractions import Fraction
 
@@ -528,6 +529,87 @@ def test_select_after_registered_fd_closed(kind):
         return r
     std_r, pc_r = both(kind, scenario)
     assert pc_r == std_r
+
+
+class IntFd(int):
+    """An int subclass as a descriptor: the selector keeps it as the key's fd."""
+
+    def __repr__(self):
+        return "IntFd()"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_select_results_follow_every_key_change_and_let_go_of_unregistered_files(kind):
+    # pyconc's select() remembers, per descriptor, the int it looks up and the (key, events)
+    # pair it returned last, and hands the same pair out again while the key and events are
+    # the same: every change of the key must show at the next select(), and neither an
+    # unregistered nor a closed-over file object may be kept alive by that memory.
+    def scenario(Sel, env):
+        s = Sel()
+        a, b = env.pair("p")
+        c, d = env.pair("q")
+        b.sock.send(b"x")
+        s.register(a, std.EVENT_READ | std.EVENT_WRITE, "one")
+        r = []
+        for _ in range(2):
+            ready = s.select(0)
+            r.append(sorted_ready(env, ready))
+            r.append(ready[0][0] is s.get_key(a))
+        s.modify(a, std.EVENT_READ | std.EVENT_WRITE, "two")        # data only
+        r.append(sorted_ready(env, s.select(0)))
+        s.modify(a, std.EVENT_WRITE, "two")                         # events
+        r.append(sorted_ready(env, s.select(0)))
+        s.unregister(a)
+        s.register(a, std.EVENT_READ, "three")                      # same fd, a new key
+        r.append(sorted_ready(env, s.select(0)))
+        fd = IntFd(c.fileno())
+        s.register(fd, std.EVENT_WRITE, "sub")
+        for _ in range(2):
+            r.append(sorted_ready(env, s.select(0)))
+        s.unregister(fd)
+        # a file object seen by select() and then unregistered is not kept alive
+        g = F("g", d.sock)
+        s.register(g, std.EVENT_WRITE)
+        ready = s.select(0)
+        r.append(sorted_ready(env, ready))
+        del ready
+        s.unregister(g)
+        ref = weakref.ref(g)
+        del g
+        gc.collect()
+        r.append(ref() is None)
+        # nor one that was registered when the selector closed
+        h = F("h", d.sock)
+        s.register(h, std.EVENT_WRITE, "h")
+        s.select(0)
+        ref = weakref.ref(h)
+        del h
+        s.close()
+        gc.collect()
+        r.append(ref() is None)
+        return r
+    std_r, pc_r = both(kind, scenario)
+    assert pc_r == std_r
+
+
+def test_a_collected_selector_lets_go_of_what_select_returned():
+    # the remembered pairs are part of the selector's GC graph: a selector in a cycle with its
+    # own file object is collected
+    for mod in (std, pc):
+        a, b = socket.socketpair()
+        try:
+            s = mod.DefaultSelector()
+            f = F("cyc", a)
+            f.selector = s                     # file object -> selector -> key -> file object
+            s.register(f, std.EVENT_WRITE, f)
+            assert len(s.select(0)) == 1
+            ref = weakref.ref(f)
+            del s, f
+            gc.collect()
+            assert ref() is None, mod.__name__
+        finally:
+            a.close()
+            b.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -62,6 +62,19 @@ typedef struct {
     short events;             /* the poll events */
 } fdent_t;
 
+/* select()'s memory of one descriptor (epoll, gevent and poll kinds): its int for the
+ * _fd_to_key lookup, so that no int is made per ready descriptor, and the (key, events) pair it
+ * last returned, which serves again (tuples are immutable) while the lookup finds the same key
+ * and the events are the same. unregister, close and __init__ forget it, so that it never keeps
+ * an unregistered file object alive. */
+typedef struct {
+    PyObject *fdobj;          /* an int equal to the fd, or NULL */
+    PyObject *pair;           /* (key, mask) last returned for the fd, or NULL */
+    long mask;                /* pair's mask */
+} rcent_t;
+
+#define RC_MAX (1 << 16)      /* fds remembered by rc: 1.5 MiB at most */
+
 typedef struct {
     PyObject_HEAD
     pc_state *st;             /* module state */
@@ -99,6 +112,8 @@ typedef struct {
     int capev;
     int evbuf_busy;           /* evbuf in use by a select() that released the GIL or switched */
     uint64_t gen;             /* pc_fork_generation that nwaiting and evbuf_busy belong to */
+    rcent_t *rc;              /* epoll, gevent and poll kinds: by fd, below caprc (< RC_MAX) */
+    int caprc;
 } SelectorObject;
 
 #define SEL(o) ((SelectorObject *)(o))
@@ -341,6 +356,8 @@ key_of(SelectorObject *self, PyObject *fileobj, PyObject **fd_out)
     return Py_NewRef(key);
 }
 
+static void rc_forget(SelectorObject *self, PyObject *fd);
+
 /* Deletes fd_to_key[fd] keeping the exception being raised (the stdlib's `super().unregister
  * (fileobj); raise` after a failed poller call). */
 static void
@@ -351,6 +368,7 @@ drop_key_keep_error(SelectorObject *self, PyObject *fd)
     if (PyDict_DelItem(self->fd_to_key, fd) < 0) {
         PyErr_Clear();
     }
+    rc_forget(self, fd);
     PyErr_Restore(et, ev, etb);
 }
 
@@ -510,9 +528,40 @@ close_epfd(SelectorObject *self)
     self->epfd = -1;
 }
 
+/* Forgets what select() remembered of fd (any object; not an int in range: nothing). */
+static void
+rc_forget(SelectorObject *self, PyObject *fd)
+{
+    int overflow = 1;
+    long v = PyLong_Check(fd) ? PyLong_AsLongAndOverflow(fd, &overflow) : -1;
+    if (!overflow && v >= 0 && v < self->caprc) {
+        rcent_t *e = &self->rc[v];
+        PyObject *a = e->fdobj, *b = e->pair;
+        e->fdobj = e->pair = NULL;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+    }
+}
+
+/* Forgets everything select() remembered. */
+static void
+rc_clear(SelectorObject *self)
+{
+    for (int i = 0; i < self->caprc; i++) {
+        rcent_t *e = &self->rc[i];
+        PyObject *a = e->fdobj, *b = e->pair;
+        e->fdobj = e->pair = NULL;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+    }
+}
+
 static void
 clear_ents(SelectorObject *self)
 {
+    if (self->kind != K_POLL) {
+        return;
+    }
     self->ents_ver++;
     while (self->nents > 0) {
         fdent_t *e = &self->ents[--self->nents];
@@ -532,6 +581,9 @@ sel_traverse(SelectorObject *self, visitproc visit, void *arg)
     Py_VISIT(self->map);
     Py_VISIT(self->rset);
     Py_VISIT(self->wset);
+    for (int i = 0; i < self->caprc; i++) {
+        Py_VISIT(self->rc[i].pair);
+    }
     return 0;
 }
 
@@ -543,6 +595,7 @@ sel_clear(SelectorObject *self)
     Py_CLEAR(self->rset);
     Py_CLEAR(self->wset);
     clear_ents(self);
+    rc_clear(self);
     return 0;
 }
 
@@ -563,6 +616,7 @@ sel_dealloc(SelectorObject *self)
     PyMem_Free(self->pfds);
     PyMem_Free(self->files);
     PyMem_Free(self->evbuf);
+    PyMem_Free(self->rc);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -665,6 +719,7 @@ sel_init(SelectorObject *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->fd_to_key, d);
     Py_XSETREF(self->map, map);
     clear_ents(self);
+    rc_clear(self);
     self->nfiles = 0;
     return 0;
 }
@@ -816,6 +871,7 @@ do_unregister(SelectorObject *self, PyObject *fileobj)
         return NULL;
     }
     PyObject *fdobj = KEY_FD(key);
+    rc_forget(self, fdobj);
     if (self->kind == K_SELECT) {
         /* _readers.discard(key.fd); _writers.discard(key.fd) */
         self->sets_ver++;
@@ -1027,6 +1083,7 @@ sel_close(SelectorObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
     }
     SEL_CHECK(self, "_fd_to_key", NULL);
     PyDict_Clear(self->fd_to_key);
+    rc_clear(self);
     Py_XSETREF(self->map, Py_NewRef(Py_None));
     Py_RETURN_NONE;
 }
@@ -1329,32 +1386,63 @@ gevent_timeout(PyObject *timeout, pc_time_t *rel_ns)
 
 /* -- collecting results -------------------------------------------------------------------------- */
 
-/* Appends (key, events & key.events) for descriptor fd, if it has a key (`_key_from_fd`).
- * events: EV_R | EV_W. 0 or -1. */
-static int
-append_ready(SelectorObject *self, PyObject *list, PyObject *fdobj, int fd, long events)
+/* (key, events & key.events) for descriptor fd, if it has a key (`_key_from_fd`): a new
+ * reference; NULL with no error when fd has no key; NULL with the error.
+ * fdobj: the descriptor as an object (select kind), or NULL to look fd up through rc.
+ * events: EV_R | EV_W. */
+static PyObject *
+ready_pair(SelectorObject *self, PyObject *fdobj, int fd, long events)
 {
-    PyObject *key;
-    if (fdobj != NULL) {
-        key = PyDict_GetItemWithError(self->fd_to_key, fdobj);
-    }
-    else {
-        PyObject *k = PyLong_FromLong(fd);
-        if (k == NULL) {
-            return -1;
+    PyObject *owned = NULL;
+    int cached = 0;
+    if (fdobj == NULL) {
+        if (fd >= 0 && fd < RC_MAX) {
+            if (pc_fd_table_reserve((void **)&self->rc, &self->caprc, fd, sizeof(rcent_t),
+                                    0) < 0) {
+                return NULL;
+            }
+            cached = 1;
+            fdobj = self->rc[fd].fdobj;
         }
-        key = PyDict_GetItemWithError(self->fd_to_key, k);
-        Py_DECREF(k);
+        if (fdobj == NULL) {
+            fdobj = owned = PyLong_FromLong(fd);
+            if (owned == NULL) {
+                return NULL;
+            }
+        }
     }
+    /* the lookup runs every time: _fd_to_key stays the only truth. It may run code (an int
+     * subclass's __eq__) that changes rc: rc is indexed afresh below, never held across it. */
+    Py_XINCREF(fdobj);
+    PyObject *key = PyDict_GetItemWithError(self->fd_to_key, fdobj);
+    Py_XDECREF(fdobj);
     if (key == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
+        Py_XDECREF(owned);
+        return NULL;
     }
     Py_INCREF(key);   /* the dict may change under a comparison below */
+    if (cached && fd < self->caprc && self->rc[fd].fdobj == NULL) {
+        /* remember the dict's own int for fd when it is a plain one (an identity hit next time),
+         * else the one made here */
+        PyObject *kfd = KEY_FD(key);
+        int overflow = 1;
+        long v = PyLong_CheckExact(kfd) ? PyLong_AsLongAndOverflow(kfd, &overflow) : -1;
+        self->rc[fd].fdobj = Py_NewRef(!overflow && v == fd ? kfd : owned);
+    }
+    Py_XDECREF(owned);
     PyObject *kev = KEY_EVENTS(key), *mask;
     int overflow = 1;
     long kv = PyLong_CheckExact(kev) ? PyLong_AsLongAndOverflow(kev, &overflow) : 0;
     if (!overflow) {
-        mask = PyLong_FromLong(events & kv);
+        long m = events & kv;
+        if (cached && fd < self->caprc) {
+            PyObject *pair = self->rc[fd].pair;
+            if (pair != NULL && PyTuple_GET_ITEM(pair, 0) == key && self->rc[fd].mask == m) {
+                Py_DECREF(key);
+                return Py_NewRef(pair);   /* a tuple: the same one serves again */
+            }
+        }
+        mask = PyLong_FromLong(m);
     }
     else {
         PyObject *e = PyLong_FromLong(events);
@@ -1363,16 +1451,31 @@ append_ready(SelectorObject *self, PyObject *list, PyObject *fdobj, int fd, long
     }
     if (mask == NULL) {
         Py_DECREF(key);
-        return -1;
+        return NULL;
     }
     PyObject *pair = PyTuple_New(2);
     if (pair == NULL) {
         Py_DECREF(key);
         Py_DECREF(mask);
-        return -1;
+        return NULL;
     }
     PyTuple_SET_ITEM(pair, 0, key);
     PyTuple_SET_ITEM(pair, 1, mask);
+    if (cached && !overflow && fd < self->caprc) {
+        self->rc[fd].mask = events & kv;
+        Py_XSETREF(self->rc[fd].pair, Py_NewRef(pair));
+    }
+    return pair;
+}
+
+/* Appends fd's ready_pair to list, if fd has a key. 0, or -1 with the error. */
+static int
+append_ready(SelectorObject *self, PyObject *list, PyObject *fdobj, int fd, long events)
+{
+    PyObject *pair = ready_pair(self, fdobj, fd, events);
+    if (pair == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
     int r = PyList_Append(list, pair);
     Py_DECREF(pair);
     return r;
@@ -1383,26 +1486,38 @@ append_ready(SelectorObject *self, PyObject *list, PyObject *fdobj, int fd, long
 static PyObject *
 collect_epoll(SelectorObject *self, struct epoll_event *evs, int n)
 {
-    PyObject *list = PyList_New(0);
+    Py_ssize_t size = n + (self->kind == K_GEVENT ? self->nfiles : 0), len = 0;
+    PyObject *list = PyList_New(size);   /* filled in place; cut to len at the end */
     if (list == NULL) {
         return NULL;
     }
-    for (int i = 0; i < n; i++) {
-        uint32_t e = evs[i].events;
-        long events = ((e & ~(uint32_t)EPOLLIN) ? EV_W : 0) |
-                      ((e & ~(uint32_t)EPOLLOUT) ? EV_R : 0);
-        if (append_ready(self, list, NULL, evs[i].data.fd, events) < 0) {
+    for (Py_ssize_t i = 0; i < size; i++) {
+        int fd;
+        long events;
+        if (i < n) {
+            uint32_t e = evs[i].events;
+            fd = evs[i].data.fd;
+            events = ((e & ~(uint32_t)EPOLLIN) ? EV_W : 0) | ((e & ~(uint32_t)EPOLLOUT) ? EV_R : 0);
+        }
+        else if (i - n < self->nfiles) {   /* gevent kind: files are always ready */
+            fd = self->files[i - n];
+            events = EV_R | EV_W;
+        }
+        else {
+            break;   /* the files changed under a lookup */
+        }
+        PyObject *pair = ready_pair(self, NULL, fd, events);
+        if (pair != NULL) {
+            PyList_SET_ITEM(list, len++, pair);
+        }
+        else if (PyErr_Occurred()) {
             Py_DECREF(list);
             return NULL;
         }
     }
-    if (self->kind == K_GEVENT) {
-        for (Py_ssize_t i = 0; i < self->nfiles; i++) {
-            if (append_ready(self, list, NULL, self->files[i], EV_R | EV_W) < 0) {
-                Py_DECREF(list);
-                return NULL;
-            }
-        }
+    if (len < size && PyList_SetSlice(list, len, size, NULL) < 0) {
+        Py_DECREF(list);
+        return NULL;
     }
     return list;
 }
