@@ -437,10 +437,7 @@ class Pool:
         if job < 0:
             self._control(job, i)
             return
-        self._complete(job, i, _core._pool_decode(data, _pickle_loads))
-
-    def _complete(self, job, i, obj):
-        _complete(self._jobs, job, i, obj)
+        _complete(self._jobs, job, i, _core._pool_decode(data, _pickle_loads))
 
     def _check_workers(self):
         exiting, self._exiting = self._exiting, []
@@ -460,7 +457,7 @@ class Pool:
                     break
             if job != _IDLE:
                 err = WorkerDiedError(_describe_exit(w.pid, w.exitcode))
-                self._complete(job, i, (False, err))
+                _complete(self._jobs, job, i, (False, err))
             w.join()    # not close(): multiprocessing's atexit hook may hold it to join it;
             # its pidfd closes when the Process object goes (its Popen's Finalize)
             stopped = state == _EXITING
