@@ -356,6 +356,154 @@ def test_condition_wait_timeout_and_notify_n():
     assert_same(f)
 
 
+# pyconc's notify() on a Condition over a pyconc Lock or RLock marks the waiter at once but holds
+# the futex wake of a sleeping one back until the lock is let go (wait.h, rule 8): each way of
+# letting go must issue it. The waiters sleep (0.1 s is far past any spin) with a long timeout;
+# a wake that is never issued leaves them asleep past the join below.
+
+def _sleeping_waiters(mod, c, n, timeout=20):
+    got = []
+
+    def waiter():
+        with c:
+            got.append(c.wait(timeout))
+    threads = [mod.Thread(target=waiter) for _ in range(n)]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    return threads, got
+
+
+def _joined(threads, got):
+    end = time.monotonic() + 5       # 5 s for all: well before the waiters' own timeout
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    return [t.is_alive() for t in threads], got
+
+
+def _let_go_with(mod):
+    c = mod.Condition()
+    threads, got = _sleeping_waiters(mod, c, 1)
+    with c:
+        c.notify()
+    return _joined(threads, got)
+
+
+def _let_go_release(mod):
+    c = mod.Condition(mod.Lock())
+    threads, got = _sleeping_waiters(mod, c, 1)
+    c.acquire()
+    c.notify()
+    c.release()
+    return _joined(threads, got)
+
+
+def _let_go_lock_release(mod):
+    lock = mod.Lock()
+    c = mod.Condition(lock)
+    threads, got = _sleeping_waiters(mod, c, 1)
+    lock.acquire()
+    c.notify()
+    lock.release()
+    return _joined(threads, got)
+
+
+def _let_go_other_thread(mod):
+    lock = mod.Lock()                # a Lock may be released by any thread
+    c = mod.Condition(lock)
+    threads, got = _sleeping_waiters(mod, c, 1)
+    lock.acquire()
+    c.notify()
+    helper = mod.Thread(target=lock.release)
+    helper.start()
+    helper.join()
+    return _joined(threads, got)
+
+
+def _let_go_recursive(mod):
+    c = mod.Condition()              # an RLock: only the outermost release lets go
+    threads, got = _sleeping_waiters(mod, c, 1)
+    with c:
+        with c:
+            c.notify()
+        time.sleep(0.1)
+        inner = list(got)
+    return inner, _joined(threads, got)
+
+
+def _let_go_wait(mod):
+    c = mod.Condition()
+    threads, got = _sleeping_waiters(mod, c, 1)
+    with c:
+        c.notify()
+        got.append(("notifier", c.wait(0.3)))
+    return _joined(threads, got)
+
+
+def _let_go_wait_zero(mod):
+    c = mod.Condition(mod.Lock())
+    threads, got = _sleeping_waiters(mod, c, 1)
+    with c:
+        c.notify()
+        got.append(("notifier", c.wait(0)))
+        time.sleep(0.05)
+    return _joined(threads, got)
+
+
+def _let_go_many(mod):
+    c = mod.Condition(mod.Lock())    # more sleepers than the lock holds wakes back for
+    threads, got = _sleeping_waiters(mod, c, 7)
+    with c:
+        c.notify_all()
+    return _joined(threads, got)
+
+
+def _let_go_late(mod):
+    c = mod.Condition()              # notified, then the lock is kept past the waiter's timeout
+    threads, got = _sleeping_waiters(mod, c, 1, timeout=0.3)
+    with c:
+        c.notify()
+        time.sleep(0.5)
+    return _joined(threads, got)
+
+
+def _let_go_release_save(mod):
+    c = mod.Condition()
+    threads, got = _sleeping_waiters(mod, c, 1)
+    c.acquire()
+    c.notify()
+    state = c._release_save()        # what a Condition subclass or a second Condition does
+    alive, result = _joined(threads, got)
+    c._acquire_restore(state)
+    c.release()
+    return alive, result
+
+
+@pytest.mark.parametrize("scenario", [
+    _let_go_with, _let_go_release, _let_go_lock_release, _let_go_other_thread, _let_go_recursive,
+    _let_go_wait, _let_go_wait_zero, _let_go_many, _let_go_late, _let_go_release_save],
+    ids=lambda f: f.__name__[8:])
+def test_a_notified_waiter_wakes_whichever_way_the_lock_is_let_go(scenario):
+    assert_same(scenario)
+
+
+def test_a_greenlet_that_notifies_then_waits_wakes_a_sleeping_thread():
+    # the notifier is a greenlet of a hub thread: its wait() parks on the hub, and must still
+    # issue the wake it held back on the lock for the sleeping OS thread
+    from pyconc import gevent
+    c = pth.Condition()
+    threads, got = _sleeping_waiters(pth, c, 1)
+
+    def notifier():
+        with c:
+            c.notify()
+            return c.wait(0.3)
+    g = gevent.spawn(notifier)
+    g.join(10)
+    assert g.value is False
+    assert _joined(threads, got) == ([False], [True])
+
+
 def test_condition_wait_for():
     def f(mod):
         c = mod.Condition()

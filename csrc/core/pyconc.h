@@ -273,6 +273,9 @@ PyObject *pc_greenlet_pending_cleanups(PyObject *module, PyObject *unused);
 int pc_lock_acquire(PyObject *lock, pc_time_t rel_ns);
 /* Releases a pyconc Lock (any owner). Returns 0, or -1 with RuntimeError if it was unlocked. */
 int pc_lock_release(PyObject *lock);
+/* The lock's wait list, for Condition's held-back wakes (wait.h, rule 8). */
+pc_waitlist *pc_lock_waitlist(PyObject *lock);
+pc_waitlist *pc_rlock_waitlist(PyObject *rlock);
 int pc_lock_is_locked(PyObject *lock);
 
 /* RLock save/restore for Condition.wait: release completely, remembering (count, owner). */

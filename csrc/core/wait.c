@@ -810,6 +810,60 @@ pc_waiter_wake_last(pc_waiter *w)
     }
 }
 
+static inline void
+futex_wake_one(uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void
+pc_waiter_wake_deferred(pc_waiter *w, pc_waitlist *lock_wl)
+{
+    if (lock_wl->gen != pc_fork_generation) {
+        pc_waiter_wake(w);   /* a list from before a fork: the lock's own check resets it */
+        return;
+    }
+    if (!wake_mark(w)) {
+        return;
+    }
+    if (lock_wl->ndeferred < PC_DEFER_MAX) {
+        /* The sleeper's frame stays while it sleeps. Should it wake by itself first (a timeout,
+         * a signal slice), the later wake hits a stale address: at worst a spurious wake of a
+         * later futex wait there, which re-reads its word (as in pc_waiter_wake_last). */
+        lock_wl->deferred[lock_wl->ndeferred++] = &w->word;
+    }
+    else {
+        futex_wake_one(&w->word);
+    }
+}
+
+void
+pc_waitlist_flush_deferred(pc_waitlist *wl)
+{
+    int n = wl->gen == pc_fork_generation ? wl->ndeferred : 0;
+    wl->ndeferred = 0;
+    for (int i = 0; i < n; i++) {
+        futex_wake_one(wl->deferred[i]);
+    }
+}
+
+void
+pc_futex_wake_all(uint32_t *const *words, int n)
+{
+    for (int i = 0; i < n; i++) {
+        futex_wake_one(words[i]);
+    }
+}
+
+int
+pc_waitlist_take_deferred(pc_waitlist *wl, uint32_t **out)
+{
+    int n = wl->gen == pc_fork_generation ? wl->ndeferred : 0;
+    wl->ndeferred = 0;
+    memcpy(out, wl->deferred, (size_t)n * sizeof(*out));
+    return n;
+}
+
 int
 pc_waitlist_wake_one(pc_waitlist *wl)
 {
@@ -1293,8 +1347,19 @@ spin_for_gil(pc_spin *sp, PyThreadState *ts)
 int
 pc_waiter_park(pc_waiter *w, pc_time_t deadline)
 {
+    return pc_waiter_park_wakes(w, deadline, NULL, 0);
+}
+
+int
+pc_waiter_park_wakes(pc_waiter *w, pc_time_t deadline, uint32_t *const *wakes, int nwakes)
+{
     if (pc_hub != NULL) {
         int y = pc_hub->can_yield();
+        if (y != 0) {
+            for (int i = 0; i < nwakes; i++) {
+                futex_wake_one(wakes[i]);
+            }
+        }
         if (y > 0) {
             return pc_hub->park(w, deadline);
         }
@@ -1319,6 +1384,10 @@ pc_waiter_park(pc_waiter *w, pc_time_t deadline)
         PC_ASAN_THREAD_GUARD();
         PC_ASAN_THREAD_GUARD();
     Py_BEGIN_ALLOW_THREADS
+        /* rule 8: the wakes held back for us, now that the GIL is free for the woken */
+        for (; nwakes > 0; nwakes--) {
+            futex_wake_one(wakes[nwakes - 1]);
+        }
         pc_time_t budget = spin ? spin_begin(sp) : 0;
         if (budget > 0) {
             int signalled = 0;

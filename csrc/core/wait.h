@@ -83,6 +83,17 @@
  *      switch interval -- fairer to the waiter, slower for the releaser (a loop that releases
  *      a lock every ~10 us of work next to a waiter that re-blocks at once: 0.75x the work).
  *      Only where the caller returns to Python next: other threads run during the wake.
+   8. Condition.notify over a pyconc Lock or RLock marks the waiters it chooses at once (a
+ *      spinner sees its word) but holds the futex wake of a sleeping one back on the lock's wait
+ *      list (up to PC_DEFER_MAX; more are woken at once): a notified waiter cannot return before
+ *      it has taken the lock, which the notifier holds. The lock's release issues them, and a
+ *      notifier that goes on to wait() takes them and issues them from its park once it has let
+ *      go of the GIL. Woken at notify() time, the waiter found the GIL held, slept again on the
+ *      GIL's condition variable and then on the lock: two more sleeps and wake-ups per
+ *      hand-off, each a scheduling delay on a busy or one-CPU machine (Condition ping-pong:
+ *      pinned 6.0 -> 2.4 us, beside a busy loop per CPU 7.0 -> 2.5 us, the stdlib's 6.6-7.0 us).
+ *      Should the sleeper wake by itself first (its timeout), the wake lands on a stale address:
+ *      a spurious wake of a later futex wait there at worst, as in rule 7.
  * PYCONC_SPIN_NS caps the budget (default 30000 ns); 0 turns spinning off.
  *
  * Locking rules. Every wait list and every waiter field is read and written only with the GIL
@@ -154,12 +165,16 @@ typedef struct pc_spin {
 
 #define PC_SPIN_INIT {-1, 0, 0, -1, 0}
 
+#define PC_DEFER_MAX 4        /* wakes a lock's list holds back; more are issued at once */
+
 typedef struct pc_waitlist {
     pc_waiter *head;          /* oldest waiter: first to be woken */
     pc_waiter *tail;          /* newest waiter */
     Py_ssize_t count;         /* number of linked waiters */
     uint64_t gen;             /* pc_fork_generation when the list was last used */
     pc_spin spin;             /* this site's spin budget */
+    int ndeferred;            /* a lock's list: futex wakes held back until its release (rule 8) */
+    uint32_t *deferred[PC_DEFER_MAX];
 } pc_waitlist;
 
 /* The coroutine side's hooks, installed by the hub (hub.c) at module init. */
@@ -289,6 +304,7 @@ pc_waitlist_init(pc_waitlist *wl)
     wl->head = wl->tail = NULL;
     wl->count = 0;
     wl->gen = pc_fork_generation;
+    wl->ndeferred = 0;
     pc_spin_init(&wl->spin);
 }
 
@@ -337,6 +353,22 @@ void pc_waiter_wake_last(pc_waiter *w);
 /* Wakes the head waiter. Returns 1 if there was one, else 0. */
 int pc_waitlist_wake_one(pc_waitlist *wl);
 
+/* Rule 8: wakes w (chosen and marked at once, as pc_waiter_wake does) but, if it is asleep,
+ * holds its futex wake back on lock_wl, the wait list of a pyconc Lock or RLock that the caller
+ * holds and w must take before it can return (Condition.notify). The lock's release issues it
+ * (pc_waitlist_flush_deferred), or a Condition.wait that releases the lock hands it to
+ * pc_waiter_park_wakes. */
+void pc_waiter_wake_deferred(pc_waiter *w, pc_waitlist *lock_wl);
+
+/* Issues the futex wakes held back on wl (the GIL held). */
+void pc_waitlist_flush_deferred(pc_waitlist *wl);
+
+/* Moves the wakes held back on wl to out (PC_DEFER_MAX entries); returns how many. */
+int pc_waitlist_take_deferred(pc_waitlist *wl, uint32_t **out);
+
+/* Issues n futex wakes taken by pc_waitlist_take_deferred. */
+void pc_futex_wake_all(uint32_t *const *words, int n);
+
 /* Wakes up to n waiters from the head (n < 0: all). Returns how many were woken. */
 Py_ssize_t pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n);
 
@@ -346,6 +378,10 @@ Py_ssize_t pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n);
  * the waiter is unlinked; after ERROR, w->woken tells whether a wake was consumed anyway, so that
  * the primitive can pass it on. */
 int pc_waiter_park(pc_waiter *w, pc_time_t deadline);
+
+/* pc_waiter_park that first issues n futex wakes (pc_waitlist_take_deferred's): once it has let go
+ * of the GIL, so that the woken threads find it free; with the GIL when it parks no OS thread. */
+int pc_waiter_park_wakes(pc_waiter *w, pc_time_t deadline, uint32_t *const *wakes, int n);
 
 /* Link w on wl, park, and return as pc_waiter_park(). The common case. */
 static inline int

@@ -202,6 +202,13 @@ cond_is_owned(PyObject *lock, int kind)
     return 1;
 }
 
+/* The wait list of a pyconc Lock or RLock (kind not KIND_OTHER). */
+static pc_waitlist *
+cond_lock_waitlist(PyObject *lock, int kind)
+{
+    return kind == KIND_LOCK ? pc_lock_waitlist(lock) : pc_rlock_waitlist(lock);
+}
+
 /* Releases the lock completely. Stores what restore needs in *saved (a new reference, or NULL
  * for the C kinds, which use *count and *owner). 0 or -1. */
 static int
@@ -288,20 +295,28 @@ cond_wait_impl(ConditionObject *self, PyObject *lock, int kind, pc_time_t rel_ns
     pc_waitlist_link(&self->waiters, &w, 0);  /* before the release: no notify can be missed */
     PyObject *saved;
     unsigned long count = 0, owner = 0;
+    /* rule 8 (wait.h): the wakes our notify() calls held back on the lock are issued by the park,
+     * once the GIL is free, rather than by the release below with the GIL still held */
+    uint32_t *wakes[PC_DEFER_MAX];
+    int nwakes = kind == KIND_OTHER ? 0 : pc_waitlist_take_deferred(cond_lock_waitlist(lock, kind),
+                                                                     wakes);
     if (cond_release_save(lock, kind, &saved, &count, &owner) < 0) {
+        pc_futex_wake_all(wakes, nwakes);
         pc_waitlist_unlink(&w);
         return -1;
     }
     int r;
     if (w.woken) {
+        pc_futex_wake_all(wakes, nwakes);
         r = PC_WAIT_WOKEN;  /* notified while a Python-level release ran */
     }
     else if (rel_ns == 0) {
+        pc_futex_wake_all(wakes, nwakes);
         pc_waitlist_unlink(&w);
         r = PC_WAIT_TIMEOUT;
     }
     else {
-        r = pc_waiter_park(&w, pc_deadline_after(rel_ns));
+        r = pc_waiter_park_wakes(&w, pc_deadline_after(rel_ns), wakes, nwakes);
     }
     /* Take the lock back whatever happened, keeping an exception from the wait. */
     PyObject *et, *ev, *etb;
@@ -448,13 +463,23 @@ cond_notify_n(ConditionObject *self, Py_ssize_t n)
         return NULL;
     }
     int r = cond_check_owned(lock, kind, "cannot notify on un-acquired lock");
-    Py_DECREF(lock);
     if (r < 0 || cond_check_waiters(self) < 0) {
+        Py_DECREF(lock);
         return NULL;
     }
-    if (n != 0) {
+    if (n != 0 && kind != KIND_OTHER) {
+        /* rule 8 (wait.h): a notified waiter must take the lock before it returns, so its futex
+         * wake waits on the lock's list for the release */
+        pc_waitlist *lw = cond_lock_waitlist(lock, kind);
+        pc_waitlist_check(&self->waiters);
+        for (Py_ssize_t woken = 0; self->waiters.head != NULL && (n < 0 || woken < n); woken++) {
+            pc_waiter_wake_deferred(self->waiters.head, lw);
+        }
+    }
+    else if (n != 0) {
         pc_waitlist_wake_n(&self->waiters, n);
     }
+    Py_DECREF(lock);
     Py_RETURN_NONE;
 }
 

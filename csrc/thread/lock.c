@@ -88,6 +88,9 @@ static inline void
 lock_release_unchecked(LockObject *self, int last)
 {
     self->locked = 0;
+    if (self->waiters.ndeferred > 0) {
+        pc_waitlist_flush_deferred(&self->waiters);   /* notified waiters: the lock is free */
+    }
     if (self->waiters.head != NULL) {
         lock_fork_check(self);
         if (last) {
@@ -380,6 +383,9 @@ rlock_release_all(RLockObject *self, int last)
 {
     self->count = 0;
     self->owner = 0;
+    if (self->waiters.ndeferred > 0) {
+        pc_waitlist_flush_deferred(&self->waiters);   /* notified waiters: the lock is free */
+    }
     if (self->waiters.head != NULL) {
         rlock_fork_check(self);
         if (last) {
@@ -586,6 +592,18 @@ int
 pc_lock_acquire(PyObject *lock, pc_time_t rel_ns)
 {
     return lock_acquire_timed((LockObject *)lock, rel_ns);
+}
+
+pc_waitlist *
+pc_lock_waitlist(PyObject *lock)
+{
+    return &((LockObject *)lock)->waiters;
+}
+
+pc_waitlist *
+pc_rlock_waitlist(PyObject *rlock)
+{
+    return &((RLockObject *)rlock)->waiters;
 }
 
 int
