@@ -93,6 +93,8 @@ class Env:
             return repr(v)
         if type(v) is int and v in self.fds:
             return "fd:" + self.fds[v]
+        if isinstance(v, IntFd):
+            return "IntFd:" + self.fds.get(int(v), "?")
         if isinstance(v, float) and math.isnan(v):
             return "nan"
         return v
