@@ -838,21 +838,19 @@ pc_waiter_wake_deferred(pc_waiter *w, pc_waitlist *lock_wl)
 }
 
 void
-pc_waitlist_flush_deferred(pc_waitlist *wl)
-{
-    int n = wl->gen == pc_fork_generation ? wl->ndeferred : 0;
-    wl->ndeferred = 0;
-    for (int i = 0; i < n; i++) {
-        futex_wake_one(wl->deferred[i]);
-    }
-}
-
-void
 pc_futex_wake_all(uint32_t *const *words, int n)
 {
     for (int i = 0; i < n; i++) {
         futex_wake_one(words[i]);
     }
+}
+
+void
+pc_waitlist_flush_deferred(pc_waitlist *wl)
+{
+    int n = wl->gen == pc_fork_generation ? wl->ndeferred : 0;
+    wl->ndeferred = 0;
+    pc_futex_wake_all(wl->deferred, n);
 }
 
 int
@@ -1356,9 +1354,7 @@ pc_waiter_park_wakes(pc_waiter *w, pc_time_t deadline, uint32_t *const *wakes, i
     if (pc_hub != NULL) {
         int y = pc_hub->can_yield();
         if (y != 0) {
-            for (int i = 0; i < nwakes; i++) {
-                futex_wake_one(wakes[i]);
-            }
+            pc_futex_wake_all(wakes, nwakes);   /* no OS thread parks: issue them now */
         }
         if (y > 0) {
             return pc_hub->park(w, deadline);
@@ -1385,9 +1381,8 @@ pc_waiter_park_wakes(pc_waiter *w, pc_time_t deadline, uint32_t *const *wakes, i
         PC_ASAN_THREAD_GUARD();
     Py_BEGIN_ALLOW_THREADS
         /* rule 8: the wakes held back for us, now that the GIL is free for the woken */
-        for (; nwakes > 0; nwakes--) {
-            futex_wake_one(wakes[nwakes - 1]);
-        }
+        pc_futex_wake_all(wakes, nwakes);
+        nwakes = 0;
         pc_time_t budget = spin ? spin_begin(sp) : 0;
         if (budget > 0) {
             int signalled = 0;
