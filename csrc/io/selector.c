@@ -528,6 +528,18 @@ close_epfd(SelectorObject *self)
     self->epfd = -1;
 }
 
+/* Empties rc[i]. Its references go last: their release may run code that calls select(), which
+ * may move rc. */
+static void
+rc_drop(SelectorObject *self, long i)
+{
+    rcent_t *e = &self->rc[i];
+    PyObject *a = e->fdobj, *b = e->pair;
+    e->fdobj = e->pair = NULL;
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+}
+
 /* Forgets what select() remembered of fd (any object; not an int in range: nothing). */
 static void
 rc_forget(SelectorObject *self, PyObject *fd)
@@ -535,11 +547,7 @@ rc_forget(SelectorObject *self, PyObject *fd)
     int overflow = 1;
     long v = PyLong_Check(fd) ? PyLong_AsLongAndOverflow(fd, &overflow) : -1;
     if (!overflow && v >= 0 && v < self->caprc) {
-        rcent_t *e = &self->rc[v];
-        PyObject *a = e->fdobj, *b = e->pair;
-        e->fdobj = e->pair = NULL;
-        Py_XDECREF(a);
-        Py_XDECREF(b);
+        rc_drop(self, v);
     }
 }
 
@@ -548,11 +556,7 @@ static void
 rc_clear(SelectorObject *self)
 {
     for (int i = 0; i < self->caprc; i++) {
-        rcent_t *e = &self->rc[i];
-        PyObject *a = e->fdobj, *b = e->pair;
-        e->fdobj = e->pair = NULL;
-        Py_XDECREF(a);
-        Py_XDECREF(b);
+        rc_drop(self, i);
     }
 }
 
