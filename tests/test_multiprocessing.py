@@ -1086,3 +1086,76 @@ def test_a_dropped_running_pool_is_collected_and_ends_its_workers():
         out[name] = r.stdout
     assert out["pyconc.multiprocessing"] == out["multiprocessing"]
     assert "dropped: 25 3 [2] [False, False]" in out["multiprocessing"]
+
+
+UNSENDABLE = r'''
+import sys, threading
+sys.modules["cloudpickle"] = None      # without it, as a plain install has it
+mod = __import__(sys.argv[1], fromlist=["x"])
+
+
+def ident(x):
+    return x
+
+
+def outcome(call):
+    try:
+        return ("ok", call())
+    except Exception as e:
+        return ("raise", type(e).__name__)
+
+
+if __name__ == "__main__":
+    lock = threading.Lock()
+    with mod.get_context("fork").Pool(2) as pool:
+        errors = []
+        print("map:", outcome(lambda: pool.map(ident, [1, 2, lock, 4], chunksize=1)))
+        print("starmap:", outcome(lambda: pool.starmap(max, [(1, 2), (lock, 1)], chunksize=1)))
+        r = pool.map_async(ident, [1, lock, 3], chunksize=1, callback=errors.append,
+                           error_callback=lambda e: errors.append(type(e).__name__))
+        print("map_async:", outcome(lambda: r.get(30)), r.successful(), errors)
+        errors.clear()
+        r = pool.apply_async(ident, (lock,), callback=errors.append,
+                             error_callback=lambda e: errors.append(type(e).__name__))
+        print("apply_async:", outcome(lambda: r.get(30)), r.successful(), errors)
+        print("apply:", outcome(lambda: pool.apply(ident, (lock,))))
+        print("then:", pool.map(ident, range(5)), pool.apply(ident, (7,)))
+        cache = getattr(pool, "_jobs", None)
+        print("left:", len(pool._cache if cache is None else cache))
+    print("done")
+'''
+
+
+def test_a_task_that_cannot_be_sent_fails_through_its_result_as_the_stdlibs():
+    # the stdlib's task thread catches the pickling error and fails the task's result with it
+    # (its error_callback called, get() raising the pickle module's own exception); the other
+    # chunks of a map still run, and the pool goes on
+    import subprocess
+    outs = [subprocess.run([sys.executable, "-c", UNSENDABLE, m], capture_output=True, text=True,
+                           timeout=60) for m in ("multiprocessing", "pyconc.multiprocessing")]
+    for r in outs:
+        assert r.returncode == 0, r.stderr
+    assert outs[1].stdout == outs[0].stdout
+    assert "map: ('raise', 'TypeError')" in outs[0].stdout
+
+
+def test_put_frames_queues_all_or_nothing_and_waits_for_room_on_a_bounded_queue():
+    # the Pool's feed of a map's chunks (MPQueue.put_frames): one step when they all fit
+    import threading
+    frames = [pickle.dumps(i) for i in range(5)]
+    q = mp.Queue()
+    q.put("before")
+    for bad in ([frames[0], "not bytes"], [frames[0], None], 7):
+        with pytest.raises(TypeError):
+            q.put_frames(bad)
+        assert q.qsize() == 1
+    q.put_frames([])
+    q.put_frames(frames)
+    assert [q.get(timeout=5) for _ in range(6)] == ["before", 0, 1, 2, 3, 4]
+    small = mp.Queue(2)
+    got = []
+    t = threading.Thread(target=lambda: got.extend(small.get(timeout=10) for _ in range(5)))
+    t.start()
+    small.put_frames(frames)            # more than fit: each waits for room in turn
+    t.join(20)
+    assert got == [0, 1, 2, 3, 4]

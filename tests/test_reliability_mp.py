@@ -483,3 +483,27 @@ if __name__ == "__main__":
     print(" ".join(str(w.pid) for w in p._pool), flush=True)
     time.sleep(60)
 ''')
+
+
+def test_a_getter_never_sleeps_behind_a_wake_that_went_to_nobody():
+    """A put that counted a getter as asleep just as it woke could raise the queue's
+    wake-pending flag after that getter had cleared it: the wake went to nobody, and with the
+    flag up no later put woke the next sleeper until its wait slice ended (up to a second; a
+    Pool's result thread, 50 ms). The race is too narrow to hit on purpose: the test leaves the
+    flag up as it leaves it, and checks that a getter going to sleep takes it down."""
+    import threading
+    from pyconc import multiprocessing as mp
+    for q in (mp.Queue(), mp.JoinableQueue(), mp.SimpleQueue()):
+        q._test_raise_wake_flag()
+        assert q._stats["wake_pending"] == 1
+        got = []
+        t = threading.Thread(target=lambda: got.append(q.get()), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 10
+        while q._stats["sleeping_getters"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert q._stats["sleeping_getters"] == 1
+        assert q._stats["wake_pending"] == 0    # so the next put wakes it
+        q.put("x")
+        t.join(10)
+        assert got == ["x"]

@@ -192,7 +192,8 @@ bump_and_wake(uint32_t *seq, uint32_t *counts, int all)
  * against sleeping consumers costs one wake syscall, not one per item, and while items and
  * sleepers remain a wake is always on its way. A getter killed before it clears the flag delays
  * the others by at most one wait slice (GET_SLICE_NS early in a wait, growing to SLICE_MAX_NS in
- * a long one), after which any returning getter clears it. */
+ * a long one), after which any returning getter clears it. A getter also clears it just before
+ * it sleeps (see get_frame): a flag left up by a lost race must not outlast a sleeper's slice. */
 #define GET_SLICE_NS (100 * 1000 * 1000)
 #define SLICE_MAX_NS (1000 * 1000 * 1000)   /* a long wait's slices grow to this */
 
@@ -443,6 +444,12 @@ get_frame(MPQueueObject *self, pc_time_t rel, int *empty, Py_buffer *claim)
             return NULL;
         }
         uint32_t seen = __atomic_load_n(&q->items_seq, __ATOMIC_SEQ_CST);
+        /* No wake is pending for a getter about to sleep. The flag can be left up by a put
+         * that saw a getter still counted as asleep just as it woke, and set it after that
+         * getter had cleared it: the wake went to nobody, and with the flag up no later put
+         * would wake this sleeper until its slice ended (up to a second). Clearing it here
+         * costs at most a second wake when several getters fall asleep at once. */
+        __atomic_store_n(&q->getters[1], 0, __ATOMIC_SEQ_CST);
         q_unlock(self);
         int r = pc_shared_wait(&q->items_seq, seen, q->getters, deadline, slice,
                                &self->spin_get);
@@ -684,6 +691,89 @@ mpq_put(MPQueueObject *self, PyObject *args, PyObject *kwds)
     return r;
 }
 
+/* put_frames(frames): puts a list of already pickled messages, in order, as one step: one
+ * lock, one commit, one wake (the woken getter passes it on while items are left). Pool.map
+ * feeds its chunks with it: put one at a time, the first put woke a worker, which the scheduler
+ * often ran at once on the feeding thread's CPU (wake-affine), and the feeder, with the other
+ * chunks not yet queued, waited up to a millisecond for that CPU while the other worker had
+ * nothing to take (seen in a scheduler trace of Pool(2).map). All or nothing when the queue
+ * has room for them all (a frame that is not bytes or is too large, or a ring that cannot grow,
+ * puts none); otherwise each frame is put in turn, waiting for room as put_bytes does. */
+static PyObject *
+mpq_put_frames(MPQueueObject *self, PyObject *frames)
+{
+    PyObject *seq = PySequence_Fast(frames, "put_frames() expects a list of bytes");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    uint64_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            PyErr_Format(PyExc_TypeError, "put_frames() expects bytes, not %s",
+                         Py_TYPE(items[i])->tp_name);
+            goto fail;
+        }
+        uint64_t len = (uint64_t)PyBytes_GET_SIZE(items[i]);
+        if (len > MAX_FRAME) {
+            PyErr_Format(PyExc_ValueError, "message of %llu bytes is too large for a pyconc "
+                         "queue (the limit is %llu bytes)", (unsigned long long)len,
+                         (unsigned long long)MAX_FRAME);
+            goto fail;
+        }
+        total += len + 8;
+    }
+    if (n == 0) {
+        Py_DECREF(seq);
+        Py_RETURN_NONE;
+    }
+    if (enter(self) < 0) {
+        goto fail;
+    }
+    if (q_lock(self) < 0) {
+        leave(self);
+        goto fail;
+    }
+    if (Q(self)->maxsize > 0 && Q(self)->count > Q(self)->maxsize - n) {
+        /* a bounded queue without room for them all: one at a time, waiting for room */
+        q_unlock(self);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (put_frame(self, PyBytes_AS_STRING(items[i]),
+                          (uint64_t)PyBytes_GET_SIZE(items[i]), -1) < 0) {
+                leave(self);
+                goto fail;
+            }
+        }
+        leave(self);
+        Py_DECREF(seq);
+        Py_RETURN_NONE;
+    }
+    if (ensure_room(self, total) < 0) {
+        q_unlock(self);
+        leave(self);
+        goto fail;
+    }
+    q_t *q = Q(self);
+    uint64_t tail = q->head + q->used;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t len = (uint64_t)PyBytes_GET_SIZE(items[i]);
+        ring_write(self, tail, (const char *)&len, 8);
+        ring_write(self, tail + 8, PyBytes_AS_STRING(items[i]), len);
+        tail += len + 8;
+    }
+    commit(q, q->head, q->used + total, q->cap, q->count + n, q->unfinished + n);
+    q_unlock(self);
+    __atomic_fetch_add(&q->items_seq, 1, __ATOMIC_SEQ_CST);
+    wake_getter(q);
+    leave(self);
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(seq);
+    return NULL;
+}
+
 static PyObject *
 mpq_put_bytes(MPQueueObject *self, PyObject *args, PyObject *kwds)
 {
@@ -910,10 +1000,24 @@ mpq_get_stats(MPQueueObject *self, void *Py_UNUSED(c))
         return NULL;
     }
     q_t *q = Q(self);
-    return Py_BuildValue("{sKsKsKsLsL}", "capacity", (unsigned long long)q->cap,
+    return Py_BuildValue("{sKsKsKsLsLsIsI}", "capacity", (unsigned long long)q->cap,
                          "used", (unsigned long long)q->used,
                          "head", (unsigned long long)q->head,
-                         "count", (long long)q->count, "unfinished", (long long)q->unfinished);
+                         "count", (long long)q->count, "unfinished", (long long)q->unfinished,
+                         "sleeping_getters", __atomic_load_n(&q->getters[0], __ATOMIC_SEQ_CST),
+                         "wake_pending", __atomic_load_n(&q->getters[1], __ATOMIC_SEQ_CST));
+}
+
+/* For the tests: raises the getters' wake-pending flag, as the race that get_frame's comment
+ * describes leaves it. */
+static PyObject *
+mpq_test_raise_wake_flag(MPQueueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_open(self) < 0) {
+        return NULL;
+    }
+    __atomic_store_n(&Q(self)->getters[1], 1, __ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef mpq_methods[] = {
@@ -923,6 +1027,8 @@ static PyMethodDef mpq_methods[] = {
      "get(block=True, timeout=None)"},
     {"put_bytes", (PyCFunction)(void (*)(void))mpq_put_bytes, METH_VARARGS | METH_KEYWORDS,
      "put_bytes(data, block=True, timeout=None): put an already pickled message"},
+    {"put_frames", (PyCFunction)mpq_put_frames, METH_O,
+     "put_frames(frames): put a list of already pickled messages at once, with one wake-up"},
     {"get_bytes", (PyCFunction)(void (*)(void))mpq_get_bytes, METH_VARARGS | METH_KEYWORDS,
      "get_bytes(block=True, timeout=None, claim=None): the next message, still pickled; its "
      "first bytes are copied into the writable buffer claim before the take is committed"},
@@ -933,6 +1039,8 @@ static PyMethodDef mpq_methods[] = {
     {"join", (PyCFunction)mpq_join, METH_NOARGS, NULL},
     {"_name", (PyCFunction)mpq_name, METH_NOARGS, "(pid, fd, token) for pickling"},
     {"_release", (PyCFunction)mpq_release, METH_NOARGS, "unmap this process's view"},
+    {"_test_raise_wake_flag", (PyCFunction)mpq_test_raise_wake_flag, METH_NOARGS,
+     "for the tests: leave the wake-pending flag up, as a lost race does"},
     {"close", (PyCFunction)mpq_close, METH_NOARGS, "no more put/get from this process"},
     {"_attach", (PyCFunction)mpq_attach, METH_O | METH_CLASS, "attach by _name()"},
     {NULL, NULL, 0, NULL},

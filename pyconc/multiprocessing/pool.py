@@ -74,11 +74,16 @@ def _dumps_task(obj):
         try:
             import cloudpickle
         except ImportError:
-            raise pickle.PicklingError(
-                f"cannot send the task to a worker process: {exc}. Lambdas, closures and "
-                f"functions defined inside other functions cannot be pickled; define the "
-                f"function at module level, or install cloudpickle (pip install cloudpickle), "
-                f"which pyconc uses for them automatically") from exc
+            # the pickle module's own exception type, as the stdlib's pool raises it, with a hint
+            try:
+                err = type(exc)(
+                    f"cannot send the task to a worker process: {exc}. Lambdas, closures and "
+                    f"functions defined inside other functions cannot be pickled; define the "
+                    f"function at module level, or install cloudpickle (pip install "
+                    f"cloudpickle), which pyconc uses for them automatically")
+            except Exception:
+                raise exc from None
+            raise err from exc
         return cloudpickle.dumps(obj, 5)
 
 
@@ -495,12 +500,33 @@ class Pool:
     def apply(self, func, args=(), kwds={}):
         return self.apply_async(func, args, kwds).get()
 
+    def _frame_or_failure(self, job, i, func, args, kwds, failed):
+        # A task that cannot be pickled fails through its result, as the stdlib's task thread
+        # does it: its error_callback is called, get() raises the pickling error, the rest of
+        # a map still runs. The failure goes through the result thread (where the stdlib calls
+        # callbacks), after what was queued with it.
+        try:
+            return _task_frame(job, i, func, args, kwds)
+        except Exception as exc:
+            failed.append((job, i, exc))
+            return None
+
+    def _fail_unsent(self, failed):
+        for job, i, exc in failed:
+            try:
+                self._resultq.put_bytes(_HDR.pack(job, i) + _pickle_dumps((False, exc)))
+            except Exception:           # an exception that does not pickle: here and now
+                _complete(self._jobs, job, i, (False, exc))
+
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
         self._check_running()
-        job = next(_job_counter)
-        frame = _task_frame(job, 0, func, args, kwds)   # raises before anything is queued
+        job, failed = next(_job_counter), []
+        frame = self._frame_or_failure(job, 0, func, args, kwds, failed)
         result = ApplyResult(self, callback, error_callback, job)
-        self._taskq.put_bytes(frame)
+        if frame is None:
+            self._fail_unsent(failed)
+        else:
+            self._taskq.put_bytes(frame)
         return result
 
     def _map_async(self, func, iterable, mapper, chunksize, callback, error_callback):
@@ -515,15 +541,23 @@ class Pool:
             chunksize = 0
         result = MapResult(self, chunksize, len(iterable), callback, error_callback)
         if chunksize > 0:   # as the stdlib, a chunksize <= 0 queues nothing (all None)
-            put, job = self._taskq.put_bytes, result._job
+            job = result._job
             if isinstance(iterable, range):
                 # a slice of a range is a range: three numbers to pickle, not a tuple of items
                 chunks = (iterable[k:k + chunksize] for k in range(0, len(iterable), chunksize))
             else:
                 it = iter(iterable)
                 chunks = iter(lambda: tuple(itertools.islice(it, chunksize)), ())
-            for i, chunk in enumerate(chunks):
-                put(_task_frame(job, i, mapper, ((func, chunk),), {}))
+            # all queued in one step, with one wake-up (MPQueue.put_frames): put one by one,
+            # the first woke a worker that the scheduler often ran on this thread's CPU at
+            # once, and the other worker then waited for the rest of the chunks
+            failed = []
+            frames = [self._frame_or_failure(job, i, mapper, ((func, chunk),), {}, failed)
+                      for i, chunk in enumerate(chunks)]
+            if failed:
+                frames = [f for f in frames if f is not None]
+            self._taskq.put_frames(frames)
+            self._fail_unsent(failed)
         return result
 
     def map(self, func, iterable, chunksize=None):
