@@ -210,6 +210,66 @@ def test_one_cpu_handoffs_keep_lock_semantics(busy):
     assert r.stdout.split() == ["3000", "1", "3000", "True"]
 
 
+@pytest.mark.parametrize("busy", [False, True], ids=["alone", "next_to_a_busy_thread"])
+def test_one_cpu_queue_handoffs_keep_queue_semantics(busy):
+    """Pinned to one CPU, Queue.put and SimpleQueue.put let go of the GIL around the wake of a
+    getter (rule 7): the getter, and any other thread, may run inside put(). Every item still
+    arrives once and in order, through put/put_nowait, a bounded queue, a greenlet that puts to
+    a thread, and several getters on one queue."""
+    cpu = min(os.sched_getaffinity(0))
+    r = run_python(f"""
+        import os
+        os.sched_setaffinity(0, {{{cpu}}})
+        from pyconc import threading, queue
+        import pyconc.gevent as gevent
+        N = 2000
+        stop, spins = [], [0]
+        def spin():
+            while not stop:
+                spins[0] += 1
+        busy = threading.Thread(target=spin, daemon=True) if {busy} else None
+        if busy:
+            busy.start()
+        out = []
+        for make in (queue.Queue, queue.SimpleQueue, lambda: queue.Queue(1), queue.LifoQueue):
+            a, b = make(), make()
+            def echo():
+                for _ in range(N):
+                    b.put(a.get(timeout=20))
+            t = threading.Thread(target=echo); t.start()
+            got = []
+            for i in range(N):
+                (a.put if i % 2 else a.put_nowait)(i)
+                got.append(b.get(timeout=20))
+            t.join(20)
+            out.append(got == list(range(N)))
+        q, seen = queue.Queue(), []
+        def getter():
+            while (x := q.get(timeout=20)) is not None:
+                seen.append(x)
+        gs = [threading.Thread(target=getter) for _ in range(3)]
+        for g in gs:
+            g.start()
+        def producer():                  # a greenlet putting to sleeping threads
+            for i in range(N):
+                q.put(i)
+                if i % 50 == 0:
+                    gevent.sleep(0)
+            for _ in gs:
+                q.put(None)
+        gevent.spawn(producer).join()
+        for g in gs:
+            g.join(20)
+        out.append(sorted(seen) == list(range(N)))
+        stop.append(1)
+        if busy:
+            busy.join()
+        print(out, spins[0] > 0 if busy else True)
+    """, timeout=50)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[True,", "True,", "True,", "True,", "True]", "True"]
+
+
 HUB_PINGPONG = """
 import os, socket, threading
 {pin}

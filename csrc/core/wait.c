@@ -873,6 +873,17 @@ pc_waitlist_wake_one(pc_waitlist *wl)
     return 1;
 }
 
+int
+pc_waitlist_wake_one_last(pc_waitlist *wl)
+{
+    pc_waitlist_check(wl);
+    if (wl->head == NULL) {
+        return 0;
+    }
+    pc_waiter_wake_last(wl->head);
+    return 1;
+}
+
 Py_ssize_t
 pc_waitlist_wake_n(pc_waitlist *wl, Py_ssize_t n)
 {

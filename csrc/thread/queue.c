@@ -1163,7 +1163,7 @@ queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject 
     self->unfinished_tasks++;
     q_leave(self, locked);
     if (self->not_empty.head != NULL) {
-        pc_waitlist_wake_one(&self->not_empty);
+        pc_waitlist_wake_one_last(&self->not_empty);
     }
     Py_RETURN_NONE;
 fail:
@@ -1185,7 +1185,7 @@ queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         ring_push(&self->store, Py_NewRef(args[0]));
         self->unfinished_tasks++;
         if (self->not_empty.head != NULL) {
-            pc_waitlist_wake_one(&self->not_empty);
+            pc_waitlist_wake_one_last(&self->not_empty);
         }
         Py_RETURN_NONE;
     }
@@ -1201,7 +1201,7 @@ queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         }
         self->unfinished_tasks++;
         if (self->not_empty.head != NULL) {
-            pc_waitlist_wake_one(&self->not_empty);
+            pc_waitlist_wake_one_last(&self->not_empty);
         }
         Py_RETURN_NONE;
     }
@@ -1988,7 +1988,7 @@ simple_put_item(QueueObject *self, PyObject *item)
     }
     ring_push(&self->store, Py_NewRef(item));
     if (self->not_empty.head != NULL) {
-        pc_waitlist_wake_one(&self->not_empty);
+        pc_waitlist_wake_one_last(&self->not_empty);
     }
     Py_RETURN_NONE;
 }
