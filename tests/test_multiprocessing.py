@@ -1119,6 +1119,14 @@ if __name__ == "__main__":
                              error_callback=lambda e: errors.append(type(e).__name__))
         print("apply_async:", outcome(lambda: r.get(30)), r.successful(), errors)
         print("apply:", outcome(lambda: pool.apply(ident, (lock,))))
+        for name in ("imap", "imap_unordered"):
+            it, seen = getattr(pool, name)(ident, [1, lock, 3, 4], chunksize=1), []
+            for _ in range(5):
+                try:
+                    seen.append(next(it, "end"))
+                except Exception as e:
+                    seen.append(type(e).__name__)
+            print(name + ":", seen if name == "imap" else sorted(map(str, seen)))
         print("then:", pool.map(ident, range(5)), pool.apply(ident, (7,)))
         cache = getattr(pool, "_jobs", None)
         print("left:", len(pool._cache if cache is None else cache))

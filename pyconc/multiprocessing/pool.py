@@ -597,8 +597,15 @@ class Pool:
                     window.acquire()        # at most processes * 4 chunks in flight
                     if self._state != RUN:
                         break
-                    self._taskq.put_bytes(_task_frame(result._job, n, _mapstar,
-                                                      ((func, chunk),), {}))
+                    try:
+                        frame = _task_frame(result._job, n, _mapstar, ((func, chunk),), {})
+                    except Exception as e:
+                        # as the stdlib's task thread: a chunk that cannot be sent fails alone
+                        # and the feed goes on (the iterable's own error, above, ends it)
+                        _set(n, (False, e))
+                        n += 1
+                        continue
+                    self._taskq.put_bytes(frame)
                     n += 1
             except BaseException as e:
                 result._set_length(n + 1)
