@@ -1167,3 +1167,19 @@ def test_put_frames_queues_all_or_nothing_and_waits_for_room_on_a_bounded_queue(
     small.put_frames(frames)            # more than fit: each waits for room in turn
     t.join(20)
     assert got == [0, 1, 2, 3, 4]
+
+
+def test_a_task_whose_queueing_fails_is_not_left_pending():
+    # the task queue refusing the frames (here: a message over the 1 GiB limit) raises from
+    # apply_async/map_async, and the pool keeps no result waiting for a task that never went out
+    with mp.get_context("fork").Pool(1) as pool:
+        huge = b"x" * ((1 << 30) + 16)
+        with pytest.raises(ValueError, match="too large"):
+            pool.apply_async(len, (huge,))
+        with pytest.raises(ValueError, match="too large"):
+            pool.map_async(len, [b"ok", huge], chunksize=2)
+        del huge
+        assert pool._jobs == {} and pool._fills == {}
+        assert pool.map(len, [b"ab", b"c"]) == [2, 1]
+        pool.close()
+        pool.join()

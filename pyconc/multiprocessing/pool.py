@@ -526,7 +526,11 @@ class Pool:
         if frame is None:
             self._fail_unsent(failed)
         else:
-            self._taskq.put_bytes(frame)
+            try:
+                self._taskq.put_bytes(frame)
+            except BaseException:
+                result._release()       # nothing was queued: the pool does not wait for it
+                raise
         return result
 
     def _map_async(self, func, iterable, mapper, chunksize, callback, error_callback):
@@ -556,7 +560,12 @@ class Pool:
                       for i, chunk in enumerate(chunks)]
             if failed:
                 frames = [f for f in frames if f is not None]
-            self._taskq.put_frames(frames)
+            try:
+                self._taskq.put_frames(frames)
+            except BaseException:
+                self._fills.pop(job, None)   # nothing was queued: the pool does not wait for it
+                result._release()
+                raise
             self._fail_unsent(failed)
         return result
 
