@@ -9,6 +9,7 @@ import queue
 import signal
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -1078,14 +1079,31 @@ def test_a_dropped_running_pool_is_collected_and_ends_its_workers():
     # alive until it is in, so `Pool(2).map(...)` on a temporary works. pyconc's result thread
     # once held the pool, and every such pool kept its workers until the program ended.
     import subprocess
-    out = {}
-    for name in ("multiprocessing", "pyconc.multiprocessing"):
-        r = subprocess.run([sys.executable, "-c", POOL_DROPPED, name], capture_output=True,
-                           text=True, timeout=50)
+    expected = ("dropped: 25 3 [2] [False, False]\n"
+                "temporary: None [1, 2] [1, 2]\n"
+                "closed, not joined: [False, False]\n"
+                "terminated: [False, False]\n"
+                + repr(["unclosed running multiprocessing pool"] * 4) + "\n")
+    r = subprocess.run([sys.executable, "-c", POOL_DROPPED, "pyconc.multiprocessing"],
+                       capture_output=True, text=True, timeout=50)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected
+    # The oracle: the stdlib's own run of the script. It has hung on CPython 3.13 in CI (a
+    # dropped stdlib pool's finalizer racing its threads, in a process that never imports
+    # pyconc), so a run that times out is retried once; if the retry hangs too, pyconc's output
+    # has still been checked above against the text the stdlib prints where it does not hang.
+    for attempt in (1, 2):
+        try:
+            r = subprocess.run([sys.executable, "-c", POOL_DROPPED, "multiprocessing"],
+                               capture_output=True, text=True, timeout=40)
+        except subprocess.TimeoutExpired:
+            continue
         assert r.returncode == 0, r.stderr
-        out[name] = r.stdout
-    assert out["pyconc.multiprocessing"] == out["multiprocessing"]
-    assert "dropped: 25 3 [2] [False, False]" in out["multiprocessing"]
+        assert r.stdout == expected
+        break
+    else:
+        warnings.warn("the stdlib's own run of POOL_DROPPED hung twice (a stdlib bug, "
+                      "not pyconc's); pyconc's output was checked against the expected text")
 
 
 UNSENDABLE = r'''
