@@ -863,24 +863,18 @@ pc_waitlist_take_deferred(pc_waitlist *wl, uint32_t **out)
 }
 
 int
-pc_waitlist_wake_one(pc_waitlist *wl)
+pc_waitlist_wake_head(pc_waitlist *wl, int last)
 {
     pc_waitlist_check(wl);
     if (wl->head == NULL) {
         return 0;
     }
-    pc_waiter_wake(wl->head);
-    return 1;
-}
-
-int
-pc_waitlist_wake_one_last(pc_waitlist *wl)
-{
-    pc_waitlist_check(wl);
-    if (wl->head == NULL) {
-        return 0;
+    if (last) {
+        pc_waiter_wake_last(wl->head);
     }
-    pc_waiter_wake_last(wl->head);
+    else {
+        pc_waiter_wake(wl->head);
+    }
     return 1;
 }
 

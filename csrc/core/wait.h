@@ -357,11 +357,12 @@ void pc_waiter_wake(pc_waiter *w);
  * GIL protects: another thread may run before it returns. */
 void pc_waiter_wake_last(pc_waiter *w);
 
-/* Wakes the head waiter. Returns 1 if there was one, else 0. */
-int pc_waitlist_wake_one(pc_waitlist *wl);
-/* pc_waitlist_wake_one through pc_waiter_wake_last (rule 7): for a caller that returns to
- * Python next and touches nothing after it. */
-int pc_waitlist_wake_one_last(pc_waitlist *wl);
+/* Wakes the head waiter, through pc_waiter_wake_last (rule 7) if `last` (for a caller that
+ * returns to Python next and touches nothing after it), else pc_waiter_wake. Returns 1 if
+ * there was one, else 0. */
+int pc_waitlist_wake_head(pc_waitlist *wl, int last);
+static inline int pc_waitlist_wake_one(pc_waitlist *wl) { return pc_waitlist_wake_head(wl, 0); }
+static inline int pc_waitlist_wake_one_last(pc_waitlist *wl) { return pc_waitlist_wake_head(wl, 1); }
 
 /* Rule 8: wakes w (chosen and marked at once, as pc_waiter_wake does) but, if it is asleep,
  * holds its futex wake back on lock_wl, the wait list of a pyconc Lock or RLock that the caller
