@@ -27,6 +27,7 @@ TARGETS = {
     "Event set+clear": 5.0,
     "Condition notify/wait ping-pong (2 threads)": 2.0,
     "Thread start+join": 1.0,
+    "50 threads started, then joined": 1.0,
 }
 
 # Condition notify/wait ping-pong is no longer one: with the wake held until the lock's release
@@ -167,6 +168,24 @@ def thread_start_join(n):
     return make
 
 
+def thread_burst(nthreads):
+    """The tutorials' pattern: start every thread in a loop, then join them all (each start()
+    returns once its thread runs, as the stdlib's does)."""
+    def make(mod):
+        def noop():
+            pass
+
+        def work():
+            ts = [mod.Thread(target=noop) for _ in range(nthreads)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            return sum(t.is_alive() for t in ts)
+        return work
+    return make
+
+
 def contended_counter(nthreads, n):
     def make(mod):
         def work():
@@ -205,6 +224,7 @@ def specs(k):
         ("Lock hand-off next to a busy thread", 2_000 // k, lock_handoff(2_000 // k, busy=True),
          {"modes": ("pinned",)}),
         ("Thread start+join", 200 // k, thread_start_join(200 // k), SCHEDULER_BOUND),
+        ("50 threads started, then joined", 50, thread_burst(50), SCHEDULER_BOUND),
         ("4 threads x Lock-protected counter", 4 * 50_000 // k, contended_counter(4, 50_000 // k)),
     ]
 

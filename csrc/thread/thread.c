@@ -431,6 +431,20 @@ assert_initialized(ThreadObject *self)
     return 0;
 }
 
+/* Blocks until the thread has run its first line (native_id is known) or has stopped. */
+static int
+wait_started(ThreadObject *self)
+{
+    while (!self->native_known && self->state == T_STARTED) {
+        pc_waiter w;
+        /* no spin: the OS takes longer to create and schedule a thread than a spin lasts */
+        if (pc_wait_on_long(&self->start_waiters, &w, PC_FOREVER) == PC_WAIT_ERROR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 thread_start(ThreadObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -483,6 +497,13 @@ thread_start(ThreadObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     Py_DECREF(key);
+    /* Like the stdlib's start(), an OS thread returns once the new thread runs: a loop that starts
+     * many threads otherwise keeps the GIL while they all queue for it, and they take it only by
+     * forced switches, which costs them CPU time. A greenlet under a hub (or the hub itself) does
+     * not wait: parking it would cost a switch through the hub for nothing. */
+    if ((pc_hub == NULL || pc_hub->can_yield() == 0) && wait_started(self) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -681,11 +702,8 @@ thread_get_native_id(ThreadObject *self, void *Py_UNUSED(closure))
     if (self->state == T_INITIAL) {
         Py_RETURN_NONE;
     }
-    while (!self->native_known && self->state == T_STARTED) {
-        pc_waiter w;
-        if (pc_wait_on(&self->start_waiters, &w, PC_FOREVER, 0) == PC_WAIT_ERROR) {
-            return NULL;
-        }
+    if (wait_started(self) < 0) {
+        return NULL;
     }
     if (!self->native_known) {
         Py_RETURN_NONE;
