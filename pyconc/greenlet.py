@@ -1,8 +1,8 @@
 """pyconc.greenlet -- coroutines with real C-stack switching, a drop-in for ``greenlet``.
 
-Work in progress (issue 4): switching, parents, throw, return values, GreenletExit, killing of
-unreferenced suspended greenlets, gr_frame, gr_context and settrace are in place for CPython 3.11
-to 3.14 on x86-64 and aarch64. See the issue notes for what is not finished yet.
+Switching, parents, throw, return values, GreenletExit, killing of unreferenced suspended
+greenlets, gr_frame, gr_context and settrace, for CPython 3.11 to 3.14 on x86-64 and aarch64;
+greenlet's own test suite runs against it (tests/conformance/test_greenlet_suite.py).
 """
 from ._core import GreenletError as error
 from ._core import GreenletExit, getcurrent, gettrace, settrace
