@@ -1072,6 +1072,7 @@ print(msgs)
 '''
 
 
+@pytest.mark.timeout(180)   # pyconc's run (50 s at most) and two tries of the oracle (40 s each)
 def test_a_dropped_running_pool_is_collected_and_ends_its_workers():
     # The stdlib's Pool is referenced by neither its threads nor its finalizer: dropped while
     # running (and with no result pending), it is collected (ResourceWarning "unclosed running
