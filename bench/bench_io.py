@@ -10,7 +10,9 @@ alternately, repeat by repeat):
   the stdlib's threads (a thread per connection). ns per round trip (the table), round trips/s
   (printed).
 - HTTP: a StreamServer answering a small fixed response (keep-alive) under `wrk` (Debian package
-  wrk) with 50 connections, pyconc vs gevent: ns per request.
+  wrk) with 50 connections, pyconc vs gevent: ns per request; and, from the same runs, the CPU
+  time the server process spent per request (/proc/<pid>/stat, user + system), which tells the
+  server's own cost apart from wrk's when both share one CPU (pinned mode).
 - idle connections: 10,000 connections parked in recv in one StreamServer: the RSS the server
   added, bytes per connection, pyconc vs gevent.
 - `import X; monkey.patch_all()` in a fresh interpreter, the statement alone (bytecode compiled
@@ -296,17 +298,32 @@ def echo_once(impl, total):
     return float(elapsed)
 
 
+def _proc_cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads) so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+HTTP_SERVER_CPU = {}   # impl -> the least server CPU seconds per request over the runs
+
+
 def wrk_once(impl, seconds):
     server = Server("http", impl)
     try:
+        cpu0 = _proc_cpu_seconds(server.proc.pid)
         out = subprocess.run(["wrk", "-t1", f"-c{CONNS}", f"-d{seconds}s",
                               f"http://127.0.0.1:{server.port}/"], capture_output=True,
                              text=True, check=True).stdout
+        cpu = _proc_cpu_seconds(server.proc.pid) - cpu0
     finally:
         server.close()
     assert "Non-2xx" not in out and "Socket errors" not in out, out
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
     assert rps > 0, out
+    requests = int(re.search(r"([0-9]+) requests in", out).group(1))
+    per = cpu / requests
+    HTTP_SERVER_CPU[impl] = min(HTTP_SERVER_CPU.get(impl, float("inf")), per)
     return rps
 
 
@@ -391,6 +408,12 @@ def main():
                             "unit": "ns/request",
                             "ns_per_op": {i: 1e9 / -v for i, v in rps.items()}})
             print("HTTP, requests/s: " + ", ".join(f"{i} {-v:,.0f}" for i, v in rps.items()),
+                  flush=True)
+            results.append({"case": "HTTP under wrk: the server's own CPU per request",
+                            "unit": "ns/request",
+                            "ns_per_op": {i: v * 1e9 for i, v in HTTP_SERVER_CPU.items()}})
+            print("HTTP, server CPU per request: " +
+                  ", ".join(f"{i} {v * 1e9:,.0f} ns" for i, v in HTTP_SERVER_CPU.items()),
                   flush=True)
         if green:
             n = 10_000 // k
