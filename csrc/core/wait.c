@@ -256,6 +256,23 @@ pc_as_c_int(PyObject *obj, int *out)
     return 0;
 }
 
+int
+pc_as_c_int_arg(PyObject *obj, int *out)
+{
+    /* PyArg_Parse's "i": a C long first (its overflow message), then the range of a C int */
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v > INT_MAX || v < INT_MIN) {
+        PyErr_SetString(PyExc_OverflowError, v > INT_MAX ? "signed integer is greater than maximum"
+                                                         : "signed integer is less than minimum");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 /* _PyTime's double -> nanoseconds (pytime_from_double): round, then range-check. */
 static int
 ns_from_double(double seconds, int round, pc_time_t *ns)

@@ -202,6 +202,20 @@ typedef struct pc_hub_ops {
 } pc_hub_ops;
 
 extern const pc_hub_ops *pc_hub;
+
+/* gevent's zero timeout. A greenlet under a hub that waits with a timeout of 0 (or less) still
+ * yields for one turn of the loop, as gevent arms a 0-second timer and switches to its hub:
+ * the greenlets already ready run first (and may make the object ready), a Timeout due by then
+ * fires in the order it was armed, and a loop that polls with timeout 0 does not starve the
+ * others. pc_zero_timeout_turns() is 1 when the caller should wait so -- the call sites then wait
+ * PC_ZERO_TURN_NS, a deadline the hub finds due at its next timer pass -- and 0 for an OS thread
+ * (the stdlib's: no wait) and for the hub greenlet. blocking=False never waits, as in gevent. */
+#define PC_ZERO_TURN_NS 1
+static inline int
+pc_zero_timeout_turns(void)
+{
+    return pc_hub != NULL && pc_hub->can_yield() > 0;
+}
 extern uint64_t pc_fork_generation;
 
 /* Installs the fork handler. Returns 0, or -1 with an exception set. Idempotent. */
@@ -247,6 +261,9 @@ int pc_parse_int_flag(PyObject *obj, int *flag);
 
 /* Argument Clinic's `int` (_PyLong_AsInt): __index__, OverflowError beyond a C int. */
 int pc_as_c_int(PyObject *obj, int *out);
+/* The same, with PyArg_Parse's "i" messages (a C long's overflow first): for arguments the
+ * stdlib parses with "i", as socket flags. */
+int pc_as_c_int_arg(PyObject *obj, int *out);
 
 /* Lock.acquire's (blocking, timeout): timeout_obj may be NULL (not given, i.e. -1). */
 int pc_parse_acquire_timeout(int blocking, PyObject *timeout_obj, pc_time_t *rel_ns);

@@ -566,6 +566,9 @@ static int
 wait_ready(PyObject *self, pc_time_t rel_ns)
 {
     glet_t *g = GLET(self);
+    if (rel_ns == 0 && !is_ready(self) && pc_zero_timeout_turns()) {
+        rel_ns = PC_ZERO_TURN_NS;   /* gevent's 0-second timer (wait.h) */
+    }
     pc_time_t deadline = rel_ns < 0 ? PC_FOREVER : pc_deadline_after(rel_ns);
     while (!is_ready(self)) {
         if (rel_ns == 0) {
@@ -1271,15 +1274,32 @@ m_wait_greenlets(PyObject *module, PyObject *args)
             return NULL;
         }
     }
+    if (n > 0 && pc_hub != NULL && pc_hub->can_yield() > 0) {
+        /* gevent's wait() hears of every object through its hub, even of one that is ready
+         * already: callbacks queued before it (a link's) run first */
+        int all_ready = 1;
+        for (Py_ssize_t i = 0; i < n && all_ready; i++) {
+            all_ready = is_ready(PyList_GET_ITEM(list, i));
+        }
+        if (all_ready && pc_hub_sleep(st, 0) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
     pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
     uint64_t before = finish_counter;   /* finished before we began: input order */
+    int turn = rel == 0;   /* a timeout of 0: one turn of the hub for a greenlet (wait.h) */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *g = PyList_GET_ITEM(list, i);
         if (is_ready(g)) {
             continue;
         }
         pc_time_t left = -1;
-        if (deadline != PC_FOREVER) {
+        if (turn) {
+            left = 0;   /* wait_ready turns the loop once, if the caller can yield */
+            turn = 0;
+        }
+        else if (deadline != PC_FOREVER) {
             left = deadline - pc_monotonic_ns();
             if (left <= 0) {
                 break;

@@ -4,7 +4,8 @@
  *   - a FIFO *ready queue* of nodes: a parked greenlet to resume (its park record, embedded: no
  *     allocation, so a wake can never fail), or a scheduled switch / throw / call (allocated by
  *     the Python-level API that schedules it, which can report MemoryError);
- *   - an *idle queue*, moved to the ready queue when nothing else is ready (idle());
+ *   - the *idle callers* (idle()), queued to run when nothing else is ready, last first (as
+ *     libev invokes its pending idle watchers: see idle_feed);
  *   - a *timer min-heap* keyed by (deadline, sequence), O(log n) arm and cancel, the timers
  *     embedded in park records and in Timer objects;
  *   - an *epoll* instance with an *eventfd* in it, written by another thread that makes one of
@@ -62,7 +63,7 @@
 
 /* -- nodes of the ready queue ------------------------------------------------------------------ */
 
-enum { N_RESUME = 1, N_SWITCH, N_THROW, N_CALL, N_START };
+enum { N_RESUME = 1, N_SWITCH, N_THROW, N_CALL, N_START, N_TIMER };
 
 /* glet.c's check for a scheduled Greenlet start (N_START): 1 if it still may start (it was not
  * killed meanwhile), and it marks the start as begun. */
@@ -75,7 +76,9 @@ typedef struct rnode {
 
 typedef struct {
     rnode_t node;
-    PyObject *target;         /* N_SWITCH/N_THROW: the greenlet; N_CALL: the callable (strong) */
+    PyObject *target;         /* N_SWITCH/N_THROW: the greenlet; N_CALL: the callable; N_TIMER:
+                                 the expired Timer object, whose armed self-reference it holds
+                                 (strong) */
     PyObject *arg;            /* the args tuple, or the exception (strong, may be NULL) */
     PyObject *kwargs;         /* N_SWITCH / N_CALL: keyword arguments (strong, may be NULL) */
 } cbnode_t;
@@ -97,6 +100,25 @@ fifo_push(fifo_t *q, rnode_t *n)
     }
     q->tail = n;
     q->count++;
+}
+
+/* Moves all of src to the end of dst. */
+static inline void
+fifo_append(fifo_t *dst, fifo_t *src)
+{
+    if (src->head == NULL) {
+        return;
+    }
+    if (dst->tail != NULL) {
+        dst->tail->next = src->head;
+    }
+    else {
+        dst->head = src->head;
+    }
+    dst->tail = src->tail;
+    dst->count += src->count;
+    src->head = src->tail = NULL;
+    src->count = 0;
 }
 
 static inline rnode_t *
@@ -140,6 +162,10 @@ typedef struct parked {
     int result;               /* PC_WAIT_WOKEN or PC_WAIT_TIMEOUT once READY */
     int queued;               /* 1 while node is in a queue */
     int orphaned;             /* its hub was reset by a fork or destroyed: touch nothing of it */
+    Py_ssize_t idle_index;    /* an idle() caller: its place in hub->idles, else -1 */
+    int idle_fed;             /* ... queued to run by idle_feed (libev: pending) */
+    int low;                  /* its deadline is a wait's timeout (gevent's Timeout, priority -1,
+                                 run_timers), not a sleep's (priority 0) */
     int fd;                   /* fd wait: the descriptor, else -1 */
     uint32_t events;          /* fd wait: EPOLLIN or EPOLLOUT */
     PyObject *exc;            /* fd wait cancelled: the exception to raise (strong) */
@@ -151,6 +177,9 @@ typedef struct parked {
 
 struct TimerObject;
 static PyObject *timer_object_of(htimer_t *t);   /* the Timer object around a T_PY timer */
+static int timer_defer_low(HubObject *hub, htimer_t *t);
+static int timer_run_pending(HubObject *hub, PyObject *tm);
+static void timer_forget_pending(PyObject *tm);
 
 /* -- the hub object ---------------------------------------------------------------------------- */
 
@@ -186,7 +215,13 @@ struct HubObject {
     int poked;                /* the eventfd was written since the loop last read it */
     int dead;                 /* destroyed: its thread ended, or destroy() */
     fifo_t ready;
-    fifo_t idle;
+    parked_t **idles;         /* the idle() callers, in the order of libev's idle-watcher array */
+    Py_ssize_t nidles, capidles;
+    Py_ssize_t nidle_waiting; /* ... of which not yet queued to run */
+    int turn_fired;           /* run_timers fired a timer of priority 0 this loop turn: as
+                                 libev's pending watcher, it keeps the idle callers waiting */
+    fifo_t low;               /* expired timers of a negative priority (gevent's Timeout), run
+                                 after what the same loop turn made ready (hub_run) */
     htimer_t **heap;          /* the timer min-heap */
     Py_ssize_t nheap, capheap;
     uint64_t seq;
@@ -309,6 +344,7 @@ parked_new(HubObject *hub, PyObject *greenlet)
     p->node.kind = N_RESUME;
     p->timer.index = -1;
     p->timer.kind = T_PARK;
+    p->idle_index = -1;
     p->hub = hub;
     p->greenlet = Py_NewRef(greenlet);
     p->fd = -1;
@@ -356,9 +392,10 @@ poke(HubObject *hub)
     }
 }
 
-/* A parked greenlet is ready to run: queue it once, cancel its deadline, wake the loop. */
+/* A parked greenlet is ready to run: queue it once (on q), cancel its deadline, wake the
+ * loop. */
 static void
-make_ready(parked_t *p, int result)
+make_ready_on(parked_t *p, int result, fifo_t *q)
 {
     HubObject *hub = p->hub;
     if (p->state != P_PARKED || p->orphaned) {
@@ -368,8 +405,75 @@ make_ready(parked_t *p, int result)
     p->state = P_READY;
     p->result = result;
     p->queued = 1;
-    fifo_push(&hub->ready, &p->node);
+    fifo_push(q, &p->node);
     poke(hub);
+}
+
+static void
+make_ready(parked_t *p, int result)
+{
+    make_ready_on(p, result, &p->hub->ready);
+}
+
+/* -- idle() callers ------------------------------------------------------------------------------
+ *
+ * gevent's idle() is a libev idle watcher, and libev keeps those in an array: a start appends,
+ * a stop moves the array's last watcher into the freed place. When nothing else is pending the
+ * loop feeds them all as pending and invokes them last first. The order in which idle callers
+ * wake is observable (which greenlet runs first when the loop goes idle), so the hub keeps the
+ * same array. */
+
+/* Adds an idle() caller (its record ready to run, not yet queued). 0, or -1 with MemoryError. */
+static int
+idle_add(HubObject *hub, parked_t *p)
+{
+    if (hub->nidles == hub->capidles) {
+        Py_ssize_t cap = hub->capidles ? hub->capidles * 2 : 16;
+        parked_t **a = PyMem_Realloc(hub->idles, (size_t)cap * sizeof(*a));
+        if (a == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        hub->idles = a;
+        hub->capidles = cap;
+    }
+    p->idle_index = hub->nidles;
+    hub->idles[hub->nidles++] = p;
+    hub->nidle_waiting++;
+    return 0;
+}
+
+/* The caller's idle() ends (it runs, or was thrown into): libev's ev_idle_stop. */
+static void
+idle_remove(parked_t *p)
+{
+    HubObject *hub = p->hub;
+    Py_ssize_t i = p->idle_index;
+    if (i < 0) {
+        return;
+    }
+    if (!p->idle_fed) {
+        hub->nidle_waiting--;
+    }
+    parked_t *last = hub->idles[--hub->nidles];
+    hub->idles[i] = last;
+    last->idle_index = i;
+    p->idle_index = -1;
+}
+
+/* Nothing else is ready: the idle callers not yet queued are, last first. */
+static void
+idle_feed(HubObject *hub)
+{
+    for (Py_ssize_t i = hub->nidles - 1; i >= 0; i--) {
+        parked_t *p = hub->idles[i];
+        if (!p->idle_fed) {
+            p->idle_fed = 1;
+            p->queued = 1;
+            fifo_push(&hub->ready, &p->node);
+        }
+    }
+    hub->nidle_waiting = 0;
 }
 
 /* -- scheduling from the API -------------------------------------------------------------------- */
@@ -692,7 +796,7 @@ fd_forget(parked_t *p)
 /* Parks the current greenlet (not the hub) on its hub. w: the caller's linked stack waiter
  * (replaced on its list by the record), or NULL for sleep / idle / fd waits. deadline:
  * PC_FOREVER or absolute. how: 0 park until woken or the deadline; 1 ready at once (sleep(0));
- * 2 idle. slot: an fd wait's watcher slot, which gets the record (fd, events describe it).
+ * 2 idle; 3 as 0, for a wait that has nothing to be woken by (a zero timeout's turn). slot: an fd wait's watcher slot, which gets the record (fd, events describe it).
  * Returns PC_WAIT_WOKEN / PC_WAIT_TIMEOUT / PC_WAIT_ERROR, as pc_waiter_park. */
 static int
 park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot, int fd,
@@ -705,6 +809,11 @@ park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot,
             pc_waitlist_unlink(w);
         }
         return PC_WAIT_ERROR;
+    }
+    /* a wait's timeout is gevent's Timeout (priority -1), a sleep's is a plain timer */
+    p->low = w != NULL || slot != NULL || how == 3;
+    if (how == 3) {
+        how = 0;
     }
     if (deadline != PC_FOREVER && how == 0 && timer_arm(hub, &p->timer, deadline) < 0) {
         if (w != NULL) {
@@ -724,10 +833,13 @@ park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot,
         make_ready(p, PC_WAIT_WOKEN);
     }
     else if (how == 2) {
-        p->queued = 1;
+        if (idle_add(hub, p) < 0) {
+            parked_unlist(p);
+            parked_free(p);
+            return PC_WAIT_ERROR;
+        }
         p->state = P_READY;
         p->result = PC_WAIT_WOKEN;
-        fifo_push(&hub->idle, &p->node);
     }
     if (slot != NULL) {
         p->fd = fd;
@@ -762,6 +874,7 @@ park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot,
     if (!p->orphaned) {
         timer_cancel(hub, &p->timer);
         fd_forget(p);
+        idle_remove(p);
         parked_unlist(p);
     }
     if (p->w.list != NULL) {
@@ -815,6 +928,9 @@ dispatch(HubObject *hub, rnode_t *n)
     PyObject *target = c->target, *arg = c->arg, *kwargs = c->kwargs;
     int kind = n->kind;
     PyMem_Free(c);
+    if (kind == N_TIMER) {
+        return timer_run_pending(hub, target);   /* takes the node's reference */
+    }
     context = target;
     if (kind == N_START && !pc_glet_start_begins(target)) {
         r = Py_NewRef(Py_None);   /* killed before it started: it never runs */
@@ -824,7 +940,9 @@ dispatch(HubObject *hub, rnode_t *n)
         arg = kwargs = NULL;   /* stolen */
     }
     else if (kind == N_THROW) {
-        r = pc_greenlet_throw(target, arg);
+        /* gevent's Greenlet.throw: nothing for a greenlet that has died meanwhile (killed
+         * twice before the first kill ran) */
+        r = pc_greenlet_is_dead(target) ? Py_NewRef(Py_None) : pc_greenlet_throw(target, arg);
     }
     else {
         r = arg != NULL ? PyObject_Call(target, arg, kwargs) : PyObject_CallNoArgs(target);
@@ -892,6 +1010,7 @@ static int timer_fire_py(HubObject *hub, htimer_t *t);
 static int
 run_timers(HubObject *hub)
 {
+    hub->turn_fired = 0;
     if (hub->nheap == 0) {
         return 0;
     }
@@ -910,11 +1029,16 @@ run_timers(HubObject *hub)
                 if (p->w.list != NULL) {
                     pc_waitlist_unlink(&p->w);   /* nobody may wake it now */
                 }
-                make_ready(p, PC_WAIT_TIMEOUT);
+                /* a wait's timeout runs after this turn's I/O, as a Timeout (poll_once) */
+                make_ready_on(p, PC_WAIT_TIMEOUT, p->low ? &hub->low : &hub->ready);
+                hub->turn_fired |= !p->low;
             }
         }
-        else if (timer_fire_py(hub, t)) {
-            return 1;
+        else if (!timer_defer_low(hub, t)) {
+            hub->turn_fired = 1;
+            if (timer_fire_py(hub, t)) {
+                return 1;
+            }
         }
     }
     return 0;
@@ -958,7 +1082,7 @@ static int
 poll_once(HubObject *hub)
 {
     int timeout_ms = -1;
-    if (hub->ready.count > 0 || hub->idle.count > 0) {
+    if (hub->ready.count > 0 || hub->nidle_waiting > 0 || hub->low.count > 0) {
         timeout_ms = 0;
     }
     else if (hub->nheap > hub->nunref || (hub->nheap > 0 && (hub->nwatch > 0 ||
@@ -1053,11 +1177,14 @@ poll_once(HubObject *hub)
         return pc_hub_handle_error(hub, NULL);
     }
     /* nothing else to do: the idle callers run */
-    if (hub->ready.count == 0 && hub->idle.count > 0) {
-        hub->ready = hub->idle;
-        hub->idle.head = hub->idle.tail = NULL;
-        hub->idle.count = 0;
+    if (hub->ready.count == 0 && hub->nidle_waiting > 0 && !hub->turn_fired) {
+        idle_feed(hub);
     }
+    /* then the expired timers of a negative priority: libev invokes a turn's pending watchers by
+     * priority, so a Timeout (-1) fires after the greenlets this turn's I/O woke (a connect,
+     * a recv whose data came), after the timers of priority 0 and after the idle callers: one
+     * of them that stops it first (leaving its `with Timeout`) keeps it from firing */
+    fifo_append(&hub->ready, &hub->low);
     return 0;
 }
 
@@ -1135,7 +1262,11 @@ static void
 drop_state(HubObject *hub, int unlink)
 {
     rnode_t *n;
-    fifo_t *queues[2] = {&hub->ready, &hub->idle};
+    for (Py_ssize_t i = 0; i < hub->nidles; i++) {
+        hub->idles[i]->idle_index = -1;   /* orphaned below, with every live record */
+    }
+    hub->nidles = hub->nidle_waiting = 0;
+    fifo_t *queues[2] = {&hub->ready, &hub->low};
     for (int q = 0; q < 2; q++) {
         while ((n = fifo_pop(queues[q])) != NULL) {
             if (n->kind == N_RESUME) {
@@ -1147,6 +1278,9 @@ drop_state(HubObject *hub, int unlink)
             }
             else {
                 cbnode_t *c = (cbnode_t *)n;
+                if (n->kind == N_TIMER) {
+                    timer_forget_pending(c->target);
+                }
                 Py_XDECREF(c->arg);
                 Py_XDECREF(c->kwargs);
                 Py_DECREF(c->target);
@@ -1370,6 +1504,17 @@ pc_hub_sleep(pc_state *st, pc_time_t rel_ns)
 }
 
 int
+pc_hub_zero_turn(pc_state *st)
+{
+    HubObject *hub = yielding_hub(st);
+    if (hub == NULL) {
+        return -1;
+    }
+    return park(hub, NULL, pc_deadline_after(PC_ZERO_TURN_NS), 3, NULL, -1, 0) == PC_WAIT_ERROR
+           ? -1 : 0;
+}
+
+int
 pc_hub_wait_fd(HubObject *hub, int fd, uint32_t events, pc_time_t deadline)
 {
     if (fd < 0) {
@@ -1567,6 +1712,8 @@ typedef struct {
     PyObject *callback;       /* strong while armed */
     PyObject *args;           /* strong while armed */
     int closed;
+    int low;                  /* created with a negative priority: fires after the turn's I/O */
+    int fire_pending;         /* expired, its N_TIMER node queued: stop() still cancels it */
     PyObject *weakreflist;
 } TimerObject;
 
@@ -1618,6 +1765,49 @@ timer_fire_py(HubObject *hub, htimer_t *t)
     return sys;
 }
 
+/* run_timers' choice for an expired Timer object: one of a negative priority is not run now
+ * but queued on hub->low (poll_once moves it to the ready queue after the turn's I/O), still
+ * pending: stop() before its turn cancels it. 1 if queued so, 0 if it is to fire now. */
+static int
+timer_defer_low(HubObject *hub, htimer_t *t)
+{
+    TimerObject *tm = TIMER_OF(t);
+    if (!tm->low) {
+        return 0;
+    }
+    cbnode_t *n = PyMem_Malloc(sizeof(cbnode_t));
+    if (n == NULL) {
+        return 0;   /* fire it now rather than lose it */
+    }
+    n->node.kind = N_TIMER;
+    n->target = (PyObject *)tm;   /* the armed timer's self-reference moves to the node */
+    n->arg = n->kwargs = NULL;
+    tm->fire_pending = 1;
+    fifo_push(&hub->low, &n->node);
+    return 1;
+}
+
+/* dispatch's N_TIMER: fires the timer unless it was stopped since it expired. Takes the
+ * node's reference. Returns as timer_fire_py. */
+static int
+timer_run_pending(HubObject *hub, PyObject *obj)
+{
+    TimerObject *tm = (TimerObject *)obj;
+    if (!tm->fire_pending) {
+        Py_DECREF(obj);   /* stopped meanwhile (timer_stop_impl left the reference to us) */
+        return 0;
+    }
+    tm->fire_pending = 0;
+    return timer_fire_py(hub, &tm->t);   /* takes the reference as the armed one */
+}
+
+/* drop_state's: a queued N_TIMER node is freed with its hub; the timer is no longer pending. */
+static void
+timer_forget_pending(PyObject *obj)
+{
+    ((TimerObject *)obj)->fire_pending = 0;
+}
+
 static int
 timer_traverse(TimerObject *self, visitproc visit, void *arg)
 {
@@ -1631,7 +1821,16 @@ timer_traverse(TimerObject *self, visitproc visit, void *arg)
 static void
 timer_stop_impl(TimerObject *self)
 {
-    if (self->t.index >= 0 && self->hub != NULL) {
+    if (self->fire_pending) {
+        /* expired but not yet run (libev's pending watcher): stopping it cancels the call; the
+         * queued node holds the self-reference and drops it when the loop reaches it */
+        self->fire_pending = 0;
+        if (self->hub != NULL) {
+            self->hub->npytimers--;
+            self->hub->nunref -= !self->ref;
+        }
+    }
+    else if (self->t.index >= 0 && self->hub != NULL) {
         timer_cancel(self->hub, &self->t);
         self->hub->npytimers--;
         self->hub->nunref -= !self->ref;
@@ -1732,7 +1931,7 @@ timer_get_active(TimerObject *self, void *Py_UNUSED(c))
 static PyObject *
 timer_get_pending(TimerObject *self, void *Py_UNUSED(c))
 {
-    return PyBool_FromLong(self->t.index >= 0);
+    return PyBool_FromLong(self->t.index >= 0 || self->fire_pending);
 }
 
 static PyObject *
@@ -1799,7 +1998,7 @@ timer_set_ref(TimerObject *self, PyObject *value, void *Py_UNUSED(c))
     if (ref < 0) {
         return -1;
     }
-    if (self->t.index >= 0 && self->hub != NULL) {
+    if ((self->t.index >= 0 || self->fire_pending) && self->hub != NULL) {
         self->hub->nunref += !ref - !self->ref;   /* armed: the loop's count follows */
     }
     self->ref = ref;
@@ -1881,6 +2080,9 @@ hub_clear(PyObject *self)
     PyMem_Free(hub->heap);
     hub->heap = NULL;
     hub->nheap = hub->capheap = 0;
+    PyMem_Free(hub->idles);
+    hub->idles = NULL;
+    hub->capidles = 0;
     return hub->st->Greenlet_Type->tp_clear(self);
 }
 
@@ -1955,10 +2157,22 @@ hub_timer(PyObject *self, PyObject *args, PyObject *kwds)
     t->hubobj = Py_NewRef(self);
     t->callback = t->args = NULL;
     t->closed = 0;
+    t->low = 0;
+    t->fire_pending = 0;
     t->weakreflist = NULL;
     t->after = t->repeat = 0;
     t->ref = ref == NULL || PyObject_IsTrue(ref);
     PyObject_GC_Track(t);
+    if (priority != NULL && priority != Py_None) {
+        /* libev's priorities, as gevent uses them: only the order within a loop turn differs
+         * (a Timeout, priority -1, fires after the turn's I/O and timers of priority 0) */
+        long pri = PyLong_AsLong(priority);
+        if (pri == -1 && PyErr_Occurred()) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        t->low = pri < 0;
+    }
     if (seconds_arg(after, &t->after) < 0 ||
             (repeat != NULL && seconds_arg(repeat, &t->repeat) < 0)) {
         Py_DECREF(t);
@@ -2043,7 +2257,7 @@ static PyObject *
 hub_get_stats(PyObject *self, void *Py_UNUSED(c))
 {
     HubObject *hub = HUB(self);
-    return Py_BuildValue("{snsnsnsisisn}", "ready", hub->ready.count, "idle", hub->idle.count,
+    return Py_BuildValue("{snsnsnsisisn}", "ready", hub->ready.count, "idle", hub->nidles,
                          "timers", hub->nheap, "watchers", hub->nwatch,
                          "py_timers", hub->npytimers, "parked", hub->nparks);
 }

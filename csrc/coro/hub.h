@@ -38,6 +38,11 @@ int pc_hub_schedule_throw(HubObject *hub, PyObject *target, PyObject *exc);
  * while it slept). */
 int pc_hub_sleep(pc_state *st, pc_time_t rel_ns);
 
+/* The calling greenlet waits one turn of its hub, as a wait with timeout 0 does in gevent (a
+ * 0-second Timeout, wait.h): a Timeout armed before it fires first. 0, or -1 with an
+ * exception (a Timeout, a kill). */
+int pc_hub_zero_turn(pc_state *st);
+
 /* gevent's Hub.handle_error for the set exception that escaped from context (may be NULL): see
  * hub.c. Returns 1 with the exception still set when it belongs to the main greenlet (a system
  * error), else 0 with it cleared. */

@@ -25,6 +25,7 @@
  */
 #include "pyconc.h"
 #include "hub.h"
+#include "iowait.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -112,7 +113,10 @@ hub_wait(pc_state *st, int fd, int events, pc_time_t rel_ns)
         return -1;
     }
     pc_time_t deadline = rel_ns < 0 ? PC_FOREVER : pc_deadline_after(rel_ns);
-    return pc_hub_wait_fd(hub, fd, (events & IO_READ) ? EPOLLIN : EPOLLOUT, deadline);
+    /* gevent's wait_read/wait_write each make a watcher of their own: several greenlets may
+     * wait for one fd (and one beside a socket's recv), and all wake */
+    return pc_io_hub_wait_shared(st, hub, fd, (events & IO_READ) ? EPOLLIN : EPOLLOUT,
+                                 deadline);
 }
 
 /* Waits until fd is ready for events: parks the greenlet in a hub, else blocks the thread.

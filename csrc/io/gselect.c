@@ -197,7 +197,9 @@ wset_wait(pc_state *st, wset_t *w, pc_time_t deadline)
     if (ready > 0 || (deadline != PC_FOREVER && deadline <= pc_monotonic_ns())) {
         /* gevent reports even what is ready now from its loop: one hub turn for the others */
         if (c.hub != NULL) {
-            if (pc_hub_sleep(st, 0) < 0) {
+            /* gevent's poll waits for its result event, with a 0-second timeout when nothing
+             * is ready (wait.h): a Timeout armed before it fires first, ready or not */
+            if (pc_hub_zero_turn(st) < 0) {
                 return -1;
             }
             return wset_check(w) < 0 ? -1 : 0;

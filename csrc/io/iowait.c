@@ -96,26 +96,38 @@ pc_io_wait_readable(pc_state *st, const pc_io_caller *c, int fd, pc_time_t deadl
         }
         return thread_wait_readable(fd, deadline);
     }
-    int r = pc_hub_wait_fd(c->hub, fd, EPOLLIN, deadline);
+    return pc_io_hub_wait_shared(st, c->hub, fd, EPOLLIN, deadline);
+}
+
+int
+pc_io_hub_wait_shared(pc_state *st, HubObject *hub, int fd, uint32_t events, pc_time_t deadline)
+{
+    int r = pc_hub_wait_fd(hub, fd, events, deadline);
     if (r >= 0 || !PyErr_ExceptionMatches(st->ConcurrentObjectUseError)) {
         return r;
     }
-    /* Another greenlet of this hub already waits for fd (two greenlets selecting on one
-     * selector): the hub watches one waiter per descriptor and direction, so this one waits
-     * for a private epoll instance that holds fd. */
+    /* Another greenlet of this hub already waits for fd in that direction (two greenlets
+     * selecting on one selector, a wait_read beside a recv): the hub watches one waiter per
+     * descriptor and direction, so this one waits on a private epoll instance. */
     PyErr_Clear();
+    return pc_io_hub_wait_private(hub, fd, events, deadline);
+}
+
+int
+pc_io_hub_wait_private(HubObject *hub, int fd, uint32_t events, pc_time_t deadline)
+{
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    struct epoll_event ev = {.events = events, .data.fd = fd};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         close(ep);
         return -1;
     }
-    r = pc_hub_wait_fd(c->hub, ep, EPOLLIN, deadline);
+    int r = pc_hub_wait_fd(hub, ep, EPOLLIN, deadline);
     close(ep);   /* the hub forgot it when the wait ended */
     return r;
 }

@@ -48,6 +48,17 @@ pc_io_deadline(pc_time_t rel_ns)
  * the time left. Returns 1 readable, 0 deadline passed, -1 with an exception set. */
 int pc_io_wait_readable(pc_state *st, const pc_io_caller *c, int fd, pc_time_t deadline);
 
+/* The hub side of that, for either direction (EPOLLIN or EPOLLOUT): parks the calling greenlet
+ * of hub until fd is ready, as gevent's watchers do, beside any other greenlet that waits for
+ * the same fd (then through a private epoll instance). 1 ready, 0 deadline passed, -1 with an
+ * exception set. */
+int pc_io_hub_wait_shared(pc_state *st, HubObject *hub, int fd, uint32_t events,
+                          pc_time_t deadline);
+
+/* The same through a private epoll instance that holds fd for events (which may be both
+ * directions), readable when fd is ready: the hub's own watch of fd is not touched. */
+int pc_io_hub_wait_private(HubObject *hub, int fd, uint32_t events, pc_time_t deadline);
+
 /* "Invalid file object: %R" as the stdlib's selectors._fileobj_to_fd raises it: a ValueError
  * whose context is the exception being replaced (fetched here), suppressed (`from None`).
  * Returns -1. */

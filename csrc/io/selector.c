@@ -1613,7 +1613,9 @@ epoll_select_impl(SelectorObject *self, int ms, int gevent_yield)
             pc_io_caller_get(self->st, &c);
             if (c.hub != NULL) {
                 enter_wait(self);
-                int r = pc_hub_sleep(self->st, 0);
+                /* gevent's selector waits for its watchers' event, ready or not: one turn, in
+                 * which a Timeout armed before fires first (wait.h) */
+                int r = pc_hub_zero_turn(self->st);
                 leave_wait(self);
                 if (r < 0) {
                     goto done;

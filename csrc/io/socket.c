@@ -45,6 +45,7 @@
  */
 #include "pyconc.h"
 #include "hub.h"
+#include "iowait.h"
 #include "greenlet.h"
 
 #include <arpa/inet.h>
@@ -289,7 +290,10 @@ recv_guts(CoopSocket *s, char *buf, Py_ssize_t len, int flags)
 {
     pc_time_t deadline = 0;
     int have_deadline = 0;
-    int stream = s->type == SOCK_STREAM && flags == 0 && len > 0;
+    if (len == 0) {
+        return 0;   /* as the stdlib's sock_recv_guts: nothing asked, no syscall (nor its EINVAL) */
+    }
+    int stream = s->type == SOCK_STREAM && flags == 0;
     HubObject *hub = stream && s->timeout != 0.0 ? registered_hub(s) : NULL;
     if (hub != NULL && pc_hub_io_idle(hub, s->fd, s->token, EPOLLIN)) {
         deadline = deadline_of(s->timeout);
@@ -429,7 +433,7 @@ get_flags(PyObject *obj, int *flags)
         *flags = 0;
         return 0;
     }
-    return pc_as_c_int(obj, flags);
+    return pc_as_c_int_arg(obj, flags);   /* the stdlib's send: "y*|i" */
 }
 
 /* send(data, flags=0, timeout=<the socket's>): gevent's -- one try, one wait (the socket's
@@ -517,13 +521,13 @@ sock_sendall(CoopSocket *s, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         }
         return NULL;
     }
+    if (view.len == 0) {   /* gevent returns before it looks at flags */
+        PyBuffer_Release(&view);
+        return PyLong_FromLong(0);
+    }
     if (get_flags(a[1], &flags) < 0) {
         PyBuffer_Release(&view);
         return NULL;
-    }
-    if (view.len == 0) {
-        PyBuffer_Release(&view);
-        return PyLong_FromLong(0);
     }
     const char *p = view.buf;
     Py_ssize_t left = view.len;
@@ -1391,30 +1395,16 @@ coop_wait_fd(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_RETURN_NONE;
     }
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = (short)(((ev & EPOLLIN) ? POLLIN : 0) |
-                                                       ((ev & EPOLLOUT) ? POLLOUT : 0))};
-        if (ev == (EPOLLIN | EPOLLOUT)) {
-            /* either: the hub has one waiter per direction; check, then wait for input in
-             * short slices (a rarely used call) */
-            if (poll(&p, 1, 0) > 0) {
-                Py_RETURN_NONE;
-            }
-            int r = pc_hub_wait_fd(hub, fd, EPOLLIN, pc_deadline_after(20000000));
-            if (r < 0) {
-                return NULL;
-            }
-            if (r == 1) {
-                Py_RETURN_NONE;
-            }
-            continue;
-        }
-        int r = pc_hub_wait_fd(hub, fd, ev, PC_FOREVER);
-        if (r < 0) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
+    /* gevent's wait_read/wait_write/wait_readwrite each make a watcher of their own: several
+     * greenlets may wait for one fd, one may wait beside a recv, and all wake. Either
+     * direction: the hub has one waiter per direction, so a private epoll instance holds fd
+     * for both (a rarely used call). */
+    int r = ev == (EPOLLIN | EPOLLOUT) ? pc_io_hub_wait_private(hub, fd, ev, PC_FOREVER)
+                                       : pc_io_hub_wait_shared(st, hub, fd, ev, PC_FOREVER);
+    if (r < 0) {
+        return NULL;
     }
+    Py_RETURN_NONE;
 }
 
 /* cancel_fd(fd, events, error): wakes this thread's greenlets waiting (wait_fd) on fd. */

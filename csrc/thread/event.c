@@ -117,14 +117,22 @@ event_wait(EventObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
         return NULL;
     }
     if (rel_ns == 0) {
-        Py_RETURN_FALSE;
+        if (!pc_zero_timeout_turns()) {
+            Py_RETURN_FALSE;
+        }
+        rel_ns = PC_ZERO_TURN_NS;   /* gevent's 0-second timer (wait.h) */
     }
     pc_waiter w;
     int r = pc_wait_on(&self->waiters, &w, pc_deadline_after(rel_ns), 0);
     if (r == PC_WAIT_ERROR) {
         return NULL;
     }
-    /* Woken by set(): True even if someone cleared the flag since, like the stdlib. */
+    /* Woken by set(): True even if someone cleared the flag since, like the stdlib. A greenlet
+     * whose timeout fired answers False, as gevent's Event: its Timeout can fire in the same
+     * loop turn as a set() that came after it, whose wake it no longer takes. */
+    if (r == PC_WAIT_TIMEOUT && pc_zero_timeout_turns()) {
+        Py_RETURN_FALSE;
+    }
     return PyBool_FromLong(r == PC_WAIT_WOKEN || self->flag);
 }
 

@@ -1120,12 +1120,18 @@ queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject 
                 goto done;
             }
             int front = 0, full;
+            int turn = 1;   /* gevent's 0-second timer (wait.h), on the first round only */
             while ((full = Q_IS_FULL(self, n)) != 0) {
                 if (full < 0) {
                     goto fail;
                 }
                 pc_time_t deadline;
                 int go = pc_queue_wait_deadline(&t, &deadline);
+                if (go == 0 && turn && pc_zero_timeout_turns()) {
+                    deadline = pc_deadline_after(PC_ZERO_TURN_NS);
+                    go = 1;
+                }
+                turn = 0;
                 if (go <= 0) {
                     if (go == 0) {
                         RAISE_FULL(self);
@@ -1272,6 +1278,7 @@ queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
             goto done;
         }
         int front = 0;
+        int turn = 1;   /* gevent's 0-second timer (wait.h), on the first round only */
         for (;;) {
             n = q_size(self);
             if (n < 0 && PyErr_Occurred()) {
@@ -1282,6 +1289,11 @@ queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
             }
             pc_time_t deadline;
             int go = pc_queue_wait_deadline(&t, &deadline);
+            if (go == 0 && turn && pc_zero_timeout_turns()) {
+                deadline = pc_deadline_after(PC_ZERO_TURN_NS);
+                go = 1;
+            }
+            turn = 0;
             if (go <= 0) {
                 if (go == 0) {
                     RAISE_EMPTY(self);
@@ -1816,11 +1828,14 @@ queue_join_timeout(QueueObject *self, PyObject *timeout)
     if (pc_parse_wait_timeout(timeout, &rel_ns) < 0) {
         return NULL;
     }
-    pc_time_t deadline = pc_deadline_after(rel_ns);
+    /* gevent's 0-second timer (wait.h): a greenlet waits one turn of its hub first */
+    int turn = rel_ns == 0 && self->unfinished_tasks && pc_zero_timeout_turns();
+    pc_time_t deadline = pc_deadline_after(turn ? PC_ZERO_TURN_NS : rel_ns);
     while (self->unfinished_tasks) {
-        if (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline)) {
+        if (!turn && (rel_ns == 0 || (deadline != PC_FOREVER && pc_monotonic_ns() >= deadline))) {
             Py_RETURN_FALSE;
         }
+        turn = 0;
         pc_waiter w;
         int r = pc_wait_on(&self->all_tasks_done, &w, deadline, 0);
         if (r == PC_WAIT_ERROR) {

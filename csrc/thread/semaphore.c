@@ -695,9 +695,13 @@ gsem_acquire(GSemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
             secs = 1e300;
         }
         if (secs <= 0) {
-            Py_RETURN_FALSE;  /* gevent ignores a timeout of 0 or less and tries once */
+            /* gevent's 0-second timer (wait.h): a greenlet yields one turn, a thread does not */
+            if (!pc_zero_timeout_turns()) {
+                Py_RETURN_FALSE;
+            }
+            rel_ns = PC_ZERO_TURN_NS;
         }
-        if (pc_parse_loop_timeout(timeout, &rel_ns) < 0) {
+        else if (pc_parse_loop_timeout(timeout, &rel_ns) < 0) {
             return NULL;
         }
     }

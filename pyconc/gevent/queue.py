@@ -366,17 +366,16 @@ class Channel(_IteratesUntilStopIteration):
 
     def _wait_in_line(self, line, entry, waiter, block, timeout, failure):
         """Queue entry on line (getters or putters), get a pairing scheduled if the other line
-        has someone, and park on waiter. Blocking, `timeout` raises failure; not blocking, so
-        does the end of the hub's current turn. A putter is resumed with its own waiter."""
+        has someone, and park on waiter. `timeout` raises failure; not blocking is a zero
+        timeout, as gevent's: a Timeout (priority -1) fires after the callbacks of the hub's
+        turn, so a hand-over already scheduled wins. A putter is resumed with its own
+        waiter."""
         line.append(entry)
         expiry = None
         try:
-            if block:
-                expiry = Timeout._start_new_or_dummy(timeout, failure)
+            expiry = Timeout._start_new_or_dummy(timeout if block else 0, failure)
             if self.getters and self.putters:
                 self._schedule_pairing()
-            if not block:
-                expiry = _AtEndOfTurn(self.hub, failure)
             answer = waiter.get()
             if line is self.putters and answer is not waiter:
                 raise InvalidSwitchError("Invalid switch into Channel.put: %r" % (answer, ))
@@ -405,26 +404,3 @@ class Channel(_IteratesUntilStopIteration):
             return
         self._pairing = True
         self.hub.loop.run_callback(self._pair_up)
-
-
-class _AtEndOfTurn:
-    """The expiry of a non-blocking Channel put/get. gevent's is a zero-second Timeout, which
-    libev fires only after the callbacks of the loop turn, so a hand-over already scheduled
-    wins. pyconc's hub fires due timers before the callbacks queued during the turn, so here
-    the exception is thrown by a hub callback queued behind the hand-over instead."""
-    __slots__ = ('target', 'failure')
-
-    def __init__(self, hub, failure):
-        self.target = getcurrent()
-        self.failure = failure
-        hub.loop.run_callback(self._expire)
-
-    def _expire(self):
-        target, self.target = self.target, None
-        if target is not None:
-            target.throw(self.failure)
-
-    def cancel(self):
-        self.target = None
-
-    close = cancel

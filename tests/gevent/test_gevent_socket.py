@@ -117,6 +117,14 @@ def test_bad_arguments_as_gevent(gv):
             (lambda: a.recv(1, flags=0), TypeError,
              "SocketMixin.recv() got an unexpected keyword argument 'flags'"),
             (lambda: a.shutdown(5), OSError, '[Errno 22] Invalid argument'),
+            # flags are parsed as the stdlib's "i": a C long's overflow first, then an int's
+            (lambda: a.send(b'x', 2**70), OverflowError,
+             'Python int too large to convert to C long'),
+            (lambda: a.send(b'x', 2**40), OverflowError, 'signed integer is greater than maximum'),
+            (lambda: a.sendall(b'x', -2**40), OverflowError,
+             'signed integer is less than minimum'),
+            (lambda: a.sendall(b'x', None), TypeError,
+             "'NoneType' object cannot be interpreted as an integer"),
             (lambda: gv.socket.socket('x'), TypeError,
              "'str' object cannot be interpreted as an integer"),
         ]
@@ -125,6 +133,12 @@ def test_bad_arguments_as_gevent(gv):
                 fn()
             assert str(ei.value) == msg
         assert a.sendall(b'') == 0          # gevent's sendall returns 0 for empty data
+        assert a.sendall(b'', None) == 0    # ... before it looks at the flags
+        # a zero-byte recv asks the kernel nothing, whatever the flags (the stdlib's sock_recv)
+        b.sendall(b'unread')
+        assert a.recv(0, -1) == b'' and a.recv(0, stdsocket.MSG_OOB) == b''
+        assert a.recv_into(bytearray(0), 0, -1) == 0
+        assert a.recv(10) == b'unread'
         assert a.sendall(b'x') is None
         assert b.recv(10) == b'x'
     finally:

@@ -1,0 +1,242 @@
+"""The order of things within one turn of the hub, as gevent's libev loop gives it (found by the
+differential fuzz tests tests/fuzz/test_model_gevent*.py; each case was a difference before).
+
+- A wait given a timeout of 0 by a greenlet still yields for one turn (gevent arms a 0-second
+  Timeout): the greenlets already ready run first and may make the object ready, and a loop that
+  polls with timeout 0 does not starve them. blocking=False does not wait.
+- A Timeout (priority -1) fires after what the same turn's I/O woke, after timers of priority 0
+  and after the idle() callers: one of them that leaves its `with Timeout` first stops it.
+- idle() callers wake in libev's order (the last fed first), and not in a turn where a timer of
+  priority 0 fired.
+- wait_read / wait_write may wait beside another greenlet waiting for the same descriptor.
+- Killing a greenlet twice before the first kill ran reports nothing.
+
+Each scenario runs in a fresh interpreter (gv.run), against gevent (the oracle) and pyconc."""
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def lines(gv, code):
+    r = gv.run(code)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines(), r.stderr
+
+
+def test_zero_timeout_waits_let_the_ready_greenlets_run_first(gv):
+    out, err = lines(gv, '''
+        ev, lk, qu = sub("event"), sub("lock"), sub("queue")
+        def show(name, fn):
+            try:
+                print(name, "ok", fn())
+            except BaseException as x:
+                print(name, "raise", type(x).__name__)
+        e = ev.Event(); gevent.spawn(e.set)
+        show("Event.wait(0)", lambda: e.wait(0))
+        s = lk.Semaphore(0); gevent.spawn(s.release)
+        show("Semaphore.acquire(timeout=0)", lambda: s.acquire(timeout=0))
+        s = lk.Semaphore(0); gevent.spawn(s.release)
+        show("Semaphore.acquire(blocking=False)", lambda: s.acquire(blocking=False))
+        q = qu.Queue(); gevent.spawn(q.put, 7)
+        show("Queue.get(timeout=0)", lambda: q.get(timeout=0))
+        q = qu.Queue(); gevent.spawn(q.put, 7)
+        show("Queue.get(block=False)", lambda: q.get(block=False))
+        q = qu.Queue(1); q.put(1); gevent.spawn(q.get)
+        show("Queue.put(timeout=0)", lambda: q.put(2, timeout=0))
+        q = qu.JoinableQueue(); q.put(1)
+        def consume():
+            q.get(); q.task_done()
+        gevent.spawn(consume)
+        show("JoinableQueue.join(timeout=0)", lambda: q.join(timeout=0))
+        a = ev.AsyncResult(); gevent.spawn(a.set, 3)
+        show("AsyncResult.get(timeout=0)", lambda: a.get(timeout=0))
+        g = gevent.spawn(lambda: 5)
+        show("Greenlet.join(0)", lambda: (g.join(0), g.dead))
+        g = gevent.spawn(lambda: 5)
+        show("joinall(timeout=0)", lambda: len(gevent.joinall([g], timeout=0)))
+        # a loop polling with timeout 0 lets the setter run (it would spin for ever otherwise)
+        e = ev.Event(); gevent.spawn(e.set)
+        n = 0
+        while not e.wait(timeout=0):
+            n += 1
+        print("polling loop ended after", n, "polls")
+    ''')
+    assert out == [
+        "Event.wait(0) ok True",
+        "Semaphore.acquire(timeout=0) ok True",
+        "Semaphore.acquire(blocking=False) ok False",
+        "Queue.get(timeout=0) ok 7",
+        "Queue.get(block=False) raise Empty",
+        "Queue.put(timeout=0) ok None",
+        "JoinableQueue.join(timeout=0) ok True",
+        "AsyncResult.get(timeout=0) ok 3",
+        "Greenlet.join(0) ok (None, True)",
+        "joinall(timeout=0) ok 1",
+        "polling loop ended after 0 polls",
+    ], err
+
+
+def test_a_timeout_fires_after_the_io_of_its_turn(gv):
+    out, err = lines(gv, '''
+        gsocket, gselect, gselectors = sub("socket"), sub("select"), sub("selectors")
+        lst = gsocket.socket()
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(8)
+        got = []
+        for _ in range(5):
+            c = gsocket.socket()
+            try:
+                with gevent.Timeout(0):
+                    c.connect(lst.getsockname())   # the handshake is done by the next poll
+                got.append("connected")
+                lst.accept()[0].close()
+            except gevent.Timeout:
+                got.append("Timeout")
+            c.close()
+        print("connect:", got)
+        a, b = gsocket.socketpair()
+        try:
+            with gevent.Timeout(0):
+                gsocket.wait_write(a.fileno())     # writable now: reported before the Timeout
+            print("wait_write: ok")
+        except gevent.Timeout:
+            print("wait_write: Timeout")
+        # a 0-second poll or select of a selector is a 0-second Timeout of its own, armed after
+        # the outer one: the outer fires first
+        for name, fn in [("poll(0)", lambda: gselect.poll().poll(0)),
+                         ("selector.select(0)", lambda: gselectors.DefaultSelector().select(0)),
+                         ("select(0)", lambda: gselect.select([a], [], [], 0))]:
+            try:
+                with gevent.Timeout(0):
+                    r = fn()
+                print(name, "ok", r)
+            except gevent.Timeout:
+                print(name, "Timeout")
+    ''')
+    assert out == [
+        "connect: ['connected', 'connected', 'connected', 'connected', 'connected']",
+        "wait_write: ok",
+        "poll(0) Timeout",
+        "selector.select(0) Timeout",
+        "select(0) ok ([], [], [])",
+    ], err
+
+
+def test_idle_callers_and_a_due_timeout(gv):
+    out, err = lines(gv, '''
+        ev = sub("event")
+        log = []
+        e = ev.Event()
+        def w():
+            try:
+                with gevent.Timeout(0):
+                    e.wait()
+            except gevent.Timeout:
+                log.append("Timeout(0) fired")
+        g = gevent.spawn(w)
+        gevent.sleep(0)
+        gevent.idle()               # priority 0: before the Timeout (priority -1)
+        log.append("main back from idle")
+        g.join()
+        print(log)
+        # a greenlet started by a timer of priority 0: no idle caller wakes in that turn
+        log = []
+        g = gevent.spawn_later(0, w)
+        gevent.idle()
+        log.append("main back from idle")
+        gevent.sleep(0)
+        log.append("after sleep(0)")
+        print(log)
+        # several idle callers: the last fed wakes first (libev's array of idle watchers)
+        log = []
+        def idler(name, n):
+            for i in range(n):
+                gevent.idle()
+                log.append("%s%d" % (name, i))
+        gevent.spawn(idler, "b", 2)
+        gevent.spawn(idler, "c", 2)
+        gevent.sleep(0)
+        for i in range(3):
+            gevent.idle()
+            log.append("main%d" % i)
+        print(log)
+    ''')
+    assert out == [
+        "['main back from idle', 'Timeout(0) fired']",
+        "['main back from idle', 'Timeout(0) fired', 'after sleep(0)']",
+        "['main0', 'c0', 'b0', 'b1', 'main1', 'c1', 'main2']",
+    ], err
+
+
+def test_channel_put_without_blocking_waits_for_the_turn_to_end(gv):
+    out, err = lines(gv, '''
+        qu = sub("queue")
+        log = []
+        ch = qu.Channel()
+        def w():
+            try:
+                ch.put(0, False)
+                log.append("put ok")
+            except Exception as x:
+                log.append("put " + type(x).__name__)
+        g = gevent.spawn(w)
+        gevent.sleep(0)
+        log.append("sleep(0)")
+        gevent.sleep(0)
+        log.append("sleep(0)")
+        g.join()
+        print(log)
+    ''')
+    assert out == ["['sleep(0)', 'sleep(0)', 'put Full']"], err
+
+
+def test_wait_read_beside_another_waiter_of_the_same_descriptor(gv):
+    out, err = lines(gv, '''
+        gsocket = sub("socket")
+        def outcome(g):
+            return ("ok", g.value) if g.successful() else ("raise", type(g.exception).__name__)
+        for first in ("recv", "wait_read"):
+            a, b = gsocket.socketpair()
+            g1 = (gevent.spawn(a.recv, 10) if first == "recv"
+                  else gevent.spawn(gsocket.wait_read, a.fileno()))
+            gevent.sleep(0.01)
+            g2 = gevent.spawn(gsocket.wait_read, a.fileno())
+            g3 = gevent.spawn(gsocket.wait_readwrite, a.fileno())
+            gevent.sleep(0.01)
+            b.sendall(b"x")
+            gevent.joinall([g1, g2, g3], timeout=5)
+            print(first, outcome(g1), outcome(g2), outcome(g3))
+            a.close(); b.close()
+    ''')
+    assert out == ["recv ('ok', b'x') ('ok', None) ('ok', None)",
+                   "wait_read ('ok', None) ('ok', None) ('ok', None)"], err
+
+
+def test_killing_twice_before_the_first_kill_ran_reports_nothing(gv):
+    out, err = lines(gv, '''
+        ev = sub("event")
+        class MyExc(Exception):
+            pass
+        e = ev.Event()
+        g = gevent.spawn(e.wait)
+        gevent.sleep(0)
+        g.kill(block=False)
+        g.kill(MyExc, block=False)
+        gevent.sleep(0.01)
+        print(g.dead, repr(g.exception))
+    ''')
+    assert out == ["True None"]
+    assert "MyExc" not in err, err
+
+
+def test_wait_on_ready_greenlets_lets_queued_link_callbacks_run_first(gv):
+    out, err = lines(gv, '''
+        log = []
+        g = gevent.spawn(lambda: 1)
+        gevent.sleep(0)
+        g.link(lambda glet: log.append("link"))
+        done = gevent.wait([g], timeout=0)
+        log.append("wait returned %d" % len(done))
+        print(log)
+    ''')
+    assert out == ["['link', 'wait returned 1']"], err
