@@ -796,7 +796,8 @@ fd_forget(parked_t *p)
 /* Parks the current greenlet (not the hub) on its hub. w: the caller's linked stack waiter
  * (replaced on its list by the record), or NULL for sleep / idle / fd waits. deadline:
  * PC_FOREVER or absolute. how: 0 park until woken or the deadline; 1 ready at once (sleep(0));
- * 2 idle; 3 as 0, for a wait that has nothing to be woken by (a zero timeout's turn). slot: an fd wait's watcher slot, which gets the record (fd, events describe it).
+ * 2 idle; 3 as 0, for a wait that has nothing to be woken by (a zero timeout's turn). slot: an
+ * fd wait's watcher slot, which gets the record (fd, events describe it).
  * Returns PC_WAIT_WOKEN / PC_WAIT_TIMEOUT / PC_WAIT_ERROR, as pc_waiter_park. */
 static int
 park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot, int fd,
