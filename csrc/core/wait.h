@@ -155,6 +155,8 @@ struct pc_waiter {
     int woken;                /* 1 once a waker chose this waiter (GIL-protected copy of word) */
     int nospin;               /* 1: sleep at once (long waits such as Thread.join) */
     int cpu;                  /* the CPU it went to sleep on (atomic; read once sleeping is 1) */
+    uint32_t order;           /* for a primitive that orders its waiters among other entries
+                                 (a Greenlet's joiners among its links): its arrival stamp */
     void *coro;               /* coroutine side: the parked greenlet, NULL for an OS thread */
     void *hub;                /* coroutine side: the hub owning coro */
 };
@@ -350,6 +352,7 @@ pc_waiter_init(pc_waiter *w)
     w->sleeping = 0;
     w->woken = 0;
     w->nospin = 0;
+    w->order = 0;
     w->coro = NULL;
     w->hub = NULL;
 }

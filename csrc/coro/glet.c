@@ -8,10 +8,19 @@
  *     not started -> pending start (queued, or a timer for start_later) -> running -> finished
  *                 \-> cancelled (killed before it started: it never runs; it is dead, and its
  *                     outcome is the kill's exception, GreenletExit counting as success)
- * A finished greenlet wakes everyone in join() / get() -- one wait list, so a plain thread can
- * join a greenlet of another thread's hub -- and has its links (rawlink) called in the hub, after
- * what is already ready, as gevent does. An error that ends it is also reported to the hub's
- * handle_error (printed; KeyboardInterrupt, SystemExit, SystemError raised in the main greenlet).
+ * A finished greenlet notifies its joiners (join() / get() callers, on one wait list, so that a
+ * plain thread can join a greenlet of another thread's hub) and its links (rawlink) as gevent
+ * does: from ONE callback of its hub (an N_NOTIFY node, gevent's _notify_links), queued when it
+ * finishes, that takes them in the order they came -- gevent's join is itself a link, so a joiner
+ * that came before a link returns before that link runs, and one that came after, after it. A
+ * joiner of the same hub is switched to right there, from the callback (as gevent's link
+ * switches to it), and the callback goes on when it switches back; other joiners (a plain thread,
+ * another hub's greenlet) are woken. Until that callback has run, the end has reached nobody: a
+ * wait that times out first reports a timeout, even if the greenlet is finished by the time the
+ * waiter runs again (gevent: the Timeout is thrown in before the callback). With neither joiners
+ * nor links nor a wait_greenlets watching, nothing is queued (spawn without join costs nothing).
+ * An error that ends it is also reported to the hub's handle_error (printed; KeyboardInterrupt,
+ * SystemExit, SystemError raised in the main greenlet).
  *
  * The Python face (pyconc/gevent/_greenlet.py) subclasses this type for what is not on a hot
  * path: repr, name, minimal_ident, link/link_value/link_exception, the context manager.
@@ -29,7 +38,10 @@ enum { S_NONE = 0, S_PENDING, S_TIMER, S_RUNNING, S_CANCELLED };
 typedef struct {
     int state;                /* S_* above */
     int finished;             /* the outcome is recorded: exc_* set (success: all NULL) */
-    int notifier;             /* a _notify_links call is queued in the hub */
+    int notifier;             /* its N_NOTIFY is queued in the hub, or running */
+    int notified;             /* that notification has begun: the end reached the waiters */
+    int watchers;             /* wait_greenlets calls waiting for it (they need the notification
+                                 even when nobody joins it at the moment) */
     PyObject *func;           /* the run argument, or NULL: self._run (strong) */
     PyObject *args;           /* tuple (strong) */
     PyObject *kwargs;         /* dict (strong) */
@@ -38,7 +50,16 @@ typedef struct {
     PyObject *links;          /* list of callables (strong) */
     PyObject *start_timer;    /* start_later's timer while pending (strong) */
     PyObject *hub;            /* the hub it belongs to (strong) */
-    uint64_t finish_seq;      /* completion order, for wait()'s result order */
+    uint64_t finish_seq;      /* completion order */
+    uint64_t notify_seq;      /* notification order, for wait()'s result order */
+    /* gevent keeps joiners and links in one list; here they are two (a joiner is a waiter on
+     * the C stack, a link a Python callable), merged by arrival stamps: every rawlink and every
+     * joiner takes the next link_serial, a joiner in its waiter's order field, a link in stamps,
+     * kept parallel to links (nstamps == len(links) unless someone changed the list behind our
+     * back, `_links` being a visible attribute: the links then all count as older) */
+    uint32_t link_serial;
+    uint32_t *stamps;
+    Py_ssize_t nstamps, capstamps;
     pc_waitlist joiners;      /* join() / get() callers */
 } glet_t;
 
@@ -50,6 +71,14 @@ static inquiry base_clear;
 #define GLET(obj) ((glet_t *)((char *)(obj) + glet_offset))
 
 static uint64_t finish_counter = 0;
+static uint64_t notify_counter = 0;
+
+/* a before b, as arrival stamps (wrapping) */
+static inline int
+stamp_before(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
 
 /* -- the state machine ------------------------------------------------------------------------ */
 
@@ -87,42 +116,59 @@ pc_glet_start_begins(PyObject *self)
     return 1;
 }
 
-/* Queues _notify_links in the hub if there are links and none is queued. 0 or -1. */
+static int
+has_links(glet_t *g)
+{
+    return g->links != NULL && PyList_GET_SIZE(g->links) > 0;
+}
+
+/* Queues the notification (N_NOTIFY) in the greenlet's hub unless it is queued or running. 0;
+ * 1 if its hub is destroyed (nothing runs there any more: links are not called, as before any
+ * hub ran them); -1 with an exception. */
 static int
 schedule_notify(PyObject *self)
 {
     glet_t *g = GLET(self);
-    if (g->notifier || g->links == NULL || PyList_GET_SIZE(g->links) == 0) {
+    if (g->notifier) {
         return 0;
     }
     pc_state *st = state_of(self);
     HubObject *hub = st ? pc_hub_of(st, g->hub) : NULL;
-    PyObject *meth = hub ? PyObject_GetAttrString(self, "_notify_links") : NULL;
-    if (meth == NULL) {
-        return -1;
-    }
-    int r = pc_hub_schedule_call(hub, meth, NULL);
-    Py_DECREF(meth);
+    int r = hub ? pc_hub_schedule_notify(hub, self) : -1;
     if (r == 0) {
         g->notifier = 1;
     }
     return r;
 }
 
-/* Records the end. With links, one hub callback calls them and then wakes join()/get()
- * callers (gevent's join is a link registered last: it returns after the links ran); without,
- * the callers are woken now. */
+static void
+mark_notified(glet_t *g)
+{
+    if (!g->notified) {
+        g->notified = 1;
+        g->notify_seq = ++notify_counter;
+    }
+}
+
+/* Records the end and queues the notification, if anyone is to hear of it. Should the hub be
+ * gone (its thread ended) or memory short, the joiners are woken here instead (and links are
+ * not called, as a hub that is gone runs nothing). */
 static void
 finish(PyObject *self)
 {
     glet_t *g = GLET(self);
     g->finished = 1;
     g->finish_seq = ++finish_counter;
-    if (g->links != NULL && PyList_GET_SIZE(g->links) > 0 && schedule_notify(self) == 0) {
+    pc_waitlist_check(&g->joiners);
+    if (!has_links(g) && g->joiners.head == NULL && g->watchers == 0) {
+        return;
+    }
+    if (schedule_notify(self) == 0) {
         return;
     }
     PyErr_Clear();
-    pc_waitlist_wake_n(&g->joiners, -1);
+    mark_notified(g);
+    pc_waitlist_wake_n(&g->joiners, -1);   /* a plain thread may be joining it */
 }
 
 static void
@@ -307,6 +353,9 @@ clear_data(glet_t *g)
     Py_CLEAR(g->exc_tb);
     Py_CLEAR(g->links);
     Py_CLEAR(g->start_timer);
+    PyMem_Free(g->stamps);
+    g->stamps = NULL;
+    g->nstamps = g->capstamps = 0;
 }
 
 static int
@@ -561,7 +610,22 @@ glet_bool(PyObject *self)
     return g->state != S_NONE && !g->finished;
 }
 
-/* Waits until self is ready or the deadline passes. 1 ready, 0 timed out, -1 error. */
+/* Parks the caller as a joiner of self, with arrival stamp `order`, until the notification
+ * wakes it or the deadline passes. PC_WAIT_*. */
+static int
+park_joiner(glet_t *g, uint32_t order, pc_time_t deadline)
+{
+    pc_waiter w;
+    pc_waiter_init(&w);
+    w.order = order;
+    pc_waitlist_check(&g->joiners);
+    pc_waitlist_link(&g->joiners, &w, 0);
+    return pc_waiter_park(&w, deadline);
+}
+
+/* Waits until self is ready or the deadline passes. 1 ready, 0 timed out, -1 error. A wait
+ * that times out reports so even if self finished meanwhile: its end had not reached the
+ * waiter (module comment). */
 static int
 wait_ready(PyObject *self, pc_time_t rel_ns)
 {
@@ -574,13 +638,12 @@ wait_ready(PyObject *self, pc_time_t rel_ns)
         if (rel_ns == 0) {
             return 0;
         }
-        pc_waiter w;
-        int r = pc_wait_on(&g->joiners, &w, deadline, 0);
+        int r = park_joiner(g, ++g->link_serial, deadline);
         if (r == PC_WAIT_ERROR) {
             return -1;
         }
         if (r == PC_WAIT_TIMEOUT) {
-            return is_ready(self);
+            return 0;
         }
     }
     return 1;
@@ -811,7 +874,22 @@ glet_kill(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     if (r < 0) {
         return NULL;
     }
-    if (block && wait_ready(self, rel) < 0) {
+    if (!block) {
+        Py_RETURN_NONE;
+    }
+    if (hub == pc_hub_get(st, 0) && pc_zero_timeout_turns()) {
+        /* gevent's kill waits for its throw callback, which switches back at once, and only
+         * then joins: queued right behind the throw, the caller runs again before what the
+         * throw made ready -- the notification of the end among it (a greenlet of the same
+         * hub; another thread or hub just waits for the end) */
+        if (pc_hub_sleep(st, 0) < 0) {
+            return NULL;
+        }
+        if (is_ready(self)) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (wait_ready(self, rel) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -879,8 +957,25 @@ glet_rawlink(PyObject *self, PyObject *callback)
     if (g->links == NULL && (g->links = PyList_New(0)) == NULL) {
         return NULL;
     }
+    Py_ssize_t n = PyList_GET_SIZE(g->links);
+    if (n == 0) {
+        g->nstamps = 0;   /* back in step, should the list have been changed behind our back */
+    }
+    if (g->nstamps == n && n == g->capstamps) {
+        Py_ssize_t cap = n < 4 ? 4 : n * 2;
+        uint32_t *a = PyMem_Realloc(g->stamps, (size_t)cap * sizeof(*a));
+        if (a == NULL) {
+            return PyErr_NoMemory();
+        }
+        g->stamps = a;
+        g->capstamps = cap;
+    }
     if (PyList_Append(g->links, callback) < 0) {
         return NULL;
+    }
+    uint32_t stamp = ++g->link_serial;
+    if (g->nstamps == n) {
+        g->stamps[g->nstamps++] = stamp;
     }
     if (is_ready(self) && schedule_notify(self) < 0) {
         return NULL;
@@ -894,17 +989,31 @@ glet_unlink(PyObject *self, PyObject *callback)
     if (check_init(self) < 0) {
         return NULL;
     }
-    if (GLET(self)->links == NULL) {
+    glet_t *g = GLET(self);
+    if (g->links == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *r = PyObject_CallMethod(GLET(self)->links, "remove", "O", callback);
-    if (r == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+    /* list.remove's search (the first equal one), keeping its stamp in step */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(g->links); i++) {
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(g->links, i));
+        int eq = PyObject_RichCompareBool(item, callback, Py_EQ);
+        Py_DECREF(item);
+        if (eq < 0) {
             return NULL;
         }
-        PyErr_Clear();
+        if (eq) {
+            Py_ssize_t n = PyList_GET_SIZE(g->links);
+            if (PyList_SetSlice(g->links, i, i + 1, NULL) < 0) {
+                return NULL;
+            }
+            if (g->nstamps == n) {
+                memmove(g->stamps + i, g->stamps + i + 1,
+                        (size_t)(n - i - 1) * sizeof(*g->stamps));
+                g->nstamps--;
+            }
+            break;
+        }
     }
-    Py_XDECREF(r);
     Py_RETURN_NONE;
 }
 
@@ -918,6 +1027,7 @@ glet_unlink_all(PyObject *self, PyObject *Py_UNUSED(ignored))
             PyList_SetSlice(GLET(self)->links, 0, PY_SSIZE_T_MAX, NULL) < 0) {
         return NULL;
     }
+    GLET(self)->nstamps = 0;
     Py_RETURN_NONE;
 }
 
@@ -931,47 +1041,99 @@ glet_has_links(PyObject *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(links != NULL && PyList_GET_SIZE(links) > 0);   /* gevent's: a bool */
 }
 
-static PyObject *
-glet_notify_links(PyObject *self, PyObject *Py_UNUSED(ignored))
+/* Calls the first link (popped with its stamp) with self; what it raises is reported by the hub
+ * with the context (link, self), a system error then going to the main greenlet. -1 if it could
+ * not be popped (reported as unraisable). */
+static int
+call_first_link(PyObject *self, HubObject *hub)
 {
     glet_t *g = GLET(self);
-    g->notifier = 0;
+    Py_ssize_t n = PyList_GET_SIZE(g->links);
+    PyObject *link = Py_NewRef(PyList_GET_ITEM(g->links, 0));
+    if (PyList_SetSlice(g->links, 0, 1, NULL) < 0) {
+        PyErr_WriteUnraisable(self);
+        Py_DECREF(link);
+        return -1;
+    }
+    if (g->nstamps == n) {
+        memmove(g->stamps, g->stamps + 1, (size_t)(n - 1) * sizeof(*g->stamps));
+        g->nstamps--;
+    }
+    PyObject *r = PyObject_CallOneArg(link, self);
+    if (r == NULL) {
+        PyObject *ctx = PyTuple_Pack(2, link, self);
+        if (ctx != NULL && hub != NULL && pc_hub_handle_error(hub, ctx)) {
+            PyObject *et, *ev, *etb;
+            PyErr_Fetch(&et, &ev, &etb);
+            PyErr_NormalizeException(&et, &ev, &etb);
+            if (pc_hub_schedule_throw(hub, pc_hub_main(hub), ev) < 0) {
+                PyErr_Clear();
+            }
+            Py_XDECREF(et);
+            Py_XDECREF(ev);
+            Py_XDECREF(etb);
+        }
+        PyErr_Clear();
+        Py_XDECREF(ctx);
+    }
+    Py_XDECREF(r);
+    Py_DECREF(link);
+    return 0;
+}
+
+/* The notification (hub.c's N_NOTIFY, gevent's _notify_links): the joiners and links, one at a
+ * time in arrival order -- each may add or remove later ones. A joiner of this hub is resumed
+ * from here (pc_hub_resume_now), any other woken. */
+void
+pc_glet_notify(PyObject *self)
+{
+    glet_t *g = GLET(self);
     pc_state *st = state_of(self);
     HubObject *hub = st ? pc_hub_of(st, g->hub) : NULL;
     if (hub == NULL) {
-        return NULL;
+        PyErr_Clear();
     }
-    while (g->links != NULL && PyList_GET_SIZE(g->links) > 0) {
-        /* early links may remove or add later ones: take one at a time */
-        PyObject *link = Py_NewRef(PyList_GET_ITEM(g->links, 0));
-        if (PyList_SetSlice(g->links, 0, 1, NULL) < 0) {
-            Py_DECREF(link);
-            return NULL;
-        }
-        PyObject *r = PyObject_CallOneArg(link, self);
-        if (r == NULL) {
-            PyObject *ctx = PyTuple_Pack(2, link, self);
-            if (ctx != NULL && pc_hub_handle_error(hub, ctx)) {
-                PyObject *et, *ev, *etb;
-                PyErr_Fetch(&et, &ev, &etb);
-                PyErr_NormalizeException(&et, &ev, &etb);
-                if (pc_hub_schedule_throw(hub, pc_hub_main(hub), ev) < 0) {
-                    PyErr_Clear();
-                }
-                Py_XDECREF(et);
-                Py_XDECREF(ev);
-                Py_XDECREF(etb);
-            }
-            PyErr_Clear();
-            Py_XDECREF(ctx);
-        }
-        Py_XDECREF(r);
-        Py_DECREF(link);
-    }
-    /* join() and get() return after the links, as in gevent (their link comes last) */
     if (g->finished) {
+        mark_notified(g);
+    }
+    for (;;) {
+        pc_waitlist_check(&g->joiners);
+        /* joiners wait for the end: none is woken by a call before it (_notify_links) */
+        pc_waiter *j = g->finished ? g->joiners.head : NULL;
+        Py_ssize_t n = g->links != NULL ? PyList_GET_SIZE(g->links) : 0;
+        if (j == NULL && n == 0) {
+            break;
+        }
+        if (j != NULL && (n == 0 || (g->nstamps == n && stamp_before(j->order, g->stamps[0])))) {
+            if (!pc_hub_resume_now(j)) {
+                pc_waiter_wake(j);
+            }
+        }
+        else if (call_first_link(self, hub) < 0) {
+            break;
+        }
+    }
+    g->notifier = 0;
+}
+
+void
+pc_glet_notify_dropped(PyObject *self)
+{
+    glet_t *g = GLET(self);
+    g->notifier = 0;
+    if (g->finished) {
+        mark_notified(g);
         pc_waitlist_wake_n(&g->joiners, -1);
     }
+}
+
+static PyObject *
+glet_notify_links(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (check_init(self) < 0) {
+        return NULL;
+    }
+    pc_glet_notify(self);
     Py_RETURN_NONE;
 }
 
@@ -1230,9 +1392,14 @@ m_set_gevent_class(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* wait_greenlets(greenlets, timeout=None): waits until every one is finished or the timeout
- * passes; returns the finished ones in the order they finished (gevent's wait/joinall without a
- * count; the face handles counts and other objects). */
+/* wait_greenlets(greenlets, timeout=None): gevent's wait/joinall without a count (the face
+ * handles counts and other objects). gevent links the wait to every greenlet at its start and
+ * hears of each through its notification; so here every one not finished yet is watched from the
+ * start (its notification queued even if nobody else joins it, and the wait's arrival stamp
+ * taken then), and the wait returns once each one's notification has run, or the timeout passed
+ * -- a greenlet that finished but was not notified by then is not reported. Returns the ones
+ * finished before the wait began (input order), then the others in the order they were
+ * notified. */
 typedef struct {
     uint64_t key;
     Py_ssize_t pos;
@@ -1248,6 +1415,11 @@ wait_entry_cmp(const void *pa, const void *pb)
     }
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
+
+typedef struct {
+    int watched;              /* not finished at the start: waited for */
+    uint32_t stamp;           /* its arrival stamp among the greenlet's links */
+} wait_slot;
 
 static PyObject *
 m_wait_greenlets(PyObject *module, PyObject *args)
@@ -1276,81 +1448,101 @@ m_wait_greenlets(PyObject *module, PyObject *args)
     }
     if (n > 0 && pc_hub != NULL && pc_hub->can_yield() > 0) {
         /* gevent's wait() hears of every object through its hub, even of one that is ready
-         * already: callbacks queued before it (a link's) run first */
-        int all_ready = 1;
+         * already: from the notification queued for it (a link's, or an end's not run yet),
+         * else from one its link queues now, last -- so what was queued before runs first */
+        int all_ready = 1, fresh = 0;
         for (Py_ssize_t i = 0; i < n && all_ready; i++) {
-            all_ready = is_ready(PyList_GET_ITEM(list, i));
+            PyObject *o = PyList_GET_ITEM(list, i);
+            all_ready = is_ready(o);
+            fresh |= !GLET(o)->notifier;
         }
-        if (all_ready && pc_hub_sleep(st, 0) < 0) {
+        if (all_ready && fresh && pc_hub_sleep(st, 0) < 0) {
             Py_DECREF(list);
             return NULL;
         }
+        for (Py_ssize_t i = 0; i < n && all_ready && !fresh; i++) {
+            /* each one's queued notification resumes us in our place among its links (once:
+             * a notification that is running resumes us at once) */
+            glet_t *g = GLET(PyList_GET_ITEM(list, i));
+            if (g->notifier && g->finished &&
+                    park_joiner(g, ++g->link_serial, PC_FOREVER) == PC_WAIT_ERROR) {
+                Py_DECREF(list);
+                return NULL;
+            }
+        }
     }
-    pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
-    uint64_t before = finish_counter;   /* finished before we began: input order */
-    int turn = rel == 0;   /* a timeout of 0: one turn of the hub for a greenlet (wait.h) */
+    wait_slot *slots = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(wait_slot));
+    if (slots == NULL) {
+        Py_DECREF(list);
+        return PyErr_NoMemory();
+    }
+    int waits = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *g = PyList_GET_ITEM(list, i);
-        if (is_ready(g)) {
-            continue;
+        PyObject *o = PyList_GET_ITEM(list, i);
+        glet_t *g = GLET(o);
+        if (!is_ready(o)) {
+            slots[i].watched = 1;
+            slots[i].stamp = ++g->link_serial;
+            g->watchers++;
+            waits = 1;
         }
-        pc_time_t left = -1;
-        if (turn) {
-            left = 0;   /* wait_ready turns the loop once, if the caller can yield */
-            turn = 0;
+    }
+    /* a timeout of 0: one turn of the hub for a greenlet (wait.h), no wait for a thread */
+    pc_time_t deadline = rel < 0 ? PC_FOREVER : pc_deadline_after(rel);
+    if (rel == 0) {
+        if (pc_zero_timeout_turns()) {
+            deadline = pc_deadline_after(PC_ZERO_TURN_NS);
         }
-        else if (deadline != PC_FOREVER) {
-            left = deadline - pc_monotonic_ns();
-            if (left <= 0) {
+        else {
+            waits = 0;
+        }
+    }
+    int err = 0;
+    for (Py_ssize_t i = 0; i < n && waits; i++) {
+        glet_t *g = GLET(PyList_GET_ITEM(list, i));
+        while (slots[i].watched && !g->notified) {
+            int r = park_joiner(g, slots[i].stamp, deadline);
+            if (r == PC_WAIT_ERROR) {
+                err = 1;
+            }
+            if (r != PC_WAIT_WOKEN) {
+                waits = 0;
                 break;
             }
         }
-        int r = wait_ready(g, left);
-        if (r < 0) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        if (r == 0) {
-            break;   /* the timeout passed */
-        }
-    }
-    /* the finished ones, in the order they finished */
-    PyObject *out = PyList_New(0);
-    if (out == NULL) {
-        Py_DECREF(list);
-        return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *g = PyList_GET_ITEM(list, i);
-        if (is_ready(g) && PyList_Append(out, g) < 0) {
-            Py_DECREF(out);
-            Py_DECREF(list);
-            return NULL;
+        if (slots[i].watched) {
+            GLET(PyList_GET_ITEM(list, i))->watchers--;
         }
     }
+    /* the ones done before the wait in input order, then in the order they were notified: a
+     * sort by (key, position), O(m log m) -- 10,000 greenlets that finish in random order are
+     * common */
+    wait_entry *ents = err ? NULL : PyMem_Malloc((n > 0 ? (size_t)n : 1) * sizeof(wait_entry));
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < n && ents != NULL; i++) {
+        PyObject *o = PyList_GET_ITEM(list, i);
+        glet_t *g = GLET(o);
+        if (!slots[i].watched || g->notified) {
+            ents[m].key = slots[i].watched ? g->notify_seq : 0;
+            ents[m].pos = i;
+            ents[m].obj = o;
+            m++;
+        }
+    }
+    PyMem_Free(slots);
+    if (ents == NULL) {
+        Py_DECREF(list);
+        return err ? NULL : PyErr_NoMemory();
+    }
+    qsort(ents, (size_t)m, sizeof(wait_entry), wait_entry_cmp);
+    PyObject *out = PyList_New(m);
+    for (Py_ssize_t i = 0; i < m && out != NULL; i++) {
+        PyList_SET_ITEM(out, i, Py_NewRef(ents[i].obj));
+    }
+    PyMem_Free(ents);
     Py_DECREF(list);
-    Py_ssize_t m = PyList_GET_SIZE(out);
-    /* the ones done before the wait in input order, then by finish order: a sort by (key,
-     * position), O(m log m) -- 10,000 greenlets that finish in random order are common */
-    wait_entry *ents = m > 1 ? PyMem_Malloc((size_t)m * sizeof(wait_entry)) : NULL;
-    if (m > 1 && ents == NULL) {
-        Py_DECREF(out);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < m && m > 1; i++) {
-        PyObject *o = PyList_GET_ITEM(out, i);
-        uint64_t seq = GLET(o)->finish_seq;
-        ents[i].key = seq <= before ? 0 : seq;
-        ents[i].pos = i;
-        ents[i].obj = o;
-    }
-    if (m > 1) {
-        qsort(ents, (size_t)m, sizeof(wait_entry), wait_entry_cmp);
-        for (Py_ssize_t i = 0; i < m; i++) {
-            PyList_SET_ITEM(out, i, ents[i].obj);   /* a permutation: references unchanged */
-        }
-        PyMem_Free(ents);
-    }
     return out;
 }
 

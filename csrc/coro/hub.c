@@ -30,13 +30,15 @@
  * until it is empty, as gevent runs its callbacks (a greenlet that yields with sleep(0) goes to
  * the back, behind every node ready before it; the pass ends after 5 ms of continuous running,
  * gevent's bound, so that a ring of yielding greenlets cannot starve timers and I/O); fire the
- * timers that are due and were armed before this phase; poll epoll (timeout 0 if anything is
- * ready, else until the next timer, else forever) with the GIL released, after a short adaptive
- * spin on the epoll descriptor where wait.h's rules allow one; run Python's signal
- * handlers. An exception that escapes into the hub (a raw greenlet's, a callback's) is printed as
- * gevent prints it, and the loop goes on; SystemExit, KeyboardInterrupt and SystemError are
- * raised in the main greenlet instead, as is LoopExit when nothing could ever wake anyone (no
- * ready node, timer or watcher, and no other thread in the interpreter).
+ * timers that are due and were armed before this phase (what their callbacks queue runs behind
+ * the turn's I/O, idle callers and Timeouts, as gevent's callbacks wait for the next pass); poll
+ * epoll (timeout 0 if anything is ready, else until the next timer, else forever) with the GIL
+ * released, after a short adaptive spin on the epoll descriptor where wait.h's rules allow one;
+ * run Python's signal handlers. An exception that escapes into the hub (a raw greenlet's, a
+ * callback's) is printed as gevent prints it, and the loop goes on; SystemExit,
+ * KeyboardInterrupt and SystemError are raised in the main greenlet instead, as is LoopExit when
+ * nothing could ever wake anyone (no ready node, timer or watcher, and no other thread in the
+ * interpreter).
  *
  * Blocking in the hub greenlet itself (a Lock.acquire in a callback the hub runs) raises
  * BlockingSwitchOutError: the hub cannot wait for itself.
@@ -63,11 +65,17 @@
 
 /* -- nodes of the ready queue ------------------------------------------------------------------ */
 
-enum { N_RESUME = 1, N_SWITCH, N_THROW, N_CALL, N_START, N_TIMER };
+enum { N_RESUME = 1, N_SWITCH, N_THROW, N_CALL, N_START, N_TIMER, N_NOTIFY };
 
 /* glet.c's check for a scheduled Greenlet start (N_START): 1 if it still may start (it was not
  * killed meanwhile), and it marks the start as begun. */
 int pc_glet_start_begins(PyObject *g);
+
+/* glet.c's N_NOTIFY: a finished Greenlet tells its joiners and links, in the order they came
+ * (gevent's _notify_links callback); pc_glet_notify_dropped: the node is dropped unrun (the hub
+ * is reset or destroyed), so the joiners are woken directly. */
+void pc_glet_notify(PyObject *g);
+void pc_glet_notify_dropped(PyObject *g);
 
 typedef struct rnode {
     struct rnode *next;
@@ -77,8 +85,8 @@ typedef struct rnode {
 typedef struct {
     rnode_t node;
     PyObject *target;         /* N_SWITCH/N_THROW: the greenlet; N_CALL: the callable; N_TIMER:
-                                 the expired Timer object, whose armed self-reference it holds
-                                 (strong) */
+                                 the expired Timer object, whose armed self-reference it holds;
+                                 N_NOTIFY: the finished Greenlet (strong) */
     PyObject *arg;            /* the args tuple, or the exception (strong, may be NULL) */
     PyObject *kwargs;         /* N_SWITCH / N_CALL: keyword arguments (strong, may be NULL) */
 } cbnode_t;
@@ -222,6 +230,9 @@ struct HubObject {
                                  libev's pending watcher, it keeps the idle callers waiting */
     fifo_t low;               /* expired timers of a negative priority (gevent's Timeout), run
                                  after what the same loop turn made ready (hub_run) */
+    fifo_t later;             /* what the callbacks of this turn's expired timers of priority 0
+                                 queued: gevent's callbacks, run after the turn's pending
+                                 watchers -- its I/O, idle callers and Timeouts (poll_once) */
     htimer_t **heap;          /* the timer min-heap */
     Py_ssize_t nheap, capheap;
     uint64_t seq;
@@ -514,6 +525,15 @@ int
 pc_hub_schedule_call(HubObject *hub, PyObject *callable, PyObject *args)
 {
     return schedule(hub, N_CALL, callable, args, NULL);
+}
+
+int
+pc_hub_schedule_notify(HubObject *hub, PyObject *glet)
+{
+    if (hub->dead) {
+        return 1;   /* its thread ended: nothing would ever run the node */
+    }
+    return schedule(hub, N_NOTIFY, glet, NULL, NULL);
 }
 
 int
@@ -827,6 +847,7 @@ park(HubObject *hub, pc_waiter *w, pc_time_t deadline, int how, parked_t **slot,
     if (w != NULL) {
         p->w.woken = w->woken;
         p->w.nospin = w->nospin;
+        p->w.order = w->order;
         pc_waitlist_replace(w, &p->w);
     }
     p->state = P_PARKED;
@@ -931,6 +952,11 @@ dispatch(HubObject *hub, rnode_t *n)
     PyMem_Free(c);
     if (kind == N_TIMER) {
         return timer_run_pending(hub, target);   /* takes the node's reference */
+    }
+    if (kind == N_NOTIFY) {
+        pc_glet_notify(target);   /* reports what its links let out itself */
+        Py_DECREF(target);
+        return 0;
     }
     context = target;
     if (kind == N_START && !pc_glet_start_begins(target)) {
@@ -1037,7 +1063,15 @@ run_timers(HubObject *hub)
         }
         else if (!timer_defer_low(hub, t)) {
             hub->turn_fired = 1;
-            if (timer_fire_py(hub, t)) {
+            /* the timer's callback runs now, as libev's pending timer watcher; what it queues
+             * (a greenlet it starts that ends at once queues its notification; a sleep(0))
+             * waits for the callback pass, behind this turn's other pending watchers */
+            fifo_t outer = hub->ready;
+            hub->ready = (fifo_t){NULL, NULL, 0};
+            int sys = timer_fire_py(hub, t);
+            fifo_append(&hub->later, &hub->ready);
+            hub->ready = outer;
+            if (sys) {
                 return 1;
             }
         }
@@ -1083,7 +1117,8 @@ static int
 poll_once(HubObject *hub)
 {
     int timeout_ms = -1;
-    if (hub->ready.count > 0 || hub->nidle_waiting > 0 || hub->low.count > 0) {
+    if (hub->ready.count > 0 || hub->nidle_waiting > 0 || hub->low.count > 0 ||
+            hub->later.count > 0) {
         timeout_ms = 0;
     }
     else if (hub->nheap > hub->nunref || (hub->nheap > 0 && (hub->nwatch > 0 ||
@@ -1186,6 +1221,7 @@ poll_once(HubObject *hub)
      * a recv whose data came), after the timers of priority 0 and after the idle callers: one
      * of them that stops it first (leaving its `with Timeout`) keeps it from firing */
     fifo_append(&hub->ready, &hub->low);
+    fifo_append(&hub->ready, &hub->later);
     return 0;
 }
 
@@ -1267,8 +1303,10 @@ drop_state(HubObject *hub, int unlink)
         hub->idles[i]->idle_index = -1;   /* orphaned below, with every live record */
     }
     hub->nidles = hub->nidle_waiting = 0;
-    fifo_t *queues[2] = {&hub->ready, &hub->low};
-    for (int q = 0; q < 2; q++) {
+    /* (a dropped notification wakes joiners, which queues those of this hub on ready again:
+     * round the queues until all three are empty) */
+    fifo_t *queues[3] = {&hub->ready, &hub->low, &hub->later};
+    for (int q = 0; q < 3; q = hub->ready.count > 0 ? 0 : q + 1) {
         while ((n = fifo_pop(queues[q])) != NULL) {
             if (n->kind == N_RESUME) {
                 parked_t *p = PARKED_OF_NODE(n);
@@ -1281,6 +1319,11 @@ drop_state(HubObject *hub, int unlink)
                 cbnode_t *c = (cbnode_t *)n;
                 if (n->kind == N_TIMER) {
                     timer_forget_pending(c->target);
+                }
+                else if (n->kind == N_NOTIFY) {
+                    /* a plain thread may be joining it: wake the joiners (a greenlet of this
+                     * hub among them is queued here, and orphaned below) */
+                    pc_glet_notify_dropped(c->target);
                 }
                 Py_XDECREF(c->arg);
                 Py_XDECREF(c->kwargs);
@@ -1454,6 +1497,44 @@ static void
 ops_wake(pc_waiter *w)
 {
     make_ready((parked_t *)w, PC_WAIT_WOKEN);
+}
+
+int
+pc_hub_resume_now(pc_waiter *w)
+{
+    HubObject *hub = tls_hub;
+    if (hub == NULL || hub->dead || w->coro == NULL || w->hub != (void *)hub ||
+            pc_greenlet_current_or_null() != hub->self) {
+        return 0;
+    }
+    parked_t *p = (parked_t *)w;
+    if (p->state != P_PARKED || p->orphaned) {
+        return 0;
+    }
+    /* what a wake and the loop's dispatch of the record do, without the trip through the
+     * ready queue */
+    pc_waitlist_unlink(w);
+    w->woken = 1;
+    timer_cancel(hub, &p->timer);
+    p->state = P_RESUMING;
+    p->result = PC_WAIT_WOKEN;
+    PyObject *g = Py_NewRef(p->greenlet);   /* p may be freed once the park returns */
+    PyObject *r = pc_greenlet_switch(g, PyTuple_New(0), NULL);
+    if (r == NULL && hub_handle_error(hub, g)) {
+        /* a system error escaped: the main greenlet gets it, after this callback */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyErr_NormalizeException(&et, &ev, &etb);
+        if (ev == NULL || pc_hub_schedule_throw(hub, hub->main, ev) < 0) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+    }
+    Py_XDECREF(r);
+    Py_DECREF(g);
+    return 1;
 }
 
 static int

@@ -30,6 +30,18 @@ int pc_hub_schedule_start(HubObject *hub, PyObject *glet);
 /* Schedules callable(*args) (args stolen; NULL: no arguments) to run in the hub greenlet. */
 int pc_hub_schedule_call(HubObject *hub, PyObject *callable, PyObject *args);
 
+/* Schedules the notification of a finished Greenlet (glet.c, gevent's _notify_links callback):
+ * its joiners and links, in the order they came. 0; 1 (no exception) if the hub is destroyed, so
+ * that nothing would run it; -1 with MemoryError. */
+int pc_hub_schedule_notify(HubObject *hub, PyObject *glet);
+
+/* For that notification, run by the hub: resumes the greenlet parked on w (a waiter of one of
+ * the hub's primitives) at once, as gevent's link switches to a joiner from the callback, and
+ * returns when it switches back. 1 if done (an exception it let escape into the hub is handled
+ * as the loop handles one); 0 if w is not a greenlet parked in the calling thread's hub or the
+ * caller is not that hub's greenlet: then wake it the usual way (pc_waiter_wake). */
+int pc_hub_resume_now(pc_waiter *w);
+
 /* Schedules target.throw(exc) (exc borrowed). */
 int pc_hub_schedule_throw(HubObject *hub, PyObject *target, PyObject *exc);
 

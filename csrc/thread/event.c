@@ -175,6 +175,9 @@ static PyMethodDef event_methods[] = {
 
 static PyMemberDef event_members[] = {
     {"__weaklistoffset__", T_PYSSIZET, offsetof(EventObject, weakreflist), READONLY, NULL},
+    /* how many callers wait(): pyconc.gevent's Event.set asks whether set() woke anyone */
+    {"_nwaiters", T_PYSSIZET, offsetof(EventObject, waiters) + offsetof(pc_waitlist, count),
+     READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 

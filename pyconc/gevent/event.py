@@ -4,14 +4,28 @@ Event is pyconc's C Event (the type under pyconc.threading.Event too), so a gree
 thread or another thread's hub can wait on the same object; this face adds gevent's API around
 it: rawlink/unlink (callbacks run in the linking thread's hub, see _links), ready(), isSet(), and
 waits that accept a Timeout object. AsyncResult is an Event that also carries the outcome, a value
-or an exception, for get() to return or raise."""
+or an exception, for get() to return or raise.
+
+A set() that wakes waiters is, in gevent, one notifier callback that switches to them in turn,
+and a wait() that finds the object ready while that notifier is still queued or running waits
+to be notified too (after the woken ones), instead of returning at once. The C set() queues the
+woken greenlets themselves; the face queues a callback behind them (_end_notification) and,
+until it has run, a greenlet's wait() on the set object parks on a Waiter that the callback
+switches to -- the same order."""
+import sys
+
 from .. import _core
+from ..greenlet import getcurrent
 from ._links import Linkable
+from .hub import Waiter
 from .timeout import Timeout, _timeout_call, _wait_call
 
 __all__ = ['Event', 'AsyncResult']
 
 _event_wait = _core.Event.wait
+_event_set = _core.Event.set
+_get_hub_if_exists = _core._get_hub_if_exists
+_getcurrent = getcurrent
 
 
 class Event(Linkable, _core.Event):
@@ -52,13 +66,69 @@ class Event(Linkable, _core.Event):
         """Block until the flag is set or the timeout (seconds, or a Timeout object) passes;
         return the flag as it is then."""
         self._capture_hub()
+        if self.is_set() and ('_late' in self.__dict__ or '_notifiers' in self.__dict__):
+            self._wait_for_notification()
+            return True
         return _wait_call(timeout, _event_wait, self)
 
     def set(self):
         """Set the flag: every waiter wakes, the links are scheduled."""
-        _core.Event.set(self)
-        if '_links' in self.__dict__:
+        woke = self._nwaiters
+        _event_set(self)
+        d = self.__dict__
+        if woke and '_late' not in d:
+            hub = _get_hub_if_exists()
+            if hub is not None:
+                d['_late'] = (hub, [])
+                hub.loop.run_callback(self._end_notification)
+        if '_links' in d:
             self._check_and_notify()
+
+    def _end_notification(self):
+        # behind the greenlets the set() woke: the ones that waited meanwhile go on, in order
+        hub, late = self.__dict__.pop('_late', (None, ()))
+        self._resume_late(hub, late)
+
+    def _resume_late(self, hub, late):
+        for waiter in late:
+            try:
+                waiter.switch(None)
+            except BaseException:   # (a raw greenlet that died of it) the others still go on
+                hub.handle_error((self._resume_late, self), *sys.exc_info())
+
+    def _notify_links(self, hub):
+        # gevent's notifier also resumes the waits that came while it was queued, after the
+        # links (see _wait_for_notification)
+        try:
+            Linkable._notify_links(self, hub)
+        finally:
+            late = self.__dict__.pop('_late_links', None)
+            if late:
+                self._resume_late(hub, late)
+
+    def _wait_for_notification(self):
+        """A wait on the set object while its notification is under way (module docstring):
+        parks until the notification's end, if the caller is a greenlet that may yield."""
+        hub = _get_hub_if_exists()
+        if hub is None or _getcurrent() is hub:
+            return
+        d = self.__dict__
+        if hub in d.get('_notifiers', ()):
+            # the links' notifier of this hub is queued (it runs last): at its end
+            late = d.setdefault('_late_links', [])
+        else:
+            hub_late = d.get('_late')
+            if hub_late is None or hub_late[0] is not hub:
+                return   # (a set() in another thread's hub notifies there: nothing to wait for)
+            late = hub_late[1]
+        waiter = Waiter(hub)
+        late.append(waiter)
+        try:
+            waiter.get()
+        except BaseException:
+            if waiter in late:
+                late.remove(waiter)
+            raise
 
     def _reset_internal_locks(self):
         # threading's after-fork code of older versions calls this on a Thread's _started;
@@ -177,6 +247,10 @@ class AsyncResult(Event):
         if not self.ready():
             self._capture_hub()
             _wait_call(timeout, _event_wait, self)
+        elif '_late' in self.__dict__ or '_notifiers' in self.__dict__:
+            value = self.value
+            self._wait_for_notification()
+            return value
         return self.value
 
     # -- concurrent.futures-like names

@@ -311,7 +311,8 @@ class _Run:
     def main_op(self, op):
         """Returns a callable running main's operation op (its outcome is logged)."""
         name = op[0]
-        uses_short = "S" in op[1:] or (name == "obj" and "S" in op[1][3:])
+        uses_short = (name == "sleepS" or "S" in op[1:] or
+                      (name == "obj" and "S" in op[1][3:]))
         fn = self.main_fn(op)
         if uses_short:
             # nothing may be ready while main waits SHORT: see the module docstring
@@ -617,13 +618,18 @@ from .profiles import HANG_S, PROFILE, fuzz_settings  # noqa: E402
 pytestmark = pytest.mark.timeout(300 if PROFILE != "long" else 1500)
 
 UNDER_ASAN = os.environ.get("PYCONC_UNDER_ASAN") == "1"
-# ORACLE: the comparison with gevent is made when PYCONC_FUZZ_GEVENT_ORACLE=1. It is not yet
-# part of the default run: besides the differences the machine leaves out on purpose
-# (ZERO_TIMEOUTS, LINK_TIMING), it still finds ordering differences of the same family -- a
-# greenlet's end, its links and its joiners are notified by callbacks of the next loop pass in
-# gevent and at once in pyconc -- which make it fail in about one default run in five (stop 32's
-# note lists them). Without it the machine drives pyconc.gevent alone, as under ASan: a crash,
-# a hang or a SystemError still fails.
+# ORACLE: with PYCONC_FUZZ_GEVENT_ORACLE=1 the traces are compared with gevent's -- whole, link
+# firings in their place among main's operations and the greenlets' steps: a greenlet's end
+# reaches its joiners and its links through one callback queued when it ends, in the order they
+# came, in both (glet.c), and a wait on an Event or AsyncResult set while its notification is
+# under way waits for it in both (pyconc/gevent/event.py). It passes the default profile
+# reliably, but is not yet part of the default run: a PYCONC_FUZZ=long run still finds, now and
+# then, a rarer difference -- the last one seen: Pool.wait_available(0) by main while two
+# unstarted members are queued answers 2 on gevent (the members run, end and give their slots
+# back within the zero timeout's turn) and 0 on pyconc; main's zero timeouts are left out for
+# it (m_timeouts). Without the comparison (the default, and always under ASan, where gevent
+# cannot run) the machine drives pyconc.gevent alone: a crash, a hang or a SystemError still
+# fails.
 ORACLE = os.environ.get("PYCONC_FUZZ_GEVENT_ORACLE") == "1" and not UNDER_ASAN
 if ORACLE:
     pytest.importorskip("gevent", reason="the oracle, gevent, is not installed")
@@ -687,18 +693,6 @@ def first_difference(a, b):
     return min(len(a), len(b)), a[len(b):][:1], b[len(a):][:1]
 
 
-def split_links(trace):
-    """LINK_TIMING: the link callbacks' firings are compared among themselves, in order, but not
-    their place among main's operations and the greenlets' steps. gevent runs every link of a
-    greenlet that ended from a callback of the next pass of its loop; pyconc runs them in the
-    same pass (and wakes a joiner at the end itself), so a link can fire one pass earlier than
-    on gevent around a kill, a join or a sleep(0) -- an order gevent does not document."""
-    trace = dict(trace)
-    trace["links"] = [e for e in trace["log"] if e[0] == "link"]
-    trace["log"] = [e for e in trace["log"] if e[0] != "link"]
-    return trace
-
-
 def check(ops):
     tally(examples=1, operations=len(ops))
     results = run_everywhere(ops)
@@ -710,8 +704,8 @@ def check(ops):
         text = json.dumps(res["trace"])
         assert '"SystemError"' not in text, f"{modname}: SystemError in the trace: {text}"
     if len(results) == 2:
-        gv, pc = (split_links(r["trace"]) for r in results)
-        for key in ("log", "links", "states", "reports", "after_killall"):
+        gv, pc = (r["trace"] for r in results)
+        for key in ("log", "states", "reports", "after_killall"):
             if pc[key] != gv[key]:
                 k, x, y = first_difference(gv[key], pc[key])
                 pytest.fail(f"{key} differs at {k}: gevent {x!r}, pyconc {y!r}\n"
@@ -726,16 +720,15 @@ def check(ops):
 
 slots = st.integers(0, N_SLOTS - 1)
 values = st.integers(0, 3)
-# ZERO_TIMEOUTS: no wait is given a timeout of 0, and no Timeout(0) is made. In gevent a zero
-# timeout is a Timeout of priority -1 that fires in the pending phase of the next loop turn,
-# while the greenlets' ends, link callbacks and Event notifications reach their waiters through
-# callbacks of the following pass; pyconc's hub runs zero-timeout waits and Timeouts in that
-# order (tests/gevent/test_gevent_loop_order.py holds it to gevent, case by case), but wakes a
-# joiner, a link and a waiter of an ended greenlet directly, so in a race between a zero timeout
-# and an end in the same turn the two disagree (GEVENT_SEMANTICS.md, "The loop turn"). The
-# machine compares everything else: values, exceptions, blocking, kills, links, final states.
-g_timeouts = st.sampled_from([None, "L"])      # a greenlet's waits
-m_timeouts = st.just("S")                      # main's waits (SHORT: after idle())
+# Zero timeouts are made by the greenlets (waits with timeout 0, Timeout(0)) and by main's
+# kill/killall (timeout 0), not by main's waits (see ORACLE). In
+# gevent a zero timeout is a Timeout of priority -1 that fires in the pending phase of the next
+# loop turn, while greenlets' ends, link callbacks and Event notifications reach their waiters
+# through callbacks of the following pass; pyconc's hub keeps that order (glet.c, hub.c, and
+# tests/gevent/test_gevent_loop_order.py case by case), so the races between a zero timeout and
+# an end or a set() in the same turn come out the same.
+g_timeouts = st.sampled_from([None, 0, "L"])   # a greenlet's waits
+m_timeouts = st.just("S")                      # main's waits (SHORT: after quiesce(); see ORACLE)
 exc_kinds = st.sampled_from(["exit", "cls", "inst"])
 
 
@@ -772,7 +765,7 @@ leaf_steps = st.one_of(
 )
 steps_ = st.recursive(
     leaf_steps,
-    lambda inner: st.tuples(st.just("timeout"), st.sampled_from([None, "L"]),   # ZERO_TIMEOUTS
+    lambda inner: st.tuples(st.just("timeout"), st.sampled_from([None, 0, "L"]),
                             st.sampled_from([None, False, "my"]),
                             st.lists(inner, max_size=3)).map(list),
     max_leaves=6)
@@ -802,9 +795,10 @@ class GeventMachine(RuleBasedStateMachine):
         super().__init__()
         self.ops = []
 
-    # "later0" (spawn_later(0)) is not generated: a greenlet that a timer of priority 0 runs to
-    # its end races the waits of the same loop turn, as in ZERO_TIMEOUTS
-    @rule(slot=slots, how=st.sampled_from(["spawn", "spawn", "start", "unstarted",
+    # "later0" (spawn_later(0)): a greenlet that a timer of priority 0 runs to its end races the
+    # zero-timeout waits of the same loop turn, and loses to them in both (the notification of
+    # its end is a callback of the next pass)
+    @rule(slot=slots, how=st.sampled_from(["spawn", "spawn", "start", "unstarted", "later0",
                                            "laterL", "pool", "group"]),
           steps=st.lists(steps_, max_size=4), end=ends)
     def spawn(self, slot, how, steps, end):
@@ -818,7 +812,7 @@ class GeventMachine(RuleBasedStateMachine):
     def objects(self, op):
         self.ops.append(["obj", op])
 
-    @rule(slot=slots, block=st.booleans(), timeout=st.none(), exc=exc_kinds)   # ZERO_TIMEOUTS
+    @rule(slot=slots, block=st.booleans(), timeout=st.sampled_from([None, 0]), exc=exc_kinds)
     def kill(self, slot, block, timeout, exc):
         self.ops.append(["kill", slot, block, timeout, exc])
 
@@ -849,7 +843,7 @@ class GeventMachine(RuleBasedStateMachine):
         self.ops.append([name, specs, t, count])
 
     @rule(which=st.lists(slots, max_size=4), block=st.booleans(),
-          timeout=st.none(), exc=exc_kinds)   # ZERO_TIMEOUTS
+          timeout=st.sampled_from([None, 0]), exc=exc_kinds)
     def killall(self, which, block, timeout, exc):
         self.ops.append(["killall", which, block, timeout, exc])
 

@@ -10,6 +10,12 @@ differential fuzz tests tests/fuzz/test_model_gevent*.py; each case was a differ
   priority 0 fired.
 - wait_read / wait_write may wait beside another greenlet waiting for the same descriptor.
 - Killing a greenlet twice before the first kill ran reports nothing.
+- A greenlet's end reaches its joiners and links through one callback queued when it ends (gevent's
+  _notify_links), in the order they came: a zero timeout that fires in the turn the greenlet ends
+  wins; a joiner that came before a link returns before that link runs; kill(block=True) returns
+  before the callback; Pool.map raises while the other items still have steps to run.
+- A wait on an Event or AsyncResult that is set while its notification is under way waits for
+  that notification: the greenlets the set() woke run first.
 
 Each scenario runs in a fresh interpreter (gv.run), against gevent (the oracle) and pyconc."""
 import pytest
@@ -240,3 +246,150 @@ def test_wait_on_ready_greenlets_lets_queued_link_callbacks_run_first(gv):
         print(log)
     ''')
     assert out == ["['link', 'wait returned 1']"], err
+
+
+def test_a_zero_timeout_wins_over_an_end_notified_after_it(gv):
+    # spawn_later(0): a timer of priority 0 runs the greenlet to its end in the wait's own turn;
+    # its end is notified by a callback of the next pass, after the Timeout (priority -1) fired
+    out, err = lines(gv, '''
+        g = gevent.spawn_later(0, lambda: 5)
+        print("joinall", len(gevent.joinall([g], timeout=0)))
+        g = gevent.spawn_later(0, lambda: 5)
+        try:
+            print("get", g.get(timeout=0))
+        except gevent.Timeout:
+            print("get Timeout", g.ready())
+        g = gevent.spawn_later(0, lambda: 5)
+        print("wait", len(gevent.wait([g], timeout=0)))
+        h = gevent.spawn(lambda: 6)
+        g = gevent.spawn_later(0, lambda: 5)
+        gevent.sleep(0)
+        print("wait two", [x is h for x in gevent.wait([g, h], timeout=0)])
+    ''')
+    assert out == ["joinall 0", "get Timeout True", "wait 0", "wait two [True]"], err
+
+
+def test_joiners_and_links_are_notified_in_the_order_they_came(gv):
+    out, err = lines(gv, '''
+        ev = sub("event")
+        log = []
+        def joiner(g):
+            g.join()
+            log.append("joiner back")
+        # a link, then a joiner: killall's kill of the unstarted greenlet notifies both before
+        # its throw reaches the joiner
+        g = gevent.Greenlet(lambda: 1)
+        h = gevent.spawn(joiner, g)
+        g.link(lambda x: log.append("link"))
+        gevent.sleep(0)
+        gevent.killall([g, h])
+        print(log)
+        # a joiner, then links
+        log = []
+        e = ev.Event()
+        g = gevent.spawn(e.wait)
+        gevent.spawn(joiner, g)
+        gevent.sleep(0)
+        g.rawlink(lambda x: log.append("rawlink"))
+        g.link(lambda x: log.append("link"))
+        e.set()
+        gevent.sleep(0)
+        gevent.sleep(0)
+        print(log)
+    ''')
+    assert out == ["['link', 'joiner back']", "['joiner back', 'rawlink', 'link']"], err
+
+
+def test_kill_returns_before_the_dead_greenlets_links_run(gv):
+    out, err = lines(gv, '''
+        ev, pool = sub("event"), sub("pool")
+        log = []
+        group = pool.Group()
+        g = group.spawn(ev.Event().wait)
+        gevent.sleep(0)
+        g.rawlink(lambda x: log.append("rawlink"))
+        g.kill()
+        log.append("kill returned, %d member(s)" % len(group))
+        gevent.sleep(0)
+        log.append("%d member(s)" % len(group))
+        print(log)
+    ''')
+    assert out == ["['kill returned, 1 member(s)', 'rawlink', '0 member(s)']"], err
+
+
+def test_pool_map_raises_as_soon_as_the_failure_is_notified(gv):
+    # map's helper waits in get() on the first item; its failure is notified (the helper
+    # switched to from the notification) before the second item's next step
+    out, err = lines(gv, '''
+        pool = sub("pool")
+        log = []
+        def item(x):
+            if x == 0:
+                raise ValueError("boom")
+            for i in range(2):
+                gevent.sleep(0)
+                log.append("step %d" % i)
+            return x
+        try:
+            pool.Pool(2).map(item, [0, 1])
+        except ValueError:
+            log.append("map raised")
+        gevent.sleep(0)
+        gevent.sleep(0)
+        print(log)
+    ''')
+    assert out == ["['step 0', 'map raised', 'step 1']"], err
+
+
+def test_a_wait_on_a_set_event_waits_while_its_notification_is_under_way(gv):
+    out, err = lines(gv, '''
+        ev = sub("event")
+        for cls in (ev.Event, ev.AsyncResult):
+            log = []
+            e = cls()
+            def waiter():
+                e.wait()
+                log.append("waiter back")
+            def setter():
+                e.set()
+                r = e.wait()
+                log.append("setter's wait returned %r" % (r,))
+                e.wait()
+                log.append("a second wait returned at once")
+            gevent.spawn(waiter)
+            gevent.sleep(0)
+            g = gevent.spawn(setter)
+            gevent.sleep(0)
+            log.append("main")
+            g.join()
+            print(cls.__name__, log)
+    ''')
+    assert out == [
+        "Event ['main', 'waiter back', \"setter's wait returned True\", "
+        "'a second wait returned at once']",
+        "AsyncResult ['main', 'waiter back', \"setter's wait returned None\", "
+        "'a second wait returned at once']",
+    ], err
+
+
+def test_a_wait_on_a_set_event_waits_for_a_queued_link_notifier(gv):
+    # wait() links main to the set Event: the notifier queued then also serves a greenlet that
+    # waits on the Event before it ran, after its links
+    out, err = lines(gv, '''
+        ev = sub("event")
+        log = []
+        e1, e0 = ev.Event(), ev.Event()
+        e1.set()
+        def first():
+            e1.wait()
+            log.append("first")
+        def second():
+            e0.set()
+            log.append("second")
+        gevent.spawn(first)
+        g = gevent.spawn(second)
+        log.append(len(gevent.wait([g, e1], timeout=0)))
+        gevent.sleep(0)
+        print(log)
+    ''')
+    assert out == ["['second', 'first', 2]"], err
