@@ -74,9 +74,17 @@ class Semaphore(Linkable, _core.GeventSemaphore):
         counter."""
         if self._value <= 0:
             self._capture_hub(True)
-            if _wait_call(timeout, self._thread_acquire, True):
+            if _wait_call(timeout, self._wait_acquire, True):
                 _core.Semaphore.release(self)   # only looked: hand the unit on
         return self._value
+
+    def _wait_acquire(self, blocking, timeout):
+        # wait()'s acquire: a timeout of 0 (or less) is gevent's 0-second Timeout, which a
+        # greenlet waits for one loop turn (the C acquire's rule, wait.h); the thread acquire
+        # would answer at once
+        if timeout is not None and timeout <= 0:
+            return _core.GeventSemaphore.acquire(self, blocking, timeout)
+        return self._thread_acquire(blocking, timeout)
 
     def _at_fork_reinit(self):
         self.hub = None

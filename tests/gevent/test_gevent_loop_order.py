@@ -60,6 +60,10 @@ def test_zero_timeout_waits_let_the_ready_greenlets_run_first(gv):
         show("Greenlet.join(0)", lambda: (g.join(0), g.dead))
         g = gevent.spawn(lambda: 5)
         show("joinall(timeout=0)", lambda: len(gevent.joinall([g], timeout=0)))
+        s = lk.Semaphore(0); gevent.spawn(s.release)
+        show("Semaphore.wait(0)", lambda: s.wait(0))
+        po = sub("pool").Pool(2); po.spawn(lambda: None); po.spawn(lambda: None)
+        show("Pool.wait_available(0)", lambda: po.wait_available(0))
         # a loop polling with timeout 0 lets the setter run (it would spin for ever otherwise)
         e = ev.Event(); gevent.spawn(e.set)
         n = 0
@@ -78,6 +82,8 @@ def test_zero_timeout_waits_let_the_ready_greenlets_run_first(gv):
         "AsyncResult.get(timeout=0) ok 3",
         "Greenlet.join(0) ok (None, True)",
         "joinall(timeout=0) ok 1",
+        "Semaphore.wait(0) ok 1",
+        "Pool.wait_available(0) ok 2",
         "polling loop ended after 0 polls",
     ], err
 
