@@ -260,16 +260,10 @@ EXCLUDED.update({
 # Tests of the public API that pyconc does not pass yet. The pytest wrapper requires the
 # failures to be exactly these: a new failure fails, and so does one of these starting to pass.
 KNOWN_FAILING = {
-    # Under gevent.testing's error_fatal (Hub.SYSTEM_ERROR = object) worker 2's ValueError goes
-    # to the main greenlet, and the test expects it to arrive in gevent.sleep(), not in iwait().
-    # That holds in gevent because of its link notifier: joinall() resumes the main greenlet
-    # from inside done_worker's _notify_links callback, and the link iwait() then adds to the
-    # same (dead) greenlet is called by that still-running notifier when main switches back,
-    # before the workers' start callbacks. pyconc's joinall() waits on the greenlet's joiner
-    # list (no notifier pass to join), so iwait()'s link is scheduled after the workers start.
-    "test__issue467.Test.test":
-        "link-notifier continuation ordering: a link added to a dead greenlet while its "
-        "notifier is still running (the waker switched to the joiner) runs in that pass",
+    # (empty since stop 33: test__issue467, the last one, passes now that a greenlet's end
+    # reaches its joiners and links through one notification callback, as gevent's
+    # _notify_links -- a link that iwait() adds to a dead greenlet while that callback runs is
+    # called by it, in the same pass; csrc/coro/glet.c)
 }
 
 # Issue 12, wt-gselect: select, poll, selectors (pyconc.gevent.select / .selectors). Both
