@@ -1505,7 +1505,7 @@ pc_wait_acquire(pc_waitlist *wl, int *pending, int (*try_take)(void *obj), void 
             continue;
         }
         if (r == PC_WAIT_TIMEOUT) {
-            return try_take(obj);
+            return pc_timeout_is_final(r) ? 0 : try_take(obj);
         }
         /* PC_WAIT_ERROR: leave with the exception, but do not swallow a wake meant for us. */
         if (pending != NULL) {

@@ -218,6 +218,17 @@ pc_zero_timeout_turns(void)
 {
     return pc_hub != NULL && pc_hub->can_yield() > 0;
 }
+/* gevent's timeout is final. A greenlet whose wait timed out under its hub reports the timeout
+ * even when the object became ready between its timer's firing and its resumption (a put or a
+ * release by a greenlet the same timer pass resumed first): gevent throws its Timeout into the
+ * waiter from the timer's callback, so in gevent nothing runs in between, and the waiter never
+ * takes what came after its timeout. 1 when the caller should answer so; an OS thread (0) looks
+ * once more, as the stdlib's loops do after Condition.wait. */
+static inline int
+pc_timeout_is_final(int r)
+{
+    return r == PC_WAIT_TIMEOUT && pc_zero_timeout_turns();
+}
 extern uint64_t pc_fork_generation;
 
 /* Installs the fork handler. Returns 0, or -1 with an exception set. Idempotent. */

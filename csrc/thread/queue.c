@@ -1144,6 +1144,10 @@ queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject 
                 if (r == PC_WAIT_ERROR) {
                     goto fail;
                 }
+                if (pc_timeout_is_final(r)) {
+                    RAISE_FULL(self);   /* gevent's Timeout came first (wait.h) */
+                    goto fail;
+                }
                 front = r == PC_WAIT_WOKEN;
                 need = self->hooks ||
                        (self->kind == Q_PRIO && (!plain || self->store.unplain > 0)) ||
@@ -1304,6 +1308,10 @@ queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
             locked = 0;
             int r = pc_wait_on(&self->not_empty, &w, deadline, front);
             if (r == PC_WAIT_ERROR) {
+                goto fail;
+            }
+            if (pc_timeout_is_final(r)) {
+                RAISE_EMPTY(self);   /* gevent's Timeout came first (wait.h) */
                 goto fail;
             }
             front = r == PC_WAIT_WOKEN;
@@ -1841,6 +1849,9 @@ queue_join_timeout(QueueObject *self, PyObject *timeout)
         if (r == PC_WAIT_ERROR) {
             return NULL;
         }
+        if (pc_timeout_is_final(r)) {
+            Py_RETURN_FALSE;   /* gevent's Timeout came first (wait.h) */
+        }
     }
     Py_RETURN_TRUE;
 }
@@ -2057,6 +2068,9 @@ simple_get_impl(QueueObject *self, PyObject *block_obj, PyObject *timeout)
         if (r == PC_WAIT_ERROR) {
             pc_waiter_pass_on(&w, &self->not_empty);
             return NULL;
+        }
+        if (pc_timeout_is_final(r)) {
+            return RAISE_EMPTY(self);   /* gevent's Timeout came first (wait.h) */
         }
         front = r == PC_WAIT_WOKEN;
     }

@@ -220,6 +220,9 @@ sem_acquire_timed(SemaphoreObject *self, pc_time_t rel_ns)
     for (;;) {
         pc_waiter w;
         int pr = pc_wait_on(&self->waiters, &w, deadline, front);
+        if (pc_timeout_is_final(pr)) {
+            return 0;   /* gevent's Timeout came first (wait.h) */
+        }
         r = pr == PC_WAIT_ERROR ? -1 : sem_take(self);
         if (r < 0) {
             pc_waiter_pass_on(&w, &self->waiters);

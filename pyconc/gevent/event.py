@@ -234,7 +234,9 @@ class AsyncResult(Event):
             if not block:
                 raise Timeout()
             self._capture_hub()
-            if not _timeout_call(timeout, _event_wait, self) and not self.ready():
+            # a wait that timed out raises even if the outcome came since (in a greenlet the C
+            # wait says False then, as gevent's Timeout is final; a thread's looks once more)
+            if not _timeout_call(timeout, _event_wait, self):
                 raise Timeout(timeout)   # gevent raises a Timeout of the time that passed
         return self._outcome()
 

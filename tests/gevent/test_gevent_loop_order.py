@@ -399,3 +399,77 @@ def test_a_wait_on_a_set_event_waits_for_a_queued_link_notifier(gv):
         print(log)
     ''')
     assert out == ["['second', 'first', 2]"], err
+
+
+def test_a_timeout_is_final_even_if_the_object_is_made_ready_before_the_waiter_runs(gv):
+    # The waiter's zero timeout and main's fire in the same timer pass, main's first: main then
+    # makes the object ready before the waiter runs again. gevent throws the waiter's Timeout
+    # from the timer's callback, so the waiter reports the timeout and what main gave stays
+    # (pyconc's waiter used to look again and take it).
+    out, err = lines(gv, '''
+        ev, lk, qu = sub("event"), sub("lock"), sub("queue")
+        def race(name, wait, make_ready):
+            def waiter():
+                try:
+                    print(name, "ok", wait())
+                except BaseException as x:
+                    print(name, "raise", type(x).__name__, str(x))
+            g = gevent.spawn(waiter)
+            print(name, "joinall", len(gevent.joinall([g], timeout=0)))
+            make_ready()
+            g.join()
+        a = ev.AsyncResult()
+        race("AsyncResult.get/set", lambda: a.get(timeout=0), lambda: a.set(5))
+        a = ev.AsyncResult()
+        race("AsyncResult.get/set_exception", lambda: a.get(timeout=0),
+             lambda: a.set_exception(ValueError("x")))
+        a = ev.AsyncResult()
+        race("AsyncResult.wait/set", lambda: a.wait(timeout=0), lambda: a.set(5))
+        e = ev.Event()
+        race("Event.wait/set", lambda: e.wait(timeout=0), e.set)
+        for cls in ("Queue", "JoinableQueue", "SimpleQueue", "LifoQueue", "PriorityQueue"):
+            q = getattr(qu, cls)()
+            race(cls + ".get/put_nowait", lambda: q.get(timeout=0), lambda: q.put_nowait(1))
+            print(cls, "left", q.qsize())
+        q = qu.Queue()
+        race("Queue.peek/put", lambda: q.peek(timeout=0), lambda: q.put(1))
+        q = qu.Queue(1); q.put(0)
+        race("Queue.put/get", lambda: q.put(2, timeout=0), q.get)
+        print("Queue left", q.qsize())
+        q = qu.JoinableQueue(); q.put(0); q.get()
+        race("JoinableQueue.join/task_done", lambda: q.join(timeout=0), q.task_done)
+        for cls in ("Semaphore", "BoundedSemaphore"):
+            s = getattr(lk, cls)(1); s.acquire()
+            race(cls + ".acquire/release", lambda: s.acquire(timeout=0), s.release)
+            print(cls, "left", s.counter)
+        s = lk.Semaphore(0)
+        race("Semaphore.wait/release", lambda: s.wait(timeout=0), s.release)
+        r = lk.RLock(); r.acquire()
+        race("RLock.acquire/release", lambda: r.acquire(timeout=0), r.release)
+        print("RLock free", r.acquire(blocking=False))
+    ''')
+    assert out == [
+        "AsyncResult.get/set joinall 0", "AsyncResult.get/set raise Timeout 0 seconds",
+        "AsyncResult.get/set_exception joinall 0",
+        "AsyncResult.get/set_exception raise Timeout 0 seconds",
+        "AsyncResult.wait/set joinall 0", "AsyncResult.wait/set ok 5",
+        "Event.wait/set joinall 0", "Event.wait/set ok False",
+        "Queue.get/put_nowait joinall 0", "Queue.get/put_nowait raise Empty ", "Queue left 1",
+        "JoinableQueue.get/put_nowait joinall 0", "JoinableQueue.get/put_nowait raise Empty ",
+        "JoinableQueue left 1",
+        "SimpleQueue.get/put_nowait joinall 0", "SimpleQueue.get/put_nowait raise Empty ",
+        "SimpleQueue left 1",
+        "LifoQueue.get/put_nowait joinall 0", "LifoQueue.get/put_nowait raise Empty ",
+        "LifoQueue left 1",
+        "PriorityQueue.get/put_nowait joinall 0", "PriorityQueue.get/put_nowait raise Empty ",
+        "PriorityQueue left 1",
+        "Queue.peek/put joinall 0", "Queue.peek/put raise Empty ",
+        "Queue.put/get joinall 0", "Queue.put/get raise Full ", "Queue left 0",
+        "JoinableQueue.join/task_done joinall 0", "JoinableQueue.join/task_done ok False",
+        "Semaphore.acquire/release joinall 0", "Semaphore.acquire/release ok False",
+        "Semaphore left 1",
+        "BoundedSemaphore.acquire/release joinall 0", "BoundedSemaphore.acquire/release ok False",
+        "BoundedSemaphore left 1",
+        "Semaphore.wait/release joinall 0", "Semaphore.wait/release ok 1",
+        "RLock.acquire/release joinall 0", "RLock.acquire/release ok False", "RLock free True",
+    ], err
