@@ -513,3 +513,45 @@ def test_storage_is_given_back_after_a_burst(kind):
         tracemalloc.stop()
     assert grown - before > 100_000 * 16
     assert after - before < 16 * 1024
+
+
+SCRIPT_UNDER_A_HUB = r'''
+import sys, queue as std
+import pyconc.queue as pc
+import pyconc.gevent as gevent
+gevent.sleep(0)      # the main thread now has a hub, and main is one of its greenlets
+def run(m):
+    calls = []
+    class Q(m.Queue):
+        def _init(self, maxsize):
+            self.items = []
+        def _qsize(self):
+            calls.append("qsize")
+            return len(self.items)
+        def _put(self, item):
+            self.items.append(item)
+        def _get(self):
+            return self.items.pop(0)
+    q, out = Q(1), []
+    for op in (lambda: q.get(timeout=0), lambda: q.get(True, 0.001),
+               lambda: q.put(1), lambda: q.put(2, timeout=0), lambda: q.put(2, True, 0.001)):
+        try:
+            out.append(repr(op()))
+        except Exception as e:
+            out.append(type(e).__name__)
+    return out, calls
+a, b = run(std), run(pc)
+print(a == b, a, b)
+'''
+
+
+def test_the_stdlib_face_keeps_the_stdlib_timeouts_in_a_greenlet():
+    # Found by the queue fuzz machine when a test before it had given the main thread a hub:
+    # pyconc.queue.Queue (the stdlib face) used gevent's rules in a greenlet -- a zero timeout
+    # waited one loop turn and the queue was looked at once more after it (one _qsize call more
+    # than the stdlib's). Only pyconc.gevent.queue has gevent's rules.
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", SCRIPT_UNDER_A_HUB], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("True "), r.stdout

@@ -149,7 +149,15 @@ parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, pc_tim
     if (argv[0] != NULL && pc_parse_blocking(argv[0], &blocking) < 0) {
         return -1;
     }
-    return pc_parse_acquire_timeout(blocking, argv[1], rel_ns);
+    if (pc_parse_acquire_timeout(blocking, argv[1], rel_ns) < 0) {
+        return -1;
+    }
+    if (blocking && *rel_ns == 0 && pc_zero_timeout_turns()) {
+        /* gevent's 0-second timer (wait.h): acquire(timeout=0) in a greenlet yields one turn,
+         * as gevent's lock (threading.Lock after monkey patching) does; blocking=False not */
+        *rel_ns = PC_ZERO_TURN_NS;
+    }
+    return 0;
 }
 
 static PyObject *

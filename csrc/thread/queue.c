@@ -1065,9 +1065,12 @@ q_bounded_plain(QueueObject *q)
 
 /* put(item, block, timeout), step by step as the stdlib's Queue.put (3.13): block and timeout
  * are looked at only for a bounded queue (`if self.maxsize > 0:`); the timeout's errors come
- * before any wait. */
+ * before any wait. gevent: 1 for the gevent face's put, whose timeout is final in a greenlet
+ * (wait.h, pc_timeout_is_final); the stdlib face's loop looks at the queue once more after a
+ * wait that timed out, as the stdlib's Python loop does (also under gevent's monkey patching). */
 static PyObject *
-queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject *timeout)
+queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject *timeout,
+               int gevent)
 {
     if (q_ready(self, "not_full") < 0) {
         return NULL;
@@ -1120,14 +1123,14 @@ queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject 
                 goto done;
             }
             int front = 0, full;
-            int turn = 1;   /* gevent's 0-second timer (wait.h), on the first round only */
+            int turn = 1;   /* gevent face: its 0-second timer (wait.h), first round only */
             while ((full = Q_IS_FULL(self, n)) != 0) {
                 if (full < 0) {
                     goto fail;
                 }
                 pc_time_t deadline;
                 int go = pc_queue_wait_deadline(&t, &deadline);
-                if (go == 0 && turn && pc_zero_timeout_turns()) {
+                if (go == 0 && turn && gevent && pc_zero_timeout_turns()) {
                     deadline = pc_deadline_after(PC_ZERO_TURN_NS);
                     go = 1;
                 }
@@ -1144,7 +1147,7 @@ queue_put_impl(QueueObject *self, PyObject *item, PyObject *block_obj, PyObject 
                 if (r == PC_WAIT_ERROR) {
                     goto fail;
                 }
-                if (pc_timeout_is_final(r)) {
+                if (gevent && pc_timeout_is_final(r)) {
                     RAISE_FULL(self);   /* gevent's Timeout came first (wait.h) */
                     goto fail;
                 }
@@ -1224,20 +1227,20 @@ queue_put(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
                         "Queue.put() missing 1 required positional argument: 'item'");
         return NULL;
     }
-    return queue_put_impl(self, argv[0], argv[1], argv[2]);
+    return queue_put_impl(self, argv[0], argv[1], argv[2], 0);
 }
 
 static PyObject *
 queue_put_nowait(QueueObject *self, PyObject *item)
 {
-    return queue_put_impl(self, item, Py_False, NULL);
+    return queue_put_impl(self, item, Py_False, NULL, 0);
 }
 
 /* get(block, timeout), step by step as the stdlib's Queue.get (3.13): with block, the
  * timeout's errors come first, whether or not an item is there. peek: the item stays (the
- * private _peek). */
+ * private _peek). gevent: as for queue_put_impl. */
 static PyObject *
-queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
+queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek, int gevent)
 {
     if (q_ready(self, "not_empty") < 0) {
         return NULL;
@@ -1282,7 +1285,7 @@ queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
             goto done;
         }
         int front = 0;
-        int turn = 1;   /* gevent's 0-second timer (wait.h), on the first round only */
+        int turn = 1;   /* gevent face: its 0-second timer (wait.h), first round only */
         for (;;) {
             n = q_size(self);
             if (n < 0 && PyErr_Occurred()) {
@@ -1293,7 +1296,7 @@ queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
             }
             pc_time_t deadline;
             int go = pc_queue_wait_deadline(&t, &deadline);
-            if (go == 0 && turn && pc_zero_timeout_turns()) {
+            if (go == 0 && turn && gevent && pc_zero_timeout_turns()) {
                 deadline = pc_deadline_after(PC_ZERO_TURN_NS);
                 go = 1;
             }
@@ -1310,7 +1313,7 @@ queue_take(QueueObject *self, PyObject *block_obj, PyObject *timeout, int peek)
             if (r == PC_WAIT_ERROR) {
                 goto fail;
             }
-            if (pc_timeout_is_final(r)) {
+            if (gevent && pc_timeout_is_final(r)) {
                 RAISE_EMPTY(self);   /* gevent's Timeout came first (wait.h) */
                 goto fail;
             }
@@ -1356,7 +1359,7 @@ done:
 static PyObject *
 queue_get_impl(QueueObject *self, PyObject *block, PyObject *timeout)
 {
-    return queue_take(self, block, timeout, 0);
+    return queue_take(self, block, timeout, 0, 0);
 }
 
 /* _peek(block=True, timeout=None): the item get() would return, left in the queue (gevent's
@@ -1368,7 +1371,7 @@ queue_peek(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (parse_get_args("Queue.peek", args, nargs, kwnames, &block, &timeout) < 0) {
         return NULL;
     }
-    return queue_take(self, block, timeout, 1);
+    return queue_take(self, block, timeout, 1, 1);   /* gevent's only */
 }
 
 static PyObject *
@@ -1468,7 +1471,7 @@ queue_gput(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
         return NULL;
     }
     if (!block || g_in_hub()) {
-        return queue_put_impl(self, argv[0], Py_False, NULL);
+        return queue_put_impl(self, argv[0], Py_False, NULL, 1);
     }
     if (timeout != NULL) {
         int negative = 0;
@@ -1492,7 +1495,7 @@ queue_gput(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
             return NULL;
         }
     }
-    return queue_put_impl(self, argv[0], Py_True, timeout);
+    return queue_put_impl(self, argv[0], Py_True, timeout, 1);
 }
 
 static PyObject *
@@ -1541,7 +1544,7 @@ queue_gget(QueueObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (g_in_hub()) {
         return RAISE_EMPTY(self);
     }
-    return queue_get_impl(self, Py_True, timeout);
+    return queue_take(self, Py_True, timeout, 0, 1);
 }
 
 /* -- sizes, tasks, shutdown ---------------------------------------------------------------------- */

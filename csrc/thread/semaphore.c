@@ -207,9 +207,11 @@ sem_check(SemaphoreObject *self)
 
 /* Takes a unit, waiting up to rel_ns (-1 forever, 0 not at all). 1, 0, or -1 with an
  * exception. The loop of pc_wait_acquire, with a take that may raise: a waiter that leaves with
- * an exception passes a wake it consumed on to the next waiter. */
+ * an exception passes a wake it consumed on to the next waiter. gevent: 1 for gevent's
+ * Semaphore, whose timeout is final in a greenlet (wait.h, pc_timeout_is_final); the stdlib's
+ * looks at the count once more after a wait that timed out. */
 static int
-sem_acquire_timed(SemaphoreObject *self, pc_time_t rel_ns)
+sem_acquire_timed(SemaphoreObject *self, pc_time_t rel_ns, int gevent)
 {
     int r = sem_take(self);
     if (r != 0 || rel_ns == 0) {
@@ -220,7 +222,7 @@ sem_acquire_timed(SemaphoreObject *self, pc_time_t rel_ns)
     for (;;) {
         pc_waiter w;
         int pr = pc_wait_on(&self->waiters, &w, deadline, front);
-        if (pc_timeout_is_final(pr)) {
+        if (gevent && pc_timeout_is_final(pr)) {
             return 0;   /* gevent's Timeout came first (wait.h) */
         }
         r = pr == PC_WAIT_ERROR ? -1 : sem_take(self);
@@ -284,7 +286,7 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
     if (blocking && pc_parse_loop_timeout(timeout, &rel_ns) < 0) {
         return NULL;
     }
-    r = sem_acquire_timed(self, rel_ns);
+    r = sem_acquire_timed(self, rel_ns, 0);
     if (r < 0) {
         return NULL;
     }
@@ -294,7 +296,7 @@ sem_acquire(SemaphoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyOb
 static PyObject *
 sem_enter(SemaphoreObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (sem_check(self) < 0 || sem_acquire_timed(self, -1) < 0) {
+    if (sem_check(self) < 0 || sem_acquire_timed(self, -1, 0) < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -714,7 +716,7 @@ gsem_acquire(GSemObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     if (gsem_capture_hub(self, !self->shared) < 0) {
         return NULL;
     }
-    r = sem_acquire_timed(&self->base, rel_ns);
+    r = sem_acquire_timed(&self->base, rel_ns, 1);
     if (r < 0) {
         return NULL;
     }

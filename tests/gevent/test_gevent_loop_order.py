@@ -473,3 +473,72 @@ def test_a_timeout_is_final_even_if_the_object_is_made_ready_before_the_waiter_r
         "Semaphore.wait/release joinall 0", "Semaphore.wait/release ok 1",
         "RLock.acquire/release joinall 0", "RLock.acquire/release ok False", "RLock free True",
     ], err
+
+
+def test_the_patched_stdlib_primitives_keep_their_own_timeout_rules(gv):
+    # After patch_all: the stdlib's Semaphore and Condition are the stdlib's code in gevent (a
+    # zero timeout does not wait) and pyconc's stdlib faces in pyconc; queue.Queue is the
+    # stdlib's code in gevent (its zero timeout does not wait) and pyconc's gevent Queue in
+    # pyconc (its zero timeout waits one turn and is final): the same answers here.
+    # threading.Lock and RLock are gevent's locks in both: acquire(timeout=0) yields one turn
+    # and its timeout is final; blocking=False does not wait.
+    out, err = lines(gv, '''
+        sub("monkey").patch_all()
+        import queue, threading
+        def race(name, wait, make_ready):
+            def waiter():
+                try:
+                    print(name, "ok", wait())
+                except BaseException as x:
+                    print(name, "raise", type(x).__name__)
+            g = gevent.spawn(waiter)
+            print(name, "joinall", len(gevent.joinall([g], timeout=0)))
+            make_ready()
+            g.join()
+        calls = []
+        class Q(queue.Queue):
+            def _qsize(self):
+                calls.append(1)
+                return super()._qsize()
+        for cls in (queue.Queue, queue.LifoQueue, queue.PriorityQueue, queue.SimpleQueue, Q):
+            q = cls()
+            race(cls.__name__, lambda: q.get(timeout=0), lambda: q.put(1))
+            print(cls.__name__, "left", q.qsize())
+        q = queue.Queue(1); q.put(0)
+        race("Queue.put", lambda: q.put(2, timeout=0), q.get)
+        for cls in (threading.Semaphore, threading.BoundedSemaphore):
+            s = cls(1); s.acquire()
+            race(cls.__name__, lambda: s.acquire(timeout=0), s.release)
+        for cls in (threading.Lock, threading.RLock):
+            lk = cls(); lk.acquire()
+            race("Lock" if cls is threading.Lock else "RLock", lambda: lk.acquire(timeout=0),
+                 lk.release)
+            lk = cls(); lk.acquire()
+            race("non-blocking", lambda: lk.acquire(blocking=False), lk.release)
+        e = threading.Event()
+        race("Event", lambda: e.wait(timeout=0), e.set)
+        c = threading.Condition()
+        def notify():
+            with c:
+                c.notify()
+        def cwait():
+            with c:
+                return c.wait(timeout=0)
+        race("Condition", cwait, notify)
+    ''')
+    assert out == [
+        "Queue joinall 0", "Queue raise Empty", "Queue left 1",
+        "LifoQueue joinall 0", "LifoQueue raise Empty", "LifoQueue left 1",
+        "PriorityQueue joinall 0", "PriorityQueue raise Empty", "PriorityQueue left 1",
+        "SimpleQueue joinall 0", "SimpleQueue raise Empty", "SimpleQueue left 1",
+        "Q joinall 0", "Q raise Empty", "Q left 1",
+        "Queue.put joinall 0", "Queue.put raise Full",
+        "Semaphore ok False", "Semaphore joinall 1",
+        "BoundedSemaphore ok False", "BoundedSemaphore joinall 1",
+        "Lock joinall 0", "Lock ok False",
+        "non-blocking ok False", "non-blocking joinall 1",
+        "RLock joinall 0", "RLock ok False",
+        "non-blocking ok False", "non-blocking joinall 1",
+        "Event joinall 0", "Event ok False",
+        "Condition ok False", "Condition joinall 1",
+    ], err
