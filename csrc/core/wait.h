@@ -222,8 +222,10 @@ pc_zero_timeout_turns(void)
  * even when the object became ready between its timer's firing and its resumption (a put or a
  * release by a greenlet the same timer pass resumed first): gevent throws its Timeout into the
  * waiter from the timer's callback, so in gevent nothing runs in between, and the waiter never
- * takes what came after its timeout. 1 when the caller should answer so; an OS thread (0) looks
- * once more, as the stdlib's loops do after Condition.wait. */
+ * takes what came after its timeout. 1 when the caller should answer so (0 for an OS thread).
+ * Asked by the gevent faces' waits, and by the ones whose stdlib counterpart is final too (the
+ * C Lock, RLock and SimpleQueue); the stdlib faces written after the stdlib's Python loops
+ * (Queue, Semaphore) do not ask: they look once more, as that code does under gevent too. */
 static inline int
 pc_timeout_is_final(int r)
 {
