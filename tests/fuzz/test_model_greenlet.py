@@ -25,9 +25,11 @@ greenlet_pkg = pytest.importorskip("greenlet", reason="the oracle, the greenlet 
 from pyconc import greenlet as pc_greenlet  # noqa: E402
 
 from .common import tally  # noqa: E402
-from .profiles import HANG_S, fuzz_settings  # noqa: E402
+from .profiles import HANG_S, PROFILE, fuzz_settings  # noqa: E402
 
-pytestmark = pytest.mark.timeout(300)
+# the long profile (4000 examples) takes several minutes: its limits are five times longer
+LONG = 5 if PROFILE == "long" else 1
+pytestmark = pytest.mark.timeout(300 * LONG)
 
 IMPLS = (greenlet_pkg, pc_greenlet)
 # Under the ASan build (.ci/sanitize sets PYCONC_UNDER_ASAN=1) the oracle cannot run (the greenlet
@@ -265,13 +267,13 @@ if os.environ.get("PYCONC_FUZZ_CHILD") == "greenlet":
     TestGreenlet = GreenletMachine.TestCase
     TestGreenlet.settings = fuzz_settings(400, 40)
 else:
-    @pytest.mark.timeout(600)
+    @pytest.mark.timeout(600 * LONG)
     def test_greenlet_machine():
         env = dict(os.environ, PYCONC_FUZZ_CHILD="greenlet")
         r = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-s",
                             "--tb=short", "-p", "no:cacheprovider", "-p", "no:faulthandler",
                             f"{__file__}::TestGreenlet"],
-                           capture_output=True, text=True, timeout=550, env=env,
+                           capture_output=True, text=True, timeout=550 * LONG, env=env,
                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
         if r.returncode != 0:
             # the whole output goes to a file: the first error (a mismatch, or a crash) comes
